@@ -1,0 +1,42 @@
+# Longread: `make run` installs and opens the app on the bundled model and sample document;
+# `make test` installs the test tools and runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A portable llama.cpp (no -march=native): the same wheel runs on any x86-64 CPU with AVX2.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+SAMPLE := resources/sample/harbor-lease-dispute.md
+QUESTION := What is the award reference code, and what total amount was awarded?
+
+.PHONY: run ask test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e ".[test]"
+	touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/longread ask $(SAMPLE) -q "$(QUESTION)"
+
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check engine app tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check engine app tests benchmarks
+	$(BIN)/ruff format --check engine app tests benchmarks
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/prefill.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,242 @@
+"""``longread``: the headless commands.
+
+``longread ask FILE_OR_FOLDER... -q QUESTION`` streams the answer to stdout and progress
+to stderr; ``longread sessions`` lists sessions; ``longread show ID`` prints one.
+Exit codes: 0 done, 1 a user-facing error (message on stderr, no traceback), 130
+cancelled by Ctrl-C. A first Ctrl-C cancels cooperatively (the partial answer is kept,
+marked cancelled); a second one stops at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from engine import __version__
+from engine.config import ReadSettings
+from engine.corpus import Corpus, Document
+from engine.errors import Cancelled, EngineError
+from engine.ingest import read_documents
+from engine.models.bundled import bundled_model_path
+from engine.reading.ask import AskResult, CancelToken, Reader
+from engine.runtime.llama import PrefillProgress
+from engine.store import Store, open_store
+
+EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 130
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class _ProgressPrinter:
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.printed = False
+
+    def __call__(self, p: PrefillProgress) -> None:
+        line = (
+            f"Reading: {p.done:,}/{p.total:,} tokens"
+            + (f" ({p.reused:,} already in context)" if p.reused else "")
+            + f", {p.tokens_per_s:,.0f} tokens/s, about {_format_duration(p.eta_s)} left"
+        )
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line)
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+        self.printed = True
+
+    def finish(self) -> None:
+        if self.tty and self.printed:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="longread", description="Read whole documents with a local model.")
+    parser.add_argument("--version", action="version", version=f"longread {__version__}")
+    parser.add_argument("--verbose", action="store_true", help="log llama.cpp and engine details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="answer a question from whole documents")
+    ask.add_argument("paths", nargs="*", type=Path, metavar="FILE_OR_FOLDER")
+    ask.add_argument("-q", "--question", required=True)
+    ask.add_argument("--model", type=Path, help="a GGUF model file (default: the bundled SmolLM2-135M-Instruct)")
+    ask.add_argument("--ctx", type=int, default=0, help="context window in tokens (default: what the corpus needs)")
+    ask.add_argument("--kv", choices=["f16", "q8_0", "q4_0"], default="f16", help="KV cache type (default f16)")
+    ask.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
+    ask.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
+    ask.add_argument("--session", type=int, help="continue this session (its documents are used if none given)")
+
+    sub.add_parser("sessions", help="list sessions, most recent first")
+    show = sub.add_parser("show", help="print a session's questions and answers")
+    show.add_argument("session_id", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("longread.llama").setLevel(logging.WARNING)
+    try:
+        store = open_store()
+        try:
+            if args.command == "ask":
+                return _ask(args, store)
+            if args.command == "sessions":
+                return _sessions(store)
+            return _show(store, args.session_id)
+        finally:
+            store.close()
+    except Cancelled:
+        _err("Cancelled.")
+        return EXIT_CANCELLED
+    except EngineError as exc:
+        _err(f"longread: {exc.message}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _err("Cancelled.")
+        return EXIT_CANCELLED
+
+
+def _corpus_for(args: argparse.Namespace, store: Store) -> Corpus:
+    stored: Corpus | None = None
+    if args.session is not None:
+        session = store.get_session(args.session)
+        if session is None:
+            raise EngineError(f"There is no session {args.session}. `longread sessions` lists them.")
+        stored = store.get_corpus(session.corpus_id) if session.corpus_id else None
+        if not args.paths:
+            if stored is None:
+                raise EngineError(f"Session {args.session} has no documents; name the files to read.")
+            return stored
+    if not args.paths:
+        raise EngineError("Name the files or folders to read, for example: longread ask filing.pdf -q \"...\"")
+
+    def on_file(i: int, n: int, path: Path) -> None:
+        _err(f"Adding {path.name} ({i + 1} of {n})")
+
+    docs, skipped = read_documents(args.paths, store=store, on_file=on_file)
+    for path, why in skipped:
+        _err(f"Skipped {path}: {why}")
+    corpus = Corpus(tuple(docs))
+    if args.session is not None and stored is not None and stored.fingerprint != corpus.fingerprint:
+        raise EngineError(
+            f"Session {args.session} reads other documents. Leave out the files to use its own, "
+            "or start a new session."
+        )
+    return corpus
+
+
+def _describe(docs: Sequence[Document]) -> str:
+    pages = sum(d.n_pages for d in docs)
+    return f"{len(docs)} document{'s' if len(docs) != 1 else ''}, {pages} page{'s' if pages != 1 else ''}"
+
+
+def _ask(args: argparse.Namespace, store: Store) -> int:
+    corpus = _corpus_for(args, store)
+    model_path = args.model or bundled_model_path()
+    settings = ReadSettings(n_ctx=args.ctx, kv_type=args.kv, n_threads=args.threads, max_answer_tokens=args.max_answer)
+    reader = Reader(store, model_path, settings)
+    cancel = CancelToken()
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel()
+        _err("\nCancelling... (Ctrl-C again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    progress = _ProgressPrinter()
+    try:
+        prompt, budget = reader.prepare(corpus, args.question)
+        _err(
+            f"Corpus: {_describe(corpus.documents)}, {budget.corpus_tokens:,} tokens; "
+            f"window {budget.n_ctx:,} tokens, KV cache {settings.kv_type}; model {model_path.name}"
+        )
+
+        def on_text(piece: str) -> None:
+            progress.finish()
+            progress.printed = False
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+        result = reader.ask(corpus, args.question, session_id=args.session, on_progress=progress, on_text=on_text, cancel=cancel)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        _report(result)
+        return EXIT_OK
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.finish()
+        reader.close()
+
+
+def _report(result: AskResult) -> None:
+    p = result.prefill
+    rate = p.evaluated / p.seconds if p.seconds > 0 else 0.0
+    reused = f", {p.reused:,} reused from context" if p.reused else ""
+    _err(
+        f"Read {p.evaluated:,} tokens in {p.seconds:.1f} s ({rate:,.0f} tokens/s{reused}); "
+        f"answered {result.answer_tokens} tokens in {result.generate_s:.1f} s. "
+        f"Session {result.session_id}, turn {result.turn_id}."
+    )
+    for c in result.citations:
+        if not c.ok:
+            _err(f"Unverified citation [{c.document} p.{c.page}]: {c.problem}.")
+
+
+def _sessions(store: Store) -> int:
+    sessions = store.list_sessions()
+    if not sessions:
+        print("No sessions yet. Start one with: longread ask FILE -q QUESTION")
+        return EXIT_OK
+    for s in sessions:
+        turns = store.list_turns(s.id)
+        print(f"{s.id:>5}  {s.updated_at[:16].replace('T', ' ')}  {len(turns):>3} turn{'s' if len(turns) != 1 else ' '}  {s.title}")
+    return EXIT_OK
+
+
+def _show(store: Store, session_id: int) -> int:
+    session = store.get_session(session_id)
+    if session is None:
+        raise EngineError(f"There is no session {session_id}. `longread sessions` lists them.")
+    corpus = store.get_corpus(session.corpus_id) if session.corpus_id else None
+    print(f"Session {session.id}: {session.title}")
+    print(f"Started {session.created_at}, last used {session.updated_at}")
+    if corpus is not None:
+        print("Documents: " + ", ".join(f"{d.name} ({d.n_pages} p.)" for d in corpus.documents))
+    for turn in store.list_turns(session_id):
+        print()
+        print(f"Q{turn.position}: {turn.question}")
+        status = "" if turn.status == "done" else f" [{turn.status}]"
+        print(f"A{turn.position}{status}: {turn.answer}")
+        if turn.prefill_tokens is not None:
+            print(
+                f"   ({turn.model}, window {turn.settings.get('n_ctx')}, KV {turn.settings.get('kv_type')}; "
+                f"read {turn.prefill_tokens:,} tokens in {turn.prefill_s or 0:.1f} s)"
+            )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Paths and settings.
+
+The data folder comes from platformdirs (``~/.local/share/longread`` on Linux) unless
+``LONGREAD_HOME`` names another one. Everything Longread writes lives under it: the
+SQLite store, KV snapshots, logs. Nothing is written next to the program.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from engine.errors import ConfigError
+
+APP_NAME = "longread"
+DB_FILENAME = "longread.db"
+
+
+def data_dir() -> Path:
+    """Return the data folder, created if missing.
+
+    Raises:
+        ConfigError: the folder cannot be created or written.
+    """
+    override = os.environ.get("LONGREAD_HOME")
+    path = Path(override).expanduser() if override else Path(platformdirs.user_data_dir(APP_NAME))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"Cannot create the data folder {path}: {exc.strerror}.") from exc
+    return path
+
+
+def db_path() -> Path:
+    """Return the path of the SQLite store inside the data folder."""
+    return data_dir() / DB_FILENAME
+
+
+def default_threads() -> int:
+    """Threads for llama.cpp: every core (llama-cpp-python's own default is half)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    """How a corpus is loaded into a model.
+
+    ``n_ctx`` of 0 means "the smallest window that fits" (rounded up to 256).
+    """
+
+    n_ctx: int = 0
+    kv_type: str = "f16"
+    n_threads: int = 0
+    n_batch: int = 512
+    max_answer_tokens: int = 256
+    temperature: float = 0.0
+    seed: int = 0
+
+    def threads(self) -> int:
+        """Return the thread count to use (0 means every core)."""
+        return self.n_threads or default_threads()

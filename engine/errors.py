@@ -1,0 +1,107 @@
+"""Every error the engine raises on purpose, with a message fit for a user.
+
+The tree::
+
+    EngineError                  something the user can act on; ``str(e)`` is the message
+    ├── ConfigError              a setting or path that cannot be used
+    ├── IngestError              a document could not be read
+    │   ├── EmptyDocumentError   the file holds no text at all
+    │   ├── UnsupportedFormatError
+    │   ├── PdfError             broken, encrypted, or a PDF the extractor gave up on
+    │   └── ExtractionTimeout    the extractor exceeded its time or memory limit
+    ├── ModelError               a model file that cannot be used
+    │   └── ModelFileError       not a GGUF, truncated, unreadable
+    ├── ContextOverflowError     the corpus does not fit the window (carries the numbers)
+    ├── GenerationError          llama.cpp failed while reading or answering
+    ├── StorageError             the SQLite store or the disk failed (disk full, locked)
+    └── Cancelled                the user cancelled; not an error to show
+
+Anything that is not an ``EngineError`` is a bug: the CLI prints a traceback, the GUI
+shows a crash report. Third-party exceptions are wrapped at the boundary with
+``raise ... from exc`` so the cause stays in the log.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base of every error the engine raises on purpose; the message is for the user."""
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class ConfigError(EngineError):
+    """A setting or path that cannot be used."""
+
+
+class IngestError(EngineError):
+    """A document could not be read."""
+
+    def __init__(self, message: str, *, path: str | None = None, detail: str | None = None):
+        super().__init__(message, detail=detail)
+        self.path = path
+
+
+class EmptyDocumentError(IngestError):
+    """The file holds no text at all."""
+
+
+class UnsupportedFormatError(IngestError):
+    """Longread does not read this kind of file."""
+
+
+class PdfError(IngestError):
+    """A PDF that is broken, encrypted, or that the extractor could not read."""
+
+
+class PasswordRequired(PdfError):
+    """An encrypted PDF that needs its user password."""
+
+
+class ExtractionTimeout(IngestError):
+    """The extractor exceeded its time or memory limit."""
+
+
+class ModelError(EngineError):
+    """A model that cannot be used."""
+
+
+class ModelFileError(ModelError):
+    """A file that is not a usable GGUF model (not GGUF, truncated, unreadable)."""
+
+
+class ContextOverflowError(EngineError):
+    """The corpus plus question plus answer budget exceeds the context window."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        corpus_tokens: int,
+        needed_tokens: int,
+        n_ctx: int,
+        max_ctx: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.corpus_tokens = corpus_tokens
+        self.needed_tokens = needed_tokens
+        self.n_ctx = n_ctx
+        self.max_ctx = max_ctx
+
+
+class GenerationError(EngineError):
+    """llama.cpp failed while reading the corpus or answering."""
+
+
+class StorageError(EngineError):
+    """The store or the disk failed."""
+
+
+class Cancelled(EngineError):
+    """The user cancelled. Not an error: callers show nothing for it."""
+
+    def __init__(self, message: str = "Cancelled.") -> None:
+        super().__init__(message)

@@ -1,0 +1,1 @@
+"""Model files: GGUF inspection without loading weights (``gguf``), and finding models."""

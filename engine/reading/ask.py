@@ -1,0 +1,300 @@
+"""Ask: the whole corpus in context, plus a question, gives a streamed answer.
+
+``Reader`` owns one model lane: it loads the model (or only its vocabulary, to count),
+checks that corpus + question + answer budget fit the window before anything runs
+(never truncating silently), stores the question before the model runs, prefills only
+what the context does not already hold (a follow-up about the same corpus prefills only
+its own tokens), streams the answer, saves it as it grows, and records the turn's
+numbers. It is used from one thread at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from engine.config import ReadSettings
+from engine.corpus import Corpus
+from engine.errors import Cancelled, ContextOverflowError, EngineError
+from engine.models.bundled import model_sha256
+from engine.reading.citations import Citation, check_citations
+from engine.reading.prompts import Prompt, build_prompt
+from engine.runtime.llama import (
+    LoadedModel,
+    PrefillProgress,
+    PrefillStats,
+    Tokenizer,
+    align_ctx,
+    load_model,
+    load_tokenizer,
+)
+from engine.store import Store
+from engine.tokens import corpus_tokens, count, tokenizer_key
+
+# Room left for follow-up questions when the window is chosen automatically, so that a
+# longer follow-up does not force a reload and a full prefill.
+FOLLOW_UP_HEADROOM = 512
+PARTIAL_SAVE_EVERY_S = 1.0
+
+
+class CancelToken:
+    """A cancel flag shared between the thread that reads and the one that cancels."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    def reset(self) -> None:
+        self._event.clear()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a question about a corpus needs from the window."""
+
+    corpus_tokens: int
+    prompt_tokens: int
+    answer_tokens: int
+    n_ctx: int
+    max_ctx: int
+
+    @property
+    def needed(self) -> int:
+        return self.prompt_tokens + self.answer_tokens
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.n_ctx
+
+
+@dataclass(frozen=True)
+class AskResult:
+    """A finished turn."""
+
+    session_id: int
+    turn_id: int
+    answer: str
+    citations: list[Citation]
+    budget: Budget
+    prefill: PrefillStats
+    answer_tokens: int
+    generate_s: float
+
+
+class Reader:
+    """Reads corpora with one local model. One thread at a time.
+
+    Args:
+        store: the store for documents, token caches and turns.
+        model_path: the GGUF to read with.
+        settings: window, KV type, threads, answer budget.
+    """
+
+    def __init__(self, store: Store, model_path: Path, settings: ReadSettings | None = None) -> None:
+        self.store = store
+        self.model_path = model_path
+        self.settings = settings or ReadSettings()
+        self._model: LoadedModel | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._model_sha: str | None = None
+
+    # -- models ------------------------------------------------------------------
+
+    @property
+    def model(self) -> LoadedModel | None:
+        return self._model
+
+    @property
+    def model_sha(self) -> str:
+        if self._model_sha is None:
+            self._model_sha = model_sha256(self.model_path)
+        return self._model_sha
+
+    def tokenizer(self) -> Tokenizer:
+        """The loaded model if there is one, else the vocabulary alone (fast)."""
+        if self._model is not None:
+            return self._model
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.model_path)
+        return self._tokenizer
+
+    def close(self) -> None:
+        """Free the model. Call before exit: a Llama left to the GC can fail at shutdown."""
+        for obj in (self._model, self._tokenizer):
+            if obj is not None:
+                obj.close()
+        self._model = self._tokenizer = None
+
+    def _ensure_model(self, n_ctx: int) -> LoadedModel:
+        s = self.settings
+        model = self._model
+        if model is not None and model.n_ctx >= n_ctx and model.kv_type == s.kv_type:
+            return model
+        if model is not None:
+            model.close()
+            self._model = None
+        self._model = load_model(
+            self.model_path, n_ctx=n_ctx, kv_type=s.kv_type, n_threads=s.threads(), n_batch=s.n_batch
+        )
+        if self._tokenizer is not None:
+            self._tokenizer.close()
+            self._tokenizer = None
+        return self._model
+
+    # -- planning ----------------------------------------------------------------
+
+    def prepare(self, corpus: Corpus, question: str) -> tuple[Prompt, Budget]:
+        """Tokenize the corpus and question and check that they fit.
+
+        Raises:
+            ContextOverflowError: corpus + question + answer budget exceed the window.
+        """
+        tok = self.tokenizer()
+        lists = corpus_tokens(corpus, tok, key=tokenizer_key(self.model_sha), store=self.store)
+        prompt = build_prompt(tok, lists, question)
+        budget = self.budget(prompt, count(lists))
+        if not budget.fits:
+            raise _overflow(budget, explicit=bool(self.settings.n_ctx))
+        return prompt, budget
+
+    def budget(self, prompt: Prompt, corpus_tokens: int) -> Budget:
+        """The window a prompt needs under the current settings."""
+        s = self.settings
+        max_ctx = self.tokenizer().n_ctx_train
+        need = len(prompt) + s.max_answer_tokens
+        if s.n_ctx:
+            n_ctx = align_ctx(s.n_ctx)
+        elif self._model is not None and self._model.n_ctx >= need and self._model.kv_type == s.kv_type:
+            n_ctx = self._model.n_ctx
+        else:
+            n_ctx = min(align_ctx(need + FOLLOW_UP_HEADROOM), max_ctx)
+        return Budget(corpus_tokens, len(prompt), s.max_answer_tokens, n_ctx, max_ctx)
+
+    # -- asking ------------------------------------------------------------------
+
+    def ask(
+        self,
+        corpus: Corpus,
+        question: str,
+        *,
+        session_id: int | None = None,
+        on_progress: Callable[[PrefillProgress], None] | None = None,
+        on_text: Callable[[str], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> AskResult:
+        """Answer ``question`` from the whole ``corpus``; store the turn.
+
+        Args:
+            corpus: the documents, already stored.
+            question: the user's question.
+            session_id: continue this session (default: start one).
+            on_progress: called after each prefill batch.
+            on_text: called with each piece of the answer as it streams.
+            cancel: checked between prefill batches and between answer tokens.
+
+        Returns:
+            the finished turn.
+
+        Raises:
+            ContextOverflowError: the corpus does not fit (nothing is stored).
+            Cancelled: the user cancelled (the turn is kept, marked cancelled).
+            EngineError: loading or generation failed (the turn is kept, marked failed).
+        """
+        cancel = cancel or CancelToken()
+        prompt, budget = self.prepare(corpus, question)
+        if session_id is None:
+            corpus_id = self.store.save_corpus(corpus)
+            session_id = self.store.create_session(title=_title(question), corpus_id=corpus_id)
+        settings = {**asdict(self.settings), "n_ctx": budget.n_ctx}
+        turn_id = self.store.start_turn(session_id, question, model=self.model_path.name, settings=settings)
+        answer: list[str] = []
+        stats: dict[str, float | int] = {"corpus_tokens": budget.corpus_tokens, "prompt_tokens": budget.prompt_tokens}
+        try:
+            model = self._ensure_model(budget.n_ctx)
+            prefill = model.prefill(prompt.tokens, on_progress=on_progress, should_cancel=cancel)
+            stats.update(prefill_tokens=prefill.evaluated, prefill_s=round(prefill.seconds, 3))
+            start = time.perf_counter()
+            last_save = start
+            n_pieces = 0
+            for piece in model.generate(
+                max_tokens=self.settings.max_answer_tokens,
+                temperature=self.settings.temperature,
+                seed=self.settings.seed,
+                should_cancel=cancel,
+            ):
+                answer.append(piece)
+                n_pieces += 1
+                if on_text is not None:
+                    on_text(piece)
+                now = time.perf_counter()
+                if now - last_save >= PARTIAL_SAVE_EVERY_S:
+                    self.store.save_partial_answer(turn_id, "".join(answer))
+                    last_save = now
+            generate_s = time.perf_counter() - start
+        except Cancelled:
+            self.store.finish_turn(turn_id, answer="".join(answer), status="cancelled", **stats)
+            raise
+        except EngineError as exc:
+            self.store.finish_turn(turn_id, answer="".join(answer), status="failed", error=exc.message, **stats)
+            raise
+        except BaseException:
+            self.store.finish_turn(turn_id, answer="".join(answer), status="interrupted", **stats)
+            raise
+        text = "".join(answer).strip()
+        answer_tokens = model.llama.n_tokens - len(prompt.tokens)
+        self.store.finish_turn(
+            turn_id,
+            answer=text,
+            status="done",
+            answer_tokens=answer_tokens,
+            generate_s=round(generate_s, 3),
+            **stats,
+        )
+        return AskResult(
+            session_id=session_id,
+            turn_id=turn_id,
+            answer=text,
+            citations=check_citations(text, corpus),
+            budget=budget,
+            prefill=prefill,
+            answer_tokens=answer_tokens,
+            generate_s=generate_s,
+        )
+
+
+def _title(question: str) -> str:
+    title = " ".join(question.split())
+    return title if len(title) <= 80 else title[:77] + "..."
+
+
+def _overflow(budget: Budget, *, explicit: bool) -> ContextOverflowError:
+    numbers = (
+        f"corpus {budget.corpus_tokens:,} tokens, with the question and room for the answer "
+        f"{budget.needed:,}; window {budget.n_ctx:,}"
+    )
+    ways = []
+    if explicit and budget.needed <= budget.max_ctx:
+        ways.append(f"a larger window (up to {budget.max_ctx:,}, this model's trained length)")
+    ways.append("fewer or shorter documents")
+    if budget.needed > budget.max_ctx:
+        ways.append(f"a model trained on a longer context (this one stops at {budget.max_ctx:,})")
+    ways.append("reading in waves, which Longread is adding")
+    return ContextOverflowError(
+        f"The corpus does not fit the model's window: {numbers}. Ways out: " + "; ".join(ways) + ".",
+        corpus_tokens=budget.corpus_tokens,
+        needed_tokens=budget.needed,
+        n_ctx=budget.n_ctx,
+        max_ctx=budget.max_ctx,
+    )

@@ -1,0 +1,140 @@
+"""The prompt: instructions, the whole corpus, the question, in the model's chat format.
+
+The token sequence is built from separately tokenized parts, so that the corpus prefix
+is byte-for-byte the same for every question about it (prefix reuse) and document text
+is never read as control tokens::
+
+    template head (special)  | documents (text, one list per document) | question (text) | template tail (special)
+    \\______________ corpus prefix: reused by follow-ups ______________/
+
+The GGUF's chat template is rendered once with sentinel strings in place of the corpus
+and the question and split around them. Models without a template get a plain format.
+A template that prints today's date would change the prompt every day and defeat the
+cache (DESIGN.md), so ``strftime_now`` returns a fixed date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+SYSTEM_PROMPT = (
+    "You are Longread, a careful reader. Answer the question using only the documents "
+    "given. Cite the page for each fact with its marker, for example [report.pdf p.3]. "
+    "If the documents do not say, answer that they do not say."
+)
+CORPUS_INTRO = "Read these documents. Each page starts with a marker like [name p.N].\n\n"
+_CORPUS = "\u2063LONGREAD_CORPUS\u2063"
+_QUESTION = "\u2063LONGREAD_QUESTION\u2063"
+PLAIN_HEAD = "### Instructions\n" + SYSTEM_PROMPT + "\n\n### Documents\n"
+PLAIN_MIDDLE = "\n### Question\n"
+PLAIN_TAIL = "\n\n### Answer\n"
+
+
+class TokenizerLike(Protocol):
+    @property
+    def chat_template(self) -> str | None: ...
+    def tokenize_text(self, text: str) -> list[int]: ...
+    def tokenize_template(self, text: str, *, add_bos: bool = False) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt as tokens, with where its reusable corpus prefix ends."""
+
+    tokens: list[int]
+    corpus_end: int
+    corpus_tokens: int
+    question_tokens: int
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass(frozen=True)
+class PromptFrame:
+    """The fixed parts around the corpus and the question."""
+
+    head: str
+    middle: str
+    tail: str
+    templated: bool
+
+
+def render_frame(chat_template: str | None) -> PromptFrame:
+    """Split the chat format into the text before the corpus, between corpus and
+    question, and after the question."""
+    if not chat_template:
+        return PromptFrame(PLAIN_HEAD, PLAIN_MIDDLE, PLAIN_TAIL, templated=False)
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+
+    def raise_exception(message: str) -> None:
+        raise jinja2.TemplateError(message)
+
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: "01 Jan 2025"
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": CORPUS_INTRO + _CORPUS + "\nQuestion: " + _QUESTION},
+    ]
+    try:
+        rendered = env.from_string(chat_template).render(
+            messages=messages, add_generation_prompt=True, bos_token="", eos_token=""
+        )
+    except jinja2.TemplateError:
+        # Templates that refuse a system role (Gemma's older ones) get it inline.
+        messages = [{"role": "user", "content": SYSTEM_PROMPT + "\n\n" + messages[1]["content"]}]
+        try:
+            rendered = env.from_string(chat_template).render(
+                messages=messages, add_generation_prompt=True, bos_token="", eos_token=""
+            )
+        except jinja2.TemplateError:
+            return PromptFrame(PLAIN_HEAD, PLAIN_MIDDLE, PLAIN_TAIL, templated=False)
+    if rendered.count(_CORPUS) != 1 or rendered.count(_QUESTION) != 1:
+        return PromptFrame(PLAIN_HEAD, PLAIN_MIDDLE, PLAIN_TAIL, templated=False)
+    head, rest = rendered.split(_CORPUS)
+    middle, tail = rest.split(_QUESTION)
+    return PromptFrame(head, middle, tail, templated=True)
+
+
+def build_prompt(
+    tokenizer: TokenizerLike,
+    document_tokens: Sequence[Sequence[int]],
+    question: str,
+    *,
+    frame: PromptFrame | None = None,
+) -> Prompt:
+    """Assemble the prompt tokens from per-document token lists and a question.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        document_tokens: each document's layout, tokenized as text, in reading order.
+        question: the user's question (text, never special tokens).
+        frame: a pre-rendered frame (default: rendered from the tokenizer's template).
+    """
+    frame = frame or render_frame(tokenizer.chat_template)
+    head = tokenizer.tokenize_template(frame.head, add_bos=True)
+    if frame.templated:
+        middle = tokenizer.tokenize_template(frame.middle)
+        tail = tokenizer.tokenize_template(frame.tail)
+    else:
+        middle = tokenizer.tokenize_text(frame.middle)
+        tail = tokenizer.tokenize_text(frame.tail)
+    tokens = list(head)
+    for doc in document_tokens:
+        tokens.extend(doc)
+    corpus_end = len(tokens)
+    question_part = tokenizer.tokenize_text(question.strip())
+    tokens.extend(middle)
+    tokens.extend(question_part)
+    tokens.extend(tail)
+    return Prompt(
+        tokens=tokens,
+        corpus_end=corpus_end,
+        corpus_tokens=corpus_end - len(head),
+        question_tokens=len(tokens) - corpus_end,
+    )

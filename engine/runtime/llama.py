@@ -1,0 +1,361 @@
+"""The local llama.cpp runtime: load, tokenize, prefill, generate. The only importer of
+``llama_cpp``.
+
+Contract:
+- ``load_tokenizer`` loads only the vocabulary (fast) for exact token counts.
+- ``load_model`` loads weights and a context of ``n_ctx`` tokens with the K and V cache
+  types asked for (flash attention on when the V cache is quantized, which llama.cpp
+  requires, off for f16, which is faster on CPUs: DESIGN.md) and every core's threads.
+- ``LoadedModel.prefill`` evaluates a token list in batches, reusing the longest prefix
+  already in the context, reporting progress after each batch and honouring a cancel
+  between batches: a cancel takes effect within one batch and leaves the cache
+  consistent up to the last finished batch.
+- ``LoadedModel.generate`` streams text piece by piece, greedy when temperature is 0.
+- A ``LoadedModel`` is not thread-safe: one thread at a time (the GUI gives it one lane).
+- llama.cpp's log goes to the ``longread.llama`` logger, never straight to the terminal.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import ctypes
+import io
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+
+from engine.errors import Cancelled, GenerationError, ModelError, ModelFileError
+
+log = logging.getLogger("longread.llama")
+
+KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+LLAMA_CPP_VERSION = llama_cpp.__version__
+CTX_ALIGN = 256
+
+
+@llama_cpp.llama_log_callback  # type: ignore[misc]
+def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    try:
+        log.debug(text.decode("utf-8", "replace").rstrip("\n"))
+    except Exception:  # a logging failure must never reach C
+        pass
+
+
+# Keep the callback referenced for the life of the process: llama.cpp holds a raw pointer.
+llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+
+
+def align_ctx(n: int) -> int:
+    """Round a window up to a multiple of 256 (llama.cpp pads; its Python buffers do not)."""
+    return max(CTX_ALIGN, -(-n // CTX_ALIGN) * CTX_ALIGN)
+
+
+class _LogWriter(io.TextIOBase):
+    def write(self, s: str) -> int:
+        if s.strip():
+            log.debug(s.rstrip("\n"))
+        return len(s)
+
+
+@contextlib.contextmanager
+def _quiet_python_prints() -> Iterator[None]:
+    # llama-cpp-python prints system info and metadata to sys.stderr when verbose; we keep
+    # verbose=True because verbose=False redirects the whole process's file descriptors.
+    with contextlib.redirect_stderr(_LogWriter()):
+        yield
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise ModelFileError(f"The model file {path} does not exist.")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != b"GGUF":
+        raise ModelFileError(f"{path.name} is not a GGUF model file.")
+
+
+@dataclass(frozen=True)
+class PrefillProgress:
+    """Progress of a prefill: tokens done of total, speed and time left."""
+
+    done: int
+    total: int
+    tokens_per_s: float
+    eta_s: float
+    reused: int = 0
+
+
+@dataclass(frozen=True)
+class PrefillStats:
+    """What a prefill did: tokens evaluated now, tokens reused from the context, time."""
+
+    evaluated: int
+    reused: int
+    seconds: float
+
+
+ProgressFn = Callable[[PrefillProgress], None]
+CancelFn = Callable[[], bool]
+
+
+class Tokenizer:
+    """A model's vocabulary, loaded without its weights."""
+
+    def __init__(self, llm: llama_cpp.Llama, path: Path) -> None:
+        self._llm = llm
+        self.path = path
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return dict(self._llm.metadata)
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._llm.metadata.get("tokenizer.chat_template")
+
+    @property
+    def n_ctx_train(self) -> int:
+        # A vocab-only load reads no hyperparameters (llama.cpp reports 0): use the GGUF's key.
+        trained = int(self._llm._model.n_ctx_train())
+        if trained <= 0:
+            meta = self._llm.metadata
+            trained = int(meta.get(f"{meta.get('general.architecture', '')}.context_length", 0))
+        return trained
+
+    def tokenize_text(self, text: str) -> list[int]:
+        """Tokenize document or user text: never as special tokens, no BOS."""
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def tokenize_template(self, text: str, *, add_bos: bool = False) -> list[int]:
+        """Tokenize chat-template text, where special tokens are meant."""
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return bytes(self._llm.detokenize(list(tokens))).decode("utf-8", "replace")
+
+    def close(self) -> None:
+        self._llm.close()
+
+
+def load_tokenizer(path: Path) -> Tokenizer:
+    """Load only the vocabulary of the GGUF at ``path``.
+
+    Raises:
+        ModelFileError: the file is missing, not a GGUF, or llama.cpp cannot read it.
+    """
+    _check_file(path)
+    try:
+        with _quiet_python_prints():
+            llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=True)
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ModelFileError(f"llama.cpp could not read {path.name}: {exc}.") from exc
+    return Tokenizer(llm, path)
+
+
+class LoadedModel(Tokenizer):
+    """Weights plus a context. One thread at a time."""
+
+    def __init__(self, llm: llama_cpp.Llama, path: Path, *, kv_type: str, n_threads: int) -> None:
+        super().__init__(llm, path)
+        self.kv_type = kv_type
+        self.n_threads = n_threads
+        self._vocab = llm._model.vocab
+        self._n_vocab = llm.n_vocab()
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self._llm.n_ctx())
+
+    @property
+    def n_batch(self) -> int:
+        return int(self._llm.n_batch)
+
+    @property
+    def flash_attn(self) -> bool:
+        return self.kv_type != "f16"
+
+    @property
+    def context_tokens(self) -> list[int]:
+        """The tokens the context holds now, in order."""
+        return self._llm.input_ids[: self._llm.n_tokens].tolist()
+
+    @property
+    def llama(self) -> llama_cpp.Llama:
+        """The underlying ``Llama`` (for benchmarks and snapshots)."""
+        return self._llm
+
+    def reset(self) -> None:
+        """Forget the context's tokens (the KV cells are overwritten by the next eval)."""
+        self._llm.reset()
+
+    def prefill(
+        self,
+        tokens: Sequence[int],
+        *,
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> PrefillStats:
+        """Make the context hold exactly ``tokens``, evaluating only what is not there.
+
+        Raises:
+            ContextOverflow is the caller's job; here ``GenerationError`` if the tokens
+            exceed the window or llama.cpp fails, ``Cancelled`` if cancelled.
+        """
+        total = len(tokens)
+        if total == 0:
+            raise GenerationError("There is nothing to read: the prompt is empty.")
+        if total > self.n_ctx:
+            raise GenerationError(f"The prompt has {total:,} tokens but the window holds {self.n_ctx:,}.")
+        reused = self._common_prefix(tokens)
+        if reused >= total:
+            reused = total - 1  # evaluate the last token again: its logits start the answer
+        llm = self._llm
+        llm.n_tokens = reused
+        start = time.perf_counter()
+        done = reused
+        step = self.n_batch
+        while done < total:
+            if should_cancel is not None and should_cancel():
+                raise Cancelled()
+            batch = tokens[done : min(total, done + step)]
+            try:
+                llm.eval(batch)
+            except RuntimeError as exc:
+                raise GenerationError(f"llama.cpp failed while reading the corpus: {exc}.") from exc
+            done += len(batch)
+            if on_progress is not None:
+                elapsed = time.perf_counter() - start
+                rate = (done - reused) / elapsed if elapsed > 0 else 0.0
+                eta = (total - done) / rate if rate > 0 else 0.0
+                on_progress(PrefillProgress(done, total, rate, eta, reused))
+        return PrefillStats(evaluated=total - reused, reused=reused, seconds=time.perf_counter() - start)
+
+    def _common_prefix(self, tokens: Sequence[int]) -> int:
+        n = self._llm.n_tokens
+        if n == 0:
+            return 0
+        have = self._llm.input_ids[:n]
+        want = np.asarray(tokens[:n], dtype=have.dtype)
+        m = min(len(have), len(want))
+        diff = np.nonzero(have[:m] != want[:m])[0]
+        return int(diff[0]) if diff.size else m
+
+    def generate(
+        self,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+        should_cancel: CancelFn | None = None,
+    ) -> Iterator[str]:
+        """Stream the answer that follows the context, piece by piece.
+
+        Stops at an end-of-generation token, at ``max_tokens``, or when the window is
+        full. Greedy when ``temperature`` is 0.
+
+        Raises:
+            Cancelled: ``should_cancel`` returned True between two tokens.
+            GenerationError: llama.cpp failed.
+        """
+        llm = self._llm
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        if temperature > 0:
+            llm.set_seed(seed)
+        for _ in range(max_tokens):
+            if should_cancel is not None and should_cancel():
+                raise Cancelled()
+            if llm.n_tokens >= self.n_ctx:
+                break
+            token = self._next_token(temperature)
+            if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                break
+            piece = decoder.decode(self._piece(token))
+            try:
+                llm.eval([token])
+            except RuntimeError as exc:
+                raise GenerationError(f"llama.cpp failed while answering: {exc}.") from exc
+            if piece:
+                yield piece
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    def _piece(self, token: int) -> bytes:
+        # llama-cpp-python's token_to_piece returns its whole 32-byte buffer, NULs included.
+        size = 64
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
+            if n >= 0:
+                return buf.raw[:n]
+            size = -n
+
+    def _next_token(self, temperature: float) -> int:
+        if temperature <= 0:
+            logits = np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(self._n_vocab,))
+            return int(np.argmax(logits))
+        return int(self._llm.sample(temp=temperature, top_k=40, top_p=0.95, min_p=0.05))
+
+    def last_logits(self) -> np.ndarray:
+        """A copy of the logits after the last evaluated token."""
+        return np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(self._n_vocab,)).copy()
+
+
+def load_model(
+    path: Path,
+    *,
+    n_ctx: int,
+    kv_type: str = "f16",
+    n_threads: int,
+    n_batch: int = 512,
+    swa_full: bool | None = None,
+    n_gpu_layers: int = -1,
+) -> LoadedModel:
+    """Load the GGUF at ``path`` with a context of ``n_ctx`` tokens.
+
+    Args:
+        path: the GGUF file.
+        n_ctx: the window; rounded up to a multiple of 256.
+        kv_type: ``f16``, ``q8_0`` or ``q4_0`` for both K and V caches.
+        n_threads: threads for prefill and generation.
+        n_batch: tokens per prefill batch (also the cancel granularity).
+        swa_full: keep a full-size cache for sliding-window layers (None: llama.cpp's default).
+        n_gpu_layers: layers to offload on a GPU build (-1: all); ignored on CPU builds.
+
+    Raises:
+        ModelFileError: not a GGUF or unreadable.
+        ModelError: llama.cpp could not load it (for example, out of memory).
+    """
+    if kv_type not in KV_TYPES:
+        raise ModelError(f"Unknown KV cache type {kv_type!r}: choose f16, q8_0 or q4_0.")
+    _check_file(path)
+    n_ctx = align_ctx(n_ctx)
+    kv = KV_TYPES[kv_type]
+    try:
+        with _quiet_python_prints():
+            llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=n_batch,
+                n_ubatch=n_batch,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                type_k=kv,
+                type_v=kv,
+                flash_attn=kv_type != "f16",
+                swa_full=swa_full,
+                n_gpu_layers=n_gpu_layers,
+                verbose=True,
+            )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ModelError(
+            f"llama.cpp could not load {path.name} with a {n_ctx:,}-token window ({exc}). "
+            "Try a smaller window or another model file."
+        ) from exc
+    return LoadedModel(llm, path, kv_type=kv_type, n_threads=n_threads)

@@ -1,0 +1,340 @@
+"""The ``Store``: documents, pages, corpora, sessions, turns and cached token lists.
+
+Contract:
+- A document is written with all its pages in one transaction, or not at all.
+- A turn's question is stored (status ``running``) before the model runs; the answer is
+  saved as it streams (``save_partial_answer``) and finally marked ``done``,
+  ``interrupted``, ``cancelled`` or ``failed``. A turn left ``running`` by a process
+  that no longer exists is marked ``interrupted`` the next time the store opens.
+- Disk and lock failures surface as ``StorageError`` with a plain message.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from engine.corpus import Corpus, Document, Page
+from engine.errors import StorageError
+from engine.store.migrations import migrations
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def describe_sqlite_error(exc: sqlite3.Error, path: Path | str) -> str:
+    """Turn a sqlite3 error into a sentence a user can act on."""
+    text = str(exc).lower()
+    if "full" in text:
+        return f"The disk holding {path} is full. Free some space and try again; nothing was lost."
+    if "locked" in text or "busy" in text:
+        return f"The store {path} is busy in another Longread window. Try again in a moment."
+    if "malformed" in text or "not a database" in text:
+        return f"The store {path} is damaged ({exc}). Move it aside and Longread will start a new one."
+    if "readonly" in text or "unable to open" in text:
+        return f"Longread cannot write its store {path}. Check the folder's permissions."
+    return f"The store {path} failed: {exc}."
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: int
+    title: str
+    corpus_id: str | None
+    kind: str
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class TurnRow:
+    id: int
+    session_id: int
+    position: int
+    question: str
+    answer: str
+    status: str
+    error: str | None
+    model: str
+    settings: dict[str, Any]
+    corpus_tokens: int | None
+    prompt_tokens: int | None
+    prefill_tokens: int | None
+    answer_tokens: int | None
+    prefill_s: float | None
+    generate_s: float | None
+    created_at: str
+    finished_at: str | None
+
+
+class Store:
+    """One connection to the store. Use from one thread only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            conn = sqlite3.connect(str(path), timeout=30.0)
+            self.db = Database(conn)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across application crashes in WAL mode; only power
+            # loss can lose the last commits (https://sqlite.org/wal.html).
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            migrations.apply(self.db)
+        except sqlite3.Error as exc:
+            raise StorageError(describe_sqlite_error(exc, path)) from exc
+        self._mark_orphaned_turns()
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    @contextmanager
+    def _atomic(self) -> Iterator[Database]:
+        try:
+            with self.db.atomic() as db:
+                yield db
+        except sqlite3.Error as exc:
+            raise StorageError(describe_sqlite_error(exc, self.path)) from exc
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            cursor = self.db.conn.execute(sql, params)
+            names = [c[0] for c in cursor.description or ()]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]  # type: ignore[misc]
+        except sqlite3.Error as exc:
+            raise StorageError(describe_sqlite_error(exc, self.path)) from exc
+
+    # -- documents ---------------------------------------------------------------
+
+    def has_document(self, sha256: str) -> bool:
+        return bool(self._query("SELECT 1 FROM documents WHERE sha256 = ?", [sha256]))
+
+    def get_document(self, sha256: str) -> Document | None:
+        """Return the stored document with this content hash, pages included."""
+        rows = self._query("SELECT * FROM documents WHERE sha256 = ?", [sha256])
+        if not rows:
+            return None
+        row = rows[0]
+        pages = self._query(
+            "SELECT number, text, ocr FROM pages WHERE doc_sha256 = ? ORDER BY number", [sha256]
+        )
+        return Document(
+            sha256=row["sha256"],
+            name=row["name"],
+            kind=row["kind"],
+            path=row["path"],
+            size_bytes=row["size_bytes"],
+            extractor=row["extractor"],
+            pages=tuple(Page(p["number"], p["text"], bool(p["ocr"])) for p in pages),
+        )
+
+    def add_document(self, doc: Document) -> None:
+        """Store ``doc`` with all its pages in one transaction (no-op if already stored)."""
+        with self._atomic() as db:
+            if db.execute("SELECT 1 FROM documents WHERE sha256 = ?", [doc.sha256]).fetchone():
+                return
+            db["documents"].insert(
+                {
+                    "sha256": doc.sha256,
+                    "name": doc.name,
+                    "kind": doc.kind,
+                    "path": doc.path,
+                    "size_bytes": doc.size_bytes,
+                    "n_pages": doc.n_pages,
+                    "n_chars": doc.n_chars,
+                    "extractor": doc.extractor,
+                    "added_at": _now(),
+                }
+            )
+            db["pages"].insert_all(
+                (
+                    {"doc_sha256": doc.sha256, "number": p.number, "text": p.text, "ocr": int(p.ocr)}
+                    for p in doc.pages
+                ),
+                batch_size=500,
+            )
+
+    def count_documents(self) -> int:
+        return int(self._query("SELECT count(*) AS n FROM documents")[0]["n"])
+
+    # -- token cache -------------------------------------------------------------
+
+    def get_tokens(self, doc_sha256: str, tokenizer: str) -> list[int] | None:
+        rows = self._query(
+            "SELECT tokens FROM token_cache WHERE doc_sha256 = ? AND tokenizer = ?",
+            [doc_sha256, tokenizer],
+        )
+        if not rows:
+            return None
+        buf = array.array("i")
+        buf.frombytes(rows[0]["tokens"])
+        return buf.tolist()
+
+    def put_tokens(self, doc_sha256: str, tokenizer: str, tokens: Sequence[int]) -> None:
+        blob = array.array("i", tokens).tobytes()
+        with self._atomic() as db:
+            db["token_cache"].upsert(
+                {"doc_sha256": doc_sha256, "tokenizer": tokenizer, "n_tokens": len(tokens), "tokens": blob},
+                pk=("doc_sha256", "tokenizer"),
+            )
+
+    # -- corpora -----------------------------------------------------------------
+
+    def save_corpus(self, corpus: Corpus) -> str:
+        """Record the corpus (documents must be stored) and return its id."""
+        corpus_id = corpus.fingerprint
+        with self._atomic() as db:
+            if not db.execute("SELECT 1 FROM corpora WHERE id = ?", [corpus_id]).fetchone():
+                db["corpora"].insert({"id": corpus_id, "created_at": _now()})
+                db["corpus_documents"].insert_all(
+                    {"corpus_id": corpus_id, "position": i, "doc_sha256": d.sha256}
+                    for i, d in enumerate(corpus.documents)
+                )
+        return corpus_id
+
+    def get_corpus(self, corpus_id: str) -> Corpus | None:
+        rows = self._query(
+            "SELECT doc_sha256 FROM corpus_documents WHERE corpus_id = ? ORDER BY position", [corpus_id]
+        )
+        if not rows:
+            return None
+        docs = [self.get_document(r["doc_sha256"]) for r in rows]
+        return Corpus(tuple(d for d in docs if d is not None))
+
+    # -- sessions and turns ------------------------------------------------------
+
+    def create_session(self, *, title: str, corpus_id: str | None, kind: str = "ask") -> int:
+        now = _now()
+        with self._atomic() as db:
+            table = db["sessions"]
+            table.insert(
+                {"title": title, "corpus_id": corpus_id, "kind": kind, "created_at": now, "updated_at": now}
+            )
+            return int(table.last_pk)  # type: ignore[union-attr,arg-type]
+
+    def get_session(self, session_id: int) -> SessionRow | None:
+        rows = self._query("SELECT * FROM sessions WHERE id = ?", [session_id])
+        return SessionRow(**rows[0]) if rows else None
+
+    def list_sessions(self) -> list[SessionRow]:
+        """Every session, most recently used first."""
+        rows = self._query("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC")
+        return [SessionRow(**r) for r in rows]
+
+    def rename_session(self, session_id: int, title: str) -> None:
+        with self._atomic() as db:
+            db.execute("UPDATE sessions SET title = ? WHERE id = ?", [title, session_id])
+
+    def delete_session(self, session_id: int) -> None:
+        with self._atomic() as db:
+            db.execute("DELETE FROM turns WHERE session_id = ?", [session_id])
+            db.execute("DELETE FROM sessions WHERE id = ?", [session_id])
+
+    def start_turn(self, session_id: int, question: str, *, model: str, settings: dict[str, Any]) -> int:
+        """Store the question before the model runs; return the turn id."""
+        now = _now()
+        with self._atomic() as db:
+            position = db.execute(
+                "SELECT coalesce(max(position), 0) + 1 FROM turns WHERE session_id = ?", [session_id]
+            ).fetchone()[0]
+            table = db["turns"]
+            table.insert(
+                {
+                    "session_id": session_id,
+                    "position": position,
+                    "question": question,
+                    "status": "running",
+                    "model": model,
+                    "settings": json.dumps(settings, sort_keys=True),
+                    "pid": os.getpid(),
+                    "created_at": now,
+                }
+            )
+            db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", [now, session_id])
+            return int(table.last_pk)  # type: ignore[union-attr,arg-type]
+
+    def save_partial_answer(self, turn_id: int, answer: str) -> None:
+        """Keep what has streamed so far: a crash loses at most the last few tokens."""
+        with self._atomic() as db:
+            db.execute("UPDATE turns SET answer = ? WHERE id = ?", [answer, turn_id])
+
+    def finish_turn(self, turn_id: int, *, answer: str, status: str, error: str | None = None, **stats: Any) -> None:
+        """Record the final answer, its status and its numbers (token counts, timings)."""
+        allowed = {"corpus_tokens", "prompt_tokens", "prefill_tokens", "answer_tokens", "prefill_s", "generate_s"}
+        unknown = set(stats) - allowed
+        if unknown:
+            raise ValueError(f"unknown turn fields: {sorted(unknown)}")
+        now = _now()
+        with self._atomic() as db:
+            db["turns"].update(
+                turn_id,
+                {"answer": answer, "status": status, "error": error, "finished_at": now, **stats},
+            )
+            db.execute(
+                "UPDATE sessions SET updated_at = ? WHERE id = (SELECT session_id FROM turns WHERE id = ?)",
+                [now, turn_id],
+            )
+
+    def list_turns(self, session_id: int) -> list[TurnRow]:
+        rows = self._query(
+            "SELECT * FROM turns WHERE session_id = ? ORDER BY position", [session_id]
+        )
+        turns = []
+        for r in rows:
+            r.pop("pid", None)
+            r["settings"] = json.loads(r["settings"] or "{}")
+            turns.append(TurnRow(**r))
+        return turns
+
+    def _mark_orphaned_turns(self) -> None:
+        rows = self._query("SELECT id, pid FROM turns WHERE status = 'running'")
+        dead = [r["id"] for r in rows if not _pid_alive(r["pid"])]
+        if dead:
+            with self._atomic() as db:
+                db.execute(
+                    f"UPDATE turns SET status = 'interrupted' WHERE id IN ({','.join('?' * len(dead))})",
+                    dead,
+                )
+
+    def integrity_check(self) -> str:
+        return str(self._query("PRAGMA integrity_check")[0]["integrity_check"])
+
+
+def open_store(path: Path | None = None) -> Store:
+    """Open (and migrate) the store at ``path``, by default the data folder's.
+
+    Raises:
+        StorageError: the file cannot be opened, migrated or written.
+    """
+    if path is None:
+        from engine.config import db_path
+
+        path = db_path()
+    return Store(path)

