@@ -71,6 +71,7 @@ class SessionRow:
     kind: str
     created_at: str
     updated_at: str
+    deleted_at: str | None = None  # m004: set while a deletion can still be undone
 
 
 @dataclass(frozen=True)
@@ -244,9 +245,51 @@ class Store:
         return SessionRow(**rows[0]) if rows else None
 
     def list_sessions(self) -> list[SessionRow]:
-        """Every session, most recently used first."""
-        rows = self._query("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC")
+        """Every session not in the trash, most recently used first."""
+        rows = self._query("SELECT * FROM sessions WHERE deleted_at IS NULL ORDER BY updated_at DESC, id DESC")
         return [SessionRow(**r) for r in rows]
+
+    def search_sessions(self, text: str) -> list[SessionRow]:
+        """Sessions whose title, questions or answers contain every word of ``text``
+        (prefix match, FTS5 over turns), most recently used first. Blank text lists all."""
+        words = [w.replace('"', '""') for w in text.split()]
+        if not words:
+            return self.list_sessions()
+        match = " ".join(f'"{w}"*' for w in words)
+        title_like = [f"%{w}%" for w in text.split()]
+        title_sql = " AND ".join("s.title LIKE ?" for _ in title_like)
+        rows = self._query(
+            "SELECT s.* FROM sessions s WHERE s.deleted_at IS NULL AND ("
+            "s.id IN (SELECT t.session_id FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid"
+            " WHERE turns_fts MATCH ?)"
+            f" OR ({title_sql})) ORDER BY s.updated_at DESC, s.id DESC",
+            [match, *title_like],
+        )
+        return [SessionRow(**r) for r in rows]
+
+    def trash_session(self, session_id: int) -> None:
+        """Hide a session (undoable with ``restore_session`` until it is purged)."""
+        with self._atomic() as db:
+            db.execute("UPDATE sessions SET deleted_at = ? WHERE id = ?", [_now(), session_id])
+
+    def restore_session(self, session_id: int) -> None:
+        """Bring back a session moved to the trash."""
+        with self._atomic() as db:
+            db.execute("UPDATE sessions SET deleted_at = NULL WHERE id = ?", [session_id])
+
+    def purge_trashed_sessions(self, *, before: str | None = None) -> int:
+        """Delete for good the sessions trashed before ``before`` (ISO time; default all).
+
+        Returns:
+            how many sessions were deleted.
+        """
+        rows = self._query(
+            "SELECT id FROM sessions WHERE deleted_at IS NOT NULL AND deleted_at < ?",
+            [before or "9999"],
+        )
+        for row in rows:
+            self.delete_session(int(row["id"]))
+        return len(rows)
 
     def rename_session(self, session_id: int, title: str) -> None:
         with self._atomic() as db:

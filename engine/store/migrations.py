@@ -94,3 +94,35 @@ def m001_initial(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m004_fts(db: Database) -> None:
+    """Full-text search over questions and answers, and sessions deleted with undo.
+
+    ``turns_fts`` is an external-content FTS5 index over ``turns`` kept in step by
+    triggers (https://sqlite.org/fts5.html#external_content_tables); the rebuild indexes
+    the turns stored before this migration. ``sessions.deleted_at`` lets the GUI delete a
+    session, offer undo, and purge it later. Statements run one by one (not through
+    ``_execute_all``): trigger bodies contain semicolons.
+    """
+    statements = [
+        "ALTER TABLE sessions ADD COLUMN deleted_at TEXT",
+        "CREATE VIRTUAL TABLE turns_fts USING fts5("
+        "question, answer, content='turns', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+        """CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns BEGIN
+            INSERT INTO turns_fts(rowid, question, answer) VALUES (new.id, new.question, new.answer);
+        END""",
+        """CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns BEGIN
+            INSERT INTO turns_fts(turns_fts, rowid, question, answer)
+                VALUES ('delete', old.id, old.question, old.answer);
+        END""",
+        """CREATE TRIGGER turns_fts_update AFTER UPDATE OF question, answer ON turns BEGIN
+            INSERT INTO turns_fts(turns_fts, rowid, question, answer)
+                VALUES ('delete', old.id, old.question, old.answer);
+            INSERT INTO turns_fts(rowid, question, answer) VALUES (new.id, new.question, new.answer);
+        END""",
+        "INSERT INTO turns_fts(turns_fts) VALUES ('rebuild')",
+    ]
+    for statement in statements:
+        db.execute(statement)

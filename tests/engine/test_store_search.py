@@ -1,0 +1,55 @@
+"""m004: full-text search over sessions' questions and answers, and trash with undo.
+
+Uses a real SQLite file (the ``store`` fixture) and stores turns the way ``Reader.ask``
+does: question first, answer saved as it streams, then finished.
+"""
+
+from __future__ import annotations
+
+from engine.store import Store
+
+
+def _session(store: Store, title: str, question: str, answer: str) -> int:
+    session_id = store.create_session(title=title, corpus_id=None)
+    turn_id = store.start_turn(session_id, question, model="m.gguf", settings={})
+    store.save_partial_answer(turn_id, answer[:5])
+    store.finish_turn(turn_id, answer=answer, status="done")
+    return session_id
+
+
+def test_search_finds_words_in_questions_answers_and_titles(store: Store) -> None:
+    lease = _session(store, "Roof leak", "Who repaired the roof?", "Harbor Point paid for emergency repairs.")
+    deposit = _session(store, "Deposit", "Was the security deposit returned?", "No, it was withheld.")
+
+    assert [s.id for s in store.search_sessions("emergency")] == [lease]
+    assert [s.id for s in store.search_sessions("secur")] == [deposit]  # prefix match
+    assert [s.id for s in store.search_sessions("roof")] == [lease]  # title and question
+    assert store.search_sessions("roof withheld") == []  # every word must match
+    assert store.search_sessions('"unbalanced') == []  # quotes in user text are not syntax
+    assert [s.id for s in store.search_sessions("  ")] == [deposit, lease]
+
+
+def test_search_sees_the_final_answer_not_the_partial_one(store: Store) -> None:
+    session_id = _session(store, "t", "q", "arbitrator awarded damages")
+    assert [s.id for s in store.search_sessions("awarded")] == [session_id]
+    assert store.search_sessions("arbit")[0].id == session_id
+
+
+def test_trash_restore_and_purge(store: Store) -> None:
+    keep = _session(store, "keep", "q1", "alpha")
+    gone = _session(store, "gone", "q2", "alpha")
+    store.trash_session(gone)
+    assert [s.id for s in store.list_sessions()] == [keep]
+    assert [s.id for s in store.search_sessions("alpha")] == [keep]
+    trashed = store.get_session(gone)
+    assert trashed is not None and trashed.deleted_at is not None
+
+    store.restore_session(gone)
+    assert {s.id for s in store.list_sessions()} == {keep, gone}
+    assert store.list_turns(gone)[0].answer == "alpha"
+
+    store.trash_session(gone)
+    assert store.purge_trashed_sessions() == 1
+    assert store.get_session(gone) is None
+    assert store.list_turns(gone) == []
+    assert [s.id for s in store.search_sessions("alpha")] == [keep]
