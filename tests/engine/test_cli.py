@@ -1,0 +1,100 @@
+"""The ``longread`` CLI as a user runs it: a real process, the real model, a real store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import fact_pages, write_pdf
+
+ROOT = Path(__file__).parents[2]
+
+
+def _run(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LONGREAD_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_ask_streams_an_answer_and_stores_the_session(fact_pdf: Path, home: Path) -> None:
+    out = _run(home, "ask", str(fact_pdf), "-q", "What is the vault access code?", "--max-answer", "30")
+    assert out.returncode == 0, out.stderr
+    assert "482913" in out.stdout
+    assert "Corpus: 1 document, 4 pages" in out.stderr
+    assert "Reading:" in out.stderr and "tokens/s" in out.stderr
+    assert "Session 1, turn 1" in out.stderr
+
+    listed = _run(home, "sessions")
+    assert listed.returncode == 0
+    assert "What is the vault access code?" in listed.stdout
+
+    shown = _run(home, "show", "1")
+    assert shown.returncode == 0
+    assert "Q1: What is the vault access code?" in shown.stdout
+    assert "482913" in shown.stdout
+    assert "handbook.pdf (4 p.)" in shown.stdout
+
+
+def test_follow_up_in_a_session_uses_its_documents(fact_pdf: Path, home: Path) -> None:
+    first = _run(home, "ask", str(fact_pdf), "-q", "What is the vault access code?", "--max-answer", "20")
+    assert first.returncode == 0, first.stderr
+    second = _run(home, "ask", "--session", "1", "-q", "Who signs in at the front desk?", "--max-answer", "20")
+    assert second.returncode == 0, second.stderr
+    assert "Session 1, turn 2" in second.stderr
+    db = sqlite3.connect(home / "longread.db")
+    assert db.execute("SELECT count(*) FROM documents").fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM turns WHERE session_id = 1").fetchone()[0] == 2
+
+
+def test_bad_file_exits_1_with_a_message_and_no_traceback(tmp_path: Path, home: Path) -> None:
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.7\n" + b"\x00garbage" * 50)
+    out = _run(home, "ask", str(bad), "-q", "Anything?")
+    assert out.returncode == 1
+    assert "broken.pdf" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stdout == ""
+
+
+def test_corpus_that_does_not_fit_exits_1(fact_pdf: Path, home: Path) -> None:
+    out = _run(home, "ask", str(fact_pdf), "-q", "What is the code?", "--ctx", "256")
+    assert out.returncode == 1
+    assert "does not fit" in out.stderr and "window 256" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_not_a_model_exits_1(fact_pdf: Path, home: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "model.gguf"
+    fake.write_text("not a model", encoding="utf-8")
+    out = _run(home, "ask", str(fact_pdf), "-q", "What is the code?", "--model", str(fake))
+    assert out.returncode == 1
+    assert "model.gguf" in out.stderr and "GGUF" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_ctrl_c_exits_130_and_keeps_the_question(tmp_path: Path, home: Path) -> None:
+    pdf = write_pdf(tmp_path / "long.pdf", fact_pages(40))
+    env = {**os.environ, "LONGREAD_HOME": str(home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "ask", str(pdf), "-q", "What is the code?"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 240
+    for line in proc.stderr:  # wait until the model is reading
+        if line.startswith("Reading:") or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    db = sqlite3.connect(home / "longread.db")
+    rows = db.execute("SELECT question, status FROM turns").fetchall()
+    assert rows == [("What is the code?", "cancelled")]
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

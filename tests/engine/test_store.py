@@ -1,0 +1,107 @@
+"""The SQLite store: migrations, WAL, atomic documents, turns and orphaned turns."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.corpus import Corpus, Document, make_pages
+from engine.store import Store, open_store
+
+
+def _doc(text: str = "Hello") -> Document:
+    return Document(sha256=f"sha-{text}", name=f"{text}.txt", kind="text", pages=make_pages([text, text + " 2"]))
+
+
+def test_store_is_wal_and_migrated(home: Path) -> None:
+    path = home / "longread.db"
+    first = open_store(path)
+    first.close()
+    again = open_store(path)  # migrations are recorded: opening twice applies nothing twice
+    mode = again.db.execute("PRAGMA journal_mode").fetchone()[0]
+    applied = [r[0] for r in again.db.execute("SELECT name FROM _sqlite_migrations").fetchall()]
+    again.close()
+    assert mode == "wal"
+    assert applied[0] == "m001_initial"
+    assert len(applied) == len(set(applied))
+
+
+def test_default_store_lives_in_longread_home(home: Path) -> None:
+    store = open_store()
+    store.close()
+    assert (home / "longread.db").is_file()
+
+
+def test_document_and_pages_round_trip(store: Store) -> None:
+    doc = _doc()
+    store.add_document(doc)
+    store.add_document(doc)  # idempotent
+    assert store.count_documents() == 1
+    assert store.get_document(doc.sha256) == Document(
+        sha256=doc.sha256, name=doc.name, kind="text", pages=doc.pages, path="", size_bytes=0, extractor=""
+    )
+
+
+def test_document_write_is_all_or_nothing(store: Store) -> None:
+    # Two pages with the same number violate the primary key midway: nothing may remain.
+    bad = Document(sha256="dup", name="dup.txt", kind="text", pages=(make_pages(["a"])[0], make_pages(["b"])[0]))
+    try:
+        store.add_document(bad)
+    except Exception:
+        pass
+    assert store.count_documents() == 0
+    assert store.db.execute("SELECT count(*) FROM pages").fetchone()[0] == 0
+
+
+def test_turn_lifecycle(store: Store) -> None:
+    doc = _doc()
+    store.add_document(doc)
+    corpus_id = store.save_corpus(Corpus((doc,)))
+    session = store.create_session(title="Q", corpus_id=corpus_id)
+    turn = store.start_turn(session, "What?", model="m.gguf", settings={"n_ctx": 1024})
+    row = store.list_turns(session)[0]
+    assert (row.question, row.status, row.answer) == ("What?", "running", "")
+    store.save_partial_answer(turn, "Part")
+    assert store.list_turns(session)[0].answer == "Part"
+    store.finish_turn(turn, answer="Partly done.", status="done", prefill_tokens=10, prefill_s=0.5)
+    row = store.list_turns(session)[0]
+    assert (row.status, row.answer, row.prefill_tokens, row.settings["n_ctx"]) == ("done", "Partly done.", 10, 1024)
+    assert store.get_corpus(corpus_id) == Corpus((store.get_document(doc.sha256),))  # type: ignore[arg-type]
+
+
+def test_turn_of_a_dead_process_is_marked_interrupted(home: Path) -> None:
+    path = home / "longread.db"
+    code = (
+        "import os, sys; from pathlib import Path; from engine.store import open_store\n"
+        f"s = open_store(Path({str(path)!r}))\n"
+        "sid = s.create_session(title='t', corpus_id=None)\n"
+        "t = s.start_turn(sid, 'Q?', model='m', settings={})\n"
+        "s.save_partial_answer(t, 'half an answer')\n"
+        "os._exit(9)  # die without finishing the turn\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2], env=os.environ.copy())
+    assert proc.returncode == 9
+    store = open_store(path)
+    turns = store.list_turns(store.list_sessions()[0].id)
+    assert store.integrity_check() == "ok"
+    store.close()
+    assert [(t.status, t.answer) for t in turns] == [("interrupted", "half an answer")]
+
+
+def test_storage_error_has_a_plain_message(tmp_path: Path) -> None:
+    from engine.errors import StorageError
+    from engine.store.db import describe_sqlite_error
+
+    message = describe_sqlite_error(sqlite3.OperationalError("database or disk is full"), tmp_path / "x.db")
+    assert "disk" in message and "full" in message
+    bad = tmp_path / "not-a-db.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    try:
+        open_store(bad)
+    except StorageError as exc:
+        assert "damaged" in exc.message or "not a database" in exc.message
+    else:
+        raise AssertionError("a non-database file was opened as a store")
