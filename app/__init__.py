@@ -1,0 +1,1 @@
+"""Longread's desktop app (PySide6) over the Qt-free ``engine``."""

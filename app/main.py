@@ -1,0 +1,73 @@
+"""``longread-app``: the composition root of the desktop app.
+
+``main()`` calls ``multiprocessing.freeze_support()`` first (PDF extraction spawns child
+processes, which a frozen app must be able to start), sets ``LONGREAD_HOME`` from the
+saved data folder before anything opens the store, installs the log and crash dialog,
+builds the engine's paths (store, bundled model) and the window, and loads the files
+named on the command line::
+
+    longread-app resources/sample/harbor-lease-dispute.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="longread-app", description="Read whole documents with a local model.")
+    parser.add_argument("paths", nargs="*", type=Path, metavar="FILE_OR_FOLDER", help="documents to open")
+    parser.add_argument("--model", type=Path, help="a GGUF model file to read with")
+    args, _qt_args = parser.parse_known_args(list(argv))
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the app; return its exit code."""
+    multiprocessing.freeze_support()
+    argv = list(sys.argv if argv is None else argv)
+    args = _parse_args(argv[1:])
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from app.errors import install_error_handlers
+    from app.settings import AppSettings
+    from engine.config import data_dir, db_path
+    from engine.errors import EngineError
+    from engine.models.bundled import bundled_model_path
+
+    app = QApplication(argv)
+    app.setOrganizationName("Longread")
+    app.setApplicationName("Longread")
+    settings = AppSettings(QSettings())
+    if settings.data_dir and "LONGREAD_HOME" not in os.environ:
+        os.environ["LONGREAD_HOME"] = settings.data_dir
+    try:
+        folder = data_dir()
+        install_error_handlers(folder / "longread.log")
+        bundled = bundled_model_path()
+    except EngineError as exc:
+        QMessageBox.critical(None, "Longread cannot start", exc.message)
+        return 1
+    if args.model is not None:
+        settings.model_path = str(args.model.resolve())
+
+    from app.views.main_window import MainWindow
+
+    window = MainWindow(db_path=db_path(), bundled_model=bundled, settings=settings, data_folder=folder)
+    window.show()
+    if args.paths:
+        window.add_paths([p.resolve() for p in args.paths])
+    code = app.exec()
+    window.shutdown()
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

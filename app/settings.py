@@ -1,0 +1,93 @@
+"""Settings kept between runs (QSettings): window, KV cache type, threads, data folder,
+the chosen model and the GGUF files the user added.
+
+The data folder is honoured by the engine through ``LONGREAD_HOME``, set by
+``app.main`` before anything opens the store; a change takes effect at the next start.
+Tests pass a ``QSettings`` backed by a file in a temporary folder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QSettings
+
+from engine.config import ReadSettings
+
+KV_CHOICES = ("f16", "q8_0", "q4_0")
+
+
+class AppSettings:
+    """Typed access to the QSettings the app keeps."""
+
+    def __init__(self, qsettings: QSettings) -> None:
+        self._q = qsettings
+
+    def _int(self, key: str, default: int) -> int:
+        value: Any = self._q.value(key, default)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return default
+
+    @property
+    def n_ctx(self) -> int:
+        """The window in tokens; 0 = what the corpus needs."""
+        return self._int("read/n_ctx", 0)
+
+    @n_ctx.setter
+    def n_ctx(self, value: int) -> None:
+        self._q.setValue("read/n_ctx", int(value))
+
+    @property
+    def kv_type(self) -> str:
+        value = str(self._q.value("read/kv_type", "f16"))
+        return value if value in KV_CHOICES else "f16"
+
+    @kv_type.setter
+    def kv_type(self, value: str) -> None:
+        self._q.setValue("read/kv_type", value)
+
+    @property
+    def n_threads(self) -> int:
+        """Threads for llama.cpp; 0 = every core."""
+        return self._int("read/n_threads", 0)
+
+    @n_threads.setter
+    def n_threads(self, value: int) -> None:
+        self._q.setValue("read/n_threads", int(value))
+
+    @property
+    def data_dir(self) -> str:
+        """The data folder chosen by the user ('' = the default)."""
+        return str(self._q.value("paths/data_dir", "") or "")
+
+    @data_dir.setter
+    def data_dir(self, value: str) -> None:
+        self._q.setValue("paths/data_dir", value)
+
+    @property
+    def model_path(self) -> str:
+        return str(self._q.value("model/path", "") or "")
+
+    @model_path.setter
+    def model_path(self, value: str) -> None:
+        self._q.setValue("model/path", value)
+
+    @property
+    def added_models(self) -> list[str]:
+        value: Any = self._q.value("model/added", [])
+        if isinstance(value, str):
+            return [value] if value else []
+        return [str(v) for v in (value or [])]
+
+    def add_model(self, path: str) -> None:
+        models = self.added_models
+        if path not in models:
+            self._q.setValue("model/added", [*models, path])
+
+    def read_settings(self) -> ReadSettings:
+        return ReadSettings(n_ctx=self.n_ctx, kv_type=self.kv_type, n_threads=self.n_threads)
+
+    def sync(self) -> None:
+        self._q.sync()

@@ -1,0 +1,312 @@
+"""The budget gauge: does the corpus fit the window, and what each KV cache type costs.
+
+Two parts, read top to bottom:
+- the window: the corpus's tokens plus room for the question and the answer, against
+  the window Longread will open (and the model's trained length);
+- memory: the model's weights plus its KV cache at f16, q8_0 and q4_0, each against the
+  RAM this machine has free, with the chosen type marked. Choosing a row chooses the
+  cache type.
+When the corpus does not fit, a red line says so and buttons offer the ways out. The
+numbers come from ``app.budget.Measure`` (the engine's own ``Budget`` and the GGUF's
+KV cache sizes); the gauge only draws them.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, QSize, Signal
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.budget import Measure, format_bytes
+
+WEIGHTS = QColor("#9aa5b1")
+CORPUS = QColor("#2f6fdf")
+ROOM = QColor("#93b7f3")
+KV = QColor("#e0912f")
+OK = "#1e7d32"
+BAD = "#b3261e"
+KV_NOTES = {
+    "f16": "full precision, fastest on CPUs",
+    "q8_0": "about half the cache; prefill 2-4x slower on CPUs",
+    "q4_0": "about a quarter of the cache; slowest prefill",
+}
+
+
+class SegmentBar(QWidget):
+    """A horizontal bar of coloured segments (fractions of the width) and an optional
+    marker line (a limit)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.segments: list[tuple[float, QColor]] = []
+        self.marker: float | None = None
+        self.over = False
+        self.setMinimumHeight(16)
+
+    def sizeHint(self) -> QSize:
+        return QSize(200, 18)
+
+    def set_segments(self, segments: list[tuple[float, QColor]], *, marker: float | None, over: bool) -> None:
+        self.segments, self.marker, self.over = segments, marker, over
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = QRectF(self.rect()).adjusted(0.5, 2.5, -0.5, -2.5)
+        painter.setPen(QPen(QColor("#c3c9d2")))
+        painter.setBrush(QColor("#eef1f5"))
+        painter.drawRoundedRect(rect, 3, 3)
+        x = rect.left()
+        for fraction, color in self.segments:
+            width = max(0.0, min(fraction, 1.0)) * rect.width()
+            width = min(width, rect.right() - x)
+            if width <= 0:
+                continue
+            painter.fillRect(QRectF(x, rect.top() + 1, width, rect.height() - 2), color)
+            x += width
+        if self.marker is not None and 0 <= self.marker <= 1:
+            mx = rect.left() + self.marker * rect.width()
+            painter.setPen(QPen(QColor(BAD if self.over else "#111827"), 2))
+            painter.drawLine(int(mx), int(rect.top() - 2), int(mx), int(rect.bottom() + 2))
+        painter.end()
+
+
+class BudgetGauge(QWidget):
+    """Tokens against the window and memory against RAM, with the ways out.
+
+    Signals:
+        kv_type_chosen(str): the user picked a KV cache type row.
+        window_requested(int): the user asked for a larger window (tokens).
+        remove_requested(): the user wants to take documents out.
+        model_requested(): the user wants to choose another model.
+    """
+
+    kv_type_chosen = Signal(str)
+    window_requested = Signal(int)
+    remove_requested = Signal()
+    model_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.measure: Measure | None = None
+        self.kv_type = "f16"
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        heading = QLabel("Does it fit?")
+        heading.setStyleSheet("font-size: 13pt; font-weight: 600;")
+        layout.addWidget(heading)
+        self.verdict = QLabel("Add documents to see whether they fit the model.")
+        self.verdict.setWordWrap(True)
+        self.verdict.setStyleSheet("color: #4b5563;")
+        layout.addWidget(self.verdict)
+
+        self.window_caption = QLabel("Context window")
+        self.window_caption.setStyleSheet("font-weight: 600;")
+        layout.addWidget(self.window_caption)
+        self.window_bar = SegmentBar()
+        layout.addWidget(self.window_bar)
+        self.window_text = QLabel()
+        self.window_text.setWordWrap(True)
+        layout.addWidget(self.window_text)
+
+        self.memory_caption = QLabel("Memory: model + KV cache, by cache type")
+        self.memory_caption.setStyleSheet("font-weight: 600;")
+        layout.addWidget(self.memory_caption)
+        grid = QGridLayout()
+        grid.setColumnStretch(1, 1)
+        self.kv_group = QButtonGroup(self)
+        self.kv_buttons: dict[str, QRadioButton] = {}
+        self.memory_bars: dict[str, SegmentBar] = {}
+        self.memory_texts: dict[str, QLabel] = {}
+        for i, kv in enumerate(("f16", "q8_0", "q4_0")):
+            button = QRadioButton(kv)
+            button.setToolTip(f"KV cache {kv}: {KV_NOTES[kv]}")
+            self.kv_group.addButton(button)
+            button.toggled.connect(lambda checked, kv=kv: self._on_kv_button_toggled(kv, checked))
+            bar = SegmentBar()
+            text = QLabel()
+            text.setMinimumWidth(150)
+            grid.addWidget(button, i, 0)
+            grid.addWidget(bar, i, 1)
+            grid.addWidget(text, i, 2)
+            self.kv_buttons[kv], self.memory_bars[kv], self.memory_texts[kv] = button, bar, text
+        layout.addLayout(grid)
+        self.memory_text = QLabel()
+        self.memory_text.setWordWrap(True)
+        self.memory_text.setStyleSheet("color: #4b5563;")
+        layout.addWidget(self.memory_text)
+
+        ways = QHBoxLayout()
+        self.larger_button = QPushButton("Use a larger window")
+        self.larger_button.clicked.connect(self._on_larger_button_clicked)
+        self.remove_button = QPushButton("Remove documents")
+        self.remove_button.clicked.connect(self.remove_requested)
+        self.model_button = QPushButton("Choose another model")
+        self.model_button.clicked.connect(self.model_requested)
+        for way in (self.larger_button, self.remove_button, self.model_button):
+            ways.addWidget(way)
+        ways.addStretch(1)
+        self.ways = QWidget()
+        self.ways.setLayout(ways)
+        layout.addWidget(self.ways)
+        self.set_kv_type("f16")
+        self.show_measure(None)
+
+    # -- inputs -------------------------------------------------------------------
+
+    def set_kv_type(self, kv_type: str) -> None:
+        self.kv_type = kv_type
+        button = self.kv_buttons.get(kv_type)
+        if button is not None and not button.isChecked():
+            button.blockSignals(True)
+            button.setChecked(True)
+            button.blockSignals(False)
+        self._draw()
+
+    def show_busy(self, text: str) -> None:
+        """Say what is being counted while the numbers are not ready."""
+        self.verdict.setText(text)
+        self.verdict.setStyleSheet("color: #4b5563;")
+
+    def show_error(self, message: str) -> None:
+        self.measure = None
+        self._draw()
+        self.verdict.setText(message)
+        self.verdict.setStyleSheet(f"color: {BAD};")
+
+    def show_measure(self, measure: Measure | None) -> None:
+        self.measure = measure
+        self._draw()
+
+    # -- numbers the tests read -----------------------------------------------------
+
+    def numbers(self) -> dict[str, int]:
+        """The figures drawn, by name (corpus/needed/window tokens, bytes per KV type)."""
+        m = self.measure
+        if m is None:
+            return {}
+        out = {
+            "corpus_tokens": m.budget.corpus_tokens,
+            "needed_tokens": m.budget.needed,
+            "n_ctx": m.budget.n_ctx,
+            "max_ctx": m.budget.max_ctx,
+            "available_bytes": m.memory.available_bytes,
+        }
+        for row in m.memory.rows:
+            out[f"kv_{row.kv_type}_bytes"] = row.kv_bytes
+            out[f"total_{row.kv_type}_bytes"] = row.total_bytes
+        return out
+
+    # -- drawing ------------------------------------------------------------------
+
+    def _on_kv_button_toggled(self, kv_type: str, checked: bool) -> None:
+        if checked and kv_type != self.kv_type:
+            self.kv_type = kv_type
+            self._draw()
+            self.kv_type_chosen.emit(kv_type)
+
+    def _on_larger_button_clicked(self) -> None:
+        m = self.measure
+        if m is not None:
+            self.window_requested.emit(m.budget.max_ctx)
+
+    def _draw(self) -> None:
+        m = self.measure
+        visible = m is not None
+        for widget in (self.window_caption, self.window_bar, self.window_text, self.memory_caption, self.memory_text):
+            widget.setVisible(visible)
+        for kv in self.kv_buttons:
+            for part in (self.kv_buttons[kv], self.memory_bars[kv], self.memory_texts[kv]):
+                part.setVisible(visible)
+        self.ways.setVisible(False)
+        if m is None:
+            self.verdict.setText("Add documents to see whether they fit the model.")
+            self.verdict.setStyleSheet("color: #4b5563;")
+            return
+        b = m.budget
+        scale = max(b.n_ctx, b.needed, 1)
+        room = b.needed - b.corpus_tokens
+        self.window_caption.setText(f"Context window: {b.n_ctx:,} tokens")
+        self.window_bar.set_segments(
+            [(b.corpus_tokens / scale, CORPUS), (room / scale, ROOM)],
+            marker=b.n_ctx / scale if b.needed > b.n_ctx else None,
+            over=b.needed > b.n_ctx,
+        )
+        self.window_text.setText(
+            f"<span style='color:{CORPUS.name()}'>■</span> documents {b.corpus_tokens:,} tokens  "
+            f"<span style='color:{ROOM.name()}'>■</span> question and answer {room:,}  "
+            f"= {b.needed:,} of {b.n_ctx:,} ({100 * b.needed / max(b.n_ctx, 1):.0f}%). "
+            f"{m.model.name} was trained on up to {b.max_ctx:,}."
+        )
+        mem = m.memory
+        biggest = max(r.total_bytes for r in mem.rows)
+        # Scale to the biggest row so the costs can be compared; the free-RAM line is
+        # drawn only when it falls on the bar (far more RAM than needed is said in words).
+        mscale = biggest * 1.1 if mem.available_bytes > biggest * 1.1 else max(mem.available_bytes, biggest) * 1.05
+        for row in mem.rows:
+            self.memory_bars[row.kv_type].set_segments(
+                [(row.weights_bytes / mscale, WEIGHTS), (row.kv_bytes / mscale, KV)],
+                marker=mem.available_bytes / mscale if mem.available_bytes <= mscale else None,
+                over=not row.fits,
+            )
+            verdict = "fits" if row.fits else "too big"
+            color = OK if row.fits else BAD
+            weight = "font-weight:600;" if row.kv_type == self.kv_type else ""
+            self.memory_texts[row.kv_type].setText(
+                f"<span style='{weight}'>{format_bytes(row.total_bytes)} "
+                f"<span style='color:{color}'>{verdict}</span></span>"
+            )
+            self.memory_texts[row.kv_type].setToolTip(
+                f"model {format_bytes(row.weights_bytes)} + KV cache {format_bytes(row.kv_bytes)} "
+                f"for {mem.n_ctx:,} tokens; {KV_NOTES[row.kv_type]}"
+            )
+        chosen = mem.row(self.kv_type)
+        self.memory_text.setText(
+            f"<span style='color:{WEIGHTS.name()}'>■</span> model {format_bytes(chosen.weights_bytes)}  "
+            f"<span style='color:{KV.name()}'>■</span> KV cache {format_bytes(chosen.kv_bytes)} at "
+            f"{self.kv_type} ({KV_NOTES[self.kv_type]}). This computer has "
+            f"{format_bytes(mem.available_bytes)} of memory free."
+        )
+        ways: list[str] = []
+        if not b.fits:
+            self.ways.setVisible(True)
+            can_grow = b.needed <= b.max_ctx and b.n_ctx < b.max_ctx
+            self.larger_button.setVisible(can_grow)
+            self.larger_button.setText(f"Use a {b.max_ctx:,}-token window")
+            if can_grow:
+                ways.append(f"a larger window (up to {b.max_ctx:,})")
+            ways.append("fewer or shorter documents")
+            if b.needed > b.max_ctx:
+                ways.append(f"a model trained on more than {b.max_ctx:,} tokens")
+            self.verdict.setText(
+                f"<b>Does not fit:</b> the documents need {b.needed:,} tokens with the question and "
+                f"answer, the window holds {b.n_ctx:,}. Ways out: " + "; ".join(ways) + "."
+            )
+            self.verdict.setStyleSheet(f"color: {BAD};")
+        elif not chosen.fits:
+            smaller = [r.kv_type for r in mem.rows if r.fits]
+            self.ways.setVisible(True)
+            self.larger_button.setVisible(False)
+            self.verdict.setText(
+                f"<b>Not enough memory</b> at {self.kv_type}: {format_bytes(chosen.total_bytes)} needed, "
+                f"{format_bytes(mem.available_bytes)} free. "
+                + (f"Choose {' or '.join(smaller)} below, or " if smaller else "")
+                + "use fewer documents or a smaller model."
+            )
+            self.verdict.setStyleSheet(f"color: {BAD};")
+        else:
+            self.verdict.setText(
+                f"<b>Fits.</b> {b.needed:,} of {b.n_ctx:,} tokens; {format_bytes(chosen.total_bytes)} of "
+                f"{format_bytes(mem.available_bytes)} free memory at {self.kv_type}."
+            )
+            self.verdict.setStyleSheet(f"color: {OK};")

@@ -1,0 +1,263 @@
+"""The conversation: questions and streamed answers, with page citations as links.
+
+The view keeps the turns as data and renders them to HTML (throttled while an answer
+streams, so a fast model cannot flood the main thread). Citations are found with the
+engine's ``check_citations`` against the corpus: a valid one is a link
+(``cite:N``) that opens the page; one that names a missing page or misquotes it is
+marked and explained under the answer. Below the transcript: the prefill progress bar
+(tokens/s and time left), the question box (Ctrl+Enter asks) and Ask / Cancel (Esc).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.budget import format_duration
+from engine.corpus import Corpus
+from engine.reading.citations import Citation, check_citations
+
+RENDER_EVERY_MS = 60
+
+
+@dataclass
+class TurnView:
+    """One question and its answer as shown."""
+
+    question: str
+    answer: str = ""
+    status: str = "running"  # running | done | cancelled | failed | interrupted
+    error: str = ""
+    note: str = ""
+    citations: list[Citation] = field(default_factory=list)
+
+
+class ConversationView(QWidget):
+    """Transcript, progress and the question box.
+
+    Signals:
+        ask_requested(str): the user asked a question (Ctrl+Enter or Ask).
+        cancel_requested(): the user pressed Cancel or Esc.
+        citation_activated(object): a citation link was clicked (a ``Citation``).
+    """
+
+    ask_requested = Signal(str)
+    cancel_requested = Signal()
+    citation_activated = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.turns: list[TurnView] = []
+        self.corpus = Corpus()
+        self.busy = False
+        self._links: list[Citation] = []
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(RENDER_EVERY_MS)
+        self._render_timer.timeout.connect(self._render)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        heading = QLabel("Questions and answers")
+        heading.setStyleSheet("font-size: 13pt; font-weight: 600;")
+        layout.addWidget(heading)
+        self.transcript = QTextBrowser()
+        self.transcript.setOpenLinks(False)
+        self.transcript.anchorClicked.connect(self._on_transcript_anchor_clicked)
+        layout.addWidget(self.transcript, 1)
+
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setVisible(False)
+        layout.addWidget(self.progress)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setStyleSheet("color: #4b5563;")
+        layout.addWidget(self.status)
+
+        self.question = QPlainTextEdit()
+        self.question.setPlaceholderText("Ask a question about these documents. Ctrl+Enter asks.")
+        self.question.setFixedHeight(78)
+        layout.addWidget(self.question)
+        buttons = QHBoxLayout()
+        self.hint = QLabel("Answers cite pages like [filing.pdf p.12]: click one to see the page.")
+        self.hint.setStyleSheet("color: #6b7280;")
+        buttons.addWidget(self.hint, 1)
+        self.cancel_button = QPushButton("Cancel (Esc)")
+        self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
+        self.ask_button = QPushButton("Ask (Ctrl+Enter)")
+        self.ask_button.setDefault(True)
+        self.ask_button.clicked.connect(self._on_ask_button_clicked)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.ask_button)
+        layout.addLayout(buttons)
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(keys), self, self._on_ask_button_clicked)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self._on_cancel_button_clicked)
+        self.set_busy(False)
+        self._render()
+
+    # -- state --------------------------------------------------------------------
+
+    def set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        self.cancel_button.setEnabled(busy)
+        self.ask_button.setEnabled(not busy)
+        if not busy:
+            self.progress.setVisible(False)
+
+    def set_corpus(self, corpus: Corpus) -> None:
+        self.corpus = corpus
+        self._render()
+
+    def set_turns(self, turns: list[TurnView]) -> None:
+        self.turns = turns
+        for turn in turns:
+            turn.citations = check_citations(turn.answer, self.corpus) if turn.answer else []
+        self._render()
+
+    def start_turn(self, question: str) -> TurnView:
+        turn = TurnView(question)
+        self.turns.append(turn)
+        self.set_busy(True)
+        self.status.setText("Getting the model ready…")
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("Preparing…")
+        self.progress.setVisible(True)
+        self._render()
+        return turn
+
+    def show_progress(self, done: int, total: int, rate: float, eta_s: float, reused: int) -> None:
+        self.progress.setVisible(True)
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        reused_text = f", {reused:,} already read" if reused else ""
+        self.progress.setFormat(f"Reading the documents: {done:,} / {total:,} tokens{reused_text}")
+        self.status.setText(f"{rate:,.0f} tokens/s, about {format_duration(eta_s)} left. Esc cancels.")
+
+    def append_text(self, piece: str) -> None:
+        if not self.turns:
+            return
+        turn = self.turns[-1]
+        if not turn.answer:
+            self.progress.setVisible(False)
+            self.status.setText("Answering… Esc stops.")
+        turn.answer += piece
+        if not self._render_timer.isActive():
+            self._render_timer.start()
+
+    def finish_turn(self, *, status: str, answer: str | None = None, error: str = "", note: str = "") -> None:
+        if not self.turns:
+            return
+        turn = self.turns[-1]
+        turn.status = status
+        if answer is not None:
+            turn.answer = answer
+        turn.error = error
+        turn.note = note
+        turn.citations = check_citations(turn.answer, self.corpus) if turn.answer else []
+        self.set_busy(False)
+        self.status.setText(note if status == "done" else error or {"cancelled": "Cancelled."}.get(status, ""))
+        self._render_timer.stop()
+        self._render()
+
+    # -- rendering ----------------------------------------------------------------
+
+    def _on_ask_button_clicked(self) -> None:
+        text = self.question.toPlainText().strip()
+        if not text or self.busy:
+            return
+        self.ask_requested.emit(text)
+
+    def _on_cancel_button_clicked(self) -> None:
+        if self.busy:
+            self.cancel_requested.emit()
+
+    def _on_transcript_anchor_clicked(self, url: QUrl) -> None:
+        if url.scheme() != "cite":
+            return
+        try:
+            citation = self._links[int(url.path())]
+        except (ValueError, IndexError):
+            return
+        self.citation_activated.emit(citation)
+
+    def rendered_html(self) -> str:
+        return self.transcript.toHtml()
+
+    def link_count(self) -> int:
+        return len(self._links)
+
+    def _render(self) -> None:
+        self._links = []
+        if not self.turns:
+            if self.corpus.documents:
+                body = (
+                    "<p style='color:#4b5563'>Ask anything about the documents on the left: Longread reads "
+                    "<b>all of them</b>, every page, before it answers, and cites the pages it used.</p>"
+                )
+            else:
+                body = (
+                    "<p style='color:#4b5563'>No documents yet. Drop PDFs or folders on this window, or press "
+                    "Ctrl+O. Then ask a question here.</p>"
+                )
+            self.transcript.setHtml(body)
+            return
+        parts = []
+        for turn in self.turns:
+            parts.append(
+                "<p style='margin-bottom:2px'><b>You:</b> " + html.escape(turn.question).replace("\n", "<br>") + "</p>"
+            )
+            if turn.status == "done" or turn.status != "running":
+                citations = check_citations(turn.answer, self.corpus) if turn.answer else []
+            else:
+                citations = []
+            answer_html = self._answer_html(turn.answer, citations) if turn.answer else ""
+            if turn.status == "running" and not turn.answer:
+                answer_html = "<i style='color:#6b7280'>reading the documents…</i>"
+            parts.append("<p style='margin-top:2px'><b>Longread:</b> " + answer_html + "</p>")
+            problems = [c for c in citations if not c.ok]
+            for c in problems:
+                parts.append(
+                    f"<p style='color:#b3261e; margin-left:16px'>⚠ [{html.escape(c.document)} p.{c.page}]: "
+                    f"{html.escape(c.problem or 'not checked')}</p>"
+                )
+            if turn.status in ("cancelled", "interrupted"):
+                parts.append(f"<p style='color:#6b7280'><i>{turn.status.capitalize()}: the answer stops here.</i></p>")
+            if turn.status == "failed":
+                parts.append(f"<p style='color:#b3261e'>{html.escape(turn.error or 'Failed.')}</p>")
+            if turn.note:
+                parts.append(f"<p style='color:#6b7280; font-size:small'>{html.escape(turn.note)}</p>")
+            parts.append("<hr>")
+        self.transcript.setHtml("".join(parts))
+        bar = self.transcript.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def _answer_html(self, answer: str, citations: list[Citation]) -> str:
+        out = []
+        pos = 0
+        for c in citations:
+            out.append(html.escape(answer[pos : c.start]))
+            label = html.escape(answer[c.start : c.end])
+            if c.exists:
+                self._links.append(c)
+                color = "#1a56db" if c.ok else "#b3261e"
+                out.append(f"<a href='cite:{len(self._links) - 1}' style='color:{color}'>{label}</a>")
+            else:
+                out.append(f"<span style='color:#b3261e; text-decoration: line-through'>{label}</span>")
+            pos = c.end
+        out.append(html.escape(answer[pos:]))
+        return "".join(out).replace("\n", "<br>")

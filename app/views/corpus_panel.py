@@ -1,0 +1,329 @@
+"""The corpus panel: the empty-state drop zone, then the documents in reading order.
+
+Each file the user adds gets a row at once (in the order dropped) that shows a busy bar
+while it is read off the main thread, then its pages and tokens, or the error that
+stopped it (on its own row: the other files carry on). Ready documents can be moved up
+and down or removed; the total sits underneath. The panel holds rows, not engine
+objects: ``corpus()`` builds the ``Corpus`` of the ready rows in order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.corpus import Corpus, Document
+
+_row_ids = itertools.count(1)
+ERROR_COLOR = QColor("#b3261e")
+
+
+@dataclass
+class DocRow:
+    """One file in the panel and how far reading it got."""
+
+    id: int
+    path: Path
+    state: str = "reading"  # reading | ready | failed
+    doc: Document | None = None
+    tokens: int | None = None
+    message: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.doc.name if self.doc is not None else self.path.name
+
+
+class DropZone(QFrame):
+    """The empty state: what to do, in one sentence, and two buttons.
+
+    Signals:
+        open_requested(), sample_requested()
+    """
+
+    open_requested = Signal()
+    sample_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("dropZone")
+        self.setStyleSheet(
+            "#dropZone { border: 2px dashed #8a94a6; border-radius: 12px; background: #f6f8fb; }"
+        )
+        layout = QVBoxLayout(self)
+        layout.addStretch(2)
+        title = QLabel("Drop PDFs or folders here, or press Ctrl+O")
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        title.setWordWrap(True)
+        title.setStyleSheet("font-size: 17pt; font-weight: 600; color: #1f2937; border: none;")
+        layout.addWidget(title)
+        hint = QLabel(
+            "Longread reads every page of your documents with a model on this computer: "
+            "nothing is uploaded. PDF, .txt and .md files; a dropped .gguf file becomes the model."
+        )
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: #4b5563; border: none;")
+        layout.addWidget(hint)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.open_button = QPushButton("Open documents…")
+        self.open_button.clicked.connect(self.open_requested)
+        self.sample_button = QPushButton("Try the sample document")
+        self.sample_button.clicked.connect(self.sample_requested)
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.sample_button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+        layout.addStretch(3)
+
+
+class CorpusPanel(QWidget):
+    """Documents in reading order, with pages, tokens and per-file progress or errors.
+
+    Signals:
+        corpus_changed(): the ready documents or their order changed.
+        open_requested(): the user wants the file dialog.
+        sample_requested(): the user wants the bundled sample document.
+    """
+
+    corpus_changed = Signal()
+    open_requested = Signal()
+    sample_requested = Signal()
+
+    COLUMNS = ("Document", "Pages", "Tokens", "Status")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[DocRow] = []
+        self._items: dict[int, QTreeWidgetItem] = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        heading = QLabel("Documents")
+        heading.setStyleSheet("font-size: 13pt; font-weight: 600;")
+        layout.addWidget(heading)
+        self.stack = QStackedWidget()
+        self.drop_zone = DropZone()
+        self.drop_zone.open_requested.connect(self.open_requested)
+        self.drop_zone.sample_requested.connect(self.sample_requested)
+        self.stack.addWidget(self.drop_zone)
+
+        listing = QWidget()
+        list_layout = QVBoxLayout(listing)
+        list_layout.setContentsMargins(0, 0, 0, 0)
+        self.tree = QTreeWidget()
+        self.tree.setColumnCount(len(self.COLUMNS))
+        self.tree.setHeaderLabels(list(self.COLUMNS))
+        self.tree.setRootIsDecorated(False)
+        self.tree.setWordWrap(True)
+        self.tree.setUniformRowHeights(False)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        header = self.tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in (1, 2):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(3, 150)
+        self.tree.itemSelectionChanged.connect(self._on_tree_selection_changed)
+        list_layout.addWidget(self.tree)
+        self.total_label = QLabel()
+        self.total_label.setStyleSheet("font-weight: 600;")
+        list_layout.addWidget(self.total_label)
+        buttons = QHBoxLayout()
+        self.add_button = QPushButton("Add…")
+        self.add_button.setToolTip("Add documents (Ctrl+O), or drop them on the window")
+        self.add_button.clicked.connect(self.open_requested)
+        self.up_button = QPushButton("Move up")
+        self.up_button.setToolTip("Read this document earlier (Alt+Up)")
+        self.up_button.clicked.connect(lambda: self.move_selected(-1))
+        self.down_button = QPushButton("Move down")
+        self.down_button.setToolTip("Read this document later (Alt+Down)")
+        self.down_button.clicked.connect(lambda: self.move_selected(1))
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setToolTip("Take this document out of the corpus (Delete)")
+        self.remove_button.clicked.connect(self.remove_selected)
+        for button in (self.add_button, self.up_button, self.down_button, self.remove_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        list_layout.addLayout(buttons)
+        self.stack.addWidget(listing)
+        layout.addWidget(self.stack)
+
+        QShortcut(QKeySequence("Alt+Up"), self.tree, lambda: self.move_selected(-1))
+        QShortcut(QKeySequence("Alt+Down"), self.tree, lambda: self.move_selected(1))
+        QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.tree, self.remove_selected)
+        self._refresh()
+
+    # -- rows ---------------------------------------------------------------------
+
+    def add_pending(self, path: Path) -> int:
+        """Add a row for a file being read; return its id."""
+        row = DocRow(next(_row_ids), path)
+        self.rows.append(row)
+        self._refresh()
+        return row.id
+
+    def add_failed(self, path: Path, message: str) -> int:
+        """Add a row for a file that cannot be read at all."""
+        row_id = self.add_pending(path)
+        self.set_failed(row_id, message)
+        return row_id
+
+    def set_read(self, row_id: int, doc: Document) -> None:
+        row = self._row(row_id)
+        if row is None:
+            return
+        if any(r.doc is not None and r.doc.sha256 == doc.sha256 for r in self.rows if r is not row):
+            row.state, row.doc, row.message = "failed", doc, "Already in the corpus: the same file is listed above."
+            self._refresh()
+            return
+        row.state, row.doc, row.message = "ready", doc, ""
+        self._refresh()
+        self.corpus_changed.emit()
+
+    def set_failed(self, row_id: int, message: str) -> None:
+        row = self._row(row_id)
+        if row is None:
+            return
+        row.state, row.message = "failed", message
+        self._refresh()
+
+    def set_tokens(self, corpus: Corpus, counts: tuple[int, ...]) -> None:
+        """Show each document's token count (``counts`` follows ``corpus``'s order)."""
+        by_sha = {d.sha256: n for d, n in zip(corpus.documents, counts, strict=True)}
+        for row in self.rows:
+            if row.state == "ready" and row.doc is not None:
+                row.tokens = by_sha.get(row.doc.sha256, row.tokens)
+        self._refresh()
+
+    def set_documents(self, docs: tuple[Document, ...]) -> None:
+        """Replace everything with these ready documents (a reopened session)."""
+        self.rows = [DocRow(next(_row_ids), Path(d.path or d.name), "ready", d) for d in docs]
+        self._refresh()
+        self.corpus_changed.emit()
+
+    def clear(self) -> None:
+        self.rows = []
+        self._refresh()
+        self.corpus_changed.emit()
+
+    def corpus(self) -> Corpus:
+        return Corpus(tuple(r.doc for r in self.rows if r.state == "ready" and r.doc is not None))
+
+    @property
+    def reading(self) -> bool:
+        return any(r.state == "reading" for r in self.rows)
+
+    def move_selected(self, step: int) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        i = self.rows.index(row)
+        j = i + step
+        if not 0 <= j < len(self.rows):
+            return
+        self.rows[i], self.rows[j] = self.rows[j], self.rows[i]
+        self._refresh(select=row.id)
+        if row.state == "ready" or self.rows[i].state == "ready":
+            self.corpus_changed.emit()
+
+    def remove_selected(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        was_ready = row.state == "ready"
+        index = self.rows.index(row)
+        self.rows.remove(row)
+        following = self.rows[min(index, len(self.rows) - 1)].id if self.rows else None
+        self._refresh(select=following)
+        if was_ready:
+            self.corpus_changed.emit()
+
+    # -- drawing ------------------------------------------------------------------
+
+    def _row(self, row_id: int) -> DocRow | None:
+        return next((r for r in self.rows if r.id == row_id), None)
+
+    def _selected(self) -> DocRow | None:
+        items = self.tree.selectedItems()
+        if not items:
+            return None
+        return self._row(int(items[0].data(0, Qt.ItemDataRole.UserRole)))
+
+    def _on_tree_selection_changed(self) -> None:
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        row = self._selected()
+        index = self.rows.index(row) if row is not None else -1
+        self.up_button.setEnabled(index > 0)
+        self.down_button.setEnabled(0 <= index < len(self.rows) - 1)
+        self.remove_button.setEnabled(row is not None)
+
+    def _refresh(self, *, select: int | None = None) -> None:
+        if select is None:
+            current = self._selected()
+            select = current.id if current is not None else None
+        self.stack.setCurrentIndex(1 if self.rows else 0)
+        self.tree.clear()
+        self._items = {}
+        for row in self.rows:
+            item = QTreeWidgetItem()
+            item.setData(0, Qt.ItemDataRole.UserRole, row.id)
+            item.setText(0, row.name)
+            item.setToolTip(0, str(row.path))
+            if row.state == "ready" and row.doc is not None:
+                item.setText(1, f"{row.doc.n_pages:,}")
+                item.setText(2, f"{row.tokens:,}" if row.tokens is not None else "counting…")
+                item.setText(3, "Ready" + (" (text pages of ~3,000 characters)" if row.doc.kind != "pdf" else ""))
+                item.setToolTip(3, "Text files have no pages: Longread cuts them every ~3,000 characters.")
+            elif row.state == "failed":
+                item.setText(0, f"{row.name}\n{row.message}")
+                item.setToolTip(0, row.message)
+                item.setText(3, "Not added")
+                for col in range(len(self.COLUMNS)):
+                    item.setForeground(col, QBrush(ERROR_COLOR))
+            self._items[row.id] = item
+            self.tree.addTopLevelItem(item)
+            if row.state == "reading":
+                bar = QProgressBar()
+                bar.setRange(0, 0)  # the extractor reports no page progress: a busy bar
+                bar.setFormat("Reading…")
+                bar.setTextVisible(True)
+                bar.setMaximumHeight(18)
+                self.tree.setItemWidget(item, 3, bar)
+            if row.id == select:
+                item.setSelected(True)
+        ready = [r for r in self.rows if r.state == "ready" and r.doc is not None]
+        pages = sum(r.doc.n_pages for r in ready if r.doc is not None)
+        counted = [r.tokens for r in ready if r.tokens is not None]
+        tokens = f"{sum(counted):,} tokens" if len(counted) == len(ready) and ready else "tokens: counting…"
+        reading = sum(1 for r in self.rows if r.state == "reading")
+        failed = sum(1 for r in self.rows if r.state == "failed")
+        parts = [f"Total: {len(ready)} document{'s' if len(ready) != 1 else ''}", f"{pages:,} pages"]
+        if ready:
+            parts.append(tokens)
+        if reading:
+            parts.append(f"{reading} still reading")
+        if failed:
+            parts.append(f"{failed} not added")
+        self.total_label.setText(" · ".join(parts))
+        self._update_buttons()

@@ -1,0 +1,99 @@
+"""The model picker: the bundled model, GGUF files the user added or dropped, and the
+ones found in LM Studio's, GPT4All's and the Hugging Face cache's folders, each with its
+size, architecture and trained context. The last entry opens a file dialog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
+
+from app.budget import ModelSummary, format_bytes
+
+_BROWSE = "__browse__"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model the picker offers."""
+
+    path: Path
+    source: str  # "bundled", "added", "LM Studio", "GPT4All", "Hugging Face"
+    summary: ModelSummary | None = None
+    problem: str = ""
+
+    def label(self) -> str:
+        if self.summary is None:
+            return f"{self.path.name} ({self.source}) — {self.problem or 'reading…'}"
+        s = self.summary
+        return (
+            f"{self.path.name} — {format_bytes(s.size_bytes)} · {s.architecture} · "
+            f"{s.context_length:,}-token context ({self.source})"
+        )
+
+
+class ModelPicker(QWidget):
+    """A combo box of models.
+
+    Signals:
+        model_chosen(object): a ``Path`` the user picked.
+        browse_requested(): the user wants to choose a GGUF file.
+    """
+
+    model_chosen = Signal(object)
+    browse_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.entries: list[ModelEntry] = []
+        self.current: Path | None = None
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel("Model:"))
+        self.combo = QComboBox()
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(30)
+        self.combo.activated.connect(self._on_combo_activated)
+        layout.addWidget(self.combo, 1)
+
+    def set_entries(self, entries: list[ModelEntry], *, current: Path) -> None:
+        seen: set[Path] = set()
+        unique = []
+        for entry in entries:
+            key = entry.path.resolve() if entry.path.exists() else entry.path
+            if key not in seen:
+                seen.add(key)
+                unique.append(entry)
+        self.entries = unique
+        self.current = current
+        self._fill()
+
+    def add_entry(self, entry: ModelEntry, *, select: bool) -> None:
+        self.entries = [e for e in self.entries if e.path != entry.path] + [entry]
+        if select:
+            self.current = entry.path
+        self._fill()
+
+    def _fill(self) -> None:
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        for entry in self.entries:
+            self.combo.addItem(entry.label(), str(entry.path))
+            self.combo.setItemData(self.combo.count() - 1, str(entry.path), 3)  # 3 = ToolTipRole
+        self.combo.addItem("Choose a GGUF model file…", _BROWSE)
+        index = next((i for i, e in enumerate(self.entries) if e.path == self.current), 0)
+        self.combo.setCurrentIndex(index)
+        self.combo.blockSignals(False)
+
+    def _on_combo_activated(self, index: int) -> None:
+        data = self.combo.itemData(index)
+        if data == _BROWSE:
+            self._fill()  # put the selection back on the current model
+            self.browse_requested.emit()
+            return
+        path = Path(str(data))
+        if path != self.current:
+            self.current = path
+            self.model_chosen.emit(path)

@@ -1,0 +1,83 @@
+"""Settings: context window, KV cache type, threads, data folder. Kept between runs."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from app.settings import KV_CHOICES, AppSettings
+from engine.config import default_threads
+
+
+class SettingsDialog(QDialog):
+    """Edits ``AppSettings``; ``accept`` writes them."""
+
+    def __init__(self, settings: AppSettings, *, current_data_dir: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.setWindowTitle("Longread settings")
+        form = QFormLayout(self)
+        self.n_ctx = QSpinBox()
+        self.n_ctx.setRange(0, 1 << 20)
+        self.n_ctx.setSingleStep(1024)
+        self.n_ctx.setSpecialValueText("Automatic: what the documents need")
+        self.n_ctx.setSuffix(" tokens")
+        self.n_ctx.setValue(settings.n_ctx)
+        form.addRow("Context window", self.n_ctx)
+        self.kv_type = QComboBox()
+        labels = {
+            "f16": "f16: full precision, fastest on CPUs",
+            "q8_0": "q8_0: half the memory, slower reading",
+            "q4_0": "q4_0: a quarter of the memory, slowest reading",
+        }
+        for kv in KV_CHOICES:
+            self.kv_type.addItem(labels[kv], kv)
+        self.kv_type.setCurrentIndex(KV_CHOICES.index(settings.kv_type))
+        form.addRow("KV cache", self.kv_type)
+        self.threads = QSpinBox()
+        self.threads.setRange(0, 256)
+        self.threads.setSpecialValueText(f"Every core ({default_threads()})")
+        self.threads.setValue(settings.n_threads)
+        form.addRow("Threads", self.threads)
+        row = QWidget()
+        row_layout = QHBoxLayout(row)
+        row_layout.setContentsMargins(0, 0, 0, 0)
+        self.data_dir = QLineEdit(settings.data_dir)
+        self.data_dir.setPlaceholderText(current_data_dir)
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._on_browse_clicked)
+        row_layout.addWidget(self.data_dir, 1)
+        row_layout.addWidget(browse)
+        form.addRow("Data folder", row)
+        note = QLabel("The data folder holds your documents, sessions and the log. A new folder is used from the next start.")
+        note.setWordWrap(True)
+        note.setStyleSheet("color: #6b7280;")
+        form.addRow(note)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def _on_browse_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Data folder", self.data_dir.text() or self.data_dir.placeholderText())
+        if folder:
+            self.data_dir.setText(folder)
+
+    def accept(self) -> None:
+        self.settings.n_ctx = self.n_ctx.value()
+        self.settings.kv_type = str(self.kv_type.currentData())
+        self.settings.n_threads = self.threads.value()
+        self.settings.data_dir = self.data_dir.text().strip()
+        self.settings.sync()
+        super().accept()
