@@ -1,7 +1,9 @@
 """``longread``: the headless commands.
 
 ``longread ask FILE_OR_FOLDER... -q QUESTION`` streams the answer to stdout and progress
-to stderr; ``longread sessions`` lists sessions; ``longread show ID`` prints one.
+to stderr; ``longread sessions`` lists sessions; ``longread show ID`` prints one;
+``longread plan FILE_OR_FOLDER... [--model PATH] [--ctx N]`` prints what reading them
+will cost (memory and time per KV cache type) and the settings to use.
 Exit codes: 0 done, 1 a user-facing error (message on stderr, no traceback), 130
 cancelled by Ctrl-C. A first Ctrl-C cancels cooperatively (the partial answer is kept,
 marked cancelled); a second one stops at once.
@@ -88,6 +90,18 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sessions", help="list sessions, most recent first")
     show = sub.add_parser("show", help="print a session's questions and answers")
     show.add_argument("session_id", type=int)
+
+    plan = sub.add_parser("plan", help="show what reading documents will cost, before loading anything")
+    plan.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_FOLDER")
+    plan.add_argument("--model", type=Path, help="a GGUF model file (default: the bundled SmolLM2-135M-Instruct)")
+    plan.add_argument("--ctx", type=int, default=0, help="context window in tokens (default: what the corpus needs)")
+    plan.add_argument("--rope", choices=["linear", "yarn"], help="allow a window beyond the trained length")
+    plan.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
+    plan.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
+    plan.add_argument(
+        "--no-calibrate", action="store_true", help="do not measure reading speed (a few seconds per cache type)"
+    )
+    plan.set_defaults(session=None)
     return parser
 
 
@@ -104,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _ask(args, store)
             if args.command == "sessions":
                 return _sessions(store)
+            if args.command == "plan":
+                return _plan(args, store)
             return _show(store, args.session_id)
         finally:
             store.close()
@@ -236,6 +252,46 @@ def _show(store: Store, session_id: int) -> int:
                 f"read {turn.prefill_tokens:,} tokens in {turn.prefill_s or 0:.1f} s)"
             )
     return EXIT_OK
+
+
+def _plan(args: argparse.Namespace, store: Store) -> int:
+    """``longread plan``: exact token counts, then the planner's table (issue 5)."""
+    from engine.models.bundled import model_sha256
+    from engine.models.gguf import inspect_gguf
+    from engine.planner import KV_TYPES, calibrate, make_plan
+    from engine.runtime.llama import LLAMA_CPP_VERSION, load_tokenizer
+    from engine.store.db import CalibrationRow
+    from engine.tokens import corpus_tokens, count, tokenizer_key
+
+    corpus = _corpus_for(args, store)
+    model_path = args.model or bundled_model_path()
+    info = inspect_gguf(model_path)  # rejects a bad file before llama.cpp sees it
+    sha = model_sha256(model_path)
+    tokenizer = load_tokenizer(model_path)
+    try:
+        n_tokens = count(corpus_tokens(corpus, tokenizer, key=tokenizer_key(sha), store=store))
+    finally:
+        tokenizer.close()
+    threads = ReadSettings(n_threads=args.threads).threads()
+
+    def stored() -> list[CalibrationRow]:
+        return store.get_calibrations(sha, n_threads=threads, llama_cpp_version=LLAMA_CPP_VERSION)
+
+    calibrations = stored()
+    if not args.no_calibrate:
+        have = {c.kv_type for c in calibrations}
+        for kv in KV_TYPES:
+            if kv not in have:
+                _err(f"Measuring reading speed with a {kv} KV cache (once for this model)...")
+                calibrate(model_path, kv, store=store, n_threads=threads, model_sha256=sha)
+        calibrations = stored()
+    plan = make_plan(
+        info, n_tokens, n_ctx=args.ctx, calibrations=calibrations, rope_scaling=args.rope,
+        answer_tokens=args.max_answer,
+    )
+    print(f"Documents: {_describe(corpus.documents)}")
+    print("\n".join(plan.describe()))
+    return EXIT_OK if plan.ok else EXIT_ERROR
 
 
 if __name__ == "__main__":

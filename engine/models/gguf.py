@@ -120,6 +120,11 @@ _GGML_TYPES: Final[dict[int, tuple[str, int, int]]] = {
     39: ("MXFP4", 32, 17),
 }
 
+# ggml types that ggml-cpu's "extra buffer" repacks at load (ggml-cpu/repack.cpp):
+# Q4_0, Q4_K, IQ4_NL and Q8_0 weights of 2-D matrices (never the token embedding,
+# which is read by row).
+_REPACKED_TYPES: Final = frozenset({2, 8, 12, 20})
+
 # llama_ftype (llama.h) -> the quantization name people use for the file.
 _FTYPE_GUESSED: Final = 1024
 _FILE_TYPES: Final[dict[int, str]] = {
@@ -214,6 +219,12 @@ class ModelInfo:
     eos_token_id: int | None
     rope_scaling: str | None
     metadata: Mapping[str, object] = field(repr=False, compare=False)
+    #: Bytes of tensor data (what the mmapped weights make resident once used).
+    tensor_bytes: int = 0
+    #: Bytes of matrices llama.cpp's CPU backend may copy into a repacked layout at load
+    #: (Q4_0, Q4_K, IQ4_NL, Q8_0 on AVX2/NEON): an upper bound on that extra copy.
+    repackable_bytes: int = 0
+    feed_forward_length: int = 0
 
     @property
     def has_chat_template(self) -> bool:
@@ -502,6 +513,8 @@ class _Header:
     array_lengths: dict[str, int]
     parameter_count: int
     elements_by_type: Counter[int]
+    tensor_bytes: int = 0
+    repackable_bytes: int = 0
 
 
 def _read_header(reader: _Reader) -> _Header:
@@ -552,8 +565,10 @@ def _read_header(reader: _Reader) -> _Header:
     parameter_count = 0
     elements_by_type: Counter[int] = Counter()
     tensors_end = 0
+    tensor_bytes = 0
+    repackable_bytes = 0
     for _ in range(tensor_count):
-        reader.skip_strings(1)  # the tensor's name: not needed
+        tensor_name = reader.read_string(limit=_MAX_KEY_LENGTH) or ""
         n_dims = reader.read_u32()
         if n_dims > _MAX_DIMS:
             raise reader.make_damaged_error(f"a tensor claims {n_dims} dimensions")
@@ -567,6 +582,9 @@ def _read_header(reader: _Reader) -> _Header:
         known = _GGML_TYPES.get(ggml_type)
         n_bytes = n_elements // known[1] * known[2] if known else 0
         tensors_end = max(tensors_end, offset + n_bytes)
+        tensor_bytes += n_bytes
+        if n_dims == 2 and ggml_type in _REPACKED_TYPES and not tensor_name.startswith("token_embd"):
+            repackable_bytes += n_bytes
 
     data_start = -(-reader.offset // alignment) * alignment
     data_end = data_start + tensors_end if tensor_count else reader.offset
@@ -580,6 +598,8 @@ def _read_header(reader: _Reader) -> _Header:
         array_lengths=array_lengths,
         parameter_count=parameter_count,
         elements_by_type=elements_by_type,
+        tensor_bytes=tensor_bytes,
+        repackable_bytes=repackable_bytes,
     )
 
 
@@ -747,6 +767,9 @@ def _build_info(path: Path, file_size: int, header: _Header) -> ModelInfo:
         eos_token_id=_find_int(meta.get("tokenizer.ggml.eos_token_id")),
         rope_scaling=rope_scaling if isinstance(rope_scaling, str) else None,
         metadata=MappingProxyType(meta),
+        tensor_bytes=header.tensor_bytes,
+        repackable_bytes=header.repackable_bytes,
+        feed_forward_length=max(_expand_per_layer(meta.get(f"{arch}.feed_forward_length"), n_layers) or (0,)),
     )
 
 

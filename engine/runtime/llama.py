@@ -31,11 +31,17 @@ import llama_cpp
 import numpy as np
 
 from engine.errors import Cancelled, GenerationError, ModelError, ModelFileError
+from engine.models.gguf import inspect_gguf
 
 log = logging.getLogger("longread.llama")
 
 KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
 LLAMA_CPP_VERSION = llama_cpp.__version__
+ROPE_SCALING_TYPES = {
+    None: llama_cpp.LLAMA_ROPE_SCALING_TYPE_UNSPECIFIED,
+    "linear": llama_cpp.LLAMA_ROPE_SCALING_TYPE_LINEAR,
+    "yarn": llama_cpp.LLAMA_ROPE_SCALING_TYPE_YARN,
+}
 CTX_ALIGN = 256
 
 
@@ -72,12 +78,9 @@ def _quiet_python_prints() -> Iterator[None]:
 
 
 def _check_file(path: Path) -> None:
-    if not path.is_file():
-        raise ModelFileError(f"The model file {path} does not exist.")
-    with path.open("rb") as fh:
-        magic = fh.read(4)
-    if magic != b"GGUF":
-        raise ModelFileError(f"{path.name} is not a GGUF model file.")
+    # llama.cpp can abort the whole process on a malformed or truncated file (issue 5):
+    # read and bounds-check the header ourselves first. Raises ModelFileError.
+    inspect_gguf(path)
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,9 @@ def load_model(
     n_batch: int = 512,
     swa_full: bool | None = None,
     n_gpu_layers: int = -1,
+    rope_scaling: str | None = None,
+    rope_freq_scale: float = 0.0,
+    yarn_orig_ctx: int = 0,
 ) -> LoadedModel:
     """Load the GGUF at ``path`` with a context of ``n_ctx`` tokens.
 
@@ -327,11 +333,18 @@ def load_model(
         n_batch: tokens per prefill batch (also the cancel granularity).
         swa_full: keep a full-size cache for sliding-window layers (None: llama.cpp's default).
         n_gpu_layers: layers to offload on a GPU build (-1: all); ignored on CPU builds.
+        rope_scaling: ``"linear"`` or ``"yarn"`` to stretch RoPE beyond the trained
+            context (the planner decides, and warns that quality may drop); None keeps
+            the model's own setting.
+        rope_freq_scale: RoPE frequency scale (trained / wanted context); 0 = model's.
+        yarn_orig_ctx: YaRN's original (trained) context; 0 = model's.
 
     Raises:
         ModelFileError: not a GGUF or unreadable.
         ModelError: llama.cpp could not load it (for example, out of memory).
     """
+    if rope_scaling not in ROPE_SCALING_TYPES:
+        raise ModelError(f"Unknown RoPE scaling {rope_scaling!r}: choose linear or yarn.")
     if kv_type not in KV_TYPES:
         raise ModelError(f"Unknown KV cache type {kv_type!r}: choose f16, q8_0 or q4_0.")
     _check_file(path)
@@ -350,6 +363,9 @@ def load_model(
                 type_v=kv,
                 flash_attn=kv_type != "f16",
                 swa_full=swa_full,
+                rope_scaling_type=ROPE_SCALING_TYPES[rope_scaling],
+                rope_freq_scale=rope_freq_scale,
+                yarn_orig_ctx=yarn_orig_ctx,
                 n_gpu_layers=n_gpu_layers,
                 verbose=True,
             )

@@ -95,6 +95,20 @@ class TurnRow:
     finished_at: str | None
 
 
+@dataclass(frozen=True)
+class CalibrationRow:
+    """A measured prefill: the seconds each ``batch_size``-token batch took, in order."""
+
+    model_sha256: str
+    kv_type: str
+    n_threads: int
+    batch_size: int
+    llama_cpp_version: str
+    batch_seconds: tuple[float, ...]
+    flash_attn: bool
+    measured_at: str = ""
+
+
 class Store:
     """One connection to the store. Use from one thread only."""
 
@@ -365,6 +379,53 @@ class Store:
                     f"UPDATE turns SET status = 'interrupted' WHERE id IN ({','.join('?' * len(dead))})",
                     dead,
                 )
+
+    # -- calibration (issue 5) ----------------------------------------------------
+
+    def put_calibration(self, row: CalibrationRow) -> None:
+        """Store (or replace) one prefill-speed measurement."""
+        with self._atomic() as db:
+            db.table("calibrations").upsert(
+                {
+                    "model_sha256": row.model_sha256,
+                    "kv_type": row.kv_type,
+                    "n_threads": row.n_threads,
+                    "batch_size": row.batch_size,
+                    "llama_cpp_version": row.llama_cpp_version,
+                    "batch_seconds": json.dumps(list(row.batch_seconds)),
+                    "flash_attn": int(row.flash_attn),
+                    "measured_at": row.measured_at or _now(),
+                },
+                pk=("model_sha256", "kv_type", "n_threads", "batch_size", "llama_cpp_version"),
+            )
+
+    def get_calibrations(
+        self, model_sha256: str, *, n_threads: int | None = None, llama_cpp_version: str | None = None
+    ) -> list[CalibrationRow]:
+        """The measurements for a model, newest first, optionally for one thread count
+        and llama.cpp version."""
+        sql = "SELECT * FROM calibrations WHERE model_sha256 = ?"
+        params: list[Any] = [model_sha256]
+        if n_threads is not None:
+            sql += " AND n_threads = ?"
+            params.append(n_threads)
+        if llama_cpp_version is not None:
+            sql += " AND llama_cpp_version = ?"
+            params.append(llama_cpp_version)
+        rows = self._query(sql + " ORDER BY measured_at DESC", params)
+        return [
+            CalibrationRow(
+                model_sha256=r["model_sha256"],
+                kv_type=r["kv_type"],
+                n_threads=r["n_threads"],
+                batch_size=r["batch_size"],
+                llama_cpp_version=r["llama_cpp_version"],
+                batch_seconds=tuple(float(x) for x in json.loads(r["batch_seconds"])),
+                flash_attn=bool(r["flash_attn"]),
+                measured_at=r["measured_at"],
+            )
+            for r in rows
+        ]
 
     def integrity_check(self) -> str:
         return str(self._query("PRAGMA integrity_check")[0]["integrity_check"])

@@ -126,3 +126,30 @@ def m004_fts(db: Database) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@migrations()
+def m003_calibration(db: Database) -> None:
+    """Prefill speed measured per model, KV cache type and thread count (issue 5).
+
+    The planner turns these into "about 3 min at f16" estimates. ``batch_seconds`` is a
+    JSON list: the seconds each ``batch_size``-token batch took, in order, so the
+    planner can separate the per-token cost from the cost that grows with position.
+    Keyed by llama.cpp's version too: an upgrade can change speeds, so it re-measures.
+    """
+    _execute_all(
+        db,
+        """
+        CREATE TABLE calibrations (
+            model_sha256 TEXT NOT NULL,
+            kv_type TEXT NOT NULL,
+            n_threads INTEGER NOT NULL,
+            batch_size INTEGER NOT NULL,
+            llama_cpp_version TEXT NOT NULL,
+            batch_seconds TEXT NOT NULL,
+            flash_attn INTEGER NOT NULL,
+            measured_at TEXT NOT NULL,
+            PRIMARY KEY (model_sha256, kv_type, n_threads, batch_size, llama_cpp_version)
+        )
+        """,
+    )
