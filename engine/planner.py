@@ -59,6 +59,7 @@ __all__ = [
     "PlanRow",
     "SpeedModel",
     "calibrate",
+    "check_load_memory",
     "estimate_compute_bytes",
     "estimate_overhead_bytes",
     "make_plan",
@@ -91,9 +92,10 @@ _PER_VOCAB_ENTRY: Final = 180
 
 
 class PlanRefused(EngineError):
-    """The corpus cannot be read with these settings; the message says why and what to do."""
+    """The corpus cannot be read with these settings; the message says why and what to do.
+    ``plan`` is the plan refused (None when a load was refused by ``check_load_memory``)."""
 
-    def __init__(self, message: str, *, plan: Plan) -> None:
+    def __init__(self, message: str, *, plan: Plan | None) -> None:
         super().__init__(message)
         self.plan = plan
 
@@ -176,9 +178,13 @@ def estimate_compute_bytes(model: ModelInfo, n_ctx: int, *, flash_attn: bool, n_
     """
     n_kv = align_ctx(n_ctx)
     attention = n_kv * n_ubatch * 2 if flash_attn else n_ubatch * n_kv * 4 * (model.n_head + 1)
-    activations = n_ubatch * 4 * (
-        _ACT_EMBD_VECTORS * max(model.embedding_length, model.n_head * model.key_length)
-        + _ACT_FF_VECTORS * model.feed_forward_length
+    activations = (
+        n_ubatch
+        * 4
+        * (
+            _ACT_EMBD_VECTORS * max(model.embedding_length, model.n_head * model.key_length)
+            + _ACT_FF_VECTORS * model.feed_forward_length
+        )
     )
     return attention + activations
 
@@ -486,8 +492,7 @@ def make_plan(
             f"A {window:,}-token window needs at least {_format_bytes(smallest.total_bytes)} "
             f"(KV cache {smallest.kv_type}: weights {_format_bytes(smallest.weights_bytes)}, "
             f"KV cache {_format_bytes(smallest.kv_bytes)}, compute {_format_bytes(smallest.compute_bytes)}) "
-            f"but only {_format_bytes(available_bytes or 0)} is free. "
-            + _ways_out_of_memory(rows)
+            f"but only {_format_bytes(available_bytes or 0)} is free. " + _ways_out_of_memory(rows)
         )
     return Plan(
         model=model,
@@ -612,6 +617,63 @@ def _ways_out_of_memory(rows: Sequence[PlanRow]) -> str:
     ways.append("close other programs")
     ways.append("or read in waves, window by window")
     return "Ways out: " + ", ".join(ways) + "."
+
+
+def check_load_memory(
+    model: ModelInfo,
+    *,
+    n_ctx: int,
+    kv_type: str,
+    swa_full: bool = True,
+    n_ubatch: int = 512,
+    available_bytes: int | None = -1,
+) -> PlanRow:
+    """Refuse a load that will not fit in the memory available now, before llama.cpp
+    tries it (an allocation that the OS grants lazily can end in the OOM killer).
+
+    Args:
+        model: the model's inspection.
+        n_ctx: the window to load.
+        kv_type: the KV cache type.
+        swa_full: whether sliding-window layers keep the whole window.
+        n_ubatch: llama.cpp's physical batch.
+        available_bytes: memory available; -1 reads it now; None skips the check.
+
+    Returns:
+        The plan row of the load (memory figures).
+
+    Raises:
+        PlanRefused: the load needs more memory than is available; the message gives the
+            numbers and the ways out.
+    """
+    if available_bytes == -1:
+        available_bytes = read_available_memory()
+    window = align_ctx(n_ctx)
+    rows = [
+        _make_row(
+            model,
+            kv,
+            window,
+            prefill_tokens=window,
+            available=available_bytes,
+            speed=None,
+            f16_speed=None,
+            swa_full=swa_full,
+            n_ubatch=n_ubatch,
+            ctx_limit=_MAX_WINDOW,
+        )
+        for kv in dict.fromkeys((kv_type, *KV_TYPES))
+    ]
+    row = rows[0]
+    if not row.fits_memory:
+        raise PlanRefused(
+            f"{model.path.name} with a {window:,}-token window and a {kv_type} KV cache needs about "
+            f"{_format_bytes(row.total_bytes)} (weights {_format_bytes(row.weights_bytes)}, KV cache "
+            f"{_format_bytes(row.kv_bytes)}, compute {_format_bytes(row.compute_bytes)}) but only "
+            f"{_format_bytes(available_bytes or 0)} is free. " + _ways_out_of_memory(rows),
+            plan=None,
+        )
+    return row
 
 
 # --- calibration -----------------------------------------------------------------------

@@ -32,6 +32,7 @@ import numpy as np
 
 from engine.errors import Cancelled, GenerationError, ModelError, ModelFileError
 from engine.models.gguf import inspect_gguf
+from engine.planner import check_load_memory
 
 log = logging.getLogger("longread.llama")
 
@@ -341,14 +342,17 @@ def load_model(
 
     Raises:
         ModelFileError: not a GGUF or unreadable.
+        PlanRefused: the planner says it will not fit in the memory free now.
         ModelError: llama.cpp could not load it (for example, out of memory).
     """
     if rope_scaling not in ROPE_SCALING_TYPES:
         raise ModelError(f"Unknown RoPE scaling {rope_scaling!r}: choose linear or yarn.")
     if kv_type not in KV_TYPES:
         raise ModelError(f"Unknown KV cache type {kv_type!r}: choose f16, q8_0 or q4_0.")
-    _check_file(path)
+    info = inspect_gguf(path)  # before llama.cpp sees the file (issue 5)
     n_ctx = align_ctx(n_ctx)
+    # Refuse with the numbers rather than let the OS kill the process (issue 5).
+    check_load_memory(info, n_ctx=n_ctx, kv_type=kv_type, swa_full=swa_full is not False, n_ubatch=n_batch)
     kv = KV_TYPES[kv_type]
     try:
         with _quiet_python_prints():

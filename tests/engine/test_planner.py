@@ -70,7 +70,9 @@ def test_gemma_sliding_layers_shrink_the_cache_only_without_swa_full(gemma_path:
 def test_flash_attention_shrinks_the_compute_buffer_at_long_windows(smollm2_path: Path) -> None:
     info = inspect_gguf(smollm2_path)
     short, long = 1024, 8192
-    assert estimate_compute_bytes(info, long, flash_attn=False) > 2 * estimate_compute_bytes(info, long, flash_attn=True)
+    assert estimate_compute_bytes(info, long, flash_attn=False) > 2 * estimate_compute_bytes(
+        info, long, flash_attn=True
+    )
     assert estimate_compute_bytes(info, long, flash_attn=False) > estimate_compute_bytes(info, short, flash_attn=False)
 
 
@@ -174,9 +176,7 @@ def test_speed_model_recovers_the_two_costs(smollm2_path: Path) -> None:
     info = inspect_gguf(smollm2_path)
     per_token, per_position = 2e-3, 3e-6
     truth = SpeedModel("f16", per_token, per_position, 0)
-    seconds = [
-        truth.estimate_seconds(info, (i + 1) * 512) - truth.estimate_seconds(info, i * 512) for i in range(2)
-    ]
+    seconds = [truth.estimate_seconds(info, (i + 1) * 512) - truth.estimate_seconds(info, i * 512) for i in range(2)]
     fitted = SpeedModel.fit(info, "f16", 512, seconds)
     assert fitted.per_token_s == pytest.approx(per_token, rel=1e-6)
     assert fitted.per_position_s == pytest.approx(per_position, rel=1e-6)
@@ -196,7 +196,9 @@ def test_calibration_is_stored_and_drives_the_recommendation(smollm2_path: Path,
     assert sorted(r.kv_type for r in rows) == ["f16", "q8_0"]
     assert store.get_calibrations(sha, n_threads=3) == []
 
-    plan = make_plan(inspect_gguf(smollm2_path), 3000, kv_types=("f16", "q8_0"), calibrations=rows, available_bytes=16 * GIB)
+    plan = make_plan(
+        inspect_gguf(smollm2_path), 3000, kv_types=("f16", "q8_0"), calibrations=rows, available_bytes=16 * GIB
+    )
     timed = [r for r in plan.rows if r.est_prefill_s is not None]
     assert len(timed) == 2
     assert plan.recommended is min(timed, key=lambda r: r.est_prefill_s or 0)
@@ -246,7 +248,9 @@ def test_runtime_and_reader_reject_bad_files(bad_model: Path, store: Store, tmp_
 # --- the command -----------------------------------------------------------------------------
 
 
-def test_cli_plan_prints_the_table(home: Path, tmp_path: Path, smollm2_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_plan_prints_the_table(
+    home: Path, tmp_path: Path, smollm2_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     doc = tmp_path / "policy.txt"
     doc.write_text("Section 1. Visitors sign in at the front desk and receive a badge.\n" * 40)
 
@@ -256,11 +260,15 @@ def test_cli_plan_prints_the_table(home: Path, tmp_path: Path, smollm2_path: Pat
         assert f"\n{kv} " in out
     assert "Recommended: KV cache f16" in out
 
-    assert cli.main(["plan", str(doc), "--model", str(smollm2_path), "--no-calibrate", "--ctx", "256"]) == cli.EXIT_ERROR
+    assert (
+        cli.main(["plan", str(doc), "--model", str(smollm2_path), "--no-calibrate", "--ctx", "256"]) == cli.EXIT_ERROR
+    )
     assert "Cannot read: The corpus needs" in capsys.readouterr().out
 
 
-def test_cli_plan_rejects_a_text_file_named_gguf(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_plan_rejects_a_text_file_named_gguf(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     doc = tmp_path / "policy.txt"
     doc.write_text("Visitors sign in at the front desk.\n")
     fake = tmp_path / "fake.gguf"
@@ -268,3 +276,13 @@ def test_cli_plan_rejects_a_text_file_named_gguf(home: Path, tmp_path: Path, cap
 
     assert cli.main(["plan", str(doc), "--model", str(fake)]) == cli.EXIT_ERROR
     assert "fake.gguf is not a GGUF model file" in capsys.readouterr().err
+
+
+def test_load_that_cannot_fit_is_refused_before_llama_cpp(smollm2_path: Path) -> None:
+    info = inspect_gguf(smollm2_path)
+    available = read_available_memory()
+    assert available is not None
+    # A window whose f16 KV cache alone is twice the free memory.
+    window = (2 * available // int(info.kv_bytes_per_token()) // 256) * 256
+    with pytest.raises(PlanRefused, match=r"needs about .* but only .* is free\. Ways out: a window of at most"):
+        load_model(smollm2_path, n_ctx=window, n_threads=1)
