@@ -12,6 +12,7 @@ marked cancelled); a second one stops at once.
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import signal
 import sys
@@ -86,6 +87,12 @@ def _build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
     ask.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
     ask.add_argument("--session", type=int, help="continue this session (its documents are used if none given)")
+    ask.add_argument(
+        "--password",
+        nargs="?",
+        const="",
+        help="password of encrypted PDFs (give the flag alone to be asked without echo; never stored)",
+    )
 
     sub.add_parser("sessions", help="list sessions, most recent first")
     show = sub.add_parser("show", help="print a session's questions and answers")
@@ -151,7 +158,16 @@ def _corpus_for(args: argparse.Namespace, store: Store) -> Corpus:
     def on_file(i: int, n: int, path: Path) -> None:
         _err(f"Adding {path.name} ({i + 1} of {n})")
 
-    docs, skipped = read_documents(args.paths, store=store, on_file=on_file)
+    def on_pages(done: int, total: int, stage: str) -> None:
+        if total >= 50 and (done == total or done % 50 == 0):
+            _err(f"  {'OCR, ' if stage == 'ocr' else ''}page {done} of {total}")
+
+    password = getattr(args, "password", None)
+    if password == "":
+        password = getpass.getpass("PDF password: ")
+    docs, skipped = read_documents(
+        args.paths, store=store, password=password, on_file=on_file, on_progress=on_pages, on_notice=_err
+    )
     for path, why in skipped:
         _err(f"Skipped {path}: {why}")
     corpus = Corpus(tuple(docs))

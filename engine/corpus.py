@@ -12,6 +12,7 @@ boundaries and break prefix reuse (DESIGN.md).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,25 +99,39 @@ def hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def page_marker(name: str, number: int) -> str:
-    """Return the marker the model sees before a page, e.g. ``[filing.pdf p.12]``."""
-    return f"[{name} p.{number}]"
+def page_marker(name: str, number: int, *, ocr: bool = False) -> str:
+    """Return the marker the model sees before a page, e.g. ``[filing.pdf p.12]``.
+
+    A page read by OCR says so, ``[scan.pdf p.3, OCR]``, so answers citing it show that
+    its text came from recognition, not from the file's own text layer.
+    """
+    return f"[{name} p.{number}, OCR]" if ocr else f"[{name} p.{number}]"
 
 
 def layout_document(doc: Document) -> str:
     """Render ``doc`` as the text the model reads: delimited, a marker before each page.
 
     The text is tokenized as plain text (never as special tokens), so a document that
-    contains ``<|im_start|>`` stays text inside the delimiters.
+    contains ``<|im_start|>`` stays text inside the delimiters; a ``<document`` or
+    ``</document`` tag inside a page is defused (``<\u200bdocument``) so that a document
+    cannot close its own delimiter and speak outside it (issue 7).
     """
-    parts = [f'<document name="{doc.name}">\n']
+    label = _defuse(doc.name).replace('"', "'")
+    parts = [f'<document name="{label}">\n']
     for page in doc.pages:
-        parts.append(page_marker(doc.name, page.number))
+        parts.append(page_marker(doc.name, page.number, ocr=page.ocr))
         parts.append("\n")
-        parts.append(page.text.strip())
+        parts.append(_defuse(page.text.strip()))
         parts.append("\n\n")
     parts.append("</document>\n\n")
     return "".join(parts)
+
+
+_DELIMITER = re.compile(r"<(/?)(document)", re.IGNORECASE)
+
+
+def _defuse(text: str) -> str:
+    return _DELIMITER.sub("<\\1\u200b\\2", text)
 
 
 def split_text_pages(text: str, *, page_chars: int = TEXT_PAGE_CHARS) -> list[str]:

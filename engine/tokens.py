@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from engine.store import Store
 
 # Bump when layout_document changes: cached token lists of the old layout become stale.
-LAYOUT_VERSION = "1"
+LAYOUT_VERSION = "2"  # 2: OCR page markers, defused <document> tags (issue 7)
 
 
 class TextTokenizer(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,11 +23,17 @@ def test_engine_imports_no_qt() -> None:
 
 
 def test_single_owner_of_native_dependencies() -> None:
-    owners = {"llama_cpp": {"engine/runtime"}, "pypdf": {"engine/ingest/pdf.py"}}
+    owners = {
+        "llama_cpp": {"engine/runtime"},
+        "pypdf": {"engine/ingest/pdf.py"},
+        "pypdfium2": {"engine/ingest/pdfium.py"},
+        "pytesseract": {"engine/ingest/ocr.py"},
+    }
     for module, allowed in owners.items():
         for path in (ROOT / "engine").rglob("*.py"):
             rel = path.relative_to(ROOT).as_posix()
             text = path.read_text(encoding="utf-8")
-            imports = f"import {module}" in text or f"from {module}" in text
+            # A whole name: pypdfium2 is not pypdf.
+            imports = re.search(rf"^\s*(?:import|from)\s+{module}(?:[.\s]|$)", text, re.MULTILINE) is not None
             if imports:
                 assert any(rel.startswith(a) for a in allowed), f"{rel} imports {module}"

@@ -2,8 +2,12 @@
 
 Text files have no pages, so they are cut into pages of ``TEXT_PAGE_CHARS`` characters
 (at paragraph or line breaks) and the UI says so. The encoding is detected, not assumed:
-a BOM wins, then strict UTF-8, then UTF-16 without BOM, then cp1252 (what Windows
-editors write), then latin-1, which decodes anything.
+a BOM wins, then strict UTF-8, then UTF-16 without BOM, then charset-normalizer's guess
+when it reads as a non-Latin script (cp1251 Cyrillic, Shift-JIS, GB18030, EUC-KR, ...),
+then cp1252 (what Windows editors write), then latin-1, which decodes anything. Latin
+text goes to cp1252 rather than to the detector, which confuses the Latin code pages
+(it took a French cp1252 note for cp1250 here); a wrong cp1252 guess costs a few
+accented letters, a wrong guess the other way garbles every one.
 """
 
 from __future__ import annotations
@@ -47,10 +51,33 @@ def _decode_legacy(data: bytes) -> tuple[str, str]:
             return data.decode("utf-16-le"), "utf-16-le"
         except UnicodeDecodeError:
             pass
+    guessed = _guess_non_latin(data)
+    if guessed is not None:
+        return guessed
     try:
         return data.decode("cp1252"), "cp1252"
     except UnicodeDecodeError:
         return data.decode("latin-1"), "latin-1"
+
+
+def _guess_non_latin(data: bytes) -> tuple[str, str] | None:
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[:65536]).best()
+    if best is None or best.encoding is None:
+        return None
+    try:
+        text = data.decode(best.encoding)
+    except (UnicodeDecodeError, LookupError):
+        return None
+    letters = [ch for ch in text[:8192] if ord(ch) > 0x24F and ch.isalpha()]
+    if len(letters) < 8:
+        return None  # Latin text (or too little to tell): cp1252 reads it better
+    # Halfwidth katakana is what Cyrillic bytes look like when mistaken for Shift-JIS.
+    halfwidth = sum(1 for ch in letters if 0xFF61 <= ord(ch) <= 0xFF9F)
+    if halfwidth > len(letters) // 4:
+        return None
+    return text, best.encoding
 
 
 def _looks_binary(text: str) -> bool:

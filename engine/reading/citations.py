@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from engine.corpus import Corpus
 
 _CITE = re.compile(
-    r"\[(?:(?P<name>[^\[\]]+?)[,;]?\s+)?(?:p\.|pp\.|page|pages)\s*(?P<page>\d{1,5})(?:\s*[-\u2013]\s*\d{1,5})?\]",
+    r"\[(?:(?P<name>[^\[\]]+?)[,;]?\s+)?(?:p\.|pp\.|page|pages)\s*(?P<page>\d{1,5})(?:\s*[-\u2013]\s*\d{1,5})?(?:,?\s*OCR)?\]",
     re.IGNORECASE,
 )
 _QUOTE = re.compile(r"[\"\u201c]([^\"\u201c\u201d]{8,400})[\"\u201d]\s*$")
