@@ -272,38 +272,19 @@ def _show(store: Store, session_id: int) -> int:
 
 def _plan(args: argparse.Namespace, store: Store) -> int:
     """``longread plan``: exact token counts, then the planner's table (issue 5)."""
-    from engine.models.bundled import model_sha256
-    from engine.models.gguf import inspect_gguf
-    from engine.planner import KV_TYPES, calibrate, make_plan
-    from engine.runtime.llama import LLAMA_CPP_VERSION, load_tokenizer
-    from engine.store.db import CalibrationRow
-    from engine.tokens import corpus_tokens, count, tokenizer_key
+    from engine.planner import plan_corpus
 
     corpus = _corpus_for(args, store)
-    model_path = args.model or bundled_model_path()
-    info = inspect_gguf(model_path)  # rejects a bad file before llama.cpp sees it
-    sha = model_sha256(model_path)
-    tokenizer = load_tokenizer(model_path)
-    try:
-        n_tokens = count(corpus_tokens(corpus, tokenizer, key=tokenizer_key(sha), store=store))
-    finally:
-        tokenizer.close()
-    threads = ReadSettings(n_threads=args.threads).threads()
-
-    def stored() -> list[CalibrationRow]:
-        return store.get_calibrations(sha, n_threads=threads, llama_cpp_version=LLAMA_CPP_VERSION)
-
-    calibrations = stored()
-    if not args.no_calibrate:
-        have = {c.kv_type for c in calibrations}
-        for kv in KV_TYPES:
-            if kv not in have:
-                _err(f"Measuring reading speed with a {kv} KV cache (once for this model)...")
-                calibrate(model_path, kv, store=store, n_threads=threads, model_sha256=sha)
-        calibrations = stored()
-    plan = make_plan(
-        info, n_tokens, n_ctx=args.ctx, calibrations=calibrations, rope_scaling=args.rope,
+    plan = plan_corpus(
+        corpus,
+        args.model or bundled_model_path(),
+        store=store,
+        n_ctx=args.ctx,
+        n_threads=args.threads,
+        rope_scaling=args.rope,
         answer_tokens=args.max_answer,
+        calibrate_missing=not args.no_calibrate,
+        on_calibrate=lambda kv: _err(f"Measuring reading speed with a {kv} KV cache (once for this model)..."),
     )
     print(f"Documents: {_describe(corpus.documents)}")
     print("\n".join(plan.describe()))

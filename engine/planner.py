@@ -47,6 +47,7 @@ from engine.errors import EngineError
 from engine.models.gguf import ModelInfo
 
 if TYPE_CHECKING:
+    from engine.corpus import Corpus
     from engine.store import Store
     from engine.store.db import CalibrationRow
 
@@ -63,6 +64,7 @@ __all__ = [
     "estimate_compute_bytes",
     "estimate_overhead_bytes",
     "make_plan",
+    "plan_corpus",
     "read_available_memory",
 ]
 
@@ -674,6 +676,77 @@ def check_load_memory(
             plan=None,
         )
     return row
+
+
+def plan_corpus(
+    corpus: Corpus,
+    model_path: Path,
+    *,
+    store: Store,
+    n_ctx: int = 0,
+    n_threads: int = 0,
+    rope_scaling: str | None = None,
+    answer_tokens: int = ANSWER_RESERVE,
+    calibrate_missing: bool = False,
+    on_calibrate: Callable[[str], None] | None = None,
+) -> Plan:
+    """The plan for reading ``corpus`` with the model at ``model_path``: what the CLI's
+    ``longread plan`` and the GUI show.
+
+    Inspects the file (rejecting a bad one before llama.cpp sees it), counts the
+    corpus's tokens exactly with the model's vocabulary (cached per document in the
+    store), reads this machine's calibrations for the model and, if asked, measures the
+    missing ones first.
+
+    Args:
+        corpus: the documents.
+        model_path: the GGUF.
+        store: token cache and calibrations.
+        n_ctx: the window asked for (0: the smallest that fits).
+        n_threads: threads the reading will use (0: every core).
+        rope_scaling: "linear" or "yarn" to allow a window beyond the trained length.
+        answer_tokens: tokens kept for the answer.
+        calibrate_missing: run ``calibrate`` for each KV type not measured yet.
+        on_calibrate: called with the KV type before each calibration (for progress).
+
+    Returns:
+        The ``Plan``.
+
+    Raises:
+        ModelFileError: the file is not a usable GGUF.
+        ModelError, GenerationError: llama.cpp failed while counting or calibrating.
+    """
+    from engine.config import default_threads
+    from engine.models.bundled import model_sha256
+    from engine.models.gguf import inspect_gguf
+    from engine.runtime.llama import LLAMA_CPP_VERSION, load_tokenizer
+    from engine.tokens import corpus_tokens, count, tokenizer_key
+
+    info = inspect_gguf(model_path)
+    sha = model_sha256(model_path)
+    tokenizer = load_tokenizer(model_path)
+    try:
+        n_tokens = count(corpus_tokens(corpus, tokenizer, key=tokenizer_key(sha), store=store))
+    finally:
+        tokenizer.close()
+    threads = n_threads or default_threads()
+    calibrations = store.get_calibrations(sha, n_threads=threads, llama_cpp_version=LLAMA_CPP_VERSION)
+    if calibrate_missing:
+        have = {c.kv_type for c in calibrations}
+        for kv in KV_TYPES:
+            if kv not in have:
+                if on_calibrate is not None:
+                    on_calibrate(kv)
+                calibrate(model_path, kv, store=store, n_threads=threads, model_sha256=sha)
+        calibrations = store.get_calibrations(sha, n_threads=threads, llama_cpp_version=LLAMA_CPP_VERSION)
+    return make_plan(
+        info,
+        n_tokens,
+        n_ctx=n_ctx,
+        calibrations=calibrations,
+        rope_scaling=rope_scaling,
+        answer_tokens=answer_tokens,
+    )
 
 
 # --- calibration -----------------------------------------------------------------------

@@ -293,6 +293,21 @@ def test_synthetic_model_parses(tmp_path: Path) -> None:
     assert info.eos_token_id == 2
     assert not info.has_chat_template
     assert "tokenizer.ggml.tokens" not in info.metadata
+    assert info.tensor_bytes == (256 * 3000 + 256) * 4  # F32
+    assert info.repackable_bytes == 0
+
+
+def test_tensor_bytes_and_repackable_matrices(smollm2_path: Path, gemma_path: Path) -> None:
+    smol, gemma = inspect_gguf(smollm2_path), inspect_gguf(gemma_path)
+
+    for info in (smol, gemma):
+        header = info.file_size - info.tensor_bytes
+        assert 0 < header < 8 << 20  # key-values and tensor infos: the vocabulary, not weights
+    # SmolLM2 is Q4_1 with a Q8_0 embedding (read by row): nothing for ggml-cpu to repack.
+    assert smol.repackable_bytes == 0
+    # Gemma's Q4_K layer matrices can be repacked; its big embedding cannot.
+    assert 0 < gemma.repackable_bytes < gemma.tensor_bytes // 4
+    assert (smol.feed_forward_length, gemma.feed_forward_length) == (1536, 2048)
 
 
 def test_name_falls_back_to_stem_and_file_type_to_tensor_types(tmp_path: Path) -> None:
