@@ -60,12 +60,13 @@ class _TextParser(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._skip_depth:
             return
-        self.sections[-1].append(data if self._pre_depth else re.sub(r"\s+", " ", data))
+        # Collapse HTML whitespace only: a no-break space is part of the text ("4&nbsp;250").
+        self.sections[-1].append(data if self._pre_depth else re.sub(r"[ \t\n\r\f]+", " ", data))
 
 
 def _tidy(parts: list[str]) -> str:
     text = "".join(parts)
-    lines = [line.strip() for line in text.split("\n")]
+    lines = [line.strip(" \t\r\f") for line in text.split("\n")]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
