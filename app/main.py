@@ -15,6 +15,7 @@ import argparse
 import multiprocessing
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,9 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="longread-app", description="Read whole documents with a local model.")
     parser.add_argument("paths", nargs="*", type=Path, metavar="FILE_OR_FOLDER", help="documents to open")
     parser.add_argument("--model", type=Path, help="a GGUF model file to read with")
+    # Issue 8: checks of an installed or frozen app (packaging/README.md).
+    parser.add_argument("--selftest", action="store_true", help="check the installation headless, then exit")
+    parser.add_argument("--quit-after-start", action="store_true", help="show the window, print when, and quit")
     args, _qt_args = parser.parse_known_args(list(argv))
     return args
 
@@ -32,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     multiprocessing.freeze_support()
     argv = list(sys.argv if argv is None else argv)
     args = _parse_args(argv[1:])
+    if args.selftest:
+        from app.selftest import run_selftest
+
+        return run_selftest()
 
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication, QMessageBox
@@ -64,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.show()
     if args.paths:
         window.add_paths([p.resolve() for p in args.paths])
+    if args.quit_after_start:
+        from PySide6.QtCore import QTimer
+
+        # The first event-loop tick after show(): the window is up and answering events.
+        QTimer.singleShot(0, lambda: (print(f"window shown at {time.time():.6f}", flush=True), app.quit()))
     code = app.exec()
     window.shutdown()
     return int(code)

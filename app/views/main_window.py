@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         sessions_listed(list): the sidebar was refreshed (session ids, in order).
         session_restored(int): a session was reopened and shown.
         model_changed(object): the reader now uses this model ``Path``.
+        model_failed(str): a chosen model file cannot be used (the message says why).
     """
 
     measured = Signal(object)
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
     sessions_listed = Signal(list)
     session_restored = Signal(int)
     model_changed = Signal(object)
+    model_failed = Signal(str)
 
     def __init__(
         self,
@@ -112,6 +114,7 @@ class MainWindow(QMainWindow):
         self._ask_job: Job | None = None
         self._measure_job: Job | None = None
         self._closed = False
+        self.model_problem = ""
 
         self.setWindowTitle("Longread")
         self.resize(1400, 900)
@@ -549,7 +552,9 @@ class MainWindow(QMainWindow):
 
         def on_error(exc: EngineError) -> None:
             self.picker.set_entries(self.picker.entries, current=self.model_path)
-            QMessageBox.warning(self, "This model cannot be used", exc.message)
+            self.model_problem = exc.message
+            self.statusBar().showMessage(f"Still using {self.model_path.name}: {exc.message}", 15000)
+            self.model_failed.emit(exc.message)
 
         self.model_lane.submit(swap, name="model", on_done=on_done, on_error=on_error)
 

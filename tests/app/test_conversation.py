@@ -1,0 +1,177 @@
+"""Asking with the real SmolLM2: streaming, storing, cancelling, reopening, citations,
+and a main thread that keeps ticking while the model works."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtTest import QTest
+
+from app.views.conversation import TurnView
+from app.views.page_viewer import PageViewer
+from engine.store import open_store
+from tests.app.conftest import small_reader
+from tests.conftest import fact_pages, write_pdf
+
+QUESTION = "What is the vault access code?"
+
+
+def _load(qtbot, window, paths: list[Path]) -> None:
+    """Add ``paths`` and wait until every file is read and counted."""
+    window.add_paths(paths)
+    panel = window.corpus_panel
+    qtbot.waitUntil(lambda: len(panel.rows) == len(paths) and not panel.reading, timeout=180000)
+    assert all(r.state == "ready" for r in panel.rows), [r.message for r in panel.rows]
+    qtbot.waitUntil(lambda: all(r.tokens for r in panel.rows) and window.gauge.measure is not None, timeout=120000)
+
+
+def test_asking_streams_the_answer_into_the_view_and_stores_the_turn(
+    qtbot, make_window, fact_pdf: Path, home: Path
+) -> None:
+    window = make_window()
+    _load(qtbot, window, [fact_pdf])
+    view = window.conversation
+    view.question.setPlainText(QUESTION)
+    view.question.setFocus()
+    streamed: list[str] = []
+    original = view.append_text
+
+    def spy(piece: str) -> None:
+        streamed.append(piece)
+        original(piece)
+
+    view.append_text = spy  # type: ignore[method-assign]
+    with qtbot.waitSignal(window.answered, timeout=300000) as blocker:
+        QTest.keyClick(view.question, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # Ctrl+Enter
+        assert window.asking and not view.ask_button.isEnabled()
+    result = blocker.args[0]
+
+    assert len(streamed) > 1, "the answer arrived in pieces"
+    assert "".join(streamed).strip() == result.answer
+    assert view.turns[-1].status == "done"
+    assert view.turns[-1].answer == result.answer
+    qtbot.waitUntil(lambda: result.answer[:20] in view.transcript.toPlainText())
+    assert not window.asking and view.ask_button.isEnabled()
+    store = open_store(home / "longread.db")
+    try:
+        turns = store.list_turns(result.session_id)
+    finally:
+        store.close()
+    assert [(t.question, t.answer, t.status) for t in turns] == [(QUESTION, result.answer, "done")]
+    qtbot.waitUntil(lambda: window.sidebar.session_ids() == [result.session_id])
+
+
+def test_cancel_stops_a_prefill_and_the_ui_returns_to_idle(qtbot, make_window, tmp_path: Path, home: Path) -> None:
+    window = make_window(reader_factory=small_reader(n_batch=64))
+    long_pdf = write_pdf(tmp_path / "long.pdf", fact_pages(12, fact_page=9))
+    _load(qtbot, window, [long_pdf])
+    view = window.conversation
+    view.question.setPlainText(QUESTION)
+    view.ask_button.click()
+    qtbot.waitUntil(lambda: view.progress.maximum() > 0 and view.progress.value() > 0, timeout=60000)
+    done_before = view.progress.value()
+    total = view.progress.maximum()
+    assert done_before < total
+
+    with qtbot.waitSignal(window.ask_cancelled, timeout=30000):
+        view.question.setFocus()
+        QTest.keyClick(view.question, Qt.Key.Key_Escape)
+        # Idle at once, before the engine has even confirmed.
+        assert not window.asking
+        assert view.ask_button.isEnabled() and not view.cancel_button.isEnabled()
+        assert not view.progress.isVisible()
+    assert view.turns[-1].status == "cancelled"
+    store = open_store(home / "longread.db")
+    try:
+        sessions = store.list_sessions()
+        turns = store.list_turns(sessions[0].id)
+    finally:
+        store.close()
+    assert turns[-1].status == "cancelled"
+    assert turns[-1].prefill_tokens is None  # stopped during the prefill
+    # The lane is free again: the next question is answered.
+    view.question.setPlainText(QUESTION)
+    with qtbot.waitSignal(window.answered, timeout=300000):
+        view.ask_button.click()
+
+
+def test_reopening_a_session_restores_documents_and_turns(qtbot, make_window, tmp_path: Path, fact_pdf: Path) -> None:
+    window = make_window()
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Notes\n\nThe harbor office opens at 7 am.\n")
+    _load(qtbot, window, [fact_pdf, notes])
+    with qtbot.waitSignal(window.answered, timeout=300000) as first:
+        window.ask(QUESTION)
+    session_id = first.args[0].session_id
+    shown = [(t.question, t.answer, t.status) for t in window.conversation.turns]
+    docs = [(d.name, d.n_pages) for d in window.corpus_panel.corpus().documents]
+
+    window.new_session()
+    assert window.corpus_panel.rows == [] and window.conversation.turns == []
+    with qtbot.waitSignal(window.session_restored, timeout=30000):
+        window.sidebar.session_opened.emit(session_id)
+
+    assert [(d.name, d.n_pages) for d in window.corpus_panel.corpus().documents] == docs
+    assert [(t.question, t.answer, t.status) for t in window.conversation.turns] == shown
+    assert window.session_id == session_id
+    # A follow-up continues the same session.
+    with qtbot.waitSignal(window.answered, timeout=300000) as follow:
+        window.ask("Who checks the mooring lines?")
+    assert follow.args[0].session_id == session_id
+    assert len(window.conversation.turns) == 2
+
+
+def test_a_citation_opens_the_pdf_page_with_its_text(qtbot, make_window, fact_pdf: Path) -> None:
+    window = make_window()
+    _load(qtbot, window, [fact_pdf])
+    answer = 'The code is "The vault access code is 482913." [handbook.pdf p.3] and page [handbook.pdf p.9].'
+    window.conversation.set_turns([TurnView(QUESTION, answer, "done")])
+    assert window.conversation.link_count() == 1  # p.9 does not exist: no link
+    assert "handbook.pdf has no page 9" in window.conversation.transcript.toPlainText()
+
+    opened: list[PageViewer] = []
+    window.conversation.citation_activated.connect(lambda c: opened.append(window.page_viewer))
+    window.conversation.transcript.anchorClicked.emit(QUrl("cite:0"))
+    viewer = opened[0]
+    qtbot.addWidget(viewer)
+    with qtbot.waitSignal(viewer.pdf_shown, timeout=30000):
+        pass
+    assert viewer.page == 3 and viewer.pdf is not None and viewer.pdf.pageCount() == 4
+    assert viewer.view.pageNavigator().currentPage() == 2
+    assert "background:#ffe066" in viewer.text.toHtml().replace(" ", "") or "ffe066" in viewer.text.toHtml()
+    assert "482913" in viewer.text.toPlainText()
+    qtbot.waitUntil(lambda: viewer.search is not None and viewer.search.rowCount() > 0, timeout=10000)
+
+
+def test_the_main_thread_never_waits_while_the_model_reads_and_answers(
+    qtbot, make_window, tmp_path: Path, capsys
+) -> None:
+    window = make_window(reader_factory=small_reader(max_answer_tokens=48, n_batch=256))
+    pdf = write_pdf(tmp_path / "long.pdf", fact_pages(8, fact_page=7))
+    _load(qtbot, window, [pdf])
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+    with qtbot.waitSignal(window.answered, timeout=400000) as blocker:
+        window.ask(QUESTION)
+    timer.stop()
+    result = blocker.args[0]
+    worst_ms = max(gaps) * 1000
+    with capsys.disabled():
+        print(
+            f"\nresponsiveness: {len(gaps)} ticks over a prefill of {result.prefill.evaluated} tokens "
+            f"and {result.answer_tokens} answer tokens; worst gap {worst_ms:.1f} ms"
+        )
+    assert result.prefill.evaluated > 800
+    assert worst_ms < 100

@@ -1,0 +1,153 @@
+"""Documents in: drops of real PDFs and text, bad files on their own rows, the gauge's
+numbers against the engine's, and a dropped GGUF becoming the model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from app.budget import KV_TYPES
+from engine.corpus import Corpus
+from engine.models.gguf import inspect_gguf
+from engine.reading.ask import Reader
+from engine.store import open_store
+from tests.app.dnd import drop_files
+from tests.conftest import fact_pages, write_pdf
+
+
+def _wait_read(qtbot, window, n_rows: int) -> None:
+    qtbot.waitUntil(
+        lambda: len(window.corpus_panel.rows) == n_rows and not window.corpus_panel.reading, timeout=60000
+    )
+
+
+def test_drop_adds_documents_with_their_page_counts(qtbot, make_window, tmp_path: Path) -> None:
+    window = make_window()
+    folder = tmp_path / "exhibits"
+    folder.mkdir()
+    write_pdf(folder / "a-exhibit.pdf", fact_pages(2))
+    write_pdf(folder / "b-exhibit.pdf", fact_pages(3, fact_page=2))
+    filing = write_pdf(tmp_path / "filing.pdf", fact_pages(4))
+    (folder / "notes.bin").write_bytes(b"\x00\x01")  # skipped: not a document type
+
+    assert drop_files(window, [filing, folder])
+    with qtbot.waitSignal(window.measured, timeout=60000):
+        _wait_read(qtbot, window, 3)
+
+    rows = window.corpus_panel.rows
+    assert [(r.name, r.state, r.doc.n_pages if r.doc else None) for r in rows] == [
+        ("filing.pdf", "ready", 4),
+        ("a-exhibit.pdf", "ready", 2),
+        ("b-exhibit.pdf", "ready", 3),
+    ]
+    qtbot.waitUntil(lambda: all(r.tokens for r in window.corpus_panel.rows))
+    assert "9 pages" in window.corpus_panel.total_label.text()
+    total = sum(r.tokens or 0 for r in rows)
+    assert f"{total:,} tokens" in window.corpus_panel.total_label.text()
+
+    # Reorder and remove: the corpus follows the rows.
+    window.corpus_panel.tree.topLevelItem(2).setSelected(True)
+    window.corpus_panel.move_selected(-1)
+    assert [d.name for d in window.corpus_panel.corpus().documents] == ["filing.pdf", "b-exhibit.pdf", "a-exhibit.pdf"]
+    window.corpus_panel.remove_selected()
+    assert [d.name for d in window.corpus_panel.corpus().documents] == ["filing.pdf", "a-exhibit.pdf"]
+
+
+def test_a_bad_file_shows_its_error_row_and_the_others_load(qtbot, make_window, tmp_path: Path, fact_pdf: Path) -> None:
+    window = make_window()
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer garbage\n%%EOF\n")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("   \n")
+    word = tmp_path / "brief.docx"
+    word.write_bytes(b"PK\x03\x04 not really")
+
+    assert drop_files(window, [broken, fact_pdf, empty, word])
+    _wait_read(qtbot, window, 4)
+
+    by_name = {r.path.name: r for r in window.corpus_panel.rows}
+    assert by_name["handbook.pdf"].state == "ready"
+    assert by_name["handbook.pdf"].doc is not None and by_name["handbook.pdf"].doc.n_pages == 4
+    for name in ("broken.pdf", "empty.txt", "brief.docx"):
+        row = by_name[name]
+        assert row.state == "failed", name
+        assert name in row.message or "PDF" in row.message, row.message
+    assert "empty" in by_name["empty.txt"].message
+    assert ".docx" in by_name["brief.docx"].message
+    # The error is drawn on the file's own row, in the panel.
+    texts = [window.corpus_panel.tree.topLevelItem(i).text(0) for i in range(4)]
+    assert any(by_name["broken.pdf"].message in t for t in texts)
+    assert [d.name for d in window.corpus_panel.corpus().documents] == ["handbook.pdf"]
+    assert "3 not added" in window.corpus_panel.total_label.text()
+
+
+def test_gauge_numbers_match_the_engine(qtbot, make_window, home: Path, smollm2_path: Path) -> None:
+    window = make_window(reader_factory=Reader)  # the app's own reader and settings
+    sample = Path(__file__).resolve().parents[2] / "resources" / "sample" / "harbor-lease-dispute.md"
+    with qtbot.waitSignal(window.measured, timeout=60000) as blocker:
+        window.add_paths([sample])
+    measure = blocker.args[0]
+    numbers = window.gauge.numbers()
+
+    # The engine's own estimate, from a separate reader and store connection.
+    store = open_store(home / "longread.db")
+    try:
+        corpus = Corpus(tuple(d for d in window.corpus_panel.corpus().documents))
+        reader = Reader(store, smollm2_path, window.settings.read_settings())
+        try:
+            _prompt, budget = reader.prepare(corpus, "")
+        finally:
+            reader.close()
+    finally:
+        store.close()
+    assert numbers["corpus_tokens"] == budget.corpus_tokens
+    assert numbers["needed_tokens"] == budget.needed
+    assert numbers["n_ctx"] == budget.n_ctx
+    assert numbers["max_ctx"] == budget.max_ctx == inspect_gguf(smollm2_path).context_length
+    info = inspect_gguf(smollm2_path)
+    for kv in KV_TYPES:
+        assert numbers[f"kv_{kv}_bytes"] == info.kv_cache_bytes(budget.n_ctx, kv, kv)
+        assert numbers[f"total_{kv}_bytes"] == info.file_size + info.kv_cache_bytes(budget.n_ctx, kv, kv)
+    assert numbers["kv_q4_0_bytes"] < numbers["kv_q8_0_bytes"] < numbers["kv_f16_bytes"]
+    assert window.corpus_panel.rows[0].tokens == measure.doc_tokens[0] == budget.corpus_tokens
+    assert "Fits" in window.gauge.verdict.text()
+    assert f"{budget.n_ctx:,}" in window.gauge.window_caption.text()
+
+
+def test_gauge_says_when_the_corpus_does_not_fit_and_offers_ways_out(
+    qtbot, make_window, app_settings, fact_pdf: Path
+) -> None:
+    app_settings.n_ctx = 256  # far too small for a 4-page handbook
+    window = make_window()
+    with qtbot.waitSignal(window.measured, timeout=60000):
+        window.add_paths([fact_pdf])
+    assert "Does not fit" in window.gauge.verdict.text()
+    assert window.gauge.ways.isVisibleTo(window)
+    assert window.gauge.larger_button.isVisibleTo(window)
+    # Taking the larger window fits.
+    with qtbot.waitSignal(window.measured, timeout=60000):
+        window.gauge.larger_button.click()
+    assert app_settings.n_ctx == window.gauge.numbers()["max_ctx"]
+    assert "Fits" in window.gauge.verdict.text()
+
+
+def test_dropped_gguf_becomes_the_model_and_a_bad_one_is_refused(
+    qtbot, make_window, tmp_path: Path, smollm2_path: Path, app_settings
+) -> None:
+    window = make_window()
+    copy = tmp_path / "my-model.gguf"
+    shutil.copyfile(smollm2_path, copy)
+    with qtbot.waitSignal(window.model_changed, timeout=60000) as blocker:
+        assert drop_files(window, [copy])
+    assert blocker.args[0] == copy
+    assert window.model_path == copy
+    assert app_settings.model_path == str(copy)
+    assert str(copy) in app_settings.added_models
+    assert "my-model.gguf" in window.picker.combo.currentText()
+
+    bad = tmp_path / "not-a-model.gguf"
+    bad.write_bytes(b"GGML this is not a gguf file at all" * 10)
+    with qtbot.waitSignal(window.model_failed, timeout=60000) as failed:
+        drop_files(window, [bad])
+    assert "not-a-model.gguf" in failed.args[0]
+    assert window.model_path == copy
