@@ -4,20 +4,25 @@
 ``Measure``: each document's exact token count, the engine's ``Budget`` for the corpus
 (an empty question: the question's own tokens are added when one is asked) and a
 ``MemoryPlan`` for that window. ``plan_memory`` is the one place the GUI computes
-memory; it uses ``engine.planner`` when that module exists and otherwise the GGUF
-header (``inspect_gguf(...).kv_cache_bytes`` plus the file size for the weights), so it
-can switch without touching the views.
+memory: it asks the engine's planner (``engine.planner.make_plan``: weights, KV cache,
+compute buffers and overhead per KV type, against the memory available now, with the
+prefill time estimated from this machine's calibrations when there are any), so the
+GUI and ``longread plan`` show the same numbers.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from engine.corpus import Corpus
 from engine.models.gguf import ModelInfo, inspect_gguf
+from engine.planner import make_plan, read_available_memory
 from engine.reading.ask import Budget, Reader
 from engine.reading.prompts import build_prompt
+from engine.runtime.llama import LLAMA_CPP_VERSION
 from engine.tokens import corpus_tokens, count, tokenizer_key
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
@@ -31,10 +36,12 @@ class MemoryRow:
     weights_bytes: int
     kv_bytes: int
     available_bytes: int
+    other_bytes: int = 0  # compute buffers and fixed overhead
+    est_prefill_s: float | None = None
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_bytes
+        return self.weights_bytes + self.kv_bytes + self.other_bytes
 
     @property
     def fits(self) -> bool:
@@ -74,7 +81,10 @@ class Measure:
 
 
 def available_ram() -> int:
-    """Bytes of memory available to a new process now (``MemAvailable`` on Linux)."""
+    """Bytes of memory available now (the planner's reading; ``MemAvailable`` on Linux)."""
+    measured = read_available_memory()
+    if measured is not None:
+        return measured
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:
@@ -92,13 +102,31 @@ def summarize_model(info: ModelInfo) -> ModelSummary:
     return ModelSummary(info.name, info.architecture, info.context_length, info.file_size)
 
 
-def plan_memory(info: ModelInfo, n_ctx: int, *, available_bytes: int | None = None) -> MemoryPlan:
+def plan_memory(
+    info: ModelInfo,
+    n_ctx: int,
+    *,
+    corpus_tokens: int = 0,
+    available_bytes: int | None = None,
+    calibrations: Sequence[Any] = (),
+) -> MemoryPlan:
     """Memory for the model at ``n_ctx`` with each KV cache type, against available RAM."""
     available = available_ram() if available_bytes is None else available_bytes
-    rows = tuple(
-        MemoryRow(kv, info.file_size, info.kv_cache_bytes(n_ctx, kv, kv), available) for kv in KV_TYPES
+    plan = make_plan(
+        info, corpus_tokens, n_ctx=n_ctx, kv_types=KV_TYPES, available_bytes=available, calibrations=calibrations
     )
-    return MemoryPlan(n_ctx, rows, available)
+    rows = tuple(
+        MemoryRow(
+            r.kv_type,
+            r.weights_bytes,
+            r.kv_bytes,
+            available,
+            other_bytes=r.compute_bytes + r.overhead_bytes,
+            est_prefill_s=r.est_prefill_s,
+        )
+        for r in plan.rows
+    )
+    return MemoryPlan(plan.n_ctx, rows, available)
 
 
 def measure_corpus(reader: Reader, corpus: Corpus) -> Measure:
@@ -111,10 +139,13 @@ def measure_corpus(reader: Reader, corpus: Corpus) -> Measure:
     prompt = build_prompt(tok, lists, "")
     budget = reader.budget(prompt, count(lists))
     info = inspect_gguf(reader.model_path)
+    calibrations = reader.store.get_calibrations(
+        reader.model_sha, n_threads=reader.settings.threads(), llama_cpp_version=LLAMA_CPP_VERSION
+    )
     return Measure(
         doc_tokens=tuple(len(t) for t in lists),
         budget=budget,
-        memory=plan_memory(info, budget.n_ctx),
+        memory=plan_memory(info, budget.n_ctx, corpus_tokens=budget.corpus_tokens, calibrations=calibrations),
         model=summarize_model(info),
     )
 

@@ -26,12 +26,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.budget import Measure, format_bytes
+from app.budget import Measure, format_bytes, format_duration
 
 WEIGHTS = QColor("#9aa5b1")
 CORPUS = QColor("#2f6fdf")
 ROOM = QColor("#93b7f3")
 KV = QColor("#e0912f")
+OTHER = QColor("#c7b8e8")
 OK = "#1e7d32"
 BAD = "#b3261e"
 KV_NOTES = {
@@ -255,26 +256,29 @@ class BudgetGauge(QWidget):
         mscale = biggest * 1.1 if mem.available_bytes > biggest * 1.1 else max(mem.available_bytes, biggest) * 1.05
         for row in mem.rows:
             self.memory_bars[row.kv_type].set_segments(
-                [(row.weights_bytes / mscale, WEIGHTS), (row.kv_bytes / mscale, KV)],
+                [(row.weights_bytes / mscale, WEIGHTS), (row.kv_bytes / mscale, KV), (row.other_bytes / mscale, OTHER)],
                 marker=mem.available_bytes / mscale if mem.available_bytes <= mscale else None,
                 over=not row.fits,
             )
             verdict = "fits" if row.fits else "too big"
             color = OK if row.fits else BAD
             weight = "font-weight:600;" if row.kv_type == self.kv_type else ""
+            speed = f", reads in ~{format_duration(row.est_prefill_s)}" if row.est_prefill_s else ""
             self.memory_texts[row.kv_type].setText(
                 f"<span style='{weight}'>{format_bytes(row.total_bytes)} "
-                f"<span style='color:{color}'>{verdict}</span></span>"
+                f"<span style='color:{color}'>{verdict}</span>{speed}</span>"
             )
             self.memory_texts[row.kv_type].setToolTip(
                 f"model {format_bytes(row.weights_bytes)} + KV cache {format_bytes(row.kv_bytes)} "
-                f"for {mem.n_ctx:,} tokens; {KV_NOTES[row.kv_type]}"
+                f"for {mem.n_ctx:,} tokens + working memory {format_bytes(row.other_bytes)}; {KV_NOTES[row.kv_type]}"
             )
         chosen = mem.row(self.kv_type)
         self.memory_text.setText(
             f"<span style='color:{WEIGHTS.name()}'>■</span> model {format_bytes(chosen.weights_bytes)}  "
             f"<span style='color:{KV.name()}'>■</span> KV cache {format_bytes(chosen.kv_bytes)} at "
-            f"{self.kv_type} ({KV_NOTES[self.kv_type]}). This computer has "
+            f"{self.kv_type} ({KV_NOTES[self.kv_type]})  "
+            f"<span style='color:{OTHER.name()}'>■</span> working memory {format_bytes(chosen.other_bytes)}. "
+            "This computer has "
             f"{format_bytes(mem.available_bytes)} of memory free."
         )
         ways: list[str] = []

@@ -77,7 +77,8 @@ class DropZone(QFrame):
         layout.addWidget(title)
         hint = QLabel(
             "Longread reads every page of your documents with a model on this computer: "
-            "nothing is uploaded. PDF, .txt and .md files; a dropped .gguf file becomes the model."
+            "nothing is uploaded. PDF, Word (.docx), EPUB, HTML, RTF, text and Markdown files; "
+            "a dropped .gguf file becomes the model."
         )
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         hint.setWordWrap(True)

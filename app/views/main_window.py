@@ -46,7 +46,7 @@ from app.views.settings_dialog import SettingsDialog
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import EngineError, IngestError
-from engine.ingest import collect_files
+from engine.ingest import SUPPORTED_SUFFIXES, collect_files
 from engine.models.discover import DiscoveredModel, discover_models
 from engine.models.gguf import inspect_gguf
 from engine.reading.ask import AskResult, Reader
@@ -238,8 +238,9 @@ class MainWindow(QMainWindow):
         self.add_paths(paths)
 
     def open_file_dialog(self) -> None:
+        patterns = " ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES))
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Open documents", "", "Documents (*.pdf *.txt *.md *.markdown);;Models (*.gguf);;All files (*)"
+            self, "Open documents", "", f"Documents ({patterns});;Models (*.gguf);;All files (*)"
         )
         self.add_paths([Path(f) for f in files])
 
@@ -261,7 +262,7 @@ class MainWindow(QMainWindow):
                     out.append(([path], exc.message, []))
                     continue
                 if not found.files and path.is_dir():
-                    out.append(([path], f"{path.name}: no PDF, .txt or .md files in this folder.", found.skipped))
+                    out.append(([path], f"{path.name}: no documents Longread reads in this folder.", found.skipped))
                     continue
                 out.append((found.files, "", found.skipped))
             return out
@@ -276,7 +277,7 @@ class MainWindow(QMainWindow):
                 for file in files:
                     self.ingest.read(self.corpus_panel.add_pending(file), file)
             if skipped:
-                self.statusBar().showMessage(f"Skipped {skipped} files in those folders that are not PDF, .txt or .md.", 8000)
+                self.statusBar().showMessage(f"Skipped {skipped} files in those folders that are not documents Longread reads.", 8000)
 
         self.disk_lane.submit(collect, name="collect", on_done=on_collected)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from app.budget import KV_TYPES
 from engine.corpus import Corpus
 from engine.models.gguf import inspect_gguf
+from engine.planner import make_plan
 from engine.reading.ask import Reader
 from engine.store import open_store
 from tests.app.dnd import drop_files
@@ -59,7 +60,7 @@ def test_a_bad_file_shows_its_error_row_and_the_others_load(qtbot, make_window, 
     broken.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer garbage\n%%EOF\n")
     empty = tmp_path / "empty.txt"
     empty.write_text("   \n")
-    word = tmp_path / "brief.docx"
+    word = tmp_path / "brief.pages"
     word.write_bytes(b"PK\x03\x04 not really")
 
     assert drop_files(window, [broken, fact_pdf, empty, word])
@@ -68,12 +69,12 @@ def test_a_bad_file_shows_its_error_row_and_the_others_load(qtbot, make_window, 
     by_name = {r.path.name: r for r in window.corpus_panel.rows}
     assert by_name["handbook.pdf"].state == "ready"
     assert by_name["handbook.pdf"].doc is not None and by_name["handbook.pdf"].doc.n_pages == 4
-    for name in ("broken.pdf", "empty.txt", "brief.docx"):
+    for name in ("broken.pdf", "empty.txt", "brief.pages"):
         row = by_name[name]
         assert row.state == "failed", name
         assert name in row.message or "PDF" in row.message, row.message
     assert "empty" in by_name["empty.txt"].message
-    assert ".docx" in by_name["brief.docx"].message
+    assert ".pages" in by_name["brief.pages"].message
     # The error is drawn on the file's own row, in the panel.
     texts = [window.corpus_panel.tree.topLevelItem(i).text(0) for i in range(4)]
     assert any(by_name["broken.pdf"].message in t for t in texts)
@@ -105,9 +106,10 @@ def test_gauge_numbers_match_the_engine(qtbot, make_window, home: Path, smollm2_
     assert numbers["n_ctx"] == budget.n_ctx
     assert numbers["max_ctx"] == budget.max_ctx == inspect_gguf(smollm2_path).context_length
     info = inspect_gguf(smollm2_path)
+    plan = make_plan(info, budget.corpus_tokens, n_ctx=budget.n_ctx, available_bytes=numbers["available_bytes"])
     for kv in KV_TYPES:
-        assert numbers[f"kv_{kv}_bytes"] == info.kv_cache_bytes(budget.n_ctx, kv, kv)
-        assert numbers[f"total_{kv}_bytes"] == info.file_size + info.kv_cache_bytes(budget.n_ctx, kv, kv)
+        assert numbers[f"kv_{kv}_bytes"] == plan.row(kv).kv_bytes == info.kv_cache_bytes(budget.n_ctx, kv, kv)
+        assert numbers[f"total_{kv}_bytes"] == plan.row(kv).total_bytes
     assert numbers["kv_q4_0_bytes"] < numbers["kv_q8_0_bytes"] < numbers["kv_f16_bytes"]
     assert window.corpus_panel.rows[0].tokens == measure.doc_tokens[0] == budget.corpus_tokens
     assert "Fits" in window.gauge.verdict.text()
