@@ -220,10 +220,12 @@ class Lane(QObject):
 
 
 class _IngestSignals(QObject):
-    """Signals: read(row_id, document, fresh), failed(row_id, exception)"""
+    """Signals: read(row_id, document, fresh), failed(row_id, exception),
+    progressed(row_id, pages_done, pages_total)"""
 
     read = Signal(int, object, bool)
     failed = Signal(int, object)
+    progressed = Signal(int, int, int)
 
 
 class _IngestRunnable(QRunnable):
@@ -238,7 +240,11 @@ class _IngestRunnable(QRunnable):
         try:
             store = open_store(self._db_path)
             try:
-                doc, fresh = read_document(self._path, store=store)
+                doc, fresh = read_document(
+                    self._path,
+                    store=store,
+                    on_progress=lambda done, total, _stage: self._signals.progressed.emit(self._row_id, done, total),
+                )
             finally:
                 store.close()
         except BaseException as exc:
@@ -253,10 +259,12 @@ class IngestPool(QObject):
     Signals:
         document_read(row_id, Document, fresh): the file was read (or found in the store).
         document_failed(row_id, message): an ``EngineError``'s message for that row.
+        document_progressed(row_id, pages_done, pages_total): a PDF's pages so far.
     """
 
     document_read = Signal(int, object, bool)
     document_failed = Signal(int, str)
+    document_progressed = Signal(int, int, int)
 
     def __init__(self, db_path: Path, *, max_threads: int = 2, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -266,6 +274,7 @@ class IngestPool(QObject):
         self._signals = _IngestSignals()
         self._signals.read.connect(self._on_signals_read)
         self._signals.failed.connect(self._on_signals_failed)
+        self._signals.progressed.connect(self.document_progressed)
 
     def read(self, row_id: int, path: Path) -> None:
         self._pool.start(_IngestRunnable(self._signals, row_id, path, self._db_path))

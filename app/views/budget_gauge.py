@@ -247,7 +247,7 @@ class BudgetGauge(QWidget):
             f"<span style='color:{CORPUS.name()}'>■</span> documents {b.corpus_tokens:,} tokens  "
             f"<span style='color:{ROOM.name()}'>■</span> question and answer {room:,}  "
             f"= {b.needed:,} of {b.n_ctx:,} ({100 * b.needed / max(b.n_ctx, 1):.0f}%). "
-            f"{m.model.name} was trained on up to {b.max_ctx:,}."
+            f"The model was trained on windows of up to {b.max_ctx:,}."
         )
         mem = m.memory
         biggest = max(r.total_bytes for r in mem.rows)

@@ -10,7 +10,8 @@ objects: ``corpus()`` builds the ``Corpus`` of the ready rows in order.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.budget import format_duration
 from engine.corpus import Corpus, Document
 
 _row_ids = itertools.count(1)
@@ -46,6 +48,9 @@ class DocRow:
     doc: Document | None = None
     tokens: int | None = None
     message: str = ""
+    pages_done: int = 0
+    pages_total: int = 0
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def name(self) -> str:
@@ -200,6 +205,17 @@ class CorpusPanel(QWidget):
         self._refresh()
         self.corpus_changed.emit()
 
+    def set_progress(self, row_id: int, done: int, total: int) -> None:
+        """Show a PDF's pages read so far, with the time left at the pace so far."""
+        row = self._row(row_id)
+        item = self._items.get(row_id)
+        if row is None or row.state != "reading" or item is None:
+            return
+        row.pages_done, row.pages_total = done, total
+        bar = self.tree.itemWidget(item, 3)
+        if isinstance(bar, QProgressBar):
+            _draw_progress(bar, row)
+
     def set_failed(self, row_id: int, message: str) -> None:
         row = self._row(row_id)
         if row is None:
@@ -306,10 +322,9 @@ class CorpusPanel(QWidget):
             self.tree.addTopLevelItem(item)
             if row.state == "reading":
                 bar = QProgressBar()
-                bar.setRange(0, 0)  # the extractor reports no page progress: a busy bar
-                bar.setFormat("Reading…")
                 bar.setTextVisible(True)
                 bar.setMaximumHeight(18)
+                _draw_progress(bar, row)
                 self.tree.setItemWidget(item, 3, bar)
             if row.id == select:
                 item.setSelected(True)
@@ -328,3 +343,18 @@ class CorpusPanel(QWidget):
             parts.append(f"{failed} not added")
         self.total_label.setText(" · ".join(parts))
         self._update_buttons()
+
+
+def _draw_progress(bar: QProgressBar, row: DocRow) -> None:
+    if row.pages_total <= 0:
+        bar.setRange(0, 0)  # nothing reported yet (text formats report nothing): busy
+        bar.setFormat("Reading…")
+        return
+    bar.setRange(0, row.pages_total)
+    bar.setValue(row.pages_done)
+    elapsed = time.monotonic() - row.started
+    left = ""
+    if row.pages_done and row.pages_done < row.pages_total:
+        eta = elapsed / row.pages_done * (row.pages_total - row.pages_done)
+        left = f", ~{format_duration(eta)} left"
+    bar.setFormat(f"page {row.pages_done}/{row.pages_total}{left}")

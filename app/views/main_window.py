@@ -135,6 +135,7 @@ class MainWindow(QMainWindow):
         self.ingest = IngestPool(db_path, parent=self)
         self.ingest.document_read.connect(self._on_ingest_document_read)
         self.ingest.document_failed.connect(self._on_ingest_document_failed)
+        self.ingest.document_progressed.connect(self._on_ingest_document_progressed)
         self.model_lane.busy_changed.connect(self._on_model_lane_busy_changed)
 
         self._build()
@@ -283,6 +284,9 @@ class MainWindow(QMainWindow):
 
     def _on_ingest_document_read(self, row_id: int, doc: Any, fresh: bool) -> None:
         self.corpus_panel.set_read(row_id, doc)
+
+    def _on_ingest_document_progressed(self, row_id: int, done: int, total: int) -> None:
+        self.corpus_panel.set_progress(row_id, done, total)
 
     def _on_ingest_document_failed(self, row_id: int, message: str) -> None:
         self.corpus_panel.set_failed(row_id, message)

@@ -31,6 +31,8 @@ def test_drop_adds_documents_with_their_page_counts(qtbot, make_window, tmp_path
     filing = write_pdf(tmp_path / "filing.pdf", fact_pages(4))
     (folder / "notes.bin").write_bytes(b"\x00\x01")  # skipped: not a document type
 
+    progressed: list[tuple[int, int, int]] = []
+    window.ingest.document_progressed.connect(lambda row, done, total: progressed.append((row, done, total)))
     assert drop_files(window, [filing, folder])
     with qtbot.waitSignal(window.measured, timeout=60000):
         _wait_read(qtbot, window, 3)
@@ -41,6 +43,8 @@ def test_drop_adds_documents_with_their_page_counts(qtbot, make_window, tmp_path
         ("a-exhibit.pdf", "ready", 2),
         ("b-exhibit.pdf", "ready", 3),
     ]
+    # Each PDF's row showed its pages as they were read.
+    assert {(total, done) for row, done, total in progressed if row == rows[0].id and done == total} == {(4, 4)}
     qtbot.waitUntil(lambda: all(r.tokens for r in window.corpus_panel.rows))
     assert "9 pages" in window.corpus_panel.total_label.text()
     total = sum(r.tokens or 0 for r in rows)
