@@ -63,6 +63,14 @@ def align_ctx(n: int) -> int:
     return max(CTX_ALIGN, -(-n // CTX_ALIGN) * CTX_ALIGN)
 
 
+def describe_cpu() -> str:
+    """Return llama.cpp's CPU feature line (``AVX2 = 1 | ...``): what its build uses.
+
+    A build for the builder's own CPU lists AVX-512 and dies on most others (issue 8).
+    """
+    return bytes(llama_cpp.llama_print_system_info()).decode("utf-8", "replace").strip()
+
+
 class _LogWriter(io.TextIOBase):
     def write(self, s: str) -> int:
         if s.strip():
