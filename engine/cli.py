@@ -4,6 +4,8 @@
 to stderr; ``longread sessions`` lists sessions; ``longread show ID`` prints one;
 ``longread plan FILE_OR_FOLDER... [--model PATH] [--ctx N]`` prints what reading them
 will cost (memory and time per KV cache type) and the settings to use.
+``longread think``, ``longread waves`` and ``longread export`` (deep thinking, reading in
+waves, Markdown export, all resumable: engine/cli_reading.py).
 Exit codes: 0 done, 1 a user-facing error (message on stderr, no traceback), 130
 cancelled by Ctrl-C. A first Ctrl-C cancels cooperatively (the partial answer is kept,
 marked cancelled); a second one stops at once.
@@ -21,6 +23,8 @@ from pathlib import Path
 from types import FrameType
 
 from engine import __version__
+from engine.cli_reading import COMMANDS as READING_COMMANDS
+from engine.cli_reading import add_reading_parsers, run_reading_command
 from engine.config import ReadSettings
 from engine.corpus import Corpus, Document
 from engine.errors import Cancelled, EngineError
@@ -109,6 +113,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--no-calibrate", action="store_true", help="do not measure reading speed (a few seconds per cache type)"
     )
     plan.set_defaults(session=None)
+    add_reading_parsers(sub)  # think, waves, export (issue 6)
     return parser
 
 
@@ -127,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _sessions(store)
             if args.command == "plan":
                 return _plan(args, store)
+            if args.command in READING_COMMANDS:
+                return run_reading_command(args, store)
             return _show(store, args.session_id)
         finally:
             store.close()

@@ -5,17 +5,23 @@ An answer cites pages with the markers the model saw, ``[filing.pdf p.12]`` (als
 document). A citation is *valid* when the document and the page exist. A quoted passage
 (``"..."`` just before a citation) is *verified* when it appears on that page, ignoring
 case, whitespace and hyphenation at line ends.
+
+``flag_citations`` marks the citations that failed in the answer text itself (the CLI,
+the GUI and Markdown exports show the same flags); ``citations_to_json`` and
+``citations_from_json`` keep checked citations with the stored answer, step or wave.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from engine.corpus import Corpus
 
 _CITE = re.compile(
-    r"\[(?:(?P<name>[^\[\]]+?)[,;]?\s+)?(?:p\.|pp\.|page|pages)\s*(?P<page>\d{1,5})(?:\s*[-\u2013]\s*\d{1,5})?(?:,?\s*OCR)?\]",
+    r"\[(?:(?P<name>[^\[\]]+?)[,;]?\s+)?(?:p\.|pp\.|page|pages)\s*(?P<page>\d{1,5})(?:\s*[-\u2013]\s*(?P<last>\d{1,5}))?(?:,?\s*OCR)?\]",
     re.IGNORECASE,
 )
 _QUOTE = re.compile(r"[\"\u201c]([^\"\u201c\u201d]{8,400})[\"\u201d]\s*$")
@@ -33,6 +39,7 @@ class Citation:
     quote: str | None = None
     quote_found: bool | None = None
     problem: str | None = None
+    last_page: int | None = None  # a range citation, [a.pdf p.3-5]: the quote may be on any of them
 
     @property
     def ok(self) -> bool:
@@ -81,7 +88,44 @@ def check_citations(answer: str, corpus: Corpus) -> list[Citation]:
                 )
             )
             continue
-        quote_found = quote_on_page(quote, page_obj.text) if quote else None
-        mismatch = None if quote_found is not False else f"the quoted words are not on page {page} of {doc.name}"
-        found.append(Citation(match.start(), match.end(), doc.name, page, True, quote, quote_found, mismatch))
+        last = int(match.group("last")) if match.group("last") else None
+        pages = [page_obj] if last is None else [p for p in doc.pages if page <= p.number <= last]
+        quote_found = quote_on_page(quote, "\n".join(p.text for p in pages)) if quote else None
+        where = f"page {page}" if last is None else f"pages {page}-{last}"
+        mismatch = None if quote_found is not False else f"the quoted words are not on {where} of {doc.name}"
+        found.append(Citation(match.start(), match.end(), doc.name, page, True, quote, quote_found, mismatch, last))
     return found
+
+
+FLAG = "\u26a0"  # the warning sign shown before an unverified citation's reason
+
+
+def flag_citations(answer: str, citations: list[Citation]) -> str:
+    """Return ``answer`` with a flag after each citation that failed its check.
+
+    ``[a.pdf p.99]`` becomes ``[a.pdf p.99] [\u26a0 unverified: a.pdf has no page 99 (it has 4)]``.
+    Citations that passed are left as they are.
+    """
+    parts: list[str] = []
+    last = 0
+    for c in sorted(citations, key=lambda c: c.start):
+        if c.ok:
+            continue
+        parts.append(answer[last : c.end])
+        parts.append(f" [{FLAG} unverified: {c.problem}]")
+        last = c.end
+    parts.append(answer[last:])
+    return "".join(parts)
+
+
+def citations_to_json(citations: list[Citation]) -> str:
+    """Serialize checked citations for storage."""
+    return json.dumps([asdict(c) for c in citations], ensure_ascii=False)
+
+
+def citations_from_json(text: str | None) -> list[Citation]:
+    """Read citations stored by ``citations_to_json`` (empty for none or blank)."""
+    if not text:
+        return []
+    rows: list[dict[str, Any]] = json.loads(text)
+    return [Citation(**row) for row in rows]

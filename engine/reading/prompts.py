@@ -35,6 +35,10 @@ PLAIN_MIDDLE = "\n### Question\n"
 PLAIN_TAIL = "\n\n### Answer\n"
 
 
+def _plain_head(system: str) -> str:
+    return "### Instructions\n" + system + "\n\n### Documents\n"
+
+
 class TokenizerLike(Protocol):
     @property
     def chat_template(self) -> str | None: ...
@@ -65,11 +69,18 @@ class PromptFrame:
     templated: bool
 
 
-def render_frame(chat_template: str | None) -> PromptFrame:
+def render_frame(
+    chat_template: str | None, *, system: str = SYSTEM_PROMPT, intro: str = CORPUS_INTRO
+) -> PromptFrame:
     """Split the chat format into the text before the corpus, between corpus and
-    question, and after the question."""
+    question, and after the question.
+
+    ``system`` and ``intro`` replace the instructions and the line before the corpus
+    (waves and deep thinking use their own, engine/reading/waves.py and deep.py).
+    """
+    plain = PromptFrame(_plain_head(system), PLAIN_MIDDLE, PLAIN_TAIL, templated=False)
     if not chat_template:
-        return PromptFrame(PLAIN_HEAD, PLAIN_MIDDLE, PLAIN_TAIL, templated=False)
+        return plain
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
 
     def raise_exception(message: str) -> None:
@@ -78,8 +89,8 @@ def render_frame(chat_template: str | None) -> PromptFrame:
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = lambda fmt: "01 Jan 2025"
     messages: list[dict[str, Any]] = [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": CORPUS_INTRO + _CORPUS + "\nQuestion: " + _QUESTION},
+        {"role": "system", "content": system},
+        {"role": "user", "content": intro + _CORPUS + "\nQuestion: " + _QUESTION},
     ]
     try:
         rendered = env.from_string(chat_template).render(
@@ -87,15 +98,15 @@ def render_frame(chat_template: str | None) -> PromptFrame:
         )
     except jinja2.TemplateError:
         # Templates that refuse a system role (Gemma's older ones) get it inline.
-        messages = [{"role": "user", "content": SYSTEM_PROMPT + "\n\n" + messages[1]["content"]}]
+        messages = [{"role": "user", "content": system + "\n\n" + messages[1]["content"]}]
         try:
             rendered = env.from_string(chat_template).render(
                 messages=messages, add_generation_prompt=True, bos_token="", eos_token=""
             )
         except jinja2.TemplateError:
-            return PromptFrame(PLAIN_HEAD, PLAIN_MIDDLE, PLAIN_TAIL, templated=False)
+            return plain
     if rendered.count(_CORPUS) != 1 or rendered.count(_QUESTION) != 1:
-        return PromptFrame(PLAIN_HEAD, PLAIN_MIDDLE, PLAIN_TAIL, templated=False)
+        return plain
     head, rest = rendered.split(_CORPUS)
     middle, tail = rest.split(_QUESTION)
     return PromptFrame(head, middle, tail, templated=True)

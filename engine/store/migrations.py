@@ -153,3 +153,99 @@ def m003_calibration(db: Database) -> None:
         )
         """,
     )
+
+
+@migrations()
+def m005_waves_deep(db: Database) -> None:
+    """Reads in waves and deep-thinking sessions, stored step by step (issue 6).
+
+    ``wave_reads`` holds one read of a corpus in waves: the question, the window and
+    settings, and ``plan`` (JSON: for each wave, the page ranges it reads). ``waves``
+    holds one row per wave, written ``pending`` with the plan, ``running`` (with the
+    process id) before the model reads it and ``done`` with its notes after; a row left
+    ``running`` by a dead process becomes ``interrupted`` and is read again on resume,
+    while a ``done`` wave is never read again. ``deep_sessions`` and ``deep_steps`` do
+    the same for deep thinking (plan, examine, hypotheses, critique, answer). Each step
+    keeps its text, token counts, timings and checked citations (JSON).
+    """
+    _execute_all(
+        db,
+        """
+        CREATE TABLE wave_reads (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            question TEXT NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            settings TEXT NOT NULL DEFAULT '{}',
+            plan TEXT NOT NULL DEFAULT '[]',
+            n_waves INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            answer TEXT NOT NULL DEFAULT '',
+            citations TEXT NOT NULL DEFAULT '[]',
+            prompt_tokens INTEGER,
+            prefill_tokens INTEGER,
+            answer_tokens INTEGER,
+            prefill_s REAL,
+            generate_s REAL,
+            error TEXT,
+            pid INTEGER,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE INDEX wave_reads_session ON wave_reads(session_id);
+        CREATE TABLE waves (
+            read_id INTEGER NOT NULL REFERENCES wave_reads(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            pages TEXT NOT NULL,
+            segments TEXT NOT NULL DEFAULT '[]',
+            planned_tokens INTEGER NOT NULL DEFAULT 0,
+            notes TEXT NOT NULL DEFAULT '',
+            citations TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL,
+            prompt_tokens INTEGER,
+            prefill_tokens INTEGER,
+            note_tokens INTEGER,
+            prefill_s REAL,
+            generate_s REAL,
+            error TEXT,
+            pid INTEGER,
+            started_at TEXT,
+            finished_at TEXT,
+            PRIMARY KEY (read_id, position)
+        );
+        CREATE TABLE deep_sessions (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            question TEXT NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            settings TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL,
+            error TEXT,
+            pid INTEGER,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE INDEX deep_sessions_session ON deep_sessions(session_id);
+        CREATE TABLE deep_steps (
+            deep_id INTEGER NOT NULL REFERENCES deep_sessions(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL DEFAULT '',
+            citations TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL,
+            prompt_tokens INTEGER,
+            prefill_tokens INTEGER,
+            reused_tokens INTEGER,
+            output_tokens INTEGER,
+            prefill_s REAL,
+            generate_s REAL,
+            error TEXT,
+            pid INTEGER,
+            started_at TEXT,
+            finished_at TEXT,
+            PRIMARY KEY (deep_id, position)
+        )
+        """,
+    )

@@ -1,0 +1,666 @@
+"""Waves: read a corpus larger than the window, window by window, carrying notes.
+
+Follows Chain-of-Agents (Google, 2024) and ReadAgent's gist memory (DeepMind, 2024):
+the corpus is split at page boundaries into waves that each fit the window with room
+for the instructions, the question, the notes so far and the wave's own notes. Each wave
+reads its pages and writes short notes relevant to the question, with page markers; the
+pages are then dropped and only the notes go on. A final pass answers from the notes
+and its citations are checked against the real pages.
+
+Contract:
+- ``plan_waves`` splits at page boundaries, never inside a page; every page is read by
+  exactly one wave. Each wave's pages are laid out as a document of those pages alone,
+  so the model sees the true markers (``[filing.pdf p.37]``). A page that cannot fit a
+  wave raises ``ContextOverflowError``.
+- ``WaveReader.start`` stores the read (question, window, settings, plan) and every
+  wave as ``pending`` before the model runs, and returns the read's id.
+- ``WaveReader.run`` reads the waves that are not ``done``, in order. A wave's row is
+  set ``running`` (with this process's id) before the model reads it and ``done``, with
+  its notes, token counts and timings, right after; the final answer likewise. A read
+  killed mid-wave loses only that wave: the store marks the row ``interrupted`` when it
+  next opens, and ``run`` reads it again. A ``done`` wave is never read again: its notes
+  come from the store. A cancel marks the wave ``cancelled``; it is read on resume.
+- Notes that say nothing relevant ("Nothing relevant.") are stored but not carried.
+  When the carried notes outgrow a wave's room, the oldest are left out of that wave
+  (they all reach the final answer while they fit its window).
+- ``on_progress(WaveProgress)`` reports "wave 3 of 12" with an ETA after each prefill
+  batch and each generated piece; ``on_text`` streams notes and answer; ``on_step``
+  receives a ``WaveRow`` each time a wave changes status (for a timeline).
+- Qt-free; one thread at a time (one model lane).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from engine.config import ReadSettings
+from engine.corpus import Corpus, Document, layout_document
+from engine.errors import Cancelled, ContextOverflowError, EngineError
+from engine.reading.ask import CancelToken
+from engine.reading.citations import Citation, check_citations, citations_from_json, citations_to_json
+from engine.reading.prompts import SYSTEM_PROMPT, PromptFrame, TokenizerLike, build_prompt, render_frame
+from engine.reading.stepping import ModelLane, StepOutput, claim_rows, format_duration, now_iso, run_step
+from engine.runtime.llama import LoadedModel, PrefillProgress
+from engine.store import Store
+
+WAVE_SYSTEM = (
+    "You are Longread, a careful reader taking notes. A long corpus is read part by part; "
+    "you see one part now. Write brief notes with the facts from these pages that help "
+    "answer the question: copy numbers, names, dates and codes exactly, each followed by "
+    "its page marker, for example [report.pdf p.3]. If these pages say nothing about the "
+    "question, write: Nothing relevant."
+)
+WAVE_INTRO = "Read this part of the documents. Each page starts with a marker like [name p.N].\n\n"
+FINAL_INTRO = (
+    "These are notes taken while reading the documents part by part. Each note starts "
+    "with the pages it came from, like [name p.N-M].\n\n"
+)
+NOTHING = "Nothing relevant."
+# Room kept in each wave for the model's own notes beyond max_note_tokens, and slack for
+# the question and notes tokenizing a little longer than planned.
+MARGIN_TOKENS = 32
+MIN_PAGE_ROOM = 64
+_NOTHING_RE = re.compile(r"^\W*(nothing|no)\b[^.]{0,40}\b(relevant|information|mention)", re.IGNORECASE)
+
+
+# -- plan ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of consecutive pages of one document read in a wave."""
+
+    doc: int  # the document's position in the corpus
+    name: str
+    first: int
+    last: int
+
+    def label(self) -> str:
+        if self.first == self.last:
+            return f"{self.name} p.{self.first}"
+        return f"{self.name} p.{self.first}-{self.last}"
+
+
+@dataclass(frozen=True)
+class WavePlan:
+    """The pages one wave reads, and how many tokens they take laid out."""
+
+    segments: tuple[Segment, ...]
+    tokens: int
+
+    @property
+    def label(self) -> str:
+        return "; ".join(s.label() for s in self.segments)
+
+
+def sub_document(doc: Document, first: int, last: int) -> Document:
+    """``doc`` cut down to pages ``first``..``last`` (1-based, inclusive), true numbers kept."""
+    return replace(doc, pages=doc.pages[first - 1 : last])
+
+
+def segment_tokens(corpus: Corpus, segments: tuple[Segment, ...], tokenizer: TokenizerLike) -> list[list[int]]:
+    """Each segment laid out as a document of its pages alone, tokenized on its own."""
+    return [
+        tokenizer.tokenize_text(layout_document(sub_document(corpus.documents[s.doc], s.first, s.last)))
+        for s in segments
+    ]
+
+
+def plan_waves(corpus: Corpus, tokenizer: TokenizerLike, *, page_room: int) -> list[WavePlan]:
+    """Split ``corpus`` at page boundaries into waves of at most ``page_room`` tokens.
+
+    Args:
+        corpus: the documents, in reading order.
+        tokenizer: the model's tokenizer.
+        page_room: tokens a wave's pages may take.
+
+    Returns:
+        the waves, in reading order; together they read every page once.
+
+    Raises:
+        ContextOverflowError: one page alone does not fit ``page_room``.
+    """
+    # A page laid out alone costs its text plus one document wrapper; summing those
+    # over-counts a run of pages by a wrapper per page, so a planned wave always fits.
+    waves: list[list[Segment]] = []
+    current: list[Segment] = []
+    used = 0
+    for d, doc in enumerate(corpus.documents):
+        for page in doc.pages:
+            cost = len(tokenizer.tokenize_text(layout_document(sub_document(doc, page.number, page.number))))
+            if cost > page_room:
+                raise ContextOverflowError(
+                    f"Page {page.number} of {doc.name} takes {cost:,} tokens, more than a wave can hold "
+                    f"({page_room:,}) in this window. Choose a larger window.",
+                    corpus_tokens=cost,
+                    needed_tokens=cost,
+                    n_ctx=page_room,
+                )
+            if current and used + cost > page_room:
+                waves.append(current)
+                current, used = [], 0
+            if current and current[-1].doc == d and current[-1].last == page.number - 1:
+                current[-1] = replace(current[-1], last=page.number)
+            else:
+                current.append(Segment(d, doc.name, page.number, page.number))
+            used += cost
+    if current:
+        waves.append(current)
+    plans = []
+    for segs in waves:
+        seg_tuple = tuple(segs)
+        plans.append(WavePlan(seg_tuple, sum(len(t) for t in segment_tokens(corpus, seg_tuple, tokenizer))))
+    return plans
+
+
+# -- rows ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaveRow:
+    """One wave as stored: its pages, status and, once done, its notes and numbers."""
+
+    read_id: int
+    position: int  # 1-based: "wave 3 of 12"
+    pages: str
+    segments: tuple[Segment, ...]
+    planned_tokens: int
+    status: str  # pending, running, done, interrupted, cancelled, failed
+    notes: str = ""
+    citations: list[Citation] = field(default_factory=list)
+    prompt_tokens: int | None = None
+    prefill_tokens: int | None = None
+    note_tokens: int | None = None
+    prefill_s: float | None = None
+    generate_s: float | None = None
+    error: str | None = None
+    pid: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> WaveRow:
+        fields = dict(row)
+        fields["segments"] = tuple(Segment(**s) for s in json.loads(fields["segments"]))
+        fields["citations"] = citations_from_json(fields["citations"])
+        return cls(**fields)
+
+    @property
+    def relevant(self) -> bool:
+        """Whether the notes say something (not empty, not "Nothing relevant")."""
+        return bool(self.notes.strip()) and not _NOTHING_RE.match(self.notes.strip())
+
+
+@dataclass(frozen=True)
+class WaveRead:
+    """A read in waves as stored, with its waves in order."""
+
+    id: int
+    session_id: int
+    question: str
+    model: str
+    settings: dict[str, Any]
+    n_waves: int
+    status: str  # planned, running, done, interrupted, cancelled, failed
+    answer: str
+    citations: list[Citation]
+    waves: list[WaveRow]
+    created_at: str
+    finished_at: str | None
+    error: str | None = None
+    answer_tokens: int | None = None
+    generate_s: float | None = None
+
+    @property
+    def done_waves(self) -> int:
+        return sum(1 for w in self.waves if w.status == "done")
+
+
+def load_read(store: Store, read_id: int) -> WaveRead | None:
+    """Return the stored read ``read_id`` with its waves, or None."""
+    rows = store.list_reading_rows("wave_reads", {"id": read_id})
+    if not rows:
+        return None
+    r = rows[0]
+    waves = [WaveRow.from_row(w) for w in store.list_reading_rows("waves", {"read_id": read_id}, order_by="position")]
+    return WaveRead(
+        id=r["id"],
+        session_id=r["session_id"],
+        question=r["question"],
+        model=r["model"],
+        settings=json.loads(r["settings"]),
+        n_waves=r["n_waves"],
+        status=r["status"],
+        answer=r["answer"],
+        citations=citations_from_json(r["citations"]),
+        waves=waves,
+        created_at=r["created_at"],
+        finished_at=r["finished_at"],
+        error=r["error"],
+        answer_tokens=r["answer_tokens"],
+        generate_s=r["generate_s"],
+    )
+
+
+def list_reads(store: Store, session_id: int) -> list[WaveRead]:
+    """Every read in waves of a session, oldest first."""
+    rows = store.list_reading_rows("wave_reads", {"session_id": session_id}, order_by="id")
+    return [r for r in (load_read(store, row["id"]) for row in rows) if r is not None]
+
+
+# -- progress -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaveProgress:
+    """Where a read in waves is: which wave, what stage, and about how long is left."""
+
+    wave: int  # 1-based; n_waves + 1 while answering
+    n_waves: int
+    stage: str  # "reading" (prefill), "notes" (writing notes), "answer"
+    tokens_done: int  # of this wave's prompt
+    tokens_total: int
+    tokens_per_s: float
+    eta_s: float | None  # the whole read; None until a speed is known
+
+    def describe(self) -> str:
+        """``Wave 3 of 12, about 2 min 10 s left`` (or ``Answering from the notes, ...``)."""
+        head = "Answering from the notes" if self.stage == "answer" else f"Wave {self.wave} of {self.n_waves}"
+        if self.eta_s is None:
+            return head
+        return f"{head}, about {format_duration(self.eta_s)} left"
+
+
+class _Eta:
+    """Time left: prefill tokens still to read at the measured speed, plus each
+    remaining step's generation at its measured pace."""
+
+    def __init__(self, done_waves: list[WaveRow]) -> None:
+        self.prefill_tokens = sum(w.prefill_tokens or 0 for w in done_waves)
+        self.prefill_s = sum(w.prefill_s or 0.0 for w in done_waves)
+        self.gen_s = [w.generate_s for w in done_waves if w.generate_s is not None]
+
+    def add(self, out: StepOutput) -> None:
+        self.prefill_tokens += out.prefill_tokens
+        self.prefill_s += out.prefill_s
+        self.gen_s.append(out.generate_s)
+
+    def estimate(self, *, tokens_left: int, steps_left: int, live_rate: float) -> float | None:
+        rate = self.prefill_tokens / self.prefill_s if self.prefill_s > 0 else live_rate
+        if rate <= 0:
+            return None
+        per_step = sum(self.gen_s) / len(self.gen_s) if self.gen_s else 0.0
+        return tokens_left / rate + steps_left * per_step
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaveResult:
+    """A finished read: the answer, its checked citations, the waves, and which waves
+    this call read (the others were done before)."""
+
+    read_id: int
+    session_id: int
+    answer: str
+    citations: list[Citation]
+    waves: list[WaveRow]
+    ran: list[int]
+
+
+WaveStepFn = Callable[[WaveRow], None]
+
+
+class WaveReader:
+    """Reads corpora in waves with one local model. One thread at a time.
+
+    Args:
+        store: the store (documents, sessions, reads and waves).
+        model_path: the GGUF to read with.
+        settings: window (0: the model's trained length), KV type, threads, answer budget.
+        max_note_tokens: the most tokens a wave's notes may take.
+        model: an already loaded model to use while it fits (not closed by ``close``).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        model_path: Path,
+        settings: ReadSettings | None = None,
+        *,
+        max_note_tokens: int = 96,
+        model: LoadedModel | None = None,
+    ) -> None:
+        self.store = store
+        self.model_path = model_path
+        self.settings = settings or ReadSettings()
+        self.max_note_tokens = max_note_tokens
+        self.lane = ModelLane(model_path, self.settings, model=model)
+
+    def close(self) -> None:
+        """Free the model. Call before exit."""
+        self.lane.close()
+
+    # -- planning --------------------------------------------------------------
+
+    def _frames(self) -> tuple[PromptFrame, PromptFrame]:
+        template = self.lane.tokenizer().chat_template
+        return (
+            render_frame(template, system=WAVE_SYSTEM, intro=WAVE_INTRO),
+            render_frame(template, system=SYSTEM_PROMPT, intro=FINAL_INTRO),
+        )
+
+    def notes_room(self, n_ctx: int, max_note_tokens: int) -> int:
+        """Tokens kept in each wave for the notes carried from earlier waves."""
+        return min(n_ctx // 4, max(4 * max_note_tokens, 128))
+
+    def plan(self, corpus: Corpus, question: str, *, n_ctx: int | None = None) -> tuple[int, list[WavePlan]]:
+        """Choose the window and split ``corpus`` into waves for ``question``.
+
+        Returns:
+            the window and the waves.
+
+        Raises:
+            ContextOverflowError: the window is too small for even one page per wave.
+        """
+        tok = self.lane.tokenizer()
+        n_ctx = n_ctx or self.lane.full_window()
+        wave_frame, _ = self._frames()
+        fixed = len(build_prompt(tok, [], _wave_question(question, []), frame=wave_frame))
+        room = n_ctx - fixed - self.notes_room(n_ctx, self.max_note_tokens) - self.max_note_tokens - MARGIN_TOKENS
+        if room < MIN_PAGE_ROOM:
+            raise ContextOverflowError(
+                f"A {n_ctx:,}-token window leaves no room for pages once the instructions, the question "
+                f"and the notes are in ({room:,} tokens). Choose a larger window or a shorter question.",
+                corpus_tokens=0,
+                needed_tokens=fixed + MIN_PAGE_ROOM,
+                n_ctx=n_ctx,
+            )
+        return n_ctx, plan_waves(corpus, tok, page_room=room)
+
+    def start(self, corpus: Corpus, question: str, *, session_id: int | None = None) -> int:
+        """Plan the read and store it with every wave ``pending``; return its id.
+
+        Args:
+            corpus: the documents, already stored.
+            question: the user's question.
+            session_id: add the read to this session (default: a new ``waves`` session).
+
+        Raises:
+            ContextOverflowError: the window cannot hold a page plus the notes.
+        """
+        n_ctx, plans = self.plan(corpus, question)
+        corpus_id = self.store.save_corpus(corpus)
+        if session_id is None:
+            session_id = self.store.create_session(title=_title(question), corpus_id=corpus_id, kind="waves")
+        settings = {**asdict(self.settings), "n_ctx": n_ctx, "max_note_tokens": self.max_note_tokens}
+        now = now_iso()
+        read_id = self.store.insert_reading_rows(
+            "wave_reads",
+            [
+                {
+                    "session_id": session_id,
+                    "question": question,
+                    "model": self.model_path.name,
+                    "settings": json.dumps(settings, sort_keys=True),
+                    "plan": json.dumps([{"segments": [asdict(s) for s in p.segments], "tokens": p.tokens} for p in plans]),
+                    "n_waves": len(plans),
+                    "status": "planned",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
+        self.store.insert_reading_rows(
+            "waves",
+            [
+                {
+                    "read_id": read_id,
+                    "position": i,
+                    "pages": p.label,
+                    "segments": json.dumps([asdict(s) for s in p.segments]),
+                    "planned_tokens": p.tokens,
+                    "status": "pending",
+                }
+                for i, p in enumerate(plans, start=1)
+            ],
+        )
+        return read_id
+
+    def read(
+        self,
+        corpus: Corpus,
+        question: str,
+        *,
+        session_id: int | None = None,
+        on_progress: Callable[[WaveProgress], None] | None = None,
+        on_text: Callable[[str], None] | None = None,
+        on_step: WaveStepFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> WaveResult:
+        """``start`` then ``run``: read ``corpus`` in waves and answer ``question``."""
+        read_id = self.start(corpus, question, session_id=session_id)
+        return self.run(read_id, on_progress=on_progress, on_text=on_text, on_step=on_step, cancel=cancel)
+
+    # -- running ---------------------------------------------------------------
+
+    def run(
+        self,
+        read_id: int,
+        *,
+        on_progress: Callable[[WaveProgress], None] | None = None,
+        on_text: Callable[[str], None] | None = None,
+        on_step: WaveStepFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> WaveResult:
+        """Read every wave of ``read_id`` not yet done, then answer from the notes.
+
+        Resuming a read is calling this again: done waves are never read again.
+
+        Args:
+            read_id: a read stored by ``start``.
+            on_progress: "wave i of n" with an ETA, after each batch and piece.
+            on_text: each piece of notes and answer as it streams.
+            on_step: a wave's row each time its status changes.
+            cancel: checked between prefill batches and between tokens.
+
+        Returns:
+            the answer with checked citations, and which waves this call read.
+
+        Raises:
+            EngineError: no such read, its documents are gone, or another process runs it.
+            Cancelled: cancelled (the wave in progress is marked cancelled).
+            GenerationError: llama.cpp failed (the wave is marked failed).
+        """
+        cancel = cancel or CancelToken()
+        read = load_read(self.store, read_id)
+        if read is None:
+            raise EngineError(f"There is no read in waves with id {read_id}.")
+        claim_rows(self.store.list_reading_rows("waves", {"read_id": read_id}), what="read in waves")
+        session = self.store.get_session(read.session_id)
+        corpus = self.store.get_corpus(session.corpus_id) if session and session.corpus_id else None
+        if corpus is None:
+            raise EngineError(f"The documents of read {read_id} are no longer in the store.")
+        if read.status == "done":
+            return WaveResult(read.id, read.session_id, read.answer, read.citations, read.waves, ran=[])
+        s = read.settings
+        n_ctx = int(s["n_ctx"])
+        max_note = int(s.get("max_note_tokens", self.max_note_tokens))
+        model = self.lane.ensure(n_ctx, str(s.get("kv_type", self.settings.kv_type)))
+        gen_settings = replace(self.settings, temperature=float(s.get("temperature", 0.0)), seed=int(s.get("seed", 0)))
+        wave_frame, final_frame = self._frames()
+        self._update_read(read_id, status="running", pid=os.getpid())
+        waves = list(read.waves)
+        n = len(waves)
+        eta = _Eta([w for w in waves if w.status == "done"])
+        ran: list[int] = []
+
+        def tokens_left(from_index: int) -> int:
+            return sum(w.planned_tokens for w in waves[from_index:] if w.status != "done")
+
+        for i, wave in enumerate(waves):
+            if wave.status == "done":
+                continue
+            carried = [w for w in waves[:i] if w.status == "done" and w.relevant]
+            lists = segment_tokens(corpus, wave.segments, model)
+            tokens = _fit_wave(model, lists, read.question, carried, frame=wave_frame, n_ctx=n_ctx, max_note=max_note)
+            wave = self._set_wave(wave, on_step, status="running", pid=os.getpid(), started_at=now_iso(), error=None)
+            waves[i] = wave
+            later = tokens_left(i + 1)
+            steps_after = n - i  # this wave's notes, later waves' notes, the answer
+
+            def on_prefill(p: PrefillProgress, i: int = i, later: int = later, steps_after: int = steps_after) -> None:
+                if on_progress is not None:
+                    left = eta.estimate(tokens_left=p.total - p.done + later, steps_left=steps_after, live_rate=p.tokens_per_s)
+                    on_progress(WaveProgress(i + 1, n, "reading", p.done, p.total, p.tokens_per_s, left))
+
+            def on_piece(
+                piece: str, i: int = i, later: int = later, steps_after: int = steps_after, total: int = len(tokens)
+            ) -> None:
+                if on_text is not None:
+                    on_text(piece)
+                if on_progress is not None:
+                    left = eta.estimate(tokens_left=later, steps_left=steps_after, live_rate=0.0)
+                    on_progress(WaveProgress(i + 1, n, "notes", total, total, 0.0, left))
+
+            try:
+                out = run_step(
+                    model, tokens, max_tokens=max_note, settings=gen_settings,
+                    on_progress=on_prefill, on_text=on_piece, should_cancel=cancel,
+                )
+            except BaseException as exc:
+                self._fail(read_id, wave, on_step, exc)
+                raise
+            eta.add(out)
+            notes = _clean_notes(out.text)
+            wave = self._set_wave(
+                wave,
+                on_step,
+                status="done",
+                notes=notes,
+                citations=citations_to_json(check_citations(notes, corpus)),
+                prompt_tokens=out.prompt_tokens,
+                prefill_tokens=out.prefill_tokens,
+                note_tokens=out.output_tokens,
+                prefill_s=round(out.prefill_s, 3),
+                generate_s=round(out.generate_s, 3),
+                finished_at=now_iso(),
+            )
+            waves[i] = wave
+            ran.append(wave.position)
+
+        # The final pass: the question over every relevant note.
+        relevant = [w for w in waves if w.relevant]
+        tokens = _fit_final(model, relevant, read.question, frame=final_frame, n_ctx=n_ctx, max_answer=self.settings.max_answer_tokens)
+
+        def on_final_prefill(p: PrefillProgress) -> None:
+            if on_progress is not None:
+                left = eta.estimate(tokens_left=p.total - p.done, steps_left=1, live_rate=p.tokens_per_s)
+                on_progress(WaveProgress(n + 1, n, "answer", p.done, p.total, p.tokens_per_s, left))
+
+        try:
+            out = run_step(
+                model, tokens, max_tokens=self.settings.max_answer_tokens, settings=gen_settings,
+                on_progress=on_final_prefill, on_text=on_text, should_cancel=cancel,
+            )
+        except BaseException as exc:
+            self._fail(read_id, None, on_step, exc)
+            raise
+        citations = check_citations(out.text, corpus)
+        self._update_read(
+            read_id,
+            status="done",
+            answer=out.text,
+            citations=citations_to_json(citations),
+            prompt_tokens=out.prompt_tokens,
+            prefill_tokens=out.prefill_tokens,
+            answer_tokens=out.output_tokens,
+            prefill_s=round(out.prefill_s, 3),
+            generate_s=round(out.generate_s, 3),
+            finished_at=now_iso(),
+            error=None,
+        )
+        return WaveResult(read_id, read.session_id, out.text, citations, waves, ran)
+
+    def _update_read(self, read_id: int, **fields: Any) -> None:
+        self.store.update_reading_rows("wave_reads", {"id": read_id}, {**fields, "updated_at": now_iso()})
+
+    def _set_wave(self, wave: WaveRow, on_step: WaveStepFn | None, **fields: Any) -> WaveRow:
+        self.store.update_reading_rows("waves", {"read_id": wave.read_id, "position": wave.position}, fields)
+        if "citations" in fields:
+            fields["citations"] = citations_from_json(fields["citations"])
+        updated = replace(wave, **fields)
+        if on_step is not None:
+            on_step(updated)
+        return updated
+
+    def _fail(self, read_id: int, wave: WaveRow | None, on_step: WaveStepFn | None, exc: BaseException) -> None:
+        if isinstance(exc, Cancelled):
+            status, error = "cancelled", None
+        elif isinstance(exc, EngineError):
+            status, error = "failed", exc.message
+        else:
+            status, error = "interrupted", None
+        if wave is not None:
+            self._set_wave(wave, on_step, status=status, error=error)
+        self._update_read(read_id, status=status, error=error)
+
+
+def _title(question: str) -> str:
+    title = " ".join(question.split())
+    return title if len(title) <= 80 else title[:77] + "..."
+
+
+def _clean_notes(text: str) -> str:
+    return text.strip() or NOTHING
+
+
+def _notes_block(carried: list[WaveRow]) -> list[str]:
+    return [f"[{w.pages}] {' '.join(w.notes.split())}" for w in carried]
+
+
+def _wave_question(question: str, notes: list[str]) -> str:
+    earlier = "\n".join(notes) if notes else "None yet."
+    return (
+        f"{question.strip()}\n\nNotes from the parts read before:\n{earlier}\n\n"
+        "Write brief notes on the pages above that help answer the question, with their page markers. "
+        f"If they say nothing about it, write: {NOTHING}"
+    )
+
+
+def _fit_wave(
+    model: LoadedModel,
+    lists: list[list[int]],
+    question: str,
+    carried: list[WaveRow],
+    *,
+    frame: PromptFrame,
+    n_ctx: int,
+    max_note: int,
+) -> list[int]:
+    """The wave's prompt with as many of the latest notes as leave room for its own."""
+    notes = _notes_block(carried)
+    while True:
+        prompt = build_prompt(model, lists, _wave_question(question, notes), frame=frame)
+        if len(prompt) + max_note <= n_ctx or not notes:
+            return prompt.tokens
+        notes = notes[1:]  # the oldest notes give way first (they all reach the final answer)
+
+
+def _fit_final(
+    model: LoadedModel, relevant: list[WaveRow], question: str, *, frame: PromptFrame, n_ctx: int, max_answer: int
+) -> list[int]:
+    notes = _notes_block(relevant)
+    while True:
+        text = "\n".join(notes) if notes else "The documents gave no notes relevant to the question."
+        prompt = build_prompt(model, [model.tokenize_text(text + "\n")], question, frame=frame)
+        if len(prompt) + max_answer <= n_ctx or not notes:
+            return prompt.tokens
+        notes = notes[1:]
