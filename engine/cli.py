@@ -4,6 +4,8 @@
 to stderr; ``longread sessions`` lists sessions; ``longread show ID`` prints one;
 ``longread plan FILE_OR_FOLDER... [--model PATH] [--ctx N]`` prints what reading them
 will cost (memory and time per KV cache type) and the settings to use.
+``longread snapshots [--clear] [--budget GB]`` lists, clears or caps the saved corpus
+snapshots; ``ask`` says on stderr when a corpus was restored from one.
 ``longread think``, ``longread waves`` and ``longread export`` (deep thinking, reading in
 waves, Markdown export, all resumable: engine/cli_reading.py).
 Exit codes: 0 done, 1 a user-facing error (message on stderr, no traceback), 130
@@ -32,6 +34,7 @@ from engine.ingest import read_documents
 from engine.models.bundled import bundled_model_path
 from engine.reading.ask import AskResult, CancelToken, Reader
 from engine.runtime.llama import PrefillProgress
+from engine.runtime.snapshot import SnapshotCache
 from engine.store import Store, open_store
 
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 130
@@ -113,6 +116,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "--no-calibrate", action="store_true", help="do not measure reading speed (a few seconds per cache type)"
     )
     plan.set_defaults(session=None)
+
+    snaps = sub.add_parser("snapshots", help="list the saved corpus snapshots (KV caches on disk)")
+    snaps.add_argument("--clear", action="store_true", help="delete every snapshot")
+    snaps.add_argument("--budget", type=float, metavar="GB", help="cap their total size (0: no snapshots)")
     add_reading_parsers(sub)  # think, waves, export (issue 6)
     return parser
 
@@ -132,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _sessions(store)
             if args.command == "plan":
                 return _plan(args, store)
+            if args.command == "snapshots":
+                return _snapshots(args, store)
             if args.command in READING_COMMANDS:
                 return run_reading_command(args, store)
             return _show(store, args.session_id)
@@ -231,6 +240,7 @@ def _ask(args: argparse.Namespace, store: Store) -> int:
 
 
 def _report(result: AskResult) -> None:
+    _report_warm(result)
     p = result.prefill
     rate = p.evaluated / p.seconds if p.seconds > 0 else 0.0
     reused = f", {p.reused:,} reused from context" if p.reused else ""
@@ -242,6 +252,47 @@ def _report(result: AskResult) -> None:
     for c in result.citations:
         if not c.ok:
             _err(f"Unverified citation [{c.document} p.{c.page}]: {c.problem}.")
+
+
+def _format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} GB"
+
+
+def _report_warm(result: AskResult) -> None:
+    warm = result.warm
+    if warm is None:
+        return
+    if warm.notice:
+        _err(warm.notice)
+    if warm.restored:
+        cold = f" instead of {_format_duration(warm.cold_prefill_s)}" if warm.cold_prefill_s else ""
+        _err(f"Corpus restored from its snapshot in {warm.restore_s:.1f} s{cold}.")
+    elif warm.saved:
+        _err(f"Saved a snapshot of the corpus ({_format_bytes(warm.snapshot_bytes)}): next time it opens at once.")
+
+
+def _snapshots(args: argparse.Namespace, store: Store) -> int:
+    cache = SnapshotCache(store)
+    if args.budget is not None:
+        cache.set_budget_bytes(int(args.budget * 1e9))
+    if args.clear:
+        print(f"Deleted every snapshot; freed {_format_bytes(cache.clear())}.")
+        return EXIT_OK
+    snaps = cache.list_snapshots()
+    for s in snaps:
+        print(
+            f"{s.last_used_at[:16].replace('T', ' ')}  {_format_bytes(s.size_bytes):>9}  {s.n_tokens:>7,} tokens  "
+            f"window {s.n_ctx:,}, KV {s.kv_type}  {s.model_name}  (read in {_format_duration(s.prefill_s)})"
+        )
+    print(
+        f"{len(snaps)} snapshot{'s' if len(snaps) != 1 else ''}, {_format_bytes(cache.total_bytes())} "
+        f"of a {_format_bytes(cache.budget_bytes)} budget, in {cache.folder}"
+    )
+    return EXIT_OK
 
 
 def _sessions(store: Store) -> int:

@@ -6,6 +6,16 @@ checks that corpus + question + answer budget fit the window before anything run
 what the context does not already hold (a follow-up about the same corpus prefills only
 its own tokens), streams the answer, saves it as it grows, and records the turn's
 numbers. It is used from one thread at a time.
+
+Warm corpora (issue 4): when the context does not already hold the corpus, ``ask``
+restores its KV snapshot from disk if one matches (engine/runtime/snapshot.py), and
+otherwise reads the corpus cold and saves one. ``AskResult.warm`` says which happened,
+how long the restore took and how long the cold read took when the snapshot was made.
+A damaged snapshot is removed and rebuilt, with a notice; it never answers.
+Sliding-window models (Gemma 3) load with llama.cpp's ``swa_full``: without it the
+cache keeps only the last window, and rolling back to the end of the corpus for a
+follow-up would silently leave a truncated window (DESIGN.md). It costs memory: every
+layer keeps the whole window (``ModelInfo.kv_cache_bytes(..., swa_full=True)``).
 """
 
 from __future__ import annotations
@@ -15,11 +25,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import Cancelled, ContextOverflowError, EngineError
+from engine.errors import Cancelled, ContextOverflowError, EngineError, GenerationError
 from engine.models.bundled import model_sha256
+from engine.models.gguf import ModelInfo, inspect_gguf
 from engine.reading.citations import Citation, check_citations
 from engine.reading.prompts import Prompt, build_prompt
 from engine.runtime.llama import (
@@ -31,6 +43,7 @@ from engine.runtime.llama import (
     load_model,
     load_tokenizer,
 )
+from engine.runtime.snapshot import MIN_SNAPSHOT_TOKENS, SnapshotCache, SnapshotInvalid, WarmStart, make_key
 from engine.store import Store
 from engine.tokens import corpus_tokens, count, tokenizer_key
 
@@ -91,6 +104,7 @@ class AskResult:
     prefill: PrefillStats
     answer_tokens: int
     generate_s: float
+    warm: WarmStart | None = None
 
 
 class Reader:
@@ -100,15 +114,27 @@ class Reader:
         store: the store for documents, token caches and turns.
         model_path: the GGUF to read with.
         settings: window, KV type, threads, answer budget.
+        snapshots: the KV snapshot cache (default: the data folder's); ``None`` with
+            ``use_snapshots=False`` turns snapshots off (prefix reuse stays on).
     """
 
-    def __init__(self, store: Store, model_path: Path, settings: ReadSettings | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        model_path: Path,
+        settings: ReadSettings | None = None,
+        *,
+        snapshots: SnapshotCache | None = None,
+        use_snapshots: bool = True,
+    ) -> None:
         self.store = store
         self.model_path = model_path
         self.settings = settings or ReadSettings()
         self._model: LoadedModel | None = None
         self._tokenizer: Tokenizer | None = None
         self._model_sha: str | None = None
+        self._info: ModelInfo | None = None
+        self.snapshots = snapshots if snapshots is not None or not use_snapshots else SnapshotCache(store)
 
     # -- models ------------------------------------------------------------------
 
@@ -121,6 +147,18 @@ class Reader:
         if self._model_sha is None:
             self._model_sha = model_sha256(self.model_path)
         return self._model_sha
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """The model file's header (layers, KV heads, sliding window), read once."""
+        if self._info is None:
+            self._info = inspect_gguf(self.model_path)
+        return self._info
+
+    @property
+    def swa_full(self) -> bool:
+        """Whether the model loads with a full-size sliding-window cache (see module doc)."""
+        return self.model_info.n_sliding_layers > 0
 
     def tokenizer(self) -> Tokenizer:
         """The loaded model if there is one, else the vocabulary alone (fast)."""
@@ -146,7 +184,12 @@ class Reader:
             model.close()
             self._model = None
         self._model = load_model(
-            self.model_path, n_ctx=n_ctx, kv_type=s.kv_type, n_threads=s.threads(), n_batch=s.n_batch
+            self.model_path,
+            n_ctx=n_ctx,
+            kv_type=s.kv_type,
+            n_threads=s.threads(),
+            n_batch=s.n_batch,
+            swa_full=True if self.swa_full else None,
         )
         if self._tokenizer is not None:
             self._tokenizer.close()
@@ -180,7 +223,18 @@ class Reader:
             n_ctx = self._model.n_ctx
         else:
             n_ctx = min(align_ctx(need + FOLLOW_UP_HEADROOM), max_ctx)
+            # A window that already has a snapshot of this corpus restores instead of
+            # reading it again: prefer the smallest one that fits.
+            warm = [w for w in self._snapshot_windows(prompt) if need <= w <= max_ctx]
+            if warm:
+                n_ctx = warm[0]
         return Budget(corpus_tokens, len(prompt), s.max_answer_tokens, n_ctx, max_ctx)
+
+    def _snapshot_windows(self, prompt: Prompt) -> list[int]:
+        if self.snapshots is None or prompt.corpus_end < MIN_SNAPSHOT_TOKENS:
+            return []
+        corpus = prompt.tokens[: prompt.corpus_end]
+        return self.snapshots.find_windows(model_sha256=self.model_sha, kv_type=self.settings.kv_type, corpus=corpus)
 
     # -- asking ------------------------------------------------------------------
 
@@ -220,10 +274,16 @@ class Reader:
         settings = {**asdict(self.settings), "n_ctx": budget.n_ctx}
         turn_id = self.store.start_turn(session_id, question, model=self.model_path.name, settings=settings)
         answer: list[str] = []
-        stats: dict[str, float | int] = {"corpus_tokens": budget.corpus_tokens, "prompt_tokens": budget.prompt_tokens}
+        stats: dict[str, Any] = {"corpus_tokens": budget.corpus_tokens, "prompt_tokens": budget.prompt_tokens}
         try:
             model = self._ensure_model(budget.n_ctx)
-            prefill = model.prefill(prompt.tokens, on_progress=on_progress, should_cancel=cancel)
+            warm, corpus_stats = self._load_corpus(model, prompt, on_progress=on_progress, cancel=cancel)
+            rest = model.prefill(prompt.tokens, on_progress=on_progress, should_cancel=cancel)
+            prefill = PrefillStats(
+                evaluated=corpus_stats.evaluated + rest.evaluated,
+                reused=len(prompt.tokens) - corpus_stats.evaluated - rest.evaluated,
+                seconds=corpus_stats.seconds + rest.seconds,
+            )
             stats.update(prefill_tokens=prefill.evaluated, prefill_s=round(prefill.seconds, 3))
             start = time.perf_counter()
             last_save = start
@@ -271,7 +331,99 @@ class Reader:
             prefill=prefill,
             answer_tokens=answer_tokens,
             generate_s=generate_s,
+            warm=warm,
         )
+
+    def _load_corpus(
+        self,
+        model: LoadedModel,
+        prompt: Prompt,
+        *,
+        on_progress: Callable[[PrefillProgress], None] | None,
+        cancel: CancelToken,
+    ) -> tuple[WarmStart, PrefillStats]:
+        """Make the context hold the corpus prefix: already there, restored, or read.
+
+        Returns:
+            how it got there, and the stats of what was evaluated for it (the restore
+            check's one token, or the cold read).
+        """
+        end = prompt.corpus_end
+        corpus = prompt.tokens[:end]
+        held = _common_prefix(model.context_tokens, corpus)
+        nothing = PrefillStats(evaluated=0, reused=min(held, end), seconds=0.0)
+        if held >= end - 1:
+            # Already in context (a follow-up): model.prefill reuses it.
+            return WarmStart(source="context", corpus_tokens=end), nothing
+        if self.snapshots is None or end < MIN_SNAPSHOT_TOKENS:
+            return WarmStart(source="prefill", corpus_tokens=end), nothing
+        key = make_key(model, model_sha256=self.model_sha, corpus=corpus, swa_full=self.swa_full)
+        notice = None
+        if self.snapshots.find(key) is not None:
+            start = time.perf_counter()
+            try:
+                info, check = self.snapshots.restore(model, key, corpus)
+            except SnapshotInvalid as exc:
+                notice = exc.message
+            else:
+                restore_s = time.perf_counter() - start
+                warm = WarmStart(
+                    source="snapshot",
+                    corpus_tokens=end,
+                    restore_s=restore_s,
+                    cold_prefill_s=info.prefill_s,
+                    snapshot_bytes=info.size_bytes,
+                )
+                return warm, PrefillStats(evaluated=check.evaluated, reused=end - check.evaluated, seconds=restore_s)
+        # Cold: read all but the last corpus token, save that, then evaluate the last
+        # token alone, as a restore does, so both paths compute the same cache.
+        total = len(prompt.tokens)
+
+        def on_corpus_progress(p: PrefillProgress) -> None:
+            if on_progress is not None:
+                eta = (total - p.done) / p.tokens_per_s if p.tokens_per_s > 0 else 0.0
+                on_progress(PrefillProgress(p.done, total, p.tokens_per_s, eta, p.reused))
+
+        head = model.prefill(corpus[:-1], on_progress=on_corpus_progress, should_cancel=cancel)
+        pending = None
+        estimate = int(self.model_info.kv_bytes_per_token(model.kv_type, model.kv_type) * end)
+        try:
+            pending = self.snapshots.write_pending(model, key, estimate_bytes=estimate)
+        except (GenerationError, OSError) as exc:
+            notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
+            if len(model.context_tokens) < end - 1:  # the reload failed and emptied the context
+                more = model.prefill(corpus[:-1], on_progress=on_corpus_progress, should_cancel=cancel)
+                head = PrefillStats(head.evaluated + more.evaluated, head.reused, head.seconds + more.seconds)
+        last = model.prefill(corpus, should_cancel=cancel)
+        cold = PrefillStats(evaluated=head.evaluated + last.evaluated, reused=head.reused, seconds=head.seconds + last.seconds)
+        saved = None
+        if pending is not None:
+            try:
+                saved = self.snapshots.commit(
+                    pending, key, model_name=self.model_path.name, logits=model.last_logits(), prefill_s=cold.seconds
+                )
+            except (EngineError, OSError) as exc:
+                pending.unlink(missing_ok=True)
+                notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
+        if saved is None and notice is None:
+            notice = "The corpus snapshot would exceed the snapshot disk budget; it was not saved."
+        warm = WarmStart(
+            source="prefill",
+            corpus_tokens=end,
+            cold_prefill_s=cold.seconds,
+            snapshot_bytes=saved.size_bytes if saved else 0,
+            saved=saved is not None,
+            notice=notice,
+        )
+        return warm, cold
+
+
+def _common_prefix(have: list[int], want: list[int]) -> int:
+    n = min(len(have), len(want))
+    for i in range(n):
+        if have[i] != want[i]:
+            return i
+    return n
 
 
 def _title(question: str) -> str:

@@ -318,6 +318,57 @@ class LoadedModel(Tokenizer):
         """A copy of the logits after the last evaluated token."""
         return np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(self._n_vocab,)).copy()
 
+    # -- KV snapshots (issue 4; engine/runtime/snapshot.py decides when and checks them) --
+
+    def save_sequence(self, path: Path) -> int:
+        """Write the context's KV cache and its tokens to ``path`` (llama.cpp's
+        sequence-state file: the cache straight to disk, no logits copy).
+
+        Returns:
+            bytes written.
+
+        Raises:
+            GenerationError: llama.cpp could not write the file (disk full, no access).
+        """
+        n = self._llm.n_tokens
+        tokens = (llama_cpp.llama_token * max(1, n))(*self.context_tokens)
+        written = llama_cpp.llama_state_seq_save_file(self._llm._ctx.ctx, str(path).encode(), 0, tokens, n)
+        if written == 0:
+            raise GenerationError(f"llama.cpp could not write the snapshot {path}.")
+        return int(written)
+
+    def load_sequence(self, path: Path, *, max_tokens: int) -> list[int]:
+        """Replace the context with the KV cache and tokens saved in ``path``.
+
+        Checks nothing about the model or settings (the caller's job); on failure the
+        context is left empty, never half-loaded.
+
+        Returns:
+            the tokens the context now holds.
+
+        Raises:
+            GenerationError: the file is unreadable, holds more than ``max_tokens``
+                tokens, or does not fit this context.
+        """
+        self.clear()
+        tokens = (llama_cpp.llama_token * max(1, max_tokens))()
+        count = ctypes.c_size_t(0)
+        read = llama_cpp.llama_state_seq_load_file(
+            self._llm._ctx.ctx, str(path).encode(), 0, tokens, max_tokens, ctypes.byref(count)
+        )
+        if read == 0 or count.value == 0:
+            self.clear()
+            raise GenerationError(f"llama.cpp could not load the snapshot {path}.")
+        loaded = list(tokens[: count.value])
+        self._llm.input_ids[: len(loaded)] = loaded
+        self._llm.n_tokens = len(loaded)
+        return loaded
+
+    def clear(self) -> None:
+        """Empty the context: tokens and every KV cell."""
+        self._llm._ctx.kv_cache_clear()  # type: ignore[no-untyped-call]
+        self._llm.reset()  # type: ignore[no-untyped-call]
+
 
 def load_model(
     path: Path,

@@ -474,6 +474,90 @@ class Store:
                         dead,
                     )
 
+    # -- KV snapshots (issue 4; engine/runtime/snapshot.py owns the files) ----------
+
+    def put_snapshot(self, row: dict[str, Any]) -> None:
+        """Record (or replace) a snapshot file's row (columns of ``m002_snapshots``)."""
+        with self._atomic() as db:
+            db.table("snapshots").upsert(row, pk="key")
+
+    def get_snapshot(self, key: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM snapshots WHERE key = ?", [key])
+        return dict(rows[0]) if rows else None
+
+    def list_snapshots(self, *, tokens_sha256: str | None = None) -> list[dict[str, Any]]:
+        """Snapshot rows, most recently used first (optionally for one token sequence)."""
+        sql, params = "SELECT * FROM snapshots", []
+        if tokens_sha256 is not None:
+            sql, params = sql + " WHERE tokens_sha256 = ?", [tokens_sha256]
+        return [dict(r) for r in self._query(sql + " ORDER BY last_used_at DESC, key", params)]
+
+    def touch_snapshot(self, key: str, when: str) -> None:
+        with self._atomic() as db:
+            db.execute("UPDATE snapshots SET last_used_at = ? WHERE key = ?", [when, key])
+
+    def delete_snapshot(self, key: str) -> None:
+        with self._atomic() as db:
+            db.execute("DELETE FROM snapshots WHERE key = ?", [key])
+
+    def get_snapshot_setting(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM snapshot_settings WHERE key = ?", [key])
+        return str(rows[0]["value"]) if rows else None
+
+    def put_snapshot_setting(self, key: str, value: str | None) -> None:
+        """Store a snapshot setting; ``None`` removes it (back to the default)."""
+        with self._atomic() as db:
+            if value is None:
+                db.execute("DELETE FROM snapshot_settings WHERE key = ?", [key])
+            else:
+                db.table("snapshot_settings").upsert({"key": key, "value": value}, pk="key")
+
+    # -- waves and deep thinking (issue 6; engine/reading/waves.py and deep.py own the rows) --
+
+    _READING_TABLES = ("wave_reads", "waves", "deep_sessions", "deep_steps")
+
+    def _reading_table(self, table: str) -> str:
+        if table not in self._READING_TABLES:
+            raise ValueError(f"not a reading table: {table!r}")
+        return table
+
+    def insert_reading_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert rows of ``wave_reads``/``waves``/``deep_sessions``/``deep_steps`` in one
+        transaction; return the last row's id (tables with an integer id)."""
+        with self._atomic() as db:
+            t = db.table(self._reading_table(table))
+            for row in rows:
+                t.insert(row)
+            return int(t.last_rowid or 0)
+
+    def update_reading_rows(self, table: str, where: dict[str, Any], fields: dict[str, Any]) -> None:
+        """Set ``fields`` on the rows of a reading table matching every ``where`` column."""
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        cond = " AND ".join(f"{k} = ?" for k in where)
+        with self._atomic() as db:
+            db.execute(
+                f"UPDATE {self._reading_table(table)} SET {sets} WHERE {cond}", [*fields.values(), *where.values()]
+            )
+
+    def list_reading_rows(self, table: str, where: dict[str, Any], *, order_by: str = "rowid") -> list[dict[str, Any]]:
+        """Rows of a reading table matching every ``where`` column, in ``order_by`` order."""
+        cond = " AND ".join(f"{k} = ?" for k in where) or "1"
+        return self._query(
+            f"SELECT * FROM {self._reading_table(table)} WHERE {cond} ORDER BY {order_by}", list(where.values())
+        )
+
+    def _mark_orphaned_reading_rows(self) -> None:
+        # As for turns: a wave or step left running by a dead process was interrupted.
+        for table in self._READING_TABLES:
+            rows = self._query(f"SELECT rowid AS r, pid FROM {table} WHERE status = 'running'")
+            dead = [r["r"] for r in rows if not _pid_alive(r["pid"])]
+            if dead:
+                with self._atomic() as db:
+                    db.execute(
+                        f"UPDATE {table} SET status = 'interrupted' WHERE rowid IN ({','.join('?' * len(dead))})",
+                        dead,
+                    )
+
     def integrity_check(self) -> str:
         return str(self._query("PRAGMA integrity_check")[0]["integrity_check"])
 

@@ -156,6 +156,51 @@ def m003_calibration(db: Database) -> None:
 
 
 @migrations()
+def m002_snapshots(db: Database) -> None:
+    """KV snapshots of processed corpora on disk (issue 4).
+
+    One row per snapshot file in the data folder's ``snapshots/``. ``key`` is the
+    fingerprint of everything that makes the file valid (model sha256, window, K and V
+    types, flash attention, sliding-window mode, llama-cpp-python version, the corpus
+    tokens); the columns repeat those inputs so a row can be checked and shown.
+    ``checksum`` (crc32 of the file) catches truncated or damaged files; ``check`` holds
+    the top logits after the corpus's last token, compared after every restore.
+    ``last_used_at`` orders eviction when the disk budget is exceeded.
+    ``snapshot_settings`` holds the user's disk budget.
+    """
+    _execute_all(
+        db,
+        """
+        CREATE TABLE snapshots (
+            key TEXT PRIMARY KEY,
+            file TEXT NOT NULL,
+            model_sha256 TEXT NOT NULL,
+            model_name TEXT NOT NULL,
+            n_ctx INTEGER NOT NULL,
+            type_k TEXT NOT NULL,
+            type_v TEXT NOT NULL,
+            flash_attn INTEGER NOT NULL,
+            swa_full INTEGER NOT NULL,
+            llama_cpp_version TEXT NOT NULL,
+            tokens_sha256 TEXT NOT NULL,
+            n_tokens INTEGER NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            checksum TEXT NOT NULL,
+            "check" TEXT NOT NULL,
+            prefill_s REAL NOT NULL,
+            created_at TEXT NOT NULL,
+            last_used_at TEXT NOT NULL
+        );
+        CREATE INDEX snapshots_tokens ON snapshots(tokens_sha256, model_sha256);
+        CREATE TABLE snapshot_settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )
+        """,
+    )
+
+
+@migrations()
 def m005_waves_deep(db: Database) -> None:
     """Reads in waves and deep-thinking sessions, stored step by step (issue 6).
 
