@@ -428,52 +428,6 @@ class Store:
             for r in rows
         ]
 
-    # -- waves and deep thinking (issue 6; engine/reading/waves.py and deep.py own the rows) --
-
-    _READING_TABLES = ("wave_reads", "waves", "deep_sessions", "deep_steps")
-
-    def _reading_table(self, table: str) -> str:
-        if table not in self._READING_TABLES:
-            raise ValueError(f"not a reading table: {table!r}")
-        return table
-
-    def insert_reading_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert rows of ``wave_reads``/``waves``/``deep_sessions``/``deep_steps`` in one
-        transaction; return the last row's id (tables with an integer id)."""
-        with self._atomic() as db:
-            t = db.table(self._reading_table(table))
-            for row in rows:
-                t.insert(row)
-            return int(t.last_rowid or 0)
-
-    def update_reading_rows(self, table: str, where: dict[str, Any], fields: dict[str, Any]) -> None:
-        """Set ``fields`` on the rows of a reading table matching every ``where`` column."""
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        cond = " AND ".join(f"{k} = ?" for k in where)
-        with self._atomic() as db:
-            db.execute(
-                f"UPDATE {self._reading_table(table)} SET {sets} WHERE {cond}", [*fields.values(), *where.values()]
-            )
-
-    def list_reading_rows(self, table: str, where: dict[str, Any], *, order_by: str = "rowid") -> list[dict[str, Any]]:
-        """Rows of a reading table matching every ``where`` column, in ``order_by`` order."""
-        cond = " AND ".join(f"{k} = ?" for k in where) or "1"
-        return self._query(
-            f"SELECT * FROM {self._reading_table(table)} WHERE {cond} ORDER BY {order_by}", list(where.values())
-        )
-
-    def _mark_orphaned_reading_rows(self) -> None:
-        # As for turns: a wave or step left running by a dead process was interrupted.
-        for table in self._READING_TABLES:
-            rows = self._query(f"SELECT rowid AS r, pid FROM {table} WHERE status = 'running'")
-            dead = [r["r"] for r in rows if not _pid_alive(r["pid"])]
-            if dead:
-                with self._atomic() as db:
-                    db.execute(
-                        f"UPDATE {table} SET status = 'interrupted' WHERE rowid IN ({','.join('?' * len(dead))})",
-                        dead,
-                    )
-
     # -- KV snapshots (issue 4; engine/runtime/snapshot.py owns the files) ----------
 
     def put_snapshot(self, row: dict[str, Any]) -> None:
