@@ -158,6 +158,8 @@ def _think(
             progress((p.step, p.stage), p.describe())
 
         result = thinker.run(deep_id, on_progress=on_progress, on_text=_out, on_step=on_step, cancel=cancel)
+        if not result.ran:  # finished before: show the stored answer
+            _out(f"\n## {len(result.steps)}. Answer\n{result.answer}\n")
         skipped = len(result.steps) - len(result.ran)
         _err(
             f"Deep thinking done: {len(result.ran)} step(s) now"
@@ -200,6 +202,8 @@ def _waves(
             progress((p.wave, p.stage), p.describe())
 
         result = reader.run(read_id, on_progress=on_progress, on_text=_out, on_step=on_step, cancel=cancel)
+        if not answering:  # finished before: show the stored answer
+            _out("\n## Answer\n" + result.answer)
         _out("\n")
         skipped = len(result.waves) - len(result.ran)
         _err(

@@ -1,0 +1,177 @@
+"""Deep thinking with the real SmolLM2, a real PDF and a real SQLite file: steps stored as
+they finish, a cancel and a SIGKILL mid-step, resumes that never redo a finished step,
+corpus prefix reuse between steps, and the Markdown export."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.config import ReadSettings
+from engine.corpus import Corpus
+from engine.errors import Cancelled, ContextOverflowError
+from engine.ingest import read_documents
+from engine.reading.ask import CancelToken
+from engine.reading.deep import STEPS, DeepProgress, DeepStep, DeepThinker, load_deep
+from engine.reading.export import export_markdown
+from engine.store import Store, open_store
+from tests.conftest import fact_pages, write_pdf
+
+ROOT = Path(__file__).parents[2]
+# Tests run one llama.cpp thread: other models share these two cores, and llama.cpp's
+# spinning threads slow down several times over when the cores are oversubscribed.
+QUESTION = "What is the vault access code?"
+KINDS = [s.kind for s in STEPS]
+
+
+def _corpus(paths: list[Path], store: Store) -> Corpus:
+    docs, skipped = read_documents(paths, store=store)
+    assert not skipped
+    return Corpus(tuple(docs))
+
+
+def test_cancelled_session_resumes_at_the_step_it_stopped(fact_pdf: Path, store: Store, smollm2_path: Path) -> None:
+    corpus = _corpus([fact_pdf], store)
+    settings = ReadSettings(n_ctx=2048, n_threads=1)
+    thinker = DeepThinker(store, smollm2_path, settings, step_tokens=24)
+    cancel = CancelToken()
+    events: list[DeepStep] = []
+
+    def cancel_in_step_3(p: DeepProgress) -> None:
+        if p.step == 3:
+            cancel.cancel()
+
+    try:
+        with pytest.raises(Cancelled):
+            thinker.think(corpus, QUESTION, on_progress=cancel_in_step_3, on_step=events.append, cancel=cancel)
+        deep_id = events[0].deep_id
+        stopped = load_deep(store, deep_id)
+        assert stopped is not None and stopped.status == "cancelled"
+        assert [s.status for s in stopped.steps] == ["done", "done", "cancelled", "pending", "pending"]
+        assert [s.kind for s in stopped.steps] == KINDS
+        first_two = stopped.steps[:2]
+        assert all(s.text and s.output_tokens and 0 < s.output_tokens <= 24 for s in first_two)
+        # Step 2 read only its own tokens: the corpus prefix stayed in context from step 1.
+        plan, examine = first_two
+        assert plan.prefill_tokens == plan.prompt_tokens
+        assert examine.reused_tokens is not None and examine.prefill_tokens is not None
+        assert examine.reused_tokens > examine.prefill_tokens
+        assert examine.reused_tokens >= plan.prompt_tokens - 80
+
+        progress: list[DeepProgress] = []
+        pieces: list[str] = []
+        result = thinker.run(deep_id, on_progress=progress.append, on_text=pieces.append, on_step=events.append)
+    finally:
+        thinker.close()
+    assert result.ran == [3, 4, 5]
+    done = load_deep(store, deep_id)
+    assert done is not None and done.status == "done"
+    assert [s.status for s in done.steps] == ["done"] * 5
+    for before, after in zip(first_two, done.steps[:2], strict=True):
+        assert after == before  # never generated again
+    assert {p.step for p in progress} == {3, 4, 5}
+    assert progress[-1].describe().startswith("Step 5 of 5 (answer)")
+    assert result.answer == done.steps[4].text == done.answer
+    assert "".join(pieces).replace(" ", "") == "".join(s.text for s in done.steps[2:]).replace(" ", "")
+    markdown = export_markdown(store, result.session_id)
+    for i, step in enumerate(done.steps, start=1):
+        assert f"### {i}. {step.heading}" in markdown
+        assert step.text.splitlines()[0] in markdown
+
+
+def test_a_corpus_that_does_not_fit_is_refused_before_anything_is_stored(
+    tmp_path: Path, store: Store, smollm2_path: Path
+) -> None:
+    pdf = write_pdf(tmp_path / "long.pdf", fact_pages(12))
+    corpus = _corpus([pdf], store)
+    thinker = DeepThinker(store, smollm2_path, ReadSettings(n_ctx=1024, n_threads=1), step_tokens=64)
+    try:
+        with pytest.raises(ContextOverflowError, match="Read them in waves instead"):
+            thinker.start(corpus, QUESTION)
+    finally:
+        thinker.close()
+    assert store.list_reading_rows("deep_sessions", {}) == []
+
+
+def _poll(db: Path, sql: str, *, until: float) -> None:
+    while time.monotonic() < until:
+        if db.exists():
+            try:
+                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+                try:
+                    if int(conn.execute(sql).fetchone()[0]) > 0:
+                        return
+                finally:
+                    conn.close()
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for: {sql}")
+
+
+def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    db = home / "longread.db"
+    env = {**os.environ, "LONGREAD_HOME": str(home)}
+    args = ["--ctx", "2048", "--step-tokens", "32", "--threads", "1"]
+    cmd = [sys.executable, "-m", "engine.cli", "think"]
+    first = subprocess.Popen([*cmd, str(fact_pdf), "-q", QUESTION, *args], cwd=ROOT, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # Kill while a step after the first is being generated.
+        _poll(db, "SELECT count(*) FROM deep_steps WHERE status = 'running' AND position >= 2",
+              until=time.monotonic() + 600)
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        before = {r[0]: r[1:] for r in conn.execute(
+            "SELECT position, status, text, pid, started_at, finished_at FROM deep_steps")}
+    finally:
+        conn.close()
+    done_before = sorted(p for p, row in before.items() if row[0] == "done")
+    assert done_before and done_before == list(range(1, len(done_before) + 1))
+    assert [row[0] for p, row in sorted(before.items()) if p > len(done_before)][0] == "running"
+
+    second = subprocess.run([*cmd, "--resume", "1", *args], cwd=ROOT, env=env, text=True, capture_output=True,
+                            timeout=900)
+    assert second.returncode == 0, second.stderr
+    n_now = 5 - len(done_before)
+    assert f"Deep thinking done: {n_now} step(s) now, {len(done_before)} already done before. Session 1." in second.stderr
+    assert f"Step {len(done_before) + 1} of 5" in second.stderr
+    assert "## 5. Answer" in second.stdout
+
+    store = open_store(db)
+    try:
+        assert store.integrity_check() == "ok"
+        deep = load_deep(store, 1)
+        assert deep is not None and deep.status == "done"
+        for step in deep.steps:
+            assert step.status == "done" and step.text
+            if step.position in done_before:
+                assert (step.status, step.text, step.pid, step.started_at, step.finished_at) == before[step.position]
+            else:
+                assert step.pid != before[done_before[0]][2]
+    finally:
+        store.close()
+
+    exported = subprocess.run([*cmd[:3], "export", "1", "--markdown"], cwd=ROOT, env=env, text=True,
+                              capture_output=True, timeout=120)
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.startswith(f"# {QUESTION}")
+    assert "## Deep thinking: What is the vault access code?" in exported.stdout
+    assert "### 5. Answer" in exported.stdout
