@@ -8,7 +8,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 SAMPLE := resources/sample/harbor-lease-dispute.md
 QUESTION := What is the award reference code, and what total amount was awarded?
 
-.PHONY: run ask test lint bench clean
+.PHONY: run ask test lint bench package clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/prefill.py
+
+# The app as users install it (issue 8): dist/longread/ (PyInstaller one-folder) and, on
+# Linux, dist/longread_<version>_<arch>.deb. See packaging/README.md.
+package: $(VENV)/.installed-test
+	$(BIN)/python packaging/build.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
