@@ -117,6 +117,7 @@ def main() -> int:
                     for t in range(args.trials):
                         doc, fact_page, code = corpora[(m, t)]
                         corpus = Corpus((doc,))
+                        ask_says = "does not fit"
                         try:
                             _, budget = reader.prepare(corpus, QUESTION)
                             tokens = budget.corpus_tokens
@@ -125,6 +126,7 @@ def main() -> int:
                             ask_s += time.perf_counter() - start
                             ask_tried += 1
                             ask_found += code in answer
+                            ask_says = "found" if code in answer else "missed"
                         except ContextOverflowError as exc:
                             tokens = exc.corpus_tokens
                         start = time.perf_counter()
@@ -134,8 +136,8 @@ def main() -> int:
                         waves_found += code in result.answer
                         notes_found += any(code in w.notes for w in result.waves)
                         print(
-                            f"  {kv} {m}x trial {t + 1}: code on p.{fact_page}, {len(result.waves)} waves; "
-                            f"waves answer {'found' if code in result.answer else 'missed'}",
+                            f"  {kv} {m}x trial {t + 1}: code on p.{fact_page}; ask {ask_says}; {len(result.waves)} waves, "
+                            f"answer {'found' if code in result.answer else 'missed'}",
                             file=sys.stderr,
                             flush=True,
                         )

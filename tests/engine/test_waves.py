@@ -110,6 +110,9 @@ def test_orphaned_running_waves_become_interrupted(tmp_path: Path, store: Store)
         assert read is not None
         assert [w.status for w in read.waves] == ["done", "interrupted"]
         assert read.status == "interrupted"
+        # Deleting the session deletes its reads and waves with it (foreign keys cascade).
+        again.delete_session(session)
+        assert again.list_reading_rows("wave_reads", {}) == [] and again.list_reading_rows("waves", {}) == []
     finally:
         again.close()
 
