@@ -442,7 +442,7 @@ def _overflow(budget: Budget, *, explicit: bool) -> ContextOverflowError:
     ways.append("fewer or shorter documents")
     if budget.needed > budget.max_ctx:
         ways.append(f"a model trained on a longer context (this one stops at {budget.max_ctx:,})")
-    ways.append("reading in waves, which Longread is adding")
+    ways.append("reading it in waves (longread waves), which keeps notes window by window")
     return ContextOverflowError(
         f"The corpus does not fit the model's window: {numbers}. Ways out: " + "; ".join(ways) + ".",
         corpus_tokens=budget.corpus_tokens,
