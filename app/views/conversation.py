@@ -13,8 +13,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -107,8 +107,22 @@ class ConversationView(QWidget):
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(keys), self, self._on_ask_button_clicked)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self._on_cancel_button_clicked)
+        # The box handles its own keys too: shortcuts need an active window, typing does not.
+        self.question.installEventFilter(self)
         self.set_busy(False)
         self._render()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.question and event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and (
+                event.modifiers() & Qt.KeyboardModifier.ControlModifier
+            ):
+                self._on_ask_button_clicked()
+                return True
+            if event.key() == Qt.Key.Key_Escape:
+                self._on_cancel_button_clicked()
+                return True
+        return super().eventFilter(watched, event)
 
     # -- state --------------------------------------------------------------------
 
