@@ -624,16 +624,20 @@ class MainWindow(QMainWindow):
 
 def _describe_result(result: AskResult) -> str:
     p = result.prefill
-    restored = getattr(result, "restored_s", None)
-    if restored is not None:
-        read = f"restored the documents in {restored:.1f} s"
+    warm = getattr(result, "warm", None)  # issue 4: how the corpus got into the context
+    if warm is not None and warm.source == "snapshot":
+        was = f" (reading them took {warm.cold_prefill_s:.0f} s)" if warm.cold_prefill_s else ""
+        read = f"restored the documents in {warm.restore_s:.1f} s{was}"
+    elif warm is not None and warm.source == "context" and p.evaluated < 64:
+        read = "the documents were already read"
     elif p.evaluated and p.seconds > 0:
         read = f"read {p.evaluated:,} tokens in {p.seconds:.1f} s ({p.evaluated / p.seconds:,.0f} tokens/s)"
     else:
         read = "read nothing new"
     if p.reused:
         read += f", {p.reused:,} already in memory"
-    return f"{read}; answered {result.answer_tokens} tokens in {result.generate_s:.1f} s."
+    notice = f" {warm.notice}" if warm is not None and warm.notice else ""
+    return f"{read}; answered {result.answer_tokens} tokens in {result.generate_s:.1f} s.{notice}"
 
 
 def _describe_turn(turn: Any) -> str:
