@@ -171,7 +171,9 @@ def _kill_and_resume_waves(tmp_path: Path, *, n_pages: int, ctx: int, note_token
     args = ["--ctx", str(ctx), "--note-tokens", str(note_tokens), "--max-answer", "32", "--threads", "1"]
     first = _cli(home, "waves", str(pdf), "-q", QUESTION, *args)
     try:
-        _poll(db, "SELECT count(*) FROM waves WHERE status = 'done'", until=time.monotonic() + timeout)
+        # Kill while a wave after a finished one is being read (not in the gap between waves).
+        _poll(db, "SELECT count(*) FROM waves WHERE status = 'running' AND position >= 2",
+              until=time.monotonic() + timeout)
         first.send_signal(signal.SIGKILL)
         first.wait(30)
     finally:
