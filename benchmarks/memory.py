@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/memory.py                       # both models, 1k/2k/4k windows
     .venv/bin/python benchmarks/memory.py --models smollm2 --windows 1024,8192 --json out.json
-    .venv/bin/python benchmarks/memory.py --replay out.json     # re-print a saved run
+    .venv/bin/python benchmarks/memory.py --replay a.json b.json  # re-print saved runs
 
 For each model, window and KV cache type, a fresh subprocess imports the runtime
 (which imports llama_cpp), reads its own resident set, loads the model with that window
@@ -191,7 +191,9 @@ def main() -> int:
     parser.add_argument("--kv", default="f16,q8_0,q4_0")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="save the measurements here")
-    parser.add_argument("--replay", type=Path, help="print the table of saved measurements")
+    parser.add_argument(
+        "--replay", type=Path, nargs="+", help="print the table of saved runs (models of later files win)"
+    )
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
@@ -202,7 +204,9 @@ def main() -> int:
         print(json.dumps(result))
         return 0
     if args.replay:
-        run = json.loads(args.replay.read_text())
+        run = json.loads(args.replay[0].read_text())
+        for extra in args.replay[1:]:
+            run["models"].update(json.loads(extra.read_text())["models"])
     else:
         run = _measure(args)
         if args.json:

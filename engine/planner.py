@@ -87,10 +87,13 @@ _MAX_WINDOW: Final = 1 << 22
 # embedding size and of the feed-forward size per token stay live at the peak.
 _ACT_EMBD_VECTORS: Final = 8
 _ACT_FF_VECTORS: Final = 3
+# Without flash attention, bytes per cell and batch token beyond the f32 scores and
+# masks (measured: ggml-cpu's work buffer converting part of the scores to f16).
+_NO_FA_EXTRA_PER_CELL: Final = 10
 # Fixed process overhead of a loaded model (llama.cpp context, threadpool, Python
 # wrappers) and per vocabulary entry (token strings, maps, llama-cpp-python's copies).
-_FIXED_OVERHEAD: Final = 12 * MIB
-_PER_VOCAB_ENTRY: Final = 180
+_FIXED_OVERHEAD: Final = 10 * MIB
+_PER_VOCAB_ENTRY: Final = 120
 
 
 class PlanRefused(EngineError):
@@ -164,8 +167,8 @@ def estimate_compute_bytes(model: ModelInfo, n_ctx: int, *, flash_attn: bool, n_
 
     Without flash attention the attention scores of one batch against every cell are
     materialized in f32 (``n_head x n_kv x n_ubatch``, softmax in place), next to the
-    f32 mask (``n_kv x n_ubatch``). Flash attention never materializes the scores and
-    takes an f16 mask. The batch's activations come on top. Only the last token's
+    f32 masks (``n_kv x n_ubatch``; two for sliding-window models) and ggml-cpu's work
+    buffer. Flash attention never materializes the scores and takes f16 masks. The batch's activations come on top. Only the last token's
     logits are computed in a prefill, so llama.cpp's reserved logits buffer (the
     figure it logs) stays untouched.
 
@@ -179,7 +182,12 @@ def estimate_compute_bytes(model: ModelInfo, n_ctx: int, *, flash_attn: bool, n_
         Bytes.
     """
     n_kv = align_ctx(n_ctx)
-    attention = n_kv * n_ubatch * 2 if flash_attn else n_ubatch * n_kv * 4 * (model.n_head + 1)
+    # Sliding-window models build a second mask for their sliding layers.
+    n_masks = 2 if model.n_sliding_layers else 1
+    if flash_attn:
+        attention = n_ubatch * n_kv * 2 * n_masks
+    else:
+        attention = n_ubatch * n_kv * (4 * (model.n_head + n_masks) + _NO_FA_EXTRA_PER_CELL)
     activations = (
         n_ubatch
         * 4
