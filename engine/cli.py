@@ -270,7 +270,8 @@ def _report_warm(result: AskResult) -> None:
         _err(warm.notice)
     if warm.restored:
         cold = f" instead of {_format_duration(warm.cold_prefill_s)}" if warm.cold_prefill_s else ""
-        _err(f"Corpus restored from its snapshot in {warm.restore_s:.1f} s{cold}.")
+        took = f"{warm.restore_s:.1f}" if warm.restore_s >= 1 else f"{warm.restore_s:.2f}"
+        _err(f"Corpus restored from its snapshot in {took} s{cold}.")
     elif warm.saved:
         _err(f"Saved a snapshot of the corpus ({_format_bytes(warm.snapshot_bytes)}): next time it opens at once.")
 
