@@ -23,6 +23,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
+	$(BIN)/longread-app $(SAMPLE)
+
+# The same job without a window: answer a sample question on the command line.
+ask: $(VENV)/.installed
 	$(BIN)/longread ask $(SAMPLE) -q "$(QUESTION)"
 
 test: $(VENV)/.installed-test
