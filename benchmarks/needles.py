@@ -145,7 +145,7 @@ def main() -> int:
                         (kv, m, tokens, f"{ask_found}/{ask_tried}" if ask_tried else "does not fit",
                          f"{notes_found}/{args.trials}", f"{waves_found}/{args.trials}",
                          f"{min(n_waves)}-{max(n_waves)}" if min(n_waves) != max(n_waves) else str(n_waves[0]),
-                         ask_s / max(1, ask_tried), waves_s / args.trials)
+                         f"{ask_s / ask_tried:.1f}" if ask_tried else "-", waves_s / args.trials)
                     )
             finally:
                 reader.close()
@@ -159,7 +159,7 @@ def main() -> int:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for kv, m, tokens, ask, notes, found, nw, a_s, w_s in rows:
-        print(f"| {kv} | {m}x | {tokens:,} | {ask} | {notes} | {found} | {nw} | {a_s:.1f} | {w_s:.1f} |")
+        print(f"| {kv} | {m}x | {tokens:,} | {ask} | {notes} | {found} | {nw} | {a_s} | {w_s:.1f} |")
     return 0
 
 
