@@ -68,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.views.main_window import MainWindow
 
-    window = MainWindow(db_path=db_path(), bundled_model=bundled, settings=settings, data_folder=folder)
+    try:
+        window = MainWindow(db_path=db_path(), bundled_model=bundled, settings=settings, data_folder=folder)
+    except EngineError as exc:  # the store cannot be opened or migrated (disk full, damaged, ...)
+        QMessageBox.critical(None, "Longread cannot start", exc.message)
+        return 1
     window.show()
     if args.paths:
         window.add_paths([p.resolve() for p in args.paths])

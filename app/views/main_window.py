@@ -121,6 +121,11 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
 
         model_path, read_settings = self.model_path, settings.read_settings()
+        # Open (and migrate) the store once before the lanes and the pool each open their
+        # own connection: migrations racing on a fresh file fail with "busy" in WAL mode
+        # (a deferred transaction cannot upgrade after another connection wrote). This
+        # runs before the window is shown; afterwards the main thread never touches disk.
+        open_store(db_path).close()
 
         def make_model_context() -> _ModelContext:
             store = open_store(db_path)
