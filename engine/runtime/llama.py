@@ -46,7 +46,7 @@ ROPE_SCALING_TYPES = {
 CTX_ALIGN = 256
 
 
-@llama_cpp.llama_log_callback  # type: ignore[misc]
+@llama_cpp.llama_log_callback  # type: ignore[misc,untyped-decorator]
 def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     try:
         log.debug(text.decode("utf-8", "replace").rstrip("\n"))
@@ -195,7 +195,7 @@ class LoadedModel(Tokenizer):
     @property
     def context_tokens(self) -> list[int]:
         """The tokens the context holds now, in order."""
-        return self._llm.input_ids[: self._llm.n_tokens].tolist()
+        return [int(t) for t in self._llm.input_ids[: self._llm.n_tokens]]
 
     @property
     def llama(self) -> llama_cpp.Llama:
@@ -204,7 +204,7 @@ class LoadedModel(Tokenizer):
 
     def reset(self) -> None:
         """Forget the context's tokens (the KV cells are overwritten by the next eval)."""
-        self._llm.reset()
+        self._llm.reset()  # type: ignore[no-untyped-call]
 
     def prefill(
         self,

@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from engine.store.migrations import migrations
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -139,11 +139,11 @@ class Store:
         except sqlite3.Error as exc:
             raise StorageError(describe_sqlite_error(exc, self.path)) from exc
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         try:
             cursor = self.db.conn.execute(sql, params)
             names = [c[0] for c in cursor.description or ()]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]  # type: ignore[misc]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         except sqlite3.Error as exc:
             raise StorageError(describe_sqlite_error(exc, self.path)) from exc
 
@@ -176,7 +176,7 @@ class Store:
         with self._atomic() as db:
             if db.execute("SELECT 1 FROM documents WHERE sha256 = ?", [doc.sha256]).fetchone():
                 return
-            db["documents"].insert(
+            db.table("documents").insert(
                 {
                     "sha256": doc.sha256,
                     "name": doc.name,
@@ -189,7 +189,7 @@ class Store:
                     "added_at": _now(),
                 }
             )
-            db["pages"].insert_all(
+            db.table("pages").insert_all(
                 (
                     {"doc_sha256": doc.sha256, "number": p.number, "text": p.text, "ocr": int(p.ocr)}
                     for p in doc.pages
@@ -216,7 +216,7 @@ class Store:
     def put_tokens(self, doc_sha256: str, tokenizer: str, tokens: Sequence[int]) -> None:
         blob = array.array("i", tokens).tobytes()
         with self._atomic() as db:
-            db["token_cache"].upsert(
+            db.table("token_cache").upsert(
                 {"doc_sha256": doc_sha256, "tokenizer": tokenizer, "n_tokens": len(tokens), "tokens": blob},
                 pk=("doc_sha256", "tokenizer"),
             )
@@ -228,8 +228,8 @@ class Store:
         corpus_id = corpus.fingerprint
         with self._atomic() as db:
             if not db.execute("SELECT 1 FROM corpora WHERE id = ?", [corpus_id]).fetchone():
-                db["corpora"].insert({"id": corpus_id, "created_at": _now()})
-                db["corpus_documents"].insert_all(
+                db.table("corpora").insert({"id": corpus_id, "created_at": _now()})
+                db.table("corpus_documents").insert_all(
                     {"corpus_id": corpus_id, "position": i, "doc_sha256": d.sha256}
                     for i, d in enumerate(corpus.documents)
                 )
@@ -249,7 +249,7 @@ class Store:
     def create_session(self, *, title: str, corpus_id: str | None, kind: str = "ask") -> int:
         now = _now()
         with self._atomic() as db:
-            table = db["sessions"]
+            table = db.table("sessions")
             table.insert(
                 {"title": title, "corpus_id": corpus_id, "kind": kind, "created_at": now, "updated_at": now}
             )
@@ -322,7 +322,7 @@ class Store:
             position = db.execute(
                 "SELECT coalesce(max(position), 0) + 1 FROM turns WHERE session_id = ?", [session_id]
             ).fetchone()[0]
-            table = db["turns"]
+            table = db.table("turns")
             table.insert(
                 {
                     "session_id": session_id,
@@ -351,7 +351,7 @@ class Store:
             raise ValueError(f"unknown turn fields: {sorted(unknown)}")
         now = _now()
         with self._atomic() as db:
-            db["turns"].update(
+            db.table("turns").update(
                 turn_id,
                 {"answer": answer, "status": status, "error": error, "finished_at": now, **stats},
             )
