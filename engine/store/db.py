@@ -15,6 +15,7 @@ import array
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -117,12 +118,12 @@ class Store:
         try:
             conn = sqlite3.connect(str(path), timeout=30.0)
             self.db = Database(conn)
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal(conn)
             # NORMAL is durable across application crashes in WAL mode; only power
             # loss can lose the last commits (https://sqlite.org/wal.html).
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            migrations.apply(self.db)
+            self._migrate()
         except sqlite3.Error as exc:
             raise StorageError(describe_sqlite_error(exc, path)) from exc
         self._mark_orphaned_turns()
@@ -131,11 +132,54 @@ class Store:
     def close(self) -> None:
         self.db.conn.close()
 
+    @staticmethod
+    def _enable_wal(conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs an exclusive lock and fails with "busy" without
+        # waiting while another connection switches it: retry briefly.
+        for attempt in range(50):
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.02)
+
+    def _migrate(self) -> None:
+        # sqlite-utils runs each migration in a deferred transaction, which cannot take the
+        # write lock once another connection (another thread opening the same new store)
+        # has written: SQLITE_BUSY at once, whatever the timeout. Take the write lock first
+        # (BEGIN IMMEDIATE waits for it); the migrations then run as savepoints inside, and
+        # the pending list is read again under the lock so that only one opener applies them.
+        if not migrations.pending(self.db):
+            return
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            migrations.apply(self.db)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     @contextmanager
     def _atomic(self) -> Iterator[Database]:
+        # Write transactions start IMMEDIATE: a deferred one that reads and then writes
+        # cannot upgrade its lock once another connection has committed, and SQLite then
+        # fails at once with "busy" instead of waiting (each thread has its own connection).
+        conn = self.db.conn
         try:
-            with self.db.atomic() as db:
-                yield db
+            if conn.in_transaction:
+                with self.db.atomic() as db:  # nested: a savepoint
+                    yield db
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StorageError(describe_sqlite_error(exc, self.path)) from exc
 

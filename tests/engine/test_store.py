@@ -105,3 +105,32 @@ def test_storage_error_has_a_plain_message(tmp_path: Path) -> None:
         assert "damaged" in exc.message or "not a database" in exc.message
     else:
         raise AssertionError("a non-database file was opened as a store")
+
+
+def test_many_threads_can_open_a_new_store_at_once(home: Path) -> None:
+    import threading
+
+    path = home / "fresh.db"
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def open_and_write(i: int) -> None:
+        try:
+            start.wait()
+            store = open_store(path)
+            store.create_session(title=f"s{i}", corpus_id=None)
+            store.close()
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_write, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    store = open_store(path)
+    assert sorted(s.title for s in store.list_sessions()) == [f"s{i}" for i in range(6)]
+    applied = [r[0] for r in store.db.execute("SELECT name FROM _sqlite_migrations").fetchall()]
+    store.close()
+    assert len(applied) == len(set(applied))
