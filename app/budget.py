@@ -24,6 +24,7 @@ from engine.reading.ask import Budget, Reader
 from engine.reading.prompts import build_prompt
 from engine.runtime.llama import LLAMA_CPP_VERSION
 from engine.tokens import corpus_tokens, count, tokenizer_key
+from engine.units import format_bytes, format_duration  # noqa: F401  (used by the views)
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
 
@@ -148,23 +149,3 @@ def measure_corpus(reader: Reader, corpus: Corpus) -> Measure:
         memory=plan_memory(info, budget.n_ctx, corpus_tokens=budget.corpus_tokens, calibrations=calibrations),
         model=summarize_model(info),
     )
-
-
-def format_bytes(n: float) -> str:
-    """``98 MB``, ``1.4 GB``: decimal units, as file managers show sizes."""
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= size:
-            value = n / size
-            return f"{value:.1f} {unit}" if value < 10 else f"{value:,.0f} {unit}"
-    return f"{int(n)} B"
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {sec:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"

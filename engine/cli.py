@@ -36,23 +36,13 @@ from engine.reading.ask import AskResult, CancelToken, Reader
 from engine.runtime.llama import PrefillProgress
 from engine.runtime.snapshot import SnapshotCache
 from engine.store import Store, open_store
+from engine.units import format_bytes, format_duration
 
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 130
 
 
 def _err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {sec:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 class _ProgressPrinter:
@@ -64,7 +54,7 @@ class _ProgressPrinter:
         line = (
             f"Reading: {p.done:,}/{p.total:,} tokens"
             + (f" ({p.reused:,} already in context)" if p.reused else "")
-            + f", {p.tokens_per_s:,.0f} tokens/s, about {_format_duration(p.eta_s)} left"
+            + f", {p.tokens_per_s:,.0f} tokens/s, about {format_duration(p.eta_s)} left"
         )
         if self.tty:
             sys.stderr.write("\r\033[K" + line)
@@ -169,7 +159,7 @@ def _corpus_for(args: argparse.Namespace, store: Store) -> Corpus:
                 raise EngineError(f"Session {args.session} has no documents; name the files to read.")
             return stored
     if not args.paths:
-        raise EngineError("Name the files or folders to read, for example: longread ask filing.pdf -q \"...\"")
+        raise EngineError('Name the files or folders to read, for example: longread ask filing.pdf -q "..."')
 
     def on_file(i: int, n: int, path: Path) -> None:
         _err(f"Adding {path.name} ({i + 1} of {n})")
@@ -189,8 +179,7 @@ def _corpus_for(args: argparse.Namespace, store: Store) -> Corpus:
     corpus = Corpus(tuple(docs))
     if args.session is not None and stored is not None and stored.fingerprint != corpus.fingerprint:
         raise EngineError(
-            f"Session {args.session} reads other documents. Leave out the files to use its own, "
-            "or start a new session."
+            f"Session {args.session} reads other documents. Leave out the files to use its own, or start a new session."
         )
     return corpus
 
@@ -228,7 +217,9 @@ def _ask(args: argparse.Namespace, store: Store) -> int:
             sys.stdout.write(piece)
             sys.stdout.flush()
 
-        result = reader.ask(corpus, args.question, session_id=args.session, on_progress=progress, on_text=on_text, cancel=cancel)
+        result = reader.ask(
+            corpus, args.question, session_id=args.session, on_progress=progress, on_text=on_text, cancel=cancel
+        )
         sys.stdout.write("\n")
         sys.stdout.flush()
         _report(result)
@@ -254,14 +245,6 @@ def _report(result: AskResult) -> None:
             _err(f"Unverified citation [{c.document} p.{c.page}]: {c.problem}.")
 
 
-def _format_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} GB"
-
-
 def _report_warm(result: AskResult) -> None:
     warm = result.warm
     if warm is None:
@@ -269,11 +252,11 @@ def _report_warm(result: AskResult) -> None:
     if warm.notice:
         _err(warm.notice)
     if warm.restored:
-        cold = f" instead of {_format_duration(warm.cold_prefill_s)}" if warm.cold_prefill_s else ""
+        cold = f" instead of {format_duration(warm.cold_prefill_s)}" if warm.cold_prefill_s else ""
         took = f"{warm.restore_s:.1f}" if warm.restore_s >= 1 else f"{warm.restore_s:.2f}"
         _err(f"Corpus restored from its snapshot in {took} s{cold}.")
     elif warm.saved:
-        _err(f"Saved a snapshot of the corpus ({_format_bytes(warm.snapshot_bytes)}): next time it opens at once.")
+        _err(f"Saved a snapshot of the corpus ({format_bytes(warm.snapshot_bytes)}): next time it opens at once.")
 
 
 def _snapshots(args: argparse.Namespace, store: Store) -> int:
@@ -281,17 +264,17 @@ def _snapshots(args: argparse.Namespace, store: Store) -> int:
     if args.budget is not None:
         cache.set_budget_bytes(int(args.budget * 1e9))
     if args.clear:
-        print(f"Deleted every snapshot; freed {_format_bytes(cache.clear())}.")
+        print(f"Deleted every snapshot; freed {format_bytes(cache.clear())}.")
         return EXIT_OK
     snaps = cache.list_snapshots()
     for s in snaps:
         print(
-            f"{s.last_used_at[:16].replace('T', ' ')}  {_format_bytes(s.size_bytes):>9}  {s.n_tokens:>7,} tokens  "
-            f"window {s.n_ctx:,}, KV {s.kv_type}  {s.model_name}  (read in {_format_duration(s.prefill_s)})"
+            f"{s.last_used_at[:16].replace('T', ' ')}  {format_bytes(s.size_bytes):>9}  {s.n_tokens:>7,} tokens  "
+            f"window {s.n_ctx:,}, KV {s.kv_type}  {s.model_name}  (read in {format_duration(s.prefill_s)})"
         )
     print(
-        f"{len(snaps)} snapshot{'s' if len(snaps) != 1 else ''}, {_format_bytes(cache.total_bytes())} "
-        f"of a {_format_bytes(cache.budget_bytes)} budget, in {cache.folder}"
+        f"{len(snaps)} snapshot{'s' if len(snaps) != 1 else ''}, {format_bytes(cache.total_bytes())} "
+        f"of a {format_bytes(cache.budget_bytes)} budget, in {cache.folder}"
     )
     return EXIT_OK
 
@@ -303,7 +286,9 @@ def _sessions(store: Store) -> int:
         return EXIT_OK
     for s in sessions:
         turns = store.list_turns(s.id)
-        print(f"{s.id:>5}  {s.updated_at[:16].replace('T', ' ')}  {len(turns):>3} turn{'s' if len(turns) != 1 else ' '}  {s.title}")
+        print(
+            f"{s.id:>5}  {s.updated_at[:16].replace('T', ' ')}  {len(turns):>3} turn{'s' if len(turns) != 1 else ' '}  {s.title}"
+        )
     return EXIT_OK
 
 

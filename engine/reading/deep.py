@@ -36,10 +36,11 @@ from engine.errors import Cancelled, ContextOverflowError, EngineError
 from engine.reading.ask import CancelToken
 from engine.reading.citations import Citation, check_citations, citations_from_json, citations_to_json
 from engine.reading.prompts import PromptFrame, TokenizerLike, build_prompt, render_frame
-from engine.reading.stepping import ModelLane, claim_rows, format_duration, now_iso, run_step
+from engine.reading.stepping import ModelLane, claim_rows, now_iso, run_step
 from engine.runtime.llama import LoadedModel, PrefillProgress
 from engine.store import Store
 from engine.tokens import corpus_tokens
+from engine.units import format_duration
 
 DEEP_SYSTEM = (
     "You are Longread, a careful reader who thinks in steps before answering. Use only the "
@@ -59,17 +60,20 @@ class StepKind:
 
 STEPS: tuple[StepKind, ...] = (
     StepKind(
-        "plan", "Plan",
+        "plan",
+        "Plan",
         "Plan how to answer the question: which documents and pages to look at, and what to look for. Be brief.",
     ),
     StepKind(
-        "examine", "Examination",
+        "examine",
+        "Examination",
         "Examine the relevant pages: quote the key passages word for word in quotation marks, "
         "each followed by its page marker.",
     ),
     StepKind("hypotheses", "Hypotheses", "State the possible answers, each with the pages that support it."),
     StepKind(
-        "critique", "Critique",
+        "critique",
+        "Critique",
         "Check each possible answer against the text: which passages support or contradict it, and which answers fail.",
     ),
     StepKind("answer", "Answer", "Give the final answer to the question, citing pages with their markers."),
@@ -137,7 +141,9 @@ def load_deep(store: Store, deep_id: int) -> DeepSession | None:
     if not rows:
         return None
     r = rows[0]
-    steps = [DeepStep.from_row(s) for s in store.list_reading_rows("deep_steps", {"deep_id": deep_id}, order_by="position")]
+    steps = [
+        DeepStep.from_row(s) for s in store.list_reading_rows("deep_steps", {"deep_id": deep_id}, order_by="position")
+    ]
     return DeepSession(
         id=r["id"],
         session_id=r["session_id"],
@@ -386,8 +392,13 @@ class DeepThinker:
 
             try:
                 out = run_step(
-                    model, tokens, max_tokens=step_tokens, settings=gen,
-                    on_progress=on_prefill, on_text=on_piece, should_cancel=cancel,
+                    model,
+                    tokens,
+                    max_tokens=step_tokens,
+                    settings=gen,
+                    on_progress=on_prefill,
+                    on_text=on_piece,
+                    should_cancel=cancel,
                 )
             except BaseException as exc:
                 status, error = _failure(exc)

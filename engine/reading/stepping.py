@@ -36,18 +36,6 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def format_duration(seconds: float) -> str:
-    """Return ``seconds`` as ``42 s``, ``3 min 05 s`` or ``1 h 02 min``."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {sec:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
 @dataclass(frozen=True)
 class StepOutput:
     """What one generation step produced and cost."""

@@ -45,9 +45,10 @@ from engine.errors import Cancelled, ContextOverflowError, EngineError
 from engine.reading.ask import CancelToken
 from engine.reading.citations import Citation, check_citations, citations_from_json, citations_to_json
 from engine.reading.prompts import SYSTEM_PROMPT, PromptFrame, TokenizerLike, build_prompt, render_frame
-from engine.reading.stepping import ModelLane, StepOutput, claim_rows, format_duration, now_iso, run_step
+from engine.reading.stepping import ModelLane, StepOutput, claim_rows, now_iso, run_step
 from engine.runtime.llama import LoadedModel, PrefillProgress
 from engine.store import Store
+from engine.units import format_duration
 
 WAVE_SYSTEM = (
     "You are Longread, a careful reader taking notes. A long corpus is read part by part; "
@@ -410,7 +411,9 @@ class WaveReader:
                     "question": question,
                     "model": self.model_path.name,
                     "settings": json.dumps(settings, sort_keys=True),
-                    "plan": json.dumps([{"segments": [asdict(s) for s in p.segments], "tokens": p.tokens} for p in plans]),
+                    "plan": json.dumps(
+                        [{"segments": [asdict(s) for s in p.segments], "tokens": p.tokens} for p in plans]
+                    ),
                     "n_waves": len(plans),
                     "status": "planned",
                     "created_at": now,
@@ -518,7 +521,9 @@ class WaveReader:
 
             def on_prefill(p: PrefillProgress, i: int = i, later: int = later, steps_after: int = steps_after) -> None:
                 if on_progress is not None:
-                    left = eta.estimate(tokens_left=p.total - p.done + later, steps_left=steps_after, live_rate=p.tokens_per_s)
+                    left = eta.estimate(
+                        tokens_left=p.total - p.done + later, steps_left=steps_after, live_rate=p.tokens_per_s
+                    )
                     on_progress(WaveProgress(i + 1, n, "reading", p.done, p.total, p.tokens_per_s, left))
 
             def on_piece(
@@ -532,8 +537,13 @@ class WaveReader:
 
             try:
                 out = run_step(
-                    model, tokens, max_tokens=max_note, settings=gen_settings,
-                    on_progress=on_prefill, on_text=on_piece, should_cancel=cancel,
+                    model,
+                    tokens,
+                    max_tokens=max_note,
+                    settings=gen_settings,
+                    on_progress=on_prefill,
+                    on_text=on_piece,
+                    should_cancel=cancel,
                 )
             except BaseException as exc:
                 self._fail(read_id, wave, on_step, exc)
@@ -558,7 +568,9 @@ class WaveReader:
 
         # The final pass: the question over every relevant note.
         relevant = [w for w in waves if w.relevant]
-        tokens = _fit_final(model, relevant, read.question, frame=final_frame, n_ctx=n_ctx, max_answer=self.settings.max_answer_tokens)
+        tokens = _fit_final(
+            model, relevant, read.question, frame=final_frame, n_ctx=n_ctx, max_answer=self.settings.max_answer_tokens
+        )
 
         def on_final_prefill(p: PrefillProgress) -> None:
             if on_progress is not None:
@@ -567,8 +579,13 @@ class WaveReader:
 
         try:
             out = run_step(
-                model, tokens, max_tokens=self.settings.max_answer_tokens, settings=gen_settings,
-                on_progress=on_final_prefill, on_text=on_text, should_cancel=cancel,
+                model,
+                tokens,
+                max_tokens=self.settings.max_answer_tokens,
+                settings=gen_settings,
+                on_progress=on_final_prefill,
+                on_text=on_text,
+                should_cancel=cancel,
             )
         except BaseException as exc:
             self._fail(read_id, None, on_step, exc)
