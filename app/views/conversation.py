@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -31,6 +32,7 @@ from engine.corpus import Corpus
 from engine.reading.citations import Citation, check_citations
 
 RENDER_EVERY_MS = 60
+MODES = ("Ask", "Think deeply", "Read in waves")
 
 
 @dataclass
@@ -101,7 +103,12 @@ class ConversationView(QWidget):
         self.ask_button = QPushButton("Ask (Ctrl+Enter)")
         self.ask_button.setDefault(True)
         self.ask_button.clicked.connect(self._on_ask_button_clicked)
+        # How to answer: one pass (Ask), stored steps (Think deeply) or waves of pages.
+        self.mode_box = QComboBox()
+        self.mode_box.addItems(list(MODES))
+        self.mode_box.setToolTip("Ask: one pass. Think deeply: five stored steps. Read in waves: long documents in parts.")
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.mode_box)
         buttons.addWidget(self.ask_button)
         layout.addLayout(buttons)
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
@@ -130,6 +137,7 @@ class ConversationView(QWidget):
         self.busy = busy
         self.cancel_button.setEnabled(busy)
         self.ask_button.setEnabled(not busy)
+        self.mode_box.setEnabled(not busy)
         if not busy:
             self.progress.setVisible(False)
 

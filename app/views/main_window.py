@@ -43,6 +43,7 @@ from app.views.model_picker import ModelEntry, ModelPicker
 from app.views.page_viewer import PageViewer
 from app.views.sessions_sidebar import SessionsSidebar
 from app.views.settings_dialog import SettingsDialog
+from app.views.timeline import TimelineView
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import EngineError, IngestError
@@ -51,6 +52,9 @@ from engine.models.discover import DiscoveredModel, discover_models
 from engine.models.gguf import inspect_gguf
 from engine.reading.ask import AskResult, Reader
 from engine.reading.citations import Citation
+from engine.reading.deep import DeepStep, DeepThinker
+from engine.reading.export import export_markdown
+from engine.reading.waves import WaveReader, WaveRow
 from engine.runtime.llama import PrefillProgress
 from engine.store import Store, open_store
 
@@ -79,6 +83,7 @@ class MainWindow(QMainWindow):
         session_restored(int): a session was reopened and shown.
         model_changed(object): the reader now uses this model ``Path``.
         model_failed(str): a chosen model file cannot be used (the message says why).
+        exported(object): the session was written as Markdown to this ``Path``.
     """
 
     measured = Signal(object)
@@ -88,6 +93,7 @@ class MainWindow(QMainWindow):
     session_restored = Signal(int)
     model_changed = Signal(object)
     model_failed = Signal(str)
+    exported = Signal(object)
 
     def __init__(
         self,
@@ -115,6 +121,9 @@ class MainWindow(QMainWindow):
         self._measure_job: Job | None = None
         self._closed = False
         self.model_problem = ""
+        # Output budgets of Think deeply (per step) and Read in waves (per wave's notes).
+        self.step_tokens = 256
+        self.note_tokens = 96
 
         self.setWindowTitle("Longread")
         self.resize(1400, 900)
@@ -176,7 +185,9 @@ class MainWindow(QMainWindow):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(8, 8, 8, 8)
-        right_layout.addWidget(self.conversation)
+        self.timeline = TimelineView()
+        right_layout.addWidget(self.timeline, 1)
+        right_layout.addWidget(self.conversation, 2)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         for widget in (left, middle, right):
             self.splitter.addWidget(widget)
@@ -190,6 +201,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Open documents…", QKeySequence.StandardKey.Open, self.open_file_dialog)
         self._action(file_menu, "Choose a &model file…", None, self.open_model_dialog)
         self._action(file_menu, "&New session", QKeySequence.StandardKey.New, self.new_session)
+        self._action(file_menu, "&Export session as Markdown…", None, self.export_session)
         file_menu.addSeparator()
         self._action(file_menu, "&Settings…", QKeySequence("Ctrl+,"), self.open_settings)
         file_menu.addSeparator()
@@ -357,6 +369,9 @@ class MainWindow(QMainWindow):
         if self.corpus_panel.reading:
             self.conversation.status.setText("Some documents are still being read; ask again when they are ready.")
             return
+        if self.conversation.mode_box.currentText() != "Ask":
+            self._ask_in_steps(corpus, question, waves=self.conversation.mode_box.currentText() == "Read in waves")
+            return
         self.conversation.question.clear()
         self.conversation.start_turn(question)
         session_id = self.session_id
@@ -406,7 +421,102 @@ class MainWindow(QMainWindow):
             return
         job.cancel()
         self._ask_job = None
+        self.timeline.mark_stopped()
         self.conversation.finish_turn(status="cancelled")
+
+    def _ask_in_steps(self, corpus: Corpus, question: str, *, waves: bool) -> None:
+        """Think deeply (five stored steps) or read in waves, on the model lane; each
+        step or wave is a timeline row, the progress line goes to the status area."""
+        self.conversation.question.clear()
+        self.conversation.start_turn(question)
+        self.timeline.start("Reading in waves" if waves else "Thinking deeply")
+        session_id, step_tokens, note_tokens = self.session_id, self.step_tokens, self.note_tokens
+
+        def run(ctx: _ModelContext, job: Job) -> Any:
+            # The engine runs the steps with its own model lane, borrowing the reader's
+            # loaded model while it fits (it never closes a borrowed model).
+            settings, model = ctx.reader.settings, ctx.reader.model
+            runner: DeepThinker | WaveReader
+            if waves:
+                runner = WaveReader(ctx.store, ctx.reader.model_path, settings, max_note_tokens=note_tokens, model=model)
+            else:
+                runner = DeepThinker(ctx.store, ctx.reader.model_path, settings, step_tokens=step_tokens, model=model)
+            try:
+                run_id = runner.start(corpus, question, session_id=session_id)
+                return runner.run(
+                    run_id,
+                    on_progress=lambda p: job.report(("progress", p.describe())),
+                    on_text=lambda piece: job.report(("text", piece)),
+                    on_step=lambda row: job.report(("step", row)),
+                    cancel=job.token,
+                )
+            finally:
+                runner.close()
+
+        def on_progress(value: tuple[str, Any]) -> None:
+            kind, data = value
+            if kind == "progress":
+                self.conversation.progress.setVisible(False)
+                self.conversation.status.setText(f"{data}. Esc cancels.")
+            elif kind == "text":
+                if not self.timeline.append_text(data):
+                    self.conversation.append_text(data)
+            elif isinstance(data, WaveRow):
+                self.timeline.show_step(data.position, f"Wave {data.position}: {data.pages}", data.status, data.notes)
+            elif isinstance(data, DeepStep):
+                self.timeline.show_step(data.position, f"Step {data.position}: {data.heading}", data.status, data.text)
+
+        def on_done(result: Any) -> None:
+            self._ask_job = None
+            self.session_id = result.session_id
+            self.sidebar.current_id = result.session_id
+            self.conversation.finish_turn(status="done", answer=result.answer)
+            self.refresh_sessions()
+            self.answered.emit(result)
+
+        def on_error(exc: EngineError) -> None:
+            self._ask_job = None
+            self.timeline.mark_stopped()
+            self.conversation.finish_turn(status="failed", error=exc.message)
+            self.refresh_sessions()
+
+        def on_cancelled() -> None:
+            self.statusBar().showMessage("Stopped. The steps so far are kept in the session.", 5000)
+            self.refresh_sessions()
+            self.ask_cancelled.emit()
+
+        self._ask_job = self.model_lane.submit(
+            run, name="steps", on_done=on_done, on_progress=on_progress, on_error=on_error, on_cancelled=on_cancelled
+        )
+
+    def export_session(self, path: Path | None = None) -> None:
+        """Write the current session as Markdown (asks where when ``path`` is None)."""
+        session_id = self.session_id
+        if session_id is None:
+            self.statusBar().showMessage("Ask something first: there is no session to export yet.", 5000)
+            return
+        if path is None:
+            chosen, _ = QFileDialog.getSaveFileName(self, "Export session as Markdown", "session.md", "Markdown (*.md)")
+            if not chosen:
+                return
+            path = Path(chosen)
+        target = path
+
+        def run(store: Store, job: Job) -> Path:
+            text = export_markdown(store, session_id)
+            try:
+                target.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise EngineError(f"Could not write {target.name}: {exc.strerror}.") from exc
+            return target
+
+        def on_done(written: Path) -> None:
+            self.statusBar().showMessage(f"Exported to {written}", 5000)
+            self.exported.emit(written)
+
+        self.disk_lane.submit(
+            run, name="export", on_done=on_done, on_error=lambda exc: self.statusBar().showMessage(exc.message, 8000)
+        )
 
     # -- citations ----------------------------------------------------------------
 
