@@ -53,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication(argv)
     app.setOrganizationName("Longread")
     app.setApplicationName("Longread")
+    app.setDesktopFileName("longread")  # Wayland and X11 docks match the window to longread.desktop
     settings = AppSettings(QSettings())
     if settings.data_dir and "LONGREAD_HOME" not in os.environ:
         os.environ["LONGREAD_HOME"] = settings.data_dir

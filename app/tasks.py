@@ -32,7 +32,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
-from engine.errors import Cancelled, EngineError
+from engine.errors import Cancelled, EngineError, PasswordRequired
 from engine.ingest import read_document
 from engine.reading.ask import CancelToken
 from engine.store import open_store
@@ -229,12 +229,15 @@ class _IngestSignals(QObject):
 
 
 class _IngestRunnable(QRunnable):
-    def __init__(self, signals: _IngestSignals, row_id: int, path: Path, db_path: Path) -> None:
+    def __init__(
+        self, signals: _IngestSignals, row_id: int, path: Path, db_path: Path, password: str | None = None
+    ) -> None:
         super().__init__()
         self._signals = signals
         self._row_id = row_id
         self._path = path
         self._db_path = db_path
+        self._password = password
 
     def run(self) -> None:
         try:
@@ -243,10 +246,12 @@ class _IngestRunnable(QRunnable):
                 doc, fresh = read_document(
                     self._path,
                     store=store,
+                    password=self._password,
                     on_progress=lambda done, total, _stage: self._signals.progressed.emit(self._row_id, done, total),
                 )
             finally:
                 store.close()
+                self._password = None
         except BaseException as exc:
             self._signals.failed.emit(self._row_id, exc)
             return
@@ -260,11 +265,14 @@ class IngestPool(QObject):
         document_read(row_id, Document, fresh): the file was read (or found in the store).
         document_failed(row_id, message): an ``EngineError``'s message for that row.
         document_progressed(row_id, pages_done, pages_total): a PDF's pages so far.
+        password_needed(row_id, message): an encrypted PDF needs its password (or the one
+            given was wrong); ``read`` it again with one.
     """
 
     document_read = Signal(int, object, bool)
     document_failed = Signal(int, str)
     document_progressed = Signal(int, int, int)
+    password_needed = Signal(int, str)
 
     def __init__(self, db_path: Path, *, max_threads: int = 2, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -276,8 +284,9 @@ class IngestPool(QObject):
         self._signals.failed.connect(self._on_signals_failed)
         self._signals.progressed.connect(self.document_progressed)
 
-    def read(self, row_id: int, path: Path) -> None:
-        self._pool.start(_IngestRunnable(self._signals, row_id, path, self._db_path))
+    def read(self, row_id: int, path: Path, *, password: str | None = None) -> None:
+        """Read ``path`` for row ``row_id``; ``password`` opens an encrypted PDF (never kept)."""
+        self._pool.start(_IngestRunnable(self._signals, row_id, path, self._db_path, password))
 
     def wait(self, timeout_ms: int = 30000) -> bool:
         return self._pool.waitForDone(timeout_ms)
@@ -288,6 +297,9 @@ class IngestPool(QObject):
 
     @Slot(int, object)
     def _on_signals_failed(self, row_id: int, exc: BaseException) -> None:
+        if isinstance(exc, PasswordRequired):
+            self.password_needed.emit(row_id, exc.message)
+            return
         if isinstance(exc, EngineError):
             self.document_failed.emit(row_id, exc.message)
             return

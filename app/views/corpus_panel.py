@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QKeySequence, QShortcut
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -44,7 +44,7 @@ class DocRow:
 
     id: int
     path: Path
-    state: str = "reading"  # reading | ready | failed
+    state: str = "reading"  # reading | ready | failed | locked (an encrypted PDF waiting for its password)
     doc: Document | None = None
     tokens: int | None = None
     message: str = ""
@@ -102,6 +102,17 @@ class DropZone(QFrame):
         layout.addStretch(3)
 
 
+class _DocTree(QTreeWidget):
+    """The document list. Signals: reordered(): rows were dragged into a new order."""
+
+    reordered = Signal()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        super().dropEvent(event)
+        if event.source() is self:
+            self.reordered.emit()
+
+
 class CorpusPanel(QWidget):
     """Documents in reading order, with pages, tokens and per-file progress or errors.
 
@@ -109,11 +120,13 @@ class CorpusPanel(QWidget):
         corpus_changed(): the ready documents or their order changed.
         open_requested(): the user wants the file dialog.
         sample_requested(): the user wants the bundled sample document.
+        unlock_requested(row_id): the user double-clicked (or pressed Enter on) a locked PDF.
     """
 
     corpus_changed = Signal()
     open_requested = Signal()
     sample_requested = Signal()
+    unlock_requested = Signal(int)
 
     COLUMNS = ("Document", "Pages", "Tokens", "Status")
 
@@ -135,7 +148,7 @@ class CorpusPanel(QWidget):
         listing = QWidget()
         list_layout = QVBoxLayout(listing)
         list_layout.setContentsMargins(0, 0, 0, 0)
-        self.tree = QTreeWidget()
+        self.tree = _DocTree()
         self.tree.setColumnCount(len(self.COLUMNS))
         self.tree.setHeaderLabels(list(self.COLUMNS))
         self.tree.setRootIsDecorated(False)
@@ -149,6 +162,11 @@ class CorpusPanel(QWidget):
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
         header.resizeSection(3, 150)
         self.tree.itemSelectionChanged.connect(self._on_tree_selection_changed)
+        self.tree.itemActivated.connect(self._on_tree_item_activated)
+        # Rows can be dragged into a new reading order; the drop is applied to ``rows``.
+        self.tree.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.tree.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.tree.reordered.connect(self._on_tree_reordered)
         list_layout.addWidget(self.tree)
         self.total_label = QLabel()
         self.total_label.setStyleSheet("font-weight: 600;")
@@ -223,6 +241,27 @@ class CorpusPanel(QWidget):
         row.state, row.message = "failed", message
         self._refresh()
 
+    def set_locked(self, row_id: int, message: str) -> None:
+        """Mark a row as an encrypted PDF that waits for its password."""
+        row = self._row(row_id)
+        if row is None:
+            return
+        row.state, row.message = "locked", message
+        self._refresh()
+
+    def set_reading(self, row_id: int) -> None:
+        """Read a row again (a locked PDF once its password is given)."""
+        row = self._row(row_id)
+        if row is None:
+            return
+        row.state, row.message, row.pages_done, row.pages_total = "reading", "", 0, 0
+        row.started = time.monotonic()
+        self._refresh()
+
+    def row(self, row_id: int) -> DocRow | None:
+        """The row with this id, if it is still listed."""
+        return self._row(row_id)
+
     def set_tokens(self, corpus: Corpus, counts: tuple[int, ...]) -> None:
         """Show each document's token count (``counts`` follows ``corpus``'s order)."""
         by_sha = {d.sha256: n for d, n in zip(corpus.documents, counts, strict=True)}
@@ -288,6 +327,31 @@ class CorpusPanel(QWidget):
     def _on_tree_selection_changed(self) -> None:
         self._update_buttons()
 
+    def _on_tree_item_activated(self, item: QTreeWidgetItem, _column: int) -> None:
+        row = self._row(int(item.data(0, Qt.ItemDataRole.UserRole)))
+        if row is not None and row.state == "locked":
+            self.unlock_requested.emit(row.id)
+
+    def _on_tree_reordered(self) -> None:
+        # The tree moved an item by drag and drop: take the new order from the tree,
+        # once the tree is out of its drop handler.
+        QTimer.singleShot(0, self._apply_tree_order)
+
+    def _apply_tree_order(self) -> None:
+        order = [
+            int(self.tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole)) for i in range(self.tree.topLevelItemCount())
+        ]
+        by_id = {r.id: r for r in self.rows}
+        if sorted(order) != sorted(by_id) or order == [r.id for r in self.rows]:
+            self._refresh()
+            return
+        before = [r.id for r in self.rows if r.state == "ready"]
+        self.rows = [by_id[i] for i in order]
+        moved = self._selected()
+        self._refresh(select=moved.id if moved is not None else None)
+        if [r.id for r in self.rows if r.state == "ready"] != before:
+            self.corpus_changed.emit()
+
     def _update_buttons(self) -> None:
         row = self._selected()
         index = self.rows.index(row) if row is not None else -1
@@ -318,6 +382,13 @@ class CorpusPanel(QWidget):
                 item.setText(3, "Not added")
                 for col in range(len(self.COLUMNS)):
                     item.setForeground(col, QBrush(ERROR_COLOR))
+            elif row.state == "locked":
+                item.setText(0, f"{row.name}\n{row.message} Double-click to enter its password.")
+                item.setToolTip(0, "Encrypted PDF: double-click (or press Enter) to enter its password.")
+                item.setText(3, "Needs a password")
+                item.setForeground(3, QBrush(ERROR_COLOR))
+            # Items are dragged to reorder, never dropped onto one another.
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsDropEnabled)
             self._items[row.id] = item
             self.tree.addTopLevelItem(item)
             if row.state == "reading":
@@ -334,6 +405,7 @@ class CorpusPanel(QWidget):
         tokens = f"{sum(counted):,} tokens" if len(counted) == len(ready) and ready else "tokens: counting…"
         reading = sum(1 for r in self.rows if r.state == "reading")
         failed = sum(1 for r in self.rows if r.state == "failed")
+        locked = sum(1 for r in self.rows if r.state == "locked")
         parts = [f"Total: {len(ready)} document{'s' if len(ready) != 1 else ''}", f"{pages:,} pages"]
         if ready:
             parts.append(tokens)
@@ -341,6 +413,8 @@ class CorpusPanel(QWidget):
             parts.append(f"{reading} still reading")
         if failed:
             parts.append(f"{failed} not added")
+        if locked:
+            parts.append(f"{locked} need{'s' if locked == 1 else ''} a password")
         self.total_label.setText(" · ".join(parts))
         self._update_buttons()
 

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
+    QInputDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
     QSplitter,
@@ -33,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.budget import Measure, measure_corpus, summarize_model
-from app.resources import sample_document
+from app.resources import resource_path, sample_document
 from app.settings import AppSettings
 from app.tasks import IngestPool, Job, Lane
 from app.views.budget_gauge import BudgetGauge
@@ -52,9 +54,9 @@ from engine.models.discover import DiscoveredModel, discover_models
 from engine.models.gguf import inspect_gguf
 from engine.reading.ask import AskResult, Reader
 from engine.reading.citations import Citation
-from engine.reading.deep import DeepStep, DeepThinker
+from engine.reading.deep import DeepSession, DeepStep, DeepThinker, list_deep
 from engine.reading.export import export_markdown
-from engine.reading.waves import WaveReader, WaveRow
+from engine.reading.waves import WaveRead, WaveReader, WaveRow, list_reads
 from engine.runtime.llama import PrefillProgress
 from engine.store import Store, open_store
 
@@ -119,6 +121,11 @@ class MainWindow(QMainWindow):
         self._restoring = False
         self._ask_job: Job | None = None
         self._measure_job: Job | None = None
+        # Encrypted PDFs waiting for their password, asked one at a time.
+        self._locked: list[int] = []
+        # A reopened deep-thinking run or read in waves that did not finish: (kind, id, question).
+        self._resumable: tuple[str, int, str] | None = None
+        self.password_dialog: QInputDialog | None = None
         self._closed = False
         self.model_problem = ""
         # Output budgets of Think deeply (per step) and Read in waves (per wave's notes).
@@ -126,6 +133,7 @@ class MainWindow(QMainWindow):
         self.note_tokens = 96
 
         self.setWindowTitle("Longread")
+        self.setWindowIcon(QIcon(str(resource_path("icons/longread.svg"))))
         self.resize(1400, 900)
         self.setAcceptDrops(True)
 
@@ -150,6 +158,7 @@ class MainWindow(QMainWindow):
         self.ingest.document_read.connect(self._on_ingest_document_read)
         self.ingest.document_failed.connect(self._on_ingest_document_failed)
         self.ingest.document_progressed.connect(self._on_ingest_document_progressed)
+        self.ingest.password_needed.connect(self._on_ingest_password_needed)
         self.model_lane.busy_changed.connect(self._on_model_lane_busy_changed)
 
         self._build()
@@ -212,9 +221,11 @@ class MainWindow(QMainWindow):
         self.corpus_panel.corpus_changed.connect(self._on_corpus_panel_corpus_changed)
         self.corpus_panel.open_requested.connect(self.open_file_dialog)
         self.corpus_panel.sample_requested.connect(lambda: self.add_paths([sample_document()]))
+        self.corpus_panel.unlock_requested.connect(self._on_corpus_panel_unlock_requested)
         self.conversation.ask_requested.connect(self.ask)
         self.conversation.cancel_requested.connect(self.cancel_ask)
         self.conversation.citation_activated.connect(self.open_citation)
+        self.timeline.resume_requested.connect(self.resume_steps)
         self.sidebar.search_changed.connect(lambda _text: self.refresh_sessions())
         self.sidebar.session_opened.connect(self.open_session)
         self.sidebar.rename_requested.connect(self._on_sidebar_rename_requested)
@@ -308,6 +319,61 @@ class MainWindow(QMainWindow):
     def _on_ingest_document_failed(self, row_id: int, message: str) -> None:
         self.corpus_panel.set_failed(row_id, message)
 
+    def _on_ingest_password_needed(self, row_id: int, message: str) -> None:
+        self.corpus_panel.set_locked(row_id, message)
+        if row_id not in self._locked:
+            self._locked.append(row_id)
+        self._ask_next_password()
+
+    def _on_corpus_panel_unlock_requested(self, row_id: int) -> None:
+        if row_id not in self._locked:
+            self._locked.append(row_id)
+        self._ask_next_password()
+
+    def _ask_next_password(self) -> None:
+        """Ask for the password of the next locked PDF, in a window-modal dialog.
+
+        The dialog does not block the main thread (``open``, not ``exec``). The password
+        goes to the ingest job that reads the file and is not kept anywhere else.
+        """
+        if self.password_dialog is not None or self._closed:
+            return
+        row = None
+        while self._locked and row is None:
+            candidate = self.corpus_panel.row(self._locked.pop(0))
+            if candidate is not None and candidate.state == "locked":
+                row = candidate
+        if row is None:
+            return
+        row_id = row.id
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle(f"Password for {row.name}")
+        dialog.setLabelText(
+            f"{row.message}\n\nLongread uses the password to read the text once; it is not saved."
+        )
+        dialog.setTextEchoMode(QLineEdit.EchoMode.Password)
+        dialog.setOkButtonText("Read it")
+        dialog.setCancelButtonText("Not now")
+
+        def on_finished(result: int) -> None:
+            password = dialog.textValue()
+            dialog.setTextValue("")
+            dialog.deleteLater()
+            self.password_dialog = None
+            current = self.corpus_panel.row(row_id)
+            if result == QInputDialog.DialogCode.Accepted.value and password and current is not None:
+                self.corpus_panel.set_reading(row_id)
+                self.ingest.read(row_id, current.path, password=password)
+            elif current is not None and current.state == "locked":
+                self.statusBar().showMessage(
+                    f"{current.name} was not read: double-click it in the list to enter its password.", 8000
+                )
+            self._ask_next_password()
+
+        dialog.finished.connect(on_finished)
+        self.password_dialog = dialog
+        dialog.open()
+
     def _on_corpus_panel_corpus_changed(self) -> None:
         corpus = self.corpus_panel.corpus()
         self.conversation.set_corpus(corpus)
@@ -369,6 +435,8 @@ class MainWindow(QMainWindow):
         if self.corpus_panel.reading:
             self.conversation.status.setText("Some documents are still being read; ask again when they are ready.")
             return
+        self._resumable = None
+        self.timeline.resume_button.setVisible(False)
         if self.conversation.mode_box.currentText() != "Ask":
             self._ask_in_steps(corpus, question, waves=self.conversation.mode_box.currentText() == "Read in waves")
             return
@@ -424,12 +492,33 @@ class MainWindow(QMainWindow):
         self.timeline.mark_stopped()
         self.conversation.finish_turn(status="cancelled")
 
-    def _ask_in_steps(self, corpus: Corpus, question: str, *, waves: bool) -> None:
+    def resume_steps(self) -> None:
+        """Go on with the reopened deep-thinking run or read in waves that did not finish:
+        finished steps and waves are kept as stored, the rest run now."""
+        if self.asking or self._resumable is None:
+            return
+        kind, run_id, question = self._resumable
+        corpus = self.corpus_panel.corpus()
+        if not corpus.documents:
+            self.conversation.status.setText("This session's documents are gone; it cannot be resumed.")
+            return
+        self._resumable = None
+        turns = self.conversation.turns
+        if turns and turns[-1].question == question and turns[-1].status != "done":
+            # The stopped run's turn: the resumed run takes its place.
+            self.conversation.set_turns(turns[:-1])
+        self._ask_in_steps(corpus, question, waves=kind == "waves", resume_id=run_id)
+
+    def _ask_in_steps(self, corpus: Corpus, question: str, *, waves: bool, resume_id: int | None = None) -> None:
         """Think deeply (five stored steps) or read in waves, on the model lane; each
-        step or wave is a timeline row, the progress line goes to the status area."""
+        step or wave is a timeline row, the progress line goes to the status area.
+        ``resume_id`` goes on with a stored run instead of starting one."""
         self.conversation.question.clear()
         self.conversation.start_turn(question)
+        rows = list(self.timeline.rows) if resume_id is not None else []
         self.timeline.start("Reading in waves" if waves else "Thinking deeply")
+        for row in rows:
+            self.timeline.show_step(row.key, row.heading, row.status, row.text)
         session_id, step_tokens, note_tokens = self.session_id, self.step_tokens, self.note_tokens
 
         def run(ctx: _ModelContext, job: Job) -> Any:
@@ -442,7 +531,7 @@ class MainWindow(QMainWindow):
             else:
                 runner = DeepThinker(ctx.store, ctx.reader.model_path, settings, step_tokens=step_tokens, model=model)
             try:
-                run_id = runner.start(corpus, question, session_id=session_id)
+                run_id = resume_id if resume_id is not None else runner.start(corpus, question, session_id=session_id)
                 return runner.run(
                     run_id,
                     on_progress=lambda p: job.report(("progress", p.describe())),
@@ -537,7 +626,7 @@ class MainWindow(QMainWindow):
 
         def run(store: Store, job: Job) -> list[tuple[Any, int]]:
             sessions = store.search_sessions(text)
-            return [(s, len(store.list_turns(s.id))) for s in sessions]
+            return [(s, store.count_questions(s.id)) for s in sessions]
 
         def on_done(rows: list[tuple[Any, int]]) -> None:
             self.sidebar.show_sessions(rows)
@@ -551,25 +640,29 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Wait for the answer (or press Esc) before opening another session.", 5000)
             return
 
-        def run(store: Store, job: Job) -> tuple[Corpus, list[Any]]:
+        def run(store: Store, job: Job) -> tuple[Corpus, list[Any], list[DeepSession | WaveRead]]:
             session = store.get_session(session_id)
             if session is None:
                 raise EngineError("That session no longer exists.")
             corpus = store.get_corpus(session.corpus_id) if session.corpus_id else None
-            return corpus or Corpus(), store.list_turns(session_id)
+            runs: list[DeepSession | WaveRead] = [*list_deep(store, session_id), *list_reads(store, session_id)]
+            runs.sort(key=lambda r: r.created_at)
+            return corpus or Corpus(), store.list_turns(session_id), runs
 
-        def on_done(result: tuple[Corpus, list[Any]]) -> None:
-            corpus, turns = result
+        def on_done(result: tuple[Corpus, list[Any], list[DeepSession | WaveRead]]) -> None:
+            corpus, turns, runs = result
             self._restoring = True
             try:
                 self.session_id = session_id
                 self.sidebar.current_id = session_id
                 self.corpus_panel.set_documents(corpus.documents)
                 self.conversation.set_corpus(corpus)
-                self.conversation.set_turns(
-                    [TurnView(t.question, t.answer, t.status, t.error or "", _describe_turn(t)) for t in turns]
-                )
+                # Questions, deep-thinking runs and reads in waves, in the order they were asked.
+                views = [(t.created_at, _turn_view(t)) for t in turns] + [(r.created_at, _run_turn(r)) for r in runs]
+                views.sort(key=lambda pair: pair[0])
+                self.conversation.set_turns([view for _, view in views])
                 self.conversation.status.setText("")
+                self._show_run(runs[-1] if runs else None)
             finally:
                 self._restoring = False
             self.session_restored.emit(session_id)
@@ -580,11 +673,35 @@ class MainWindow(QMainWindow):
 
         self.disk_lane.submit(run, name="open session", on_done=on_done, on_error=on_error)
 
+    def _show_run(self, run: DeepSession | WaveRead | None) -> None:
+        """Show a reopened session's latest deep-thinking run or read in waves as a
+        timeline, with Resume when it stopped before its end."""
+        self._resumable = None
+        if run is None:
+            self.timeline.clear()
+            return
+        if isinstance(run, WaveRead):
+            self.timeline.start("Read in waves")
+            for wave in run.waves:
+                self.timeline.show_step(wave.position, f"Wave {wave.position}: {wave.pages}", wave.status, wave.notes)
+            done, total, kind, unit = run.done_waves, run.n_waves, "waves", "waves"
+        else:
+            self.timeline.start("Thought deeply")
+            for step in run.steps:
+                self.timeline.show_step(step.position, f"Step {step.position}: {step.heading}", step.status, step.text)
+            done = sum(1 for step in run.steps if step.status == "done")
+            total, kind, unit = len(run.steps), "deep", "steps"
+        if run.status != "done":
+            self._resumable = (kind, run.id, run.question)
+            self.timeline.show_resume(f"Stopped after {done} of {total} {unit} ({run.status}). Resume goes on from there.")
+
     def new_session(self) -> None:
         if self.asking:
             self.cancel_ask()
         self.session_id = None
         self.sidebar.current_id = None
+        self._resumable = None
+        self.timeline.clear()
         self._restoring = True
         try:
             self.corpus_panel.clear()
@@ -714,7 +831,8 @@ class MainWindow(QMainWindow):
             "Keyboard and mouse",
             "Drop PDFs, text files or folders on the window to add them; drop a .gguf file to use that model.\n\n"
             "Ctrl+O  open documents\nCtrl+Enter  ask\nEsc  cancel the answer\nCtrl+N  new session\n"
-            "Alt+Up / Alt+Down  reorder the selected document\nDelete  remove it\nCtrl+,  settings\n\n"
+            "Alt+Up / Alt+Down  reorder the selected document (or drag its row)\nDelete  remove it\n"
+            "Enter or double-click  give a locked PDF its password\nCtrl+,  settings\n\n"
             "Click a page citation in an answer to see the page.",
         )
 
@@ -753,6 +871,17 @@ def _describe_result(result: AskResult) -> str:
         read += f", {p.reused:,} already in memory"
     notice = f" {warm.notice}" if warm is not None and warm.notice else ""
     return f"{read}; answered {result.answer_tokens} tokens in {result.generate_s:.1f} s.{notice}"
+
+
+def _turn_view(turn: Any) -> TurnView:
+    return TurnView(turn.question, turn.answer, turn.status, turn.error or "", _describe_turn(turn))
+
+
+def _run_turn(run: DeepSession | WaveRead) -> TurnView:
+    """A deep-thinking run or a read in waves as a conversation turn: its question and answer."""
+    status = run.status if run.status in ("done", "cancelled", "failed") else "interrupted"
+    how = "Read in waves" if isinstance(run, WaveRead) else "Thought deeply"
+    return TurnView(run.question, run.answer, status, run.error or "", f"{how} with {run.model}.")
 
 
 def _describe_turn(turn: Any) -> str:

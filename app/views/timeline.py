@@ -4,7 +4,9 @@ Contract: ``show_step(key, heading, status, text)`` adds or updates a row (the e
 ``on_step`` rows: status pending, running, done, interrupted, cancelled or failed);
 ``append_text(piece)`` streams into the running row and returns False when no row is
 running (the final answer then belongs to the conversation); ``mark_stopped()`` turns
-running and pending rows into ``interrupted`` when the user cancels. Rendering is
+running and pending rows into ``interrupted`` when the user cancels; ``show_resume(text)``
+shows a Resume button (a reopened run that did not finish), which emits
+``resume_requested``; ``clear()`` hides the timeline. Rendering is
 throttled like the conversation's, so a fast model cannot flood the main thread.
 Widgets only: the window feeds it from the model lane's reports.
 """
@@ -14,8 +16,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QLabel, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
 RENDER_EVERY_MS = 60
 _COLORS = {"done": "#15803d", "running": "#1a56db", "pending": "#6b7280", "interrupted": "#b45309"}
@@ -32,16 +34,30 @@ class TimelineRow:
 
 
 class TimelineView(QWidget):
-    """Rows of steps or waves, the running one streaming."""
+    """Rows of steps or waves, the running one streaming.
+
+    Signals:
+        resume_requested(): the user pressed Resume on a run that did not finish.
+    """
+
+    resume_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.rows: list[TimelineRow] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        header = QHBoxLayout()
         self.title = QLabel()
         self.title.setStyleSheet("font-weight: 600;")
-        layout.addWidget(self.title)
+        self.title.setWordWrap(True)
+        header.addWidget(self.title, 1)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Go on from the first step not done; finished steps are kept as they are")
+        self.resume_button.clicked.connect(self.resume_requested)
+        self.resume_button.setVisible(False)
+        header.addWidget(self.resume_button)
+        layout.addLayout(header)
         self.browser = QTextBrowser()
         layout.addWidget(self.browser, 1)
         self._render_timer = QTimer(self)
@@ -54,7 +70,20 @@ class TimelineView(QWidget):
         """Clear the rows and show the timeline for a new run."""
         self.rows = []
         self.title.setText(title)
+        self.resume_button.setVisible(False)
         self.setVisible(True)
+        self._render()
+
+    def show_resume(self, text: str) -> None:
+        """Offer to resume a run that stopped before its end (``text`` says where it stopped)."""
+        self.title.setText(text)
+        self.resume_button.setVisible(True)
+
+    def clear(self) -> None:
+        """No run to show: hide the timeline."""
+        self.rows = []
+        self.resume_button.setVisible(False)
+        self.setVisible(False)
         self._render()
 
     def show_step(self, key: int, heading: str, status: str, text: str) -> None:

@@ -31,18 +31,11 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import Cancelled, ContextOverflowError, EngineError, GenerationError
 from engine.models.bundled import model_sha256
-from engine.models.gguf import ModelInfo, inspect_gguf
+from engine.models.gguf import ModelInfo
 from engine.reading.citations import Citation, check_citations
 from engine.reading.prompts import Prompt, build_prompt
-from engine.runtime.llama import (
-    LoadedModel,
-    PrefillProgress,
-    PrefillStats,
-    Tokenizer,
-    align_ctx,
-    load_model,
-    load_tokenizer,
-)
+from engine.reading.stepping import ModelLane
+from engine.runtime.llama import LoadedModel, PrefillProgress, PrefillStats, Tokenizer, align_ctx
 from engine.runtime.snapshot import MIN_SNAPSHOT_TOKENS, SnapshotCache, SnapshotInvalid, WarmStart, make_key
 from engine.store import Store
 from engine.tokens import corpus_tokens, count, tokenizer_key
@@ -130,8 +123,7 @@ class Reader:
         self.store = store
         self.model_path = model_path
         self.settings = settings or ReadSettings()
-        self._model: LoadedModel | None = None
-        self._tokenizer: Tokenizer | None = None
+        self.lane = ModelLane(model_path, self.settings)
         self._model_sha: str | None = None
         self._info: ModelInfo | None = None
         self.snapshots = snapshots if snapshots is not None or not use_snapshots else SnapshotCache(store)
@@ -140,7 +132,7 @@ class Reader:
 
     @property
     def model(self) -> LoadedModel | None:
-        return self._model
+        return self.lane.model
 
     @property
     def model_sha(self) -> str:
@@ -151,50 +143,23 @@ class Reader:
     @property
     def model_info(self) -> ModelInfo:
         """The model file's header (layers, KV heads, sliding window), read once."""
-        if self._info is None:
-            self._info = inspect_gguf(self.model_path)
-        return self._info
+        return self.lane.info
 
     @property
     def swa_full(self) -> bool:
         """Whether the model loads with a full-size sliding-window cache (see module doc)."""
-        return self.model_info.n_sliding_layers > 0
+        return self.lane.swa_full
 
     def tokenizer(self) -> Tokenizer:
         """The loaded model if there is one, else the vocabulary alone (fast)."""
-        if self._model is not None:
-            return self._model
-        if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.model_path)
-        return self._tokenizer
+        return self.lane.tokenizer()
 
     def close(self) -> None:
         """Free the model. Call before exit: a Llama left to the GC can fail at shutdown."""
-        for obj in (self._model, self._tokenizer):
-            if obj is not None:
-                obj.close()
-        self._model = self._tokenizer = None
+        self.lane.close()
 
     def _ensure_model(self, n_ctx: int) -> LoadedModel:
-        s = self.settings
-        model = self._model
-        if model is not None and model.n_ctx >= n_ctx and model.kv_type == s.kv_type:
-            return model
-        if model is not None:
-            model.close()
-            self._model = None
-        self._model = load_model(
-            self.model_path,
-            n_ctx=n_ctx,
-            kv_type=s.kv_type,
-            n_threads=s.threads(),
-            n_batch=s.n_batch,
-            swa_full=True if self.swa_full else None,
-        )
-        if self._tokenizer is not None:
-            self._tokenizer.close()
-            self._tokenizer = None
-        return self._model
+        return self.lane.ensure(n_ctx, self.settings.kv_type)
 
     # -- planning ----------------------------------------------------------------
 
@@ -219,8 +184,8 @@ class Reader:
         need = len(prompt) + s.max_answer_tokens
         if s.n_ctx:
             n_ctx = align_ctx(s.n_ctx)
-        elif self._model is not None and self._model.n_ctx >= need and self._model.kv_type == s.kv_type:
-            n_ctx = self._model.n_ctx
+        elif (model := self.lane.model) is not None and model.n_ctx >= need and model.kv_type == s.kv_type:
+            n_ctx = model.n_ctx
         else:
             n_ctx = min(align_ctx(need + FOLLOW_UP_HEADROOM), max_ctx)
             # A window that already has a snapshot of this corpus restores instead of

@@ -36,7 +36,7 @@ from engine.errors import Cancelled, ContextOverflowError, EngineError
 from engine.reading.ask import CancelToken
 from engine.reading.citations import Citation, check_citations, citations_from_json, citations_to_json
 from engine.reading.prompts import PromptFrame, TokenizerLike, build_prompt, render_frame
-from engine.reading.stepping import ModelLane, claim_rows, now_iso, run_step
+from engine.reading.stepping import ModelLane, claim_rows, now_iso, resume_model, run_step, stored_corpus
 from engine.runtime.llama import LoadedModel, PrefillProgress
 from engine.store import Store
 from engine.tokens import corpus_tokens
@@ -344,18 +344,12 @@ class DeepThinker:
         if deep is None:
             raise EngineError(f"There is no deep-thinking session with id {deep_id}.")
         claim_rows(self.store.list_reading_rows("deep_steps", {"deep_id": deep_id}), what="deep-thinking session")
-        session = self.store.get_session(deep.session_id)
-        corpus = self.store.get_corpus(session.corpus_id) if session and session.corpus_id else None
-        if corpus is None:
-            raise EngineError(f"The documents of deep-thinking session {deep_id} are no longer in the store.")
+        corpus = stored_corpus(self.store, deep.session_id, what=f"deep-thinking session {deep_id}")
         steps = list(deep.steps)
         if deep.status == "done":
             return self._result(deep, corpus, steps, [])
-        s = deep.settings
-        n_ctx = int(s["n_ctx"])
-        step_tokens = int(s.get("step_tokens", self.step_tokens))
-        model = self.lane.ensure(n_ctx, str(s.get("kv_type", self.settings.kv_type)))
-        gen = replace(self.settings, temperature=float(s.get("temperature", 0.0)), seed=int(s.get("seed", 0)))
+        step_tokens = int(deep.settings.get("step_tokens", self.step_tokens))
+        model, gen = resume_model(self.lane, self.settings, deep.settings)
         frame = self._frame(model)
         lists = corpus_tokens(corpus, model)
         self._update(deep_id, status="running", pid=os.getpid(), error=None)

@@ -16,15 +16,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from engine.config import ReadSettings
+from engine.corpus import Corpus
 from engine.errors import EngineError
-from engine.models.gguf import inspect_gguf
+from engine.models.gguf import ModelInfo, inspect_gguf
 from engine.runtime.llama import LoadedModel, PrefillProgress, Tokenizer, align_ctx, load_model, load_tokenizer
+from engine.store import Store
 
 TextFn = Callable[[str], None]
 ProgressFn = Callable[[PrefillProgress], None]
@@ -64,13 +66,24 @@ class ModelLane:
         self._model = model
         self._borrowed = model is not None
         self._tokenizer: Tokenizer | None = None
-        self._swa: bool | None = None
+        self._info: ModelInfo | None = None
+
+    @property
+    def model(self) -> LoadedModel | None:
+        """The loaded model, if one is."""
+        return self._model
+
+    @property
+    def info(self) -> ModelInfo:
+        """The model file's header (layers, KV heads, sliding window), read once."""
+        if self._info is None:
+            self._info = inspect_gguf(self.model_path)
+        return self._info
 
     @property
     def swa_full(self) -> bool:
-        if self._swa is None:
-            self._swa = inspect_gguf(self.model_path).n_sliding_layers > 0
-        return self._swa
+        """Whether the model loads with a full-size sliding-window cache (engine/reading/ask.py)."""
+        return self.info.n_sliding_layers > 0
 
     def tokenizer(self) -> Tokenizer:
         """The loaded model if any, else the vocabulary alone (fast)."""
@@ -153,6 +166,27 @@ def run_step(
         prefill_s=stats.seconds,
         generate_s=generate_s,
     )
+
+
+def stored_corpus(store: Store, session_id: int, *, what: str) -> Corpus:
+    """The documents of a stored run's session.
+
+    Raises:
+        EngineError: they are no longer in the store.
+    """
+    session = store.get_session(session_id)
+    corpus = store.get_corpus(session.corpus_id) if session and session.corpus_id else None
+    if corpus is None:
+        raise EngineError(f"The documents of {what} are no longer in the store.")
+    return corpus
+
+
+def resume_model(lane: ModelLane, settings: ReadSettings, stored: dict[str, Any]) -> tuple[LoadedModel, ReadSettings]:
+    """The model at a stored run's own window and KV type, and the generation settings it
+    started with, so that a resumed run writes as the first one would have."""
+    model = lane.ensure(int(stored["n_ctx"]), str(stored.get("kv_type", settings.kv_type)))
+    gen = replace(settings, temperature=float(stored.get("temperature", 0.0)), seed=int(stored.get("seed", 0)))
+    return model, gen
 
 
 def claim_rows(rows: Sequence[dict[str, Any]], *, what: str) -> None:

@@ -45,7 +45,7 @@ from engine.errors import Cancelled, ContextOverflowError, EngineError
 from engine.reading.ask import CancelToken
 from engine.reading.citations import Citation, check_citations, citations_from_json, citations_to_json
 from engine.reading.prompts import SYSTEM_PROMPT, PromptFrame, TokenizerLike, build_prompt, render_frame
-from engine.reading.stepping import ModelLane, StepOutput, claim_rows, now_iso, run_step
+from engine.reading.stepping import ModelLane, StepOutput, claim_rows, now_iso, resume_model, run_step, stored_corpus
 from engine.runtime.llama import LoadedModel, PrefillProgress
 from engine.store import Store
 from engine.units import format_duration
@@ -487,17 +487,12 @@ class WaveReader:
         if read is None:
             raise EngineError(f"There is no read in waves with id {read_id}.")
         claim_rows(self.store.list_reading_rows("waves", {"read_id": read_id}), what="read in waves")
-        session = self.store.get_session(read.session_id)
-        corpus = self.store.get_corpus(session.corpus_id) if session and session.corpus_id else None
-        if corpus is None:
-            raise EngineError(f"The documents of read {read_id} are no longer in the store.")
+        corpus = stored_corpus(self.store, read.session_id, what=f"read {read_id}")
         if read.status == "done":
             return WaveResult(read.id, read.session_id, read.answer, read.citations, read.waves, ran=[])
-        s = read.settings
-        n_ctx = int(s["n_ctx"])
-        max_note = int(s.get("max_note_tokens", self.max_note_tokens))
-        model = self.lane.ensure(n_ctx, str(s.get("kv_type", self.settings.kv_type)))
-        gen_settings = replace(self.settings, temperature=float(s.get("temperature", 0.0)), seed=int(s.get("seed", 0)))
+        n_ctx = int(read.settings["n_ctx"])
+        max_note = int(read.settings.get("max_note_tokens", self.max_note_tokens))
+        model, gen_settings = resume_model(self.lane, self.settings, read.settings)
         wave_frame, final_frame = self._frames()
         self._update_read(read_id, status="running", pid=os.getpid())
         waves = list(read.waves)

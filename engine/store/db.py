@@ -404,6 +404,16 @@ class Store:
                 [now, turn_id],
             )
 
+    def count_questions(self, session_id: int) -> int:
+        """How many questions a session holds: its turns, deep-thinking runs and reads in waves."""
+        row = self.db.execute(
+            "SELECT (SELECT count(*) FROM turns WHERE session_id = :s)"
+            " + (SELECT count(*) FROM deep_sessions WHERE session_id = :s)"
+            " + (SELECT count(*) FROM wave_reads WHERE session_id = :s)",
+            {"s": session_id},
+        ).fetchone()
+        return int(row[0])
+
     def list_turns(self, session_id: int) -> list[TurnRow]:
         rows = self._query(
             "SELECT * FROM turns WHERE session_id = ? ORDER BY position", [session_id]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from PySide6.QtWidgets import QLineEdit
+
 from app.budget import KV_TYPES
 from engine.corpus import Corpus
 from engine.models.gguf import inspect_gguf
@@ -56,6 +58,14 @@ def test_drop_adds_documents_with_their_page_counts(qtbot, make_window, tmp_path
     assert [d.name for d in window.corpus_panel.corpus().documents] == ["filing.pdf", "b-exhibit.pdf", "a-exhibit.pdf"]
     window.corpus_panel.remove_selected()
     assert [d.name for d in window.corpus_panel.corpus().documents] == ["filing.pdf", "a-exhibit.pdf"]
+
+    # Dragging a row to the top (the tree moves its item; the panel takes the tree's order).
+    tree = window.corpus_panel.tree
+    with qtbot.waitSignal(window.corpus_panel.corpus_changed, timeout=5000):
+        tree.insertTopLevelItem(0, tree.takeTopLevelItem(1))
+        tree.reordered.emit()
+    assert [d.name for d in window.corpus_panel.corpus().documents] == ["a-exhibit.pdf", "filing.pdf"]
+    assert [tree.topLevelItem(i).text(0) for i in range(2)] == ["a-exhibit.pdf", "filing.pdf"]
 
 
 def test_a_bad_file_shows_its_error_row_and_the_others_load(qtbot, make_window, tmp_path: Path, fact_pdf: Path) -> None:
@@ -157,3 +167,63 @@ def test_dropped_gguf_becomes_the_model_and_a_bad_one_is_refused(
         drop_files(window, [bad])
     assert "not-a-model.gguf" in failed.args[0]
     assert window.model_path == copy
+
+
+def test_an_encrypted_pdf_asks_for_its_password_and_never_keeps_it(
+    qtbot, make_window, home: Path, tmp_path: Path, fact_pdf: Path
+) -> None:
+    from fpdf import FPDF
+    from fpdf.enums import EncryptionMethod
+
+    pdf = FPDF(format="A4")
+    pdf.set_font("Helvetica", size=11)
+    for text in fact_pages(3, fact_page=2, fact="The vault access code is 550731."):
+        pdf.add_page()
+        pdf.multi_cell(180, 5, text)
+    pdf.set_encryption(owner_password="owner-secret", user_password="letmein", encryption_method=EncryptionMethod.AES_256)
+    sealed = tmp_path / "sealed.pdf"
+    pdf.output(str(sealed))
+
+    window = make_window()
+    assert not window.windowIcon().pixmap(32, 32).isNull()  # resources/icons/longread.svg
+    assert drop_files(window, [sealed, fact_pdf])
+    qtbot.waitUntil(lambda: window.password_dialog is not None and window.password_dialog.isVisible(), timeout=60000)
+    _wait_read(qtbot, window, 2)
+    panel = window.corpus_panel
+    locked = next(r for r in panel.rows if r.path.name == "sealed.pdf")
+    assert locked.state == "locked" and "sealed.pdf is encrypted: enter its password" in locked.message
+    assert "1 needs a password" in panel.total_label.text()
+    assert [d.name for d in panel.corpus().documents] == ["handbook.pdf"]  # the other file loaded meanwhile
+    dialog = window.password_dialog
+    assert dialog.textEchoMode() == QLineEdit.EchoMode.Password
+    assert "sealed.pdf" in dialog.windowTitle()
+
+    # A wrong password says so and asks again.
+    dialog.setTextValue("guess")
+    dialog.accept()
+    qtbot.waitUntil(lambda: window.password_dialog is not None and window.password_dialog is not dialog, timeout=60000)
+    assert locked.state == "locked" and "The password for sealed.pdf is not right" in locked.message
+
+    # "Not now" leaves it locked and out of the corpus; activating its row asks again.
+    window.password_dialog.reject()
+    assert window.password_dialog is None and locked.state == "locked"
+    assert "double-click it" in window.statusBar().currentMessage()
+    item = next(
+        panel.tree.topLevelItem(i) for i in range(panel.tree.topLevelItemCount())
+        if panel.tree.topLevelItem(i).text(3) == "Needs a password"
+    )
+    panel.tree.itemActivated.emit(item, 0)
+    assert window.password_dialog is not None
+    window.password_dialog.setTextValue("letmein")
+    with qtbot.waitSignal(panel.corpus_changed, timeout=60000):
+        window.password_dialog.accept()
+    assert locked.state == "ready" and locked.doc is not None and locked.doc.n_pages == 3
+    assert "550731" in locked.doc.pages[1].text
+    assert window.password_dialog is None
+
+    # The password is in neither the database, its write-ahead log, nor the settings.
+    window.shutdown()
+    for path in [*home.rglob("*"), tmp_path / "settings.ini"]:
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"letmein" not in data and "letmein".encode("utf-16-le") not in data, path

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.settings import AppSettings
-from engine.reading.deep import load_deep
+from engine.reading.deep import list_deep, load_deep
 from engine.reading.waves import list_reads
 from engine.store import open_store
 from tests.app.test_conversation import _load
@@ -80,3 +80,65 @@ def test_read_in_waves_shows_wave_progress_and_a_row_per_wave(
     finally:
         store.close()
     assert [[w.status for w in r.waves] for r in reads] == [["done"] * n]
+
+
+def test_a_stopped_deep_session_reopens_as_its_timeline_and_resumes(
+    qtbot, make_window, app_settings: AppSettings, tmp_path: Path, home: Path
+) -> None:
+    app_settings.n_ctx = 1024
+    window = make_window()
+    window.step_tokens = 16
+    _load(qtbot, window, [write_pdf(tmp_path / "h.pdf", fact_pages(2, fact_page=2))])
+    view = window.conversation
+    view.mode_box.setCurrentText("Think deeply")
+    view.question.setPlainText(QUESTION)
+    view.ask_button.click()
+    qtbot.waitUntil(lambda: window.timeline.statuses()[:2] == ["done", "done"], timeout=600000)
+    with qtbot.waitSignal(window.ask_cancelled, timeout=60000):
+        window.cancel_ask()
+
+    store = open_store(home / "longread.db")
+    try:
+        (session,) = store.list_sessions()
+        (stopped,) = list_deep(store, session.id)
+    finally:
+        store.close()
+    assert stopped.status == "cancelled"
+    done_before = [(s.position, s.text, s.finished_at) for s in stopped.steps if s.status == "done"]
+    assert len(done_before) >= 2
+
+    # A fresh window (as after a restart) lists the session with its one question and
+    # reopens it as the timeline it left, with Resume.
+    window.shutdown()
+    again = make_window()
+    qtbot.waitUntil(lambda: again.sidebar.list.count() == 1, timeout=30000)
+    assert "1 question" in again.sidebar.list.item(0).text()
+    with qtbot.waitSignal(again.session_restored, timeout=30000):
+        again.open_session(session.id)
+    assert again.timeline.isVisible() and again.timeline.resume_button.isVisible()
+    assert again.timeline.statuses() == [s.status for s in stopped.steps]
+    assert f"Stopped after {len(done_before)} of 5 steps" in again.timeline.title.text()
+    assert again.conversation.turns[-1].question == QUESTION
+    assert again.conversation.turns[-1].status == "cancelled"
+
+    results: list[object] = []
+    again.answered.connect(results.append)
+    again.timeline.resume_button.click()
+    assert again.asking and not again.timeline.resume_button.isVisible()
+    qtbot.waitUntil(lambda: bool(results) or not again.asking, timeout=600000)
+    assert results, (again.conversation.status.text(), again.timeline.statuses())
+    qtbot.waitUntil(lambda: again.timeline.statuses() == ["done"] * 5)
+    store = open_store(home / "longread.db")
+    try:
+        finished = load_deep(store, stopped.id)
+    finally:
+        store.close()
+    assert finished is not None and finished.status == "done"
+    # Steps finished before the stop were kept, not redone.
+    assert [(s.position, s.text, s.finished_at) for s in finished.steps[: len(done_before)]] == done_before
+    assert again.conversation.turns[-1].answer == finished.answer
+    assert [t.question for t in again.conversation.turns] == [QUESTION]  # the stopped turn was replaced
+
+    # A new session hides the timeline.
+    again.new_session()
+    assert not again.timeline.isVisible()
