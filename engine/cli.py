@@ -285,10 +285,9 @@ def _sessions(store: Store) -> int:
         print("No sessions yet. Start one with: longread ask FILE -q QUESTION")
         return EXIT_OK
     for s in sessions:
-        turns = store.list_turns(s.id)
-        print(
-            f"{s.id:>5}  {s.updated_at[:16].replace('T', ' ')}  {len(turns):>3} turn{'s' if len(turns) != 1 else ' '}  {s.title}"
-        )
+        n = store.count_questions(s.id)
+        when = s.updated_at[:16].replace("T", " ")
+        print(f"{s.id:>5}  {when}  {n:>3} question{'s' if n != 1 else ' '}  {s.title}")
     return EXIT_OK
 
 
@@ -311,7 +310,26 @@ def _show(store: Store, session_id: int) -> int:
                 f"   ({turn.model}, window {turn.settings.get('n_ctx')}, KV {turn.settings.get('kv_type')}; "
                 f"read {turn.prefill_tokens:,} tokens in {turn.prefill_s or 0:.1f} s)"
             )
+    from engine.reading.deep import list_deep
+    from engine.reading.waves import list_reads
+
+    for deep in list_deep(store, session_id):
+        done = sum(1 for step in deep.steps if step.status == "done")
+        _show_run("Thought deeply", deep.question, deep.answer, deep.status, f"{done} of {len(deep.steps)} steps",
+                  f"longread think --resume {deep.id}")
+    for read in list_reads(store, session_id):
+        _show_run("Read in waves", read.question, read.answer, read.status, f"{read.done_waves} of {read.n_waves} waves",
+                  f"longread waves --resume {read.id}")
     return EXIT_OK
+
+
+def _show_run(how: str, question: str, answer: str, status: str, progress: str, resume: str) -> None:
+    print()
+    print(f"{how}: {question}")
+    if status == "done":
+        print(f"Answer: {answer}")
+    else:
+        print(f"   [{status}: {progress} done; go on with `{resume}`]")
 
 
 def _plan(args: argparse.Namespace, store: Store) -> int:

@@ -147,6 +147,14 @@ def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, t
     assert done_before and done_before == list(range(1, len(done_before) + 1))
     assert [row[0] for p, row in sorted(before.items()) if p > len(done_before)][0] == "running"
 
+    # The stopped session is listed, and shown with the way to go on.
+    listed = subprocess.run([*cmd[:3], "sessions"], cwd=ROOT, env=env, text=True, capture_output=True, timeout=120)
+    assert listed.returncode == 0 and "1 question " in listed.stdout, listed.stdout
+    shown = subprocess.run([*cmd[:3], "show", "1"], cwd=ROOT, env=env, text=True, capture_output=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert f"Thought deeply: {QUESTION}" in shown.stdout
+    assert f"[interrupted: {len(done_before)} of 5 steps done; go on with `longread think --resume 1`]" in shown.stdout
+
     second = subprocess.run([*cmd, "--resume", "1", *args], cwd=ROOT, env=env, text=True, capture_output=True,
                             timeout=900)
     assert second.returncode == 0, second.stderr
@@ -173,5 +181,7 @@ def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, t
                               capture_output=True, timeout=120)
     assert exported.returncode == 0, exported.stderr
     assert exported.stdout.startswith(f"# {QUESTION}")
+    shown = subprocess.run([*cmd[:3], "show", "1"], cwd=ROOT, env=env, text=True, capture_output=True, timeout=120)
+    assert f"Answer: {deep.answer}" in shown.stdout
     assert "## Deep thinking: What is the vault access code?" in exported.stdout
     assert "### 5. Answer" in exported.stdout
