@@ -25,7 +25,8 @@ _pool.setMaxThreadCount(1)
 
 
 class _PdfLoaded(QObject):
-    """Signals: loaded(object): a QPdfDocument (or None) now living on the main thread."""
+    """Signals: loaded(object): a QPdfDocument now living on the main thread, or the
+    reason it did not open ("password" for a locked PDF, else None)."""
 
     loaded = Signal(object)
 
@@ -42,7 +43,7 @@ class _PdfLoader(QRunnable):
         main = QCoreApplication.instance()
         if error != QPdfDocument.Error.None_ or main is None:
             pdf.deleteLater()
-            self._signals.loaded.emit(None)
+            self._signals.loaded.emit("password" if error == QPdfDocument.Error.IncorrectPassword else None)
             return
         pdf.moveToThread(main.thread())
         self._signals.loaded.emit(pdf)
@@ -147,8 +148,14 @@ class PageViewer(QDialog):
                 )
 
     @Slot(object)
-    def _on_loader_loaded(self, pdf: QPdfDocument | None) -> None:
-        if pdf is None:
+    def _on_loader_loaded(self, pdf: QPdfDocument | str | None) -> None:
+        if pdf == "password":
+            self.placeholder.setText(
+                "This PDF is locked with a password, which Longread does not keep; the text Longread read "
+                "with it is on the right."
+            )
+            return
+        if not isinstance(pdf, QPdfDocument):
             self.placeholder.setText("Qt PDF could not open this file; the text Longread read is on the right.")
             return
         pdf.setParent(self)

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QLineEdit
 
 from app.budget import KV_TYPES
 from engine.corpus import Corpus
+from engine.reading.citations import Citation
 from engine.models.gguf import inspect_gguf
 from engine.planner import make_plan
 from engine.reading.ask import Reader
@@ -220,6 +221,13 @@ def test_an_encrypted_pdf_asks_for_its_password_and_never_keeps_it(
     assert locked.state == "ready" and locked.doc is not None and locked.doc.n_pages == 3
     assert "550731" in locked.doc.pages[1].text
     assert window.password_dialog is None
+
+    # A citation of it opens the page's text; the PDF view says why it cannot show the page.
+    viewer = window.open_citation(Citation(0, 0, "sealed.pdf", 2, True, quote="vault access code is 550731"))
+    assert viewer is not None
+    qtbot.waitUntil(lambda: "locked with a password" in viewer.placeholder.text(), timeout=30000)
+    assert "550731" in viewer.text.toPlainText()
+    viewer.close()
 
     # The password is in neither the database, its write-ahead log, nor the settings.
     window.shutdown()
