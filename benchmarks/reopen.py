@@ -13,8 +13,10 @@ through ``SnapshotCache`` (the engine's own path: temporary file, crc32, row), e
 the context, and restore it through ``SnapshotCache.restore`` (size and crc32 check,
 llama.cpp load, the last token evaluated again and its logits compared). Restore time
 is everything from the lookup to the checked context. Medians are reported, with the
-ratio cold / restore, and the snapshot's bytes per token next to the KV formula
-(``ModelInfo.kv_bytes_per_token``). Sliding-window models load with ``swa_full`` as
+ratio cold / restore, and the snapshot's bytes per token next to the KV formula:
+``full`` is every layer holding every token (``ModelInfo.kv_bytes_per_token``), ``saved``
+what a sequence-state file holds (``ModelInfo.kv_state_bytes``: sliding-window layers keep
+only their last window; the file adds ~16 bytes a token of token ids and positions). Sliding-window models load with ``swa_full`` as
 ``Reader`` does; the memory that costs is printed too. The corpus is the sample
 document, repeated with numbered copies until it reaches the length.
 """
@@ -113,6 +115,7 @@ def run_case(name: str, n_tokens: int, kv: str, runs: int, threads: int, folder:
         "bytes": statistics.median(sizes),
         "per_token": statistics.median(sizes) / n_tokens,
         "formula": info.kv_bytes_per_token(kv, kv),
+        "saved_formula": info.kv_state_bytes(n_tokens - 1, kv, kv) / n_tokens,
         "swa_full_mem": info.kv_cache_bytes(n_ctx, kv, kv, swa_full=True) if swa_full else 0,
         "swa_mem": info.kv_cache_bytes(n_ctx, kv, kv) if swa_full else 0,
     }
@@ -128,7 +131,7 @@ def main() -> int:
     print(f"reopen benchmark: {args.runs} runs per row, {args.threads} threads, medians", flush=True)
     header = (
         f"{'model':<8} {'tokens':>7} {'kv':<5} {'cold s':>8} {'restore s':>9} {'ratio':>7} {'save s':>7} "
-        f"{'snapshot':>10} {'B/token':>8} {'formula':>8}"
+        f"{'snapshot':>10} {'B/token':>8} {'saved':>8} {'full':>8}"
     )
     rows = []
     with tempfile.TemporaryDirectory(prefix="longread-reopen-") as tmp:
@@ -140,7 +143,8 @@ def main() -> int:
                 r = run_case(name, n_tokens, kv, args.runs, args.threads, Path(tmp))
                 rows.append(
                     f"{name:<8} {n_tokens:>7} {kv:<5} {r['cold']:>8.1f} {r['restore']:>9.3f} {r['ratio']:>6.0f}x "
-                    f"{r['save']:>7.2f} {r['bytes'] / 1e6:>7.1f} MB {r['per_token']:>8.0f} {r['formula']:>8.0f}"
+                    f"{r['save']:>7.2f} {r['bytes'] / 1e6:>7.1f} MB {r['per_token']:>8.0f} {r['saved_formula']:>8.0f} "
+                    f"{r['formula']:>8.0f}"
                 )
                 if r["swa_full_mem"]:
                     rows.append(

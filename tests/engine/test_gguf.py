@@ -7,6 +7,7 @@ written here by ``write_gguf``.
 
 from __future__ import annotations
 
+import math
 import shutil
 import struct
 from collections.abc import Sequence
@@ -177,6 +178,10 @@ def test_gemma_kv_cache_counts_sliding_layers_at_their_window(gemma_path: Path) 
     assert info.kv_cache_bytes(32768, swa_full=True) == 18 * per_layer_cell * 32768
     # A window smaller than the SWA cache: every layer holds n_ctx cells.
     assert info.kv_cache_bytes(768) == 18 * per_layer_cell * 768
+    # A saved sequence keeps only the last 512 tokens of the sliding-window layers.
+    assert info.kv_state_bytes(32511) == 3 * per_layer_cell * 32511 + 15 * per_layer_cell * 512
+    assert info.kv_state_bytes(300) == 18 * per_layer_cell * 300
+    assert info.kv_state_bytes(32511, "q8_0", "q8_0") == math.ceil(info.kv_state_bytes(32511) * 34 / 64)
 
 
 def test_unknown_kv_type_is_a_value_error(smollm2_path: Path) -> None:

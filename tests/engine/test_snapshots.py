@@ -18,6 +18,7 @@ import pytest
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.ingest import read_documents
+from engine.models.gguf import inspect_gguf
 from engine.reading.ask import AskResult, Reader
 from engine.runtime.snapshot import SnapshotCache, SnapshotInvalid, crc32_file, make_key
 from engine.store import Store
@@ -67,6 +68,10 @@ def test_restored_output_equals_cold_output_token_for_token(
     assert warm.warm.cold_prefill_s is not None and warm.warm.snapshot_bytes > 0
     assert warm_context == cold_context  # prompt and every answer token
     assert warm.answer == cold.answer
+    # The file holds what the KV arithmetic says (sliding-window layers: their last
+    # window only), plus about 16 bytes a token of token ids and cell positions.
+    kv_bytes = inspect_gguf(model).kv_state_bytes(cold.warm.corpus_tokens - 1)
+    assert kv_bytes <= cold.warm.snapshot_bytes <= kv_bytes + 32 * cold.warm.corpus_tokens + 65536
     # Only the corpus's last token (the restore check) and the question part were evaluated.
     corpus_end = warm.warm.corpus_tokens
     assert warm.prefill.evaluated == warm.budget.prompt_tokens - corpus_end + 1
