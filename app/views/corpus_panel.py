@@ -383,8 +383,8 @@ class CorpusPanel(QWidget):
                 for col in range(len(self.COLUMNS)):
                     item.setForeground(col, QBrush(ERROR_COLOR))
             elif row.state == "locked":
-                item.setText(0, f"{row.name}\n{row.message} Double-click to enter its password.")
-                item.setToolTip(0, "Encrypted PDF: double-click (or press Enter) to enter its password.")
+                item.setText(0, f"{row.name}\nDouble-click to unlock")
+                item.setToolTip(0, f"{row.message} Double-click (or press Enter) to enter it.")
                 item.setText(3, "Needs a password")
                 item.setForeground(3, QBrush(ERROR_COLOR))
             # Items are dragged to reorder, never dropped onto one another.
