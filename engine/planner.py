@@ -214,10 +214,20 @@ def estimate_overhead_bytes(model: ModelInfo) -> int:
 # --- speed -----------------------------------------------------------------------------
 
 
-def sum_attended_positions(model: ModelInfo, n_tokens: int, *, start: int = 0) -> float:
+def sum_attended_positions(model: ModelInfo, n_tokens: int, *, start: int = 0, sliding_full: bool = False) -> float:
     """Positions attended by tokens ``start..n_tokens-1``, averaged over the layers'
     KV heads: each full-attention layer attends to every earlier position, a
-    sliding-window layer to at most ``sliding_window`` of them."""
+    sliding-window layer to at most ``sliding_window`` of them.
+
+    ``sliding_full``: count sliding-window layers as full attention. That is their cost
+    when the cache keeps every position (``swa_full``) and flash attention is off:
+    llama.cpp then multiplies over every cell it keeps and masks afterwards. Measured
+    on Gemma 3 270M, f16, 2 threads: a cold read of 32,512 tokens took 618.5 s; fitted
+    from the same two 512-token calibration batches, the windowed count predicted 257 s
+    and this one 627 s. With flash attention the CPU kernel skips masked cells, and
+    the windowed count is the closer one (q8_0: 357 s predicted, 428 s measured; counted
+    as full, 926 s).
+    """
 
     def triangle(n: int, window: int | None) -> float:
         if window is None or n <= window:
@@ -229,31 +239,36 @@ def sum_attended_positions(model: ModelInfo, n_tokens: int, *, start: int = 0) -
     total = 0.0
     for il, weight in enumerate(weights):
         sliding = pattern is not None and il < len(pattern) and pattern[il] and model.sliding_window
-        window = model.sliding_window if sliding else None
+        window = model.sliding_window if sliding and not sliding_full else None
         total += weight * (triangle(n_tokens, window) - triangle(start, window))
     return total / sum(weights)
 
 
 @dataclass(frozen=True)
 class SpeedModel:
-    """Prefill seconds for ``n`` tokens: ``per_token * n + per_position * S(n)``."""
+    """Prefill seconds for ``n`` tokens: ``per_token * n + per_position * S(n)``, with
+    ``S`` from ``sum_attended_positions`` (``sliding_full`` as there)."""
 
     kv_type: str
     per_token_s: float
     per_position_s: float
     calibrated_tokens: int
+    sliding_full: bool = False
 
     def estimate_seconds(self, model: ModelInfo, n_tokens: int) -> float:
         """Seconds to prefill ``n_tokens`` from an empty context."""
-        return self.per_token_s * n_tokens + self.per_position_s * sum_attended_positions(model, n_tokens)
+        attended = sum_attended_positions(model, n_tokens, sliding_full=self.sliding_full)
+        return self.per_token_s * n_tokens + self.per_position_s * attended
 
     @classmethod
-    def fit(cls, model: ModelInfo, kv_type: str, batch: int, seconds: Sequence[float]) -> SpeedModel:
+    def fit(
+        cls, model: ModelInfo, kv_type: str, batch: int, seconds: Sequence[float], *, sliding_full: bool = False
+    ) -> SpeedModel:
         """Fit the two costs to consecutive batch timings (least squares, costs >= 0)."""
         rows: list[tuple[float, float, float]] = []
         for i, secs in enumerate(seconds):
             start, end = i * batch, (i + 1) * batch
-            rows.append((float(batch), sum_attended_positions(model, end, start=start), secs))
+            rows.append((float(batch), sum_attended_positions(model, end, start=start, sliding_full=sliding_full), secs))
         # Normal equations of y = a*x1 + b*x2.
         s11 = sum(r[0] * r[0] for r in rows)
         s12 = sum(r[0] * r[1] for r in rows)
@@ -268,7 +283,7 @@ class SpeedModel:
         if a <= 0 or b < 0:
             # Timing noise (another program running): fall back to one rate, no growth.
             a, b = sum(r[2] for r in rows) / sum(r[0] for r in rows), 0.0
-        return cls(kv_type, a, b, batch * len(seconds))
+        return cls(kv_type, a, b, batch * len(seconds), sliding_full)
 
 
 # --- the plan --------------------------------------------------------------------------
@@ -477,7 +492,7 @@ def make_plan(
                 "about text far from the end. Check important answers against the pages."
             )
 
-    speed_models = _fit_speed_models(model, calibrations)
+    speed_models = _fit_speed_models(model, calibrations, swa_full=swa_full)
     rows = tuple(
         _make_row(
             model,
@@ -597,11 +612,17 @@ def _recommend(rows: Sequence[PlanRow]) -> PlanRow | None:
     return fitting[0]
 
 
-def _fit_speed_models(model: ModelInfo, calibrations: Sequence[CalibrationRow]) -> dict[str, SpeedModel]:
+def _fit_speed_models(
+    model: ModelInfo, calibrations: Sequence[CalibrationRow], *, swa_full: bool
+) -> dict[str, SpeedModel]:
     found: dict[str, SpeedModel] = {}
     for row in calibrations:  # newest first: keep the first per type
         if row.kv_type not in found and row.batch_seconds:
-            found[row.kv_type] = SpeedModel.fit(model, row.kv_type, row.batch_size, row.batch_seconds)
+            # Without flash attention a full-size sliding-window cache costs full attention.
+            sliding_full = swa_full and not row.flash_attn
+            found[row.kv_type] = SpeedModel.fit(
+                model, row.kv_type, row.batch_size, row.batch_seconds, sliding_full=sliding_full
+            )
     return found
 
 
@@ -793,11 +814,21 @@ def calibrate(
         GenerationError: llama.cpp failed during the prefill.
     """
     from engine.models.bundled import model_sha256 as find_sha
+    from engine.models.gguf import inspect_gguf
     from engine.runtime.llama import LLAMA_CPP_VERSION, load_model
     from engine.store.db import CalibrationRow
 
     n_tokens = batch_size * n_batches
-    model = load_model(model_path, n_ctx=n_tokens + CTX_ALIGN, kv_type=kv_type, n_threads=n_threads, n_batch=batch_size)
+    # As the Reader loads it: sliding-window models with a full-size cache.
+    swa_full = True if inspect_gguf(model_path).n_sliding_layers > 0 else None
+    model = load_model(
+        model_path,
+        n_ctx=n_tokens + CTX_ALIGN,
+        kv_type=kv_type,
+        n_threads=n_threads,
+        n_batch=batch_size,
+        swa_full=swa_full,
+    )
     try:
         n_vocab = model.llama.n_vocab()
         # Token ids spread over the vocabulary: the content does not change the speed.

@@ -15,14 +15,28 @@ from tests.conftest import fact_pages, write_pdf
 QUESTION = "What is the vault access code?"
 
 
-def _ask(qtbot, window, mode: str) -> object:
+def _deep_window(qtbot, make_window, app_settings: AppSettings, tmp_path: Path) -> object:
+    """A window with a 2-page PDF loaded, a 1,024-token window and 16-token steps."""
+    app_settings.n_ctx = 1024
+    window = make_window()
+    window.step_tokens = 16
+    _load(qtbot, window, [write_pdf(tmp_path / "h.pdf", fact_pages(2, fact_page=2))])
+    return window
+
+
+def _start(window, mode: str) -> None:
     view = window.conversation
     view.mode_box.setCurrentText(mode)
     view.question.setPlainText(QUESTION)
-    results: list[object] = []
-    window.answered.connect(results.append)
     view.ask_button.click()
     assert window.asking and not view.mode_box.isEnabled()
+
+
+def _ask(qtbot, window, mode: str) -> object:
+    view = window.conversation
+    results: list[object] = []
+    window.answered.connect(results.append)
+    _start(window, mode)
     try:
         qtbot.waitUntil(lambda: bool(results) or not window.asking, timeout=600000)
     except Exception:
@@ -35,10 +49,7 @@ def _ask(qtbot, window, mode: str) -> object:
 def test_think_deeply_shows_five_steps_stores_them_and_exports(
     qtbot, make_window, app_settings: AppSettings, tmp_path: Path, home: Path
 ) -> None:
-    app_settings.n_ctx = 1024
-    window = make_window()
-    window.step_tokens = 16
-    _load(qtbot, window, [write_pdf(tmp_path / "h.pdf", fact_pages(2, fact_page=2))])
+    window = _deep_window(qtbot, make_window, app_settings, tmp_path)
     result = _ask(qtbot, window, "Think deeply")
 
     qtbot.waitUntil(lambda: window.timeline.statuses() == ["done"] * 5)
@@ -85,14 +96,8 @@ def test_read_in_waves_shows_wave_progress_and_a_row_per_wave(
 def test_a_stopped_deep_session_reopens_as_its_timeline_and_resumes(
     qtbot, make_window, app_settings: AppSettings, tmp_path: Path, home: Path
 ) -> None:
-    app_settings.n_ctx = 1024
-    window = make_window()
-    window.step_tokens = 16
-    _load(qtbot, window, [write_pdf(tmp_path / "h.pdf", fact_pages(2, fact_page=2))])
-    view = window.conversation
-    view.mode_box.setCurrentText("Think deeply")
-    view.question.setPlainText(QUESTION)
-    view.ask_button.click()
+    window = _deep_window(qtbot, make_window, app_settings, tmp_path)
+    _start(window, "Think deeply")
     qtbot.waitUntil(lambda: window.timeline.statuses()[:2] == ["done", "done"], timeout=600000)
     with qtbot.waitSignal(window.ask_cancelled, timeout=60000):
         window.cancel_ask()

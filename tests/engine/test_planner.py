@@ -18,6 +18,7 @@ from engine.planner import (
     KV_TYPES,
     PlanRefused,
     SpeedModel,
+    _fit_speed_models,
     calibrate,
     estimate_compute_bytes,
     make_plan,
@@ -170,6 +171,25 @@ def test_attended_positions_saturate_on_sliding_layers(smollm2_path: Path, gemma
     # grows attention far less than 4x.
     ratio = sum_attended_positions(gemma, 16000) / sum_attended_positions(gemma, 8000)
     assert 2 < ratio < 4
+
+
+def test_a_full_size_sliding_cache_without_flash_attention_costs_full_attention(gemma_path: Path) -> None:
+    gemma = inspect_gguf(gemma_path)
+    assert sum_attended_positions(gemma, 16000, sliding_full=True) == 16000 * 16001 / 2
+    assert sum_attended_positions(gemma, 16000) < 16000 * 16001 / 2 / 4
+    # The plan counts full attention for f16 (no flash attention) with swa_full, windowed
+    # for a quantized cache (flash attention skips the masked cells) or without swa_full.
+    seconds = (1.44, 1.71)  # two 512-token batches of Gemma 3 270M at f16, 2 threads, on this machine
+    rows = [
+        CalibrationRow("sha", kv, 2, 512, "0.3.36", seconds, flash_attn=kv != "f16") for kv in ("f16", "q8_0")
+    ]
+    fitted = _fit_speed_models(gemma, rows, swa_full=True)
+    assert fitted["f16"].sliding_full and not fitted["q8_0"].sliding_full
+    assert not _fit_speed_models(gemma, rows, swa_full=False)["f16"].sliding_full
+    # Measured: a cold read of 32,512 tokens took 618.5 s at f16 (benchmarks/reopen.py).
+    assert fitted["f16"].estimate_seconds(gemma, 32512) == pytest.approx(618.5, rel=0.1)
+    windowed = fitted["q8_0"].estimate_seconds(gemma, 32512)  # the same timings, counted windowed
+    assert windowed < fitted["f16"].estimate_seconds(gemma, 32512) / 2
 
 
 def test_speed_model_recovers_the_two_costs(smollm2_path: Path) -> None:
