@@ -313,13 +313,14 @@ def _show(store: Store, session_id: int) -> int:
     from engine.reading.deep import list_deep
     from engine.reading.waves import list_reads
 
+    # --resume takes the session: it goes on with the session's latest run not done.
     for deep in list_deep(store, session_id):
         done = sum(1 for step in deep.steps if step.status == "done")
         _show_run("Thought deeply", deep.question, deep.answer, deep.status, f"{done} of {len(deep.steps)} steps",
-                  f"longread think --resume {deep.id}")
+                  f"longread think --resume {session_id}")
     for read in list_reads(store, session_id):
         _show_run("Read in waves", read.question, read.answer, read.status, f"{read.done_waves} of {read.n_waves} waves",
-                  f"longread waves --resume {read.id}")
+                  f"longread waves --resume {session_id}")
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ import argparse
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -27,9 +28,9 @@ from engine.ingest import read_documents
 from engine.models.bundled import bundled_model_path
 from engine.reading.ask import CancelToken
 from engine.reading.citations import Citation
-from engine.reading.deep import DeepProgress, DeepStep, DeepThinker, list_deep
+from engine.reading.deep import DeepProgress, DeepSession, DeepStep, DeepThinker, list_deep
 from engine.reading.export import export_markdown
-from engine.reading.waves import WaveProgress, WaveReader, WaveRow, list_reads
+from engine.reading.waves import WaveProgress, WaveRead, WaveReader, WaveRow, list_reads
 from engine.store import Store
 
 COMMANDS = ("think", "waves", "export")
@@ -127,6 +128,22 @@ class _Throttled:
             self.last_key, self.last_t = key, now
 
 
+def _run_to_resume(runs: Sequence[DeepSession | WaveRead], session_id: int, what: str) -> int:
+    """The id of the session's latest run not done (else its latest run, to show it again).
+
+    Raises:
+        EngineError: the session has no such run.
+    """
+    if not runs:
+        raise EngineError(f"Session {session_id} has no {what} to resume.")
+    return next((r.id for r in reversed(runs) if r.status != "done"), runs[-1].id)
+
+
+def _report_done(head: str, ran: int, total: int, session_id: int) -> None:
+    skipped = total - ran
+    _err(head + (f", {skipped} already done before" if skipped else "") + f". Session {session_id}.")
+
+
 def _report_citations(citations: list[Citation]) -> None:
     for c in citations:
         if not c.ok:
@@ -139,10 +156,7 @@ def _think(
     thinker = DeepThinker(store, model_path, settings, step_tokens=args.step_tokens)
     try:
         if args.resume is not None:
-            runs = list_deep(store, args.resume)
-            if not runs:
-                raise EngineError(f"Session {args.resume} has no deep-thinking run to resume.")
-            deep_id = next((d.id for d in reversed(runs) if d.status != "done"), runs[-1].id)
+            deep_id = _run_to_resume(list_deep(store, args.resume), args.resume, "deep-thinking run")
             _err(f"Resuming deep thinking in session {args.resume}.")
         else:
             deep_id = thinker.start(_corpus(args, store), args.question)
@@ -160,11 +174,8 @@ def _think(
         result = thinker.run(deep_id, on_progress=on_progress, on_text=_out, on_step=on_step, cancel=cancel)
         if not result.ran:  # finished before: show the stored answer
             _out(f"\n## {len(result.steps)}. Answer\n{result.answer}\n")
-        skipped = len(result.steps) - len(result.ran)
-        _err(
-            f"Deep thinking done: {len(result.ran)} step(s) now"
-            + (f", {skipped} already done before" if skipped else "")
-            + f". Session {result.session_id}."
+        _report_done(
+            f"Deep thinking done: {len(result.ran)} step(s) now", len(result.ran), len(result.steps), result.session_id
         )
         _report_citations(result.citations)
         return 0
@@ -178,10 +189,7 @@ def _waves(
     reader = WaveReader(store, model_path, settings, max_note_tokens=args.note_tokens)
     try:
         if args.resume is not None:
-            reads = list_reads(store, args.resume)
-            if not reads:
-                raise EngineError(f"Session {args.resume} has no read in waves to resume.")
-            read_id = next((r.id for r in reversed(reads) if r.status != "done"), reads[-1].id)
+            read_id = _run_to_resume(list_reads(store, args.resume), args.resume, "read in waves")
             _err(f"Resuming the read in waves of session {args.resume}.")
         else:
             read_id = reader.start(_corpus(args, store), args.question)
@@ -205,11 +213,8 @@ def _waves(
         if not answering:  # finished before: show the stored answer
             _out("\n## Answer\n" + result.answer)
         _out("\n")
-        skipped = len(result.waves) - len(result.ran)
-        _err(
-            f"Read {len(result.waves)} wave(s): {len(result.ran)} now"
-            + (f", {skipped} already done before" if skipped else "")
-            + f". Session {result.session_id}."
+        _report_done(
+            f"Read {len(result.waves)} wave(s): {len(result.ran)} now", len(result.ran), len(result.waves), result.session_id
         )
         _report_citations(result.citations)
         return 0

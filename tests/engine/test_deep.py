@@ -185,3 +185,32 @@ def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, t
     assert f"Answer: {deep.answer}" in shown.stdout
     assert "## Deep thinking: What is the vault access code?" in exported.stdout
     assert "### 5. Answer" in exported.stdout
+
+
+def test_show_and_sessions_name_a_stopped_run_by_its_session(
+    fact_pdf: Path, home: Path, smollm2_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine import cli
+
+    store = open_store(home / "longread.db")
+    try:
+        corpus = Corpus(tuple(read_documents([fact_pdf], store=store)[0]))
+        store.create_session(title="an earlier question", corpus_id=store.save_corpus(corpus))
+        thinker = DeepThinker(store, smollm2_path, ReadSettings(n_ctx=4096))
+        try:
+            deep_id = thinker.start(corpus, QUESTION)  # planned, not run: resumable
+        finally:
+            thinker.close()
+        session_id = load_deep(store, deep_id).session_id  # type: ignore[union-attr]
+    finally:
+        store.close()
+    assert (deep_id, session_id) == (1, 2)  # run and session ids differ: --resume takes the session
+
+    assert cli.main(["show", str(session_id)]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert f"Thought deeply: {QUESTION}" in out
+    assert f"[planned: 0 of 5 steps done; go on with `longread think --resume {session_id}`]" in out
+    assert cli.main(["sessions"]) == cli.EXIT_OK
+    listed = capsys.readouterr().out.splitlines()
+    assert any(line.endswith(QUESTION) and "  1 question " in line for line in listed), listed
+    assert any(line.endswith("an earlier question") and "  0 questions" in line for line in listed), listed
