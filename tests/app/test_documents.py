@@ -68,6 +68,12 @@ def test_drop_adds_documents_with_their_page_counts(qtbot, make_window, tmp_path
     assert [d.name for d in window.corpus_panel.corpus().documents] == ["a-exhibit.pdf", "filing.pdf"]
     assert [tree.topLevelItem(i).text(0) for i in range(2)] == ["a-exhibit.pdf", "filing.pdf"]
 
+    # Files dropped on the list itself (which takes drags of its own rows) still reach the window.
+    late = write_pdf(tmp_path / "late.pdf", fact_pages(1))
+    assert drop_files(tree.viewport(), [late])
+    _wait_read(qtbot, window, 3)
+    assert [d.name for d in window.corpus_panel.corpus().documents] == ["a-exhibit.pdf", "filing.pdf", "late.pdf"]
+
 
 def test_a_bad_file_shows_its_error_row_and_the_others_load(qtbot, make_window, tmp_path: Path, fact_pdf: Path) -> None:
     window = make_window()
