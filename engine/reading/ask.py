@@ -125,7 +125,6 @@ class Reader:
         self.settings = settings or ReadSettings()
         self.lane = ModelLane(model_path, self.settings)
         self._model_sha: str | None = None
-        self._info: ModelInfo | None = None
         self.snapshots = snapshots if snapshots is not None or not use_snapshots else SnapshotCache(store)
 
     # -- models ------------------------------------------------------------------
