@@ -16,12 +16,17 @@ The tree::
     ├── StorageError             the SQLite store or the disk failed (disk full, locked)
     └── Cancelled                the user cancelled; not an error to show
 
+``CancelToken`` (beside ``Cancelled``) is the flag a reader checks between batches and
+tokens; setting it makes the reader raise ``Cancelled``.
+
 Anything that is not an ``EngineError`` is a bug: the CLI prints a traceback, the GUI
 shows a crash report. Third-party exceptions are wrapped at the boundary with
 ``raise ... from exc`` so the cause stays in the log.
 """
 
 from __future__ import annotations
+
+import threading
 
 
 class EngineError(Exception):
@@ -105,3 +110,23 @@ class Cancelled(EngineError):
 
     def __init__(self, message: str = "Cancelled.") -> None:
         super().__init__(message)
+
+
+class CancelToken:
+    """A cancel flag shared between the thread that reads and the one that cancels."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    def reset(self) -> None:
+        self._event.clear()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()

@@ -20,7 +20,6 @@ layer keeps the whole window (``ModelInfo.kv_cache_bytes(..., swa_full=True)``).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from typing import Any
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import Cancelled, ContextOverflowError, EngineError, GenerationError
+from engine.errors import Cancelled, CancelToken, ContextOverflowError, EngineError, GenerationError
 from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
 from engine.reading.citations import Citation, check_citations
@@ -44,26 +43,6 @@ from engine.tokens import corpus_tokens, count, tokenizer_key
 # longer follow-up does not force a reload and a full prefill.
 FOLLOW_UP_HEADROOM = 512
 PARTIAL_SAVE_EVERY_S = 1.0
-
-
-class CancelToken:
-    """A cancel flag shared between the thread that reads and the one that cancels."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    def reset(self) -> None:
-        self._event.clear()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def __call__(self) -> bool:
-        return self._event.is_set()
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import numpy as np
 
 from engine.errors import Cancelled, GenerationError, ModelError, ModelFileError
 from engine.models.gguf import inspect_gguf
+from engine.runtime.backend import CancelFn, PrefillProgress, PrefillStats, ProgressFn
 from engine.planner import check_load_memory
 
 log = logging.getLogger("longread.llama")
@@ -92,28 +93,6 @@ def _check_file(path: Path) -> None:
     inspect_gguf(path)
 
 
-@dataclass(frozen=True)
-class PrefillProgress:
-    """Progress of a prefill: tokens done of total, speed and time left."""
-
-    done: int
-    total: int
-    tokens_per_s: float
-    eta_s: float
-    reused: int = 0
-
-
-@dataclass(frozen=True)
-class PrefillStats:
-    """What a prefill did: tokens evaluated now, tokens reused from the context, time."""
-
-    evaluated: int
-    reused: int
-    seconds: float
-
-
-ProgressFn = Callable[[PrefillProgress], None]
-CancelFn = Callable[[], bool]
 
 
 class Tokenizer:
@@ -198,8 +177,18 @@ class LoadedModel(Tokenizer):
         return [int(t) for t in self._llm.input_ids[: self._llm.n_tokens]]
 
     @property
+    def n_tokens(self) -> int:
+        """How many tokens the context holds now."""
+        return int(self._llm.n_tokens)
+
+    @property
+    def n_vocab(self) -> int:
+        return int(self._n_vocab)
+
+    @property
     def llama(self) -> llama_cpp.Llama:
-        """The underlying ``Llama`` (for benchmarks and snapshots)."""
+        """The underlying ``Llama``, for benchmarks that time bare llama.cpp against ours.
+        Nothing in ``engine/`` may use it: it is not part of the runtime interface."""
         return self._llm
 
     def reset(self) -> None:
@@ -438,3 +427,25 @@ def load_model(
             "Try a smaller window or another model file."
         ) from exc
     return LoadedModel(llm, path, kv_type=kv_type, n_threads=n_threads)
+
+
+class LlamaBackend:
+    """llama.cpp in this process: the default ``Backend`` (engine/runtime/backend.py)."""
+
+    name = "llama.cpp"
+    version = LLAMA_CPP_VERSION
+
+    def load_tokenizer(self, path: Path) -> Tokenizer:
+        return load_tokenizer(path)
+
+    def load_model(
+        self,
+        path: Path,
+        *,
+        n_ctx: int,
+        kv_type: str = "f16",
+        n_threads: int,
+        n_batch: int = 512,
+        swa_full: bool | None = None,
+    ) -> LoadedModel:
+        return load_model(path, n_ctx=n_ctx, kv_type=kv_type, n_threads=n_threads, n_batch=n_batch, swa_full=swa_full)
