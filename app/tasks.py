@@ -34,7 +34,7 @@ from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slo
 
 from engine.errors import Cancelled, EngineError, PasswordRequired
 from engine.ingest import read_document
-from engine.reading.ask import CancelToken
+from engine.errors import CancelToken
 from engine.store import open_store
 
 log = logging.getLogger("longread.app.tasks")

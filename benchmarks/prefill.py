@@ -26,7 +26,7 @@ from engine.config import default_threads  # noqa: E402
 from engine.corpus import Document, layout_document, make_pages  # noqa: E402
 from engine.ingest.text import extract_text_pages  # noqa: E402
 from engine.models.bundled import bundled_model_path  # noqa: E402
-from engine.reading.ask import CancelToken  # noqa: E402
+from engine.errors import CancelToken  # noqa: E402
 from engine.runtime.llama import PrefillProgress, load_model  # noqa: E402
 
 SAMPLE = ROOT / "resources" / "sample" / "harbor-lease-dispute.md"

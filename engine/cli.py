@@ -32,7 +32,8 @@ from engine.corpus import Corpus, Document
 from engine.errors import Cancelled, EngineError
 from engine.ingest import read_documents
 from engine.models.bundled import bundled_model_path
-from engine.reading.ask import AskResult, CancelToken, Reader
+from engine.errors import CancelToken
+from engine.reading.ask import AskResult, Reader
 from engine.runtime.llama import PrefillProgress
 from engine.runtime.snapshot import SnapshotCache
 from engine.store import Store, open_store

@@ -26,7 +26,7 @@ from engine.corpus import Corpus
 from engine.errors import EngineError
 from engine.ingest import read_documents
 from engine.models.bundled import bundled_model_path
-from engine.reading.ask import CancelToken
+from engine.errors import CancelToken
 from engine.reading.citations import Citation
 from engine.reading.deep import DeepProgress, DeepSession, DeepStep, DeepThinker, list_deep
 from engine.reading.export import export_markdown

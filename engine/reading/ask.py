@@ -33,8 +33,9 @@ from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
 from engine.reading.citations import Citation, check_citations
 from engine.reading.prompts import Prompt, build_prompt
-from engine.reading.stepping import ModelLane
-from engine.runtime.llama import LoadedModel, PrefillProgress, PrefillStats, Tokenizer, align_ctx
+from engine.lane import ModelLane, align_ctx
+from engine.runtime.backend import Model as LoadedModel
+from engine.runtime.backend import PrefillProgress, PrefillStats, Tokenizer
 from engine.runtime.snapshot import MIN_SNAPSHOT_TOKENS, SnapshotCache, SnapshotInvalid, WarmStart, make_key
 from engine.store import Store
 from engine.tokens import corpus_tokens, count, tokenizer_key
@@ -256,7 +257,7 @@ class Reader:
             self.store.finish_turn(turn_id, answer="".join(answer), status="interrupted", **stats)
             raise
         text = "".join(answer).strip()
-        answer_tokens = model.llama.n_tokens - len(prompt.tokens)
+        answer_tokens = model.n_tokens - len(prompt.tokens)
         self.store.finish_turn(
             turn_id,
             answer=text,

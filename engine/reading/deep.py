@@ -32,12 +32,12 @@ from typing import Any
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import Cancelled, ContextOverflowError, EngineError
-from engine.reading.ask import CancelToken
+from engine.errors import Cancelled, CancelToken, ContextOverflowError, EngineError
 from engine.reading.citations import Citation, check_citations, citations_from_json, citations_to_json
 from engine.reading.prompts import PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import ModelLane, claim_rows, now_iso, resume_model, run_step, stored_corpus
-from engine.runtime.llama import LoadedModel, PrefillProgress
+from engine.runtime.backend import Model as LoadedModel
+from engine.runtime.backend import PrefillProgress
 from engine.store import Store
 from engine.tokens import corpus_tokens
 from engine.units import format_duration

@@ -1,10 +1,7 @@
-"""What waves and deep thinking share: one model lane, a generation step, row bookkeeping.
+"""What waves and deep thinking share: a generation step, row bookkeeping.
 
 Contract:
-- ``ModelLane`` loads the model once, at the window a read needs, and keeps it while the
-  window and KV type still fit (a borrowed model is used, never closed). Sliding-window
-  models load with ``swa_full``: steps roll the context back to the corpus prefix, which a
-  truncated window would silently spoil (engine/reading/ask.py).
+- The model holder (``ModelLane``) lives in engine/lane.py.
 - ``run_step`` prefills a prompt (reusing the longest prefix already in the context) and
   streams at most ``max_tokens`` tokens, reporting progress and honouring a cancel.
 - ``claim_rows`` refuses to resume rows another live process is running.
@@ -24,8 +21,9 @@ from typing import Any
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import EngineError
-from engine.models.gguf import ModelInfo, inspect_gguf
-from engine.runtime.llama import LoadedModel, PrefillProgress, Tokenizer, align_ctx, load_model, load_tokenizer
+from engine.lane import ModelLane
+from engine.runtime.backend import Model as LoadedModel
+from engine.runtime.backend import PrefillProgress
 from engine.store import Store
 
 TextFn = Callable[[str], None]
@@ -49,86 +47,6 @@ class StepOutput:
     output_tokens: int
     prefill_s: float
     generate_s: float
-
-
-class ModelLane:
-    """The model a read uses, loaded lazily at the window it needs.
-
-    Args:
-        model_path: the GGUF file.
-        settings: KV type, threads, batch size, temperature, seed.
-        model: an already loaded model to use while it fits (never closed here).
-    """
-
-    def __init__(self, model_path: Path, settings: ReadSettings, *, model: LoadedModel | None = None) -> None:
-        self.model_path = model_path
-        self.settings = settings
-        self._model = model
-        self._borrowed = model is not None
-        self._tokenizer: Tokenizer | None = None
-        self._info: ModelInfo | None = None
-
-    @property
-    def model(self) -> LoadedModel | None:
-        """The loaded model, if one is."""
-        return self._model
-
-    @property
-    def info(self) -> ModelInfo:
-        """The model file's header (layers, KV heads, sliding window), read once."""
-        if self._info is None:
-            self._info = inspect_gguf(self.model_path)
-        return self._info
-
-    @property
-    def swa_full(self) -> bool:
-        """Whether the model loads with a full-size sliding-window cache (engine/reading/ask.py)."""
-        return self.info.n_sliding_layers > 0
-
-    def tokenizer(self) -> Tokenizer:
-        """The loaded model if any, else the vocabulary alone (fast)."""
-        if self._model is not None:
-            return self._model
-        if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.model_path)
-        return self._tokenizer
-
-    def full_window(self) -> int:
-        """The window to read with: the settings' if set, else the model's trained length."""
-        if self.settings.n_ctx:
-            return align_ctx(self.settings.n_ctx)
-        return align_ctx(self.tokenizer().n_ctx_train)
-
-    def ensure(self, n_ctx: int, kv_type: str) -> LoadedModel:
-        """Return a model with at least ``n_ctx`` tokens of window and this KV type."""
-        model = self._model
-        if model is not None and model.n_ctx >= n_ctx and model.kv_type == kv_type:
-            return model
-        if model is not None and not self._borrowed:
-            model.close()
-        self._model = None
-        self._borrowed = False
-        s = self.settings
-        self._model = load_model(
-            self.model_path,
-            n_ctx=n_ctx,
-            kv_type=kv_type,
-            n_threads=s.threads(),
-            n_batch=s.n_batch,
-            swa_full=True if self.swa_full else None,
-        )
-        if self._tokenizer is not None:
-            self._tokenizer.close()
-            self._tokenizer = None
-        return self._model
-
-    def close(self) -> None:
-        """Free what this lane loaded (a borrowed model stays open)."""
-        if self._model is not None and not self._borrowed:
-            self._model.close()
-        if self._tokenizer is not None:
-            self._tokenizer.close()
-        self._model = self._tokenizer = None
 
 
 def run_step(
@@ -162,7 +80,7 @@ def run_step(
         prompt_tokens=len(tokens),
         prefill_tokens=stats.evaluated,
         reused_tokens=stats.reused,
-        output_tokens=model.llama.n_tokens - len(tokens),
+        output_tokens=model.n_tokens - len(tokens),
         prefill_s=stats.seconds,
         generate_s=generate_s,
     )

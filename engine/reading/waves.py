@@ -41,12 +41,12 @@ from typing import Any
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, layout_document
-from engine.errors import Cancelled, ContextOverflowError, EngineError
-from engine.reading.ask import CancelToken
+from engine.errors import Cancelled, CancelToken, ContextOverflowError, EngineError
 from engine.reading.citations import Citation, check_citations, citations_from_json, citations_to_json
 from engine.reading.prompts import SYSTEM_PROMPT, PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import ModelLane, StepOutput, claim_rows, now_iso, resume_model, run_step, stored_corpus
-from engine.runtime.llama import LoadedModel, PrefillProgress
+from engine.runtime.backend import Model as LoadedModel
+from engine.runtime.backend import PrefillProgress
 from engine.store import Store
 from engine.units import format_duration
 

@@ -11,7 +11,8 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import Cancelled, ContextOverflowError
 from engine.ingest import read_documents
-from engine.reading.ask import CancelToken, Reader
+from engine.errors import CancelToken
+from engine.reading.ask import Reader
 from engine.reading.prompts import render_frame
 from engine.store import Store
 from tests.conftest import fact_pages, write_pdf

@@ -18,7 +18,7 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import Cancelled, ContextOverflowError
 from engine.ingest import read_documents
-from engine.reading.ask import CancelToken
+from engine.errors import CancelToken
 from engine.reading.deep import STEPS, DeepProgress, DeepStep, DeepThinker, load_deep
 from engine.reading.export import export_markdown
 from engine.store import Store, open_store

@@ -18,7 +18,7 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus, layout_document
 from engine.errors import Cancelled, ContextOverflowError
 from engine.ingest import read_documents
-from engine.reading.ask import CancelToken
+from engine.errors import CancelToken
 from engine.reading.export import export_markdown
 from engine.reading.waves import WaveProgress, WaveReader, WaveRow, load_read, plan_waves, sub_document
 from engine.runtime.llama import load_tokenizer

@@ -1,0 +1,121 @@
+"""The model holder: one model, loaded lazily at the window a read needs.
+
+Contract:
+- ``ModelLane`` loads the model through its ``Backend`` (engine/runtime/backend.py) once,
+  at the window a read needs, and keeps it while the window and KV type still fit (a
+  borrowed model is used, never closed). Sliding-window models load with ``swa_full``:
+  readers roll the context back to the corpus prefix, which a truncated window would
+  silently spoil (docs/architecture.md, "Sliding-window models").
+- Counting tokens needs no weights: ``tokenizer()`` loads the vocabulary alone until a
+  model is loaded, then answers from the model.
+- One thread at a time, like every ``Model``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.config import ReadSettings
+from engine.models.gguf import ModelInfo, inspect_gguf
+from engine.runtime.backend import Backend, Model, Tokenizer
+
+
+def _default_backend() -> Backend:
+    from engine.runtime.llama import LlamaBackend  # imports llama.cpp: only when needed
+
+    return LlamaBackend()
+
+
+def align_ctx(n: int) -> int:
+    from engine.runtime.llama import align_ctx as _align
+
+    return _align(n)
+
+
+class ModelLane:
+    """The model a read uses, loaded lazily at the window it needs.
+
+    Args:
+        model_path: the GGUF file.
+        settings: KV type, threads, batch size, temperature, seed.
+        model: an already loaded model to use while it fits (never closed here).
+        backend: the runtime (default: llama.cpp in this process).
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        settings: ReadSettings,
+        *,
+        model: Model | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        self.backend: Backend = backend if backend is not None else _default_backend()
+        self.model_path = model_path
+        self.settings = settings
+        self._model = model
+        self._borrowed = model is not None
+        self._tokenizer: Tokenizer | None = None
+        self._info: ModelInfo | None = None
+
+    @property
+    def model(self) -> Model | None:
+        """The loaded model, if one is."""
+        return self._model
+
+    @property
+    def info(self) -> ModelInfo:
+        """The model file's header (layers, KV heads, sliding window), read once."""
+        if self._info is None:
+            self._info = inspect_gguf(self.model_path)
+        return self._info
+
+    @property
+    def swa_full(self) -> bool:
+        """Whether the model loads with a full-size sliding-window cache (engine/reading/ask.py)."""
+        return self.info.n_sliding_layers > 0
+
+    def tokenizer(self) -> Tokenizer:
+        """The loaded model if any, else the vocabulary alone (fast)."""
+        if self._model is not None:
+            return self._model
+        if self._tokenizer is None:
+            self._tokenizer = self.backend.load_tokenizer(self.model_path)
+        return self._tokenizer
+
+    def full_window(self) -> int:
+        """The window to read with: the settings' if set, else the model's trained length."""
+        if self.settings.n_ctx:
+            return align_ctx(self.settings.n_ctx)
+        return align_ctx(self.tokenizer().n_ctx_train)
+
+    def ensure(self, n_ctx: int, kv_type: str) -> Model:
+        """Return a model with at least ``n_ctx`` tokens of window and this KV type."""
+        model = self._model
+        if model is not None and model.n_ctx >= n_ctx and model.kv_type == kv_type:
+            return model
+        if model is not None and not self._borrowed:
+            model.close()
+        self._model = None
+        self._borrowed = False
+        s = self.settings
+        self._model = self.backend.load_model(
+            self.model_path,
+            n_ctx=n_ctx,
+            kv_type=kv_type,
+            n_threads=s.threads(),
+            n_batch=s.n_batch,
+            swa_full=True if self.swa_full else None,
+        )
+        if self._tokenizer is not None:
+            self._tokenizer.close()
+            self._tokenizer = None
+        return self._model
+
+    def close(self) -> None:
+        """Free what this lane loaded (a borrowed model stays open)."""
+        if self._model is not None and not self._borrowed:
+            self._model.close()
+        if self._tokenizer is not None:
+            self._tokenizer.close()
+        self._model = self._tokenizer = None
