@@ -26,17 +26,14 @@ from types import FrameType
 
 from engine import __version__
 from engine.cli_reading import COMMANDS as READING_COMMANDS
-from engine.cli_reading import add_reading_parsers, run_reading_command
+from engine.cli_reading import add_reading_parsers, read_corpus, run_reading_command
 from engine.config import ReadSettings
-from engine.corpus import Corpus, Document
-from engine.errors import Cancelled, EngineError
-from engine.ingest import read_documents
-from engine.models.bundled import bundled_model_path
-from engine.errors import CancelToken
-from engine.reading.ask import AskResult, Reader
-from engine.runtime.llama import PrefillProgress
-from engine.runtime.snapshot import SnapshotCache
-from engine.store import Store, open_store
+from engine.corpus import Corpus
+from engine.errors import Cancelled, CancelToken, EngineError
+from engine.library import Library, describe_documents
+from engine.reading.ask import AskResult
+from engine.runs import RunKind, Status
+from engine.runtime.backend import PrefillProgress
 from engine.units import format_bytes, format_duration
 
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 130
@@ -122,21 +119,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("longread.llama").setLevel(logging.WARNING)
     try:
-        store = open_store()
+        library = Library(model_path=getattr(args, "model", None), settings=_settings(args))
         try:
             if args.command == "ask":
-                return _ask(args, store)
+                return _ask(args, library)
             if args.command == "sessions":
-                return _sessions(store)
+                return _sessions(library)
             if args.command == "plan":
-                return _plan(args, store)
+                return _plan(args, library)
             if args.command == "snapshots":
-                return _snapshots(args, store)
+                return _snapshots(args, library)
             if args.command in READING_COMMANDS:
-                return run_reading_command(args, store)
-            return _show(store, args.session_id)
+                return run_reading_command(args, library)
+            return _show(library, args.session_id)
         finally:
-            store.close()
+            library.close()
     except Cancelled:
         _err("Cancelled.")
         return EXIT_CANCELLED
@@ -148,36 +145,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANCELLED
 
 
-def _corpus_for(args: argparse.Namespace, store: Store) -> Corpus:
+def _settings(args: argparse.Namespace) -> ReadSettings:
+    return ReadSettings(
+        n_ctx=getattr(args, "ctx", 0) or 0,
+        kv_type=getattr(args, "kv", None) or "f16",
+        n_threads=getattr(args, "threads", 0) or 0,
+        max_answer_tokens=getattr(args, "max_answer", None) or 256,
+    )
+
+
+def _corpus_for(args: argparse.Namespace, library: Library) -> Corpus:
     stored: Corpus | None = None
     if args.session is not None:
-        session = store.get_session(args.session)
-        if session is None:
-            raise EngineError(f"There is no session {args.session}. `longread sessions` lists them.")
-        stored = store.get_corpus(session.corpus_id) if session.corpus_id else None
+        stored = library.session_corpus(args.session)
         if not args.paths:
             if stored is None:
                 raise EngineError(f"Session {args.session} has no documents; name the files to read.")
             return stored
-    if not args.paths:
-        raise EngineError('Name the files or folders to read, for example: longread ask filing.pdf -q "..."')
-
-    def on_file(i: int, n: int, path: Path) -> None:
-        _err(f"Adding {path.name} ({i + 1} of {n})")
-
-    def on_pages(done: int, total: int, stage: str) -> None:
-        if total >= 50 and (done == total or done % 50 == 0):
-            _err(f"  {'OCR, ' if stage == 'ocr' else ''}page {done} of {total}")
-
     password = getattr(args, "password", None)
     if password == "":
         password = getpass.getpass("PDF password: ")
-    docs, skipped = read_documents(
-        args.paths, store=store, password=password, on_file=on_file, on_progress=on_pages, on_notice=_err
-    )
-    for path, why in skipped:
-        _err(f"Skipped {path}: {why}")
-    corpus = Corpus(tuple(docs))
+    corpus = read_corpus(args, library, password=password)
     if args.session is not None and stored is not None and stored.fingerprint != corpus.fingerprint:
         raise EngineError(
             f"Session {args.session} reads other documents. Leave out the files to use its own, or start a new session."
@@ -185,16 +173,9 @@ def _corpus_for(args: argparse.Namespace, store: Store) -> Corpus:
     return corpus
 
 
-def _describe(docs: Sequence[Document]) -> str:
-    pages = sum(d.n_pages for d in docs)
-    return f"{len(docs)} document{'s' if len(docs) != 1 else ''}, {pages} page{'s' if pages != 1 else ''}"
-
-
-def _ask(args: argparse.Namespace, store: Store) -> int:
-    corpus = _corpus_for(args, store)
-    model_path = args.model or bundled_model_path()
-    settings = ReadSettings(n_ctx=args.ctx, kv_type=args.kv, n_threads=args.threads, max_answer_tokens=args.max_answer)
-    reader = Reader(store, model_path, settings)
+def _ask(args: argparse.Namespace, library: Library) -> int:
+    corpus = _corpus_for(args, library)
+    settings = library.settings
     cancel = CancelToken()
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -206,10 +187,10 @@ def _ask(args: argparse.Namespace, store: Store) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     progress = _ProgressPrinter()
     try:
-        prompt, budget = reader.prepare(corpus, args.question)
+        prompt, budget = library.prepare_ask(corpus, args.question)
         _err(
-            f"Corpus: {_describe(corpus.documents)}, {budget.corpus_tokens:,} tokens; "
-            f"window {budget.n_ctx:,} tokens, KV cache {settings.kv_type}; model {model_path.name}"
+            f"Corpus: {describe_documents(corpus.documents)}, {budget.corpus_tokens:,} tokens; "
+            f"window {budget.n_ctx:,} tokens, KV cache {settings.kv_type}; model {library.model_path.name}"
         )
 
         def on_text(piece: str) -> None:
@@ -218,7 +199,7 @@ def _ask(args: argparse.Namespace, store: Store) -> int:
             sys.stdout.write(piece)
             sys.stdout.flush()
 
-        result = reader.ask(
+        result = library.ask(
             corpus, args.question, session_id=args.session, on_progress=progress, on_text=on_text, cancel=cancel
         )
         sys.stdout.write("\n")
@@ -228,7 +209,6 @@ def _ask(args: argparse.Namespace, store: Store) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
         progress.finish()
-        reader.close()
 
 
 def _report(result: AskResult) -> None:
@@ -239,7 +219,7 @@ def _report(result: AskResult) -> None:
     _err(
         f"Read {p.evaluated:,} tokens in {p.seconds:.1f} s ({rate:,.0f} tokens/s{reused}); "
         f"answered {result.answer_tokens} tokens in {result.generate_s:.1f} s. "
-        f"Session {result.session_id}, turn {result.turn_id}."
+        f"Session {result.session_id}, question {result.run_id}."
     )
     for c in result.citations:
         if not c.ok:
@@ -260,8 +240,8 @@ def _report_warm(result: AskResult) -> None:
         _err(f"Saved a snapshot of the corpus ({format_bytes(warm.snapshot_bytes)}): next time it opens at once.")
 
 
-def _snapshots(args: argparse.Namespace, store: Store) -> int:
-    cache = SnapshotCache(store)
+def _snapshots(args: argparse.Namespace, library: Library) -> int:
+    cache = library.snapshots
     if args.budget is not None:
         cache.set_budget_bytes(int(args.budget * 1e9))
     if args.clear:
@@ -280,77 +260,64 @@ def _snapshots(args: argparse.Namespace, store: Store) -> int:
     return EXIT_OK
 
 
-def _sessions(store: Store) -> int:
-    sessions = store.list_sessions()
+def _sessions(library: Library) -> int:
+    sessions = library.sessions()
     if not sessions:
         print("No sessions yet. Start one with: longread ask FILE -q QUESTION")
         return EXIT_OK
     for s in sessions:
-        n = store.count_questions(s.id)
+        n = library.count_questions(s.id)
         when = s.updated_at[:16].replace("T", " ")
         print(f"{s.id:>5}  {when}  {n:>3} question{'s' if n != 1 else ' '}  {s.title}")
     return EXIT_OK
 
 
-def _show(store: Store, session_id: int) -> int:
-    session = store.get_session(session_id)
-    if session is None:
-        raise EngineError(f"There is no session {session_id}. `longread sessions` lists them.")
-    corpus = store.get_corpus(session.corpus_id) if session.corpus_id else None
+def _show(library: Library, session_id: int) -> int:
+    session = library.session(session_id)
+    corpus = library.session_corpus(session_id)
     print(f"Session {session.id}: {session.title}")
     print(f"Started {session.created_at}, last used {session.updated_at}")
     if corpus is not None:
         print("Documents: " + ", ".join(f"{d.name} ({d.n_pages} p.)" for d in corpus.documents))
-    for turn in store.list_turns(session_id):
+    asked = 0
+    for run in library.runs(session_id):
         print()
-        print(f"Q{turn.position}: {turn.question}")
-        status = "" if turn.status == "done" else f" [{turn.status}]"
-        print(f"A{turn.position}{status}: {turn.answer}")
-        if turn.prefill_tokens is not None:
+        if run.kind is RunKind.ASK:
+            asked += 1
+            step = run.answer_step
+            print(f"Q{asked}: {run.question}")
+            status = "" if run.status is Status.DONE else f" [{run.status.value}]"
+            print(f"A{asked}{status}: {run.answer or (step.text if step else '')}")
+            if step is not None and step.prefill_tokens is not None:
+                print(
+                    f"   ({run.model}, window {run.settings.get('n_ctx')}, KV {run.settings.get('kv_type')}; "
+                    f"read {step.prefill_tokens:,} tokens in {step.prefill_s or 0:.1f} s)"
+                )
+            continue
+        # --resume takes the session: it goes on with the session's latest run not done.
+        command = "think" if run.kind is RunKind.THINK else "waves"
+        print(f"{run.kind.label}: {run.question}")
+        if run.status is Status.DONE:
+            print(f"Answer: {run.answer}")
+        else:
             print(
-                f"   ({turn.model}, window {turn.settings.get('n_ctx')}, KV {turn.settings.get('kv_type')}; "
-                f"read {turn.prefill_tokens:,} tokens in {turn.prefill_s or 0:.1f} s)"
+                f"   [{run.status.value}: {run.progress()} done; go on with `longread {command} --resume {session_id}`]"
             )
-    from engine.reading.deep import list_deep
-    from engine.reading.waves import list_reads
-
-    # --resume takes the session: it goes on with the session's latest run not done.
-    for deep in list_deep(store, session_id):
-        done = sum(1 for step in deep.steps if step.status == "done")
-        _show_run("Thought deeply", deep.question, deep.answer, deep.status, f"{done} of {len(deep.steps)} steps",
-                  f"longread think --resume {session_id}")
-    for read in list_reads(store, session_id):
-        _show_run("Read in waves", read.question, read.answer, read.status, f"{read.done_waves} of {read.n_waves} waves",
-                  f"longread waves --resume {session_id}")
     return EXIT_OK
 
 
-def _show_run(how: str, question: str, answer: str, status: str, progress: str, resume: str) -> None:
-    print()
-    print(f"{how}: {question}")
-    if status == "done":
-        print(f"Answer: {answer}")
-    else:
-        print(f"   [{status}: {progress} done; go on with `{resume}`]")
-
-
-def _plan(args: argparse.Namespace, store: Store) -> int:
+def _plan(args: argparse.Namespace, library: Library) -> int:
     """``longread plan``: exact token counts, then the planner's table (issue 5)."""
-    from engine.planner import plan_corpus
-
-    corpus = _corpus_for(args, store)
-    plan = plan_corpus(
+    corpus = _corpus_for(args, library)
+    plan = library.plan(
         corpus,
-        args.model or bundled_model_path(),
-        store=store,
         n_ctx=args.ctx,
-        n_threads=args.threads,
         rope_scaling=args.rope,
         answer_tokens=args.max_answer,
         calibrate_missing=not args.no_calibrate,
         on_calibrate=lambda kv: _err(f"Measuring reading speed with a {kv} KV cache (once for this model)..."),
     )
-    print(f"Documents: {_describe(corpus.documents)}")
+    print(f"Documents: {describe_documents(corpus.documents)}")
     print("\n".join(plan.describe()))
     return EXIT_OK if plan.ok else EXIT_ERROR
 

@@ -16,22 +16,20 @@ import argparse
 import signal
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import EngineError
-from engine.ingest import read_documents
-from engine.models.bundled import bundled_model_path
-from engine.errors import CancelToken
+from engine.errors import CancelToken, EngineError
 from engine.reading.citations import Citation
-from engine.reading.deep import DeepProgress, DeepSession, DeepStep, DeepThinker, list_deep
-from engine.reading.export import export_markdown
-from engine.reading.waves import WaveProgress, WaveRead, WaveReader, WaveRow, list_reads
-from engine.store import Store
+from engine.reading.deep import DeepResult
+from engine.reading.stepping import RunProgress
+from engine.reading.waves import WaveResult
+from engine.runs import RunKind, Status, Step
+
+if TYPE_CHECKING:
+    from engine.library import Library
 
 COMMANDS = ("think", "waves", "export")
 
@@ -70,18 +68,16 @@ def add_reading_parsers(sub: Any) -> None:
     export.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
 
 
-def run_reading_command(args: argparse.Namespace, store: Store) -> int:
+def run_reading_command(args: argparse.Namespace, library: Library) -> int:
     """Run ``think``, ``waves`` or ``export``; return the exit code."""
     if args.command == "export":
-        text = export_markdown(store, args.session_id)
+        text = library.export_markdown(args.session_id)
         if args.output:
             args.output.write_text(text, encoding="utf-8")
             _err(f"Wrote session {args.session_id} to {args.output}.")
         else:
             _out(text)
         return 0
-    settings = ReadSettings(n_ctx=args.ctx, kv_type=args.kv, n_threads=args.threads, max_answer_tokens=args.max_answer)
-    model_path = args.model or bundled_model_path()
     cancel = CancelToken()
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -92,26 +88,45 @@ def run_reading_command(args: argparse.Namespace, store: Store) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        if args.command == "think":
-            return _think(args, store, model_path, settings, cancel)
-        return _waves(args, store, model_path, settings, cancel)
+        return _run(args, library, cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-def _corpus(args: argparse.Namespace, store: Store) -> Corpus:
+def read_corpus(args: argparse.Namespace, library: Library, *, password: str | None = None) -> Corpus:
+    """The documents named on the command line, added to the library (progress on stderr).
+
+    Raises:
+        EngineError: none named, or one cannot be read.
+    """
     if not args.paths:
-        raise EngineError(f'Name the files or folders to read, for example: longread {args.command} filing.pdf -q "..."')
-    if not args.question:
-        raise EngineError("Give the question with -q, or --resume SESSION to finish one.")
+        raise EngineError(
+            f'Name the files or folders to read, for example: longread {args.command} filing.pdf -q "..."'
+        )
 
     def on_file(i: int, n: int, path: Path) -> None:
         _err(f"Adding {path.name} ({i + 1} of {n})")
 
-    docs, skipped = read_documents(args.paths, store=store, on_file=on_file, on_notice=_err)
+    def on_pages(done: int, total: int, stage: str) -> None:
+        if total >= 50 and (done == total or done % 50 == 0):
+            _err(f"  {'OCR, ' if stage == 'ocr' else ''}page {done} of {total}")
+
+    docs, skipped = library.add_documents(
+        args.paths, password=password, on_file=on_file, on_progress=on_pages, on_notice=_err
+    )
     for path, why in skipped:
         _err(f"Skipped {path}: {why}")
     return Corpus(tuple(docs))
+
+
+def _question_corpus(args: argparse.Namespace, library: Library) -> Corpus:
+    if not args.paths:
+        raise EngineError(
+            f'Name the files or folders to read, for example: longread {args.command} filing.pdf -q "..."'
+        )
+    if not args.question:
+        raise EngineError("Give the question with -q, or --resume SESSION to finish one.")
+    return read_corpus(args, library)
 
 
 class _Throttled:
@@ -128,95 +143,57 @@ class _Throttled:
             self.last_key, self.last_t = key, now
 
 
-def _run_to_resume(runs: Sequence[DeepSession | WaveRead], session_id: int, what: str) -> int:
-    """The id of the session's latest run not done (else its latest run, to show it again).
-
-    Raises:
-        EngineError: the session has no such run.
-    """
-    if not runs:
-        raise EngineError(f"Session {session_id} has no {what} to resume.")
-    return next((r.id for r in reversed(runs) if r.status != "done"), runs[-1].id)
-
-
-def _report_done(head: str, ran: int, total: int, session_id: int) -> None:
-    skipped = total - ran
-    _err(head + (f", {skipped} already done before" if skipped else "") + f". Session {session_id}.")
-
-
 def _report_citations(citations: list[Citation]) -> None:
     for c in citations:
         if not c.ok:
             _err(f"Unverified citation [{c.document} p.{c.page}]: {c.problem}.")
 
 
-def _think(
-    args: argparse.Namespace, store: Store, model_path: Path, settings: ReadSettings, cancel: CancelToken
-) -> int:
-    thinker = DeepThinker(store, model_path, settings, step_tokens=args.step_tokens)
-    try:
-        if args.resume is not None:
-            deep_id = _run_to_resume(list_deep(store, args.resume), args.resume, "deep-thinking run")
-            _err(f"Resuming deep thinking in session {args.resume}.")
-        else:
-            deep_id = thinker.start(_corpus(args, store), args.question)
-        progress = _Throttled()
+def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int:
+    """``think`` or ``waves``: start a run (or take the session's one to resume) and run it."""
+    kind = RunKind.THINK if args.command == "think" else RunKind.WAVES
+    if args.resume is not None:
+        run_id = library.run_to_resume(args.resume, kind).id
+        _err(f"Resuming {'deep thinking' if kind is RunKind.THINK else 'the read in waves'} in session {args.resume}.")
+    elif kind is RunKind.THINK:
+        run_id = library.start_thinking(_question_corpus(args, library), args.question, step_tokens=args.step_tokens)
+    else:
+        run_id = library.start_waves(_question_corpus(args, library), args.question, note_tokens=args.note_tokens)
+    progress = _Throttled()
+    answering = False
 
-        def on_step(step: DeepStep) -> None:
-            if step.status == "running":
+    def on_step(step: Step) -> None:
+        if step.status is Status.RUNNING:
+            if step.kind == "wave":
+                _out(f"\n## Wave {step.position}: {step.label}\n")
+            elif kind is RunKind.THINK:
                 _out(f"\n## {step.position}. {step.heading}\n")
-            elif step.status == "done":
-                _out("\n")
+        elif step.status is Status.DONE and (step.kind != "answer" or kind is RunKind.THINK):
+            _out("\n")
 
-        def on_progress(p: DeepProgress) -> None:
-            progress((p.step, p.stage), p.describe())
+    def on_progress(p: RunProgress) -> None:
+        nonlocal answering
+        if p.stage == "answer" and not answering:
+            answering = True
+            _out("\n## Answer\n")
+        progress((p.step, p.stage), p.describe())
 
-        result = thinker.run(deep_id, on_progress=on_progress, on_text=_out, on_step=on_step, cancel=cancel)
+    result = library.resume(run_id, on_progress=on_progress, on_text=_out, on_step=on_step, cancel=cancel)
+    if isinstance(result, DeepResult):
         if not result.ran:  # finished before: show the stored answer
             _out(f"\n## {len(result.steps)}. Answer\n{result.answer}\n")
-        _report_done(
-            f"Deep thinking done: {len(result.ran)} step(s) now", len(result.ran), len(result.steps), result.session_id
-        )
-        _report_citations(result.citations)
-        return 0
-    finally:
-        thinker.close()
-
-
-def _waves(
-    args: argparse.Namespace, store: Store, model_path: Path, settings: ReadSettings, cancel: CancelToken
-) -> int:
-    reader = WaveReader(store, model_path, settings, max_note_tokens=args.note_tokens)
-    try:
-        if args.resume is not None:
-            read_id = _run_to_resume(list_reads(store, args.resume), args.resume, "read in waves")
-            _err(f"Resuming the read in waves of session {args.resume}.")
-        else:
-            read_id = reader.start(_corpus(args, store), args.question)
-        progress = _Throttled()
-        answering = False
-
-        def on_step(wave: WaveRow) -> None:
-            if wave.status == "running":
-                _out(f"\n## Wave {wave.position}: {wave.pages}\n")
-            elif wave.status == "done":
-                _out("\n")
-
-        def on_progress(p: WaveProgress) -> None:
-            nonlocal answering
-            if p.stage == "answer" and not answering:
-                answering = True
-                _out("\n## Answer\n")
-            progress((p.wave, p.stage), p.describe())
-
-        result = reader.run(read_id, on_progress=on_progress, on_text=_out, on_step=on_step, cancel=cancel)
+        head, ran, total = f"Deep thinking done: {len(result.ran)} step(s) now", len(result.ran), len(result.steps)
+    else:
+        assert isinstance(result, WaveResult)
         if not answering:  # finished before: show the stored answer
             _out("\n## Answer\n" + result.answer)
         _out("\n")
-        _report_done(
-            f"Read {len(result.waves)} wave(s): {len(result.ran)} now", len(result.ran), len(result.waves), result.session_id
+        head, ran, total = (
+            f"Read {len(result.waves)} wave(s): {len(result.ran)} now",
+            len(result.ran),
+            len(result.waves),
         )
-        _report_citations(result.citations)
-        return 0
-    finally:
-        reader.close()
+    skipped = total - ran
+    _err(head + (f", {skipped} already done before" if skipped else "") + f". Session {result.session_id}.")
+    _report_citations(result.citations)
+    return 0

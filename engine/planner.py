@@ -268,7 +268,9 @@ class SpeedModel:
         rows: list[tuple[float, float, float]] = []
         for i, secs in enumerate(seconds):
             start, end = i * batch, (i + 1) * batch
-            rows.append((float(batch), sum_attended_positions(model, end, start=start, sliding_full=sliding_full), secs))
+            rows.append(
+                (float(batch), sum_attended_positions(model, end, start=start, sliding_full=sliding_full), secs)
+            )
         # Normal equations of y = a*x1 + b*x2.
         s11 = sum(r[0] * r[0] for r in rows)
         s12 = sum(r[0] * r[1] for r in rows)

@@ -199,8 +199,7 @@ def _check_unchanged(path: Path, size: int, mtime_ns: int, sha: str) -> None:
         ) from exc
     if changed:
         raise IngestError(
-            f"{path.name} changed while Longread was reading it. Nothing was added; add it again "
-            "once it is saved.",
+            f"{path.name} changed while Longread was reading it. Nothing was added; add it again once it is saved.",
             path=str(path),
         )
 

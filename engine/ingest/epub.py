@@ -56,11 +56,7 @@ def epub_chapters(data: bytes, *, name: str) -> list[list[str]]:
                 f"{name} is protected by DRM: Longread cannot read it. Use a DRM-free copy of the book.", path=name
             )
         base = posixpath.dirname(opf_path)
-        manifest = {
-            item.get("id"): item
-            for item in package.iter(f"{_OPF}item")
-            if item.get("id") and item.get("href")
-        }
+        manifest = {item.get("id"): item for item in package.iter(f"{_OPF}item") if item.get("id") and item.get("href")}
         chapters: list[list[str]] = []
         for itemref in package.iter(f"{_OPF}itemref"):
             item = manifest.get(itemref.get("idref"))

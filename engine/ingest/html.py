@@ -106,4 +106,3 @@ def extract_html_pages(data: bytes, *, name: str) -> list[str]:
     if not pages:
         raise EmptyDocumentError(f"{name} has no visible text to read.", path=name)
     return pages
-

@@ -4,8 +4,8 @@
 checks that corpus + question + answer budget fit the window before anything runs
 (never truncating silently), stores the question before the model runs, prefills only
 what the context does not already hold (a follow-up about the same corpus prefills only
-its own tokens), streams the answer, saves it as it grows, and records the turn's
-numbers. It is used from one thread at a time.
+its own tokens), streams the answer, saves it as it grows, and records the run's
+numbers (an ``ask`` run of one ``answer`` step, engine/runs.py). It is used from one thread at a time.
 
 Warm corpora (issue 4): when the context does not already hold the corpus, ``ask``
 restores its KV snapshot from disk if one matches (engine/runtime/snapshot.py), and
@@ -24,18 +24,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import Cancelled, CancelToken, ContextOverflowError, EngineError, GenerationError
+from engine.errors import CancelToken, ContextOverflowError, EngineError, GenerationError
+from engine.lane import ModelLane, align_ctx
 from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
 from engine.reading.citations import Citation, check_citations
 from engine.reading.prompts import Prompt, build_prompt
-from engine.lane import ModelLane, align_ctx
+from engine.reading.stepping import RunRecorder, StepOutput, load_run, session_title, stored_corpus
+from engine.runs import RunKind, Status
+from engine.runtime.backend import Backend, PrefillProgress, PrefillStats, Tokenizer
 from engine.runtime.backend import Model as LoadedModel
-from engine.runtime.backend import PrefillProgress, PrefillStats, Tokenizer
 from engine.runtime.snapshot import MIN_SNAPSHOT_TOKENS, SnapshotCache, SnapshotInvalid, WarmStart, make_key
 from engine.store import Store
 from engine.tokens import corpus_tokens, count, tokenizer_key
@@ -67,10 +68,10 @@ class Budget:
 
 @dataclass(frozen=True)
 class AskResult:
-    """A finished turn."""
+    """A finished ``ask`` run."""
 
     session_id: int
-    turn_id: int
+    run_id: int
     answer: str
     citations: list[Citation]
     budget: Budget
@@ -89,6 +90,8 @@ class Reader:
         settings: window, KV type, threads, answer budget.
         snapshots: the KV snapshot cache (default: the data folder's); ``None`` with
             ``use_snapshots=False`` turns snapshots off (prefix reuse stays on).
+        lane: the model holder to share with other readers (default: a new one).
+        backend: the runtime, for a new lane (default: llama.cpp in this process).
     """
 
     def __init__(
@@ -99,11 +102,13 @@ class Reader:
         *,
         snapshots: SnapshotCache | None = None,
         use_snapshots: bool = True,
+        lane: ModelLane | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.store = store
         self.model_path = model_path
         self.settings = settings or ReadSettings()
-        self.lane = ModelLane(model_path, self.settings)
+        self.lane = lane if lane is not None else ModelLane(model_path, self.settings, backend=backend)
         self._model_sha: str | None = None
         self.snapshots = snapshots if snapshots is not None or not use_snapshots else SnapshotCache(store)
 
@@ -182,6 +187,31 @@ class Reader:
 
     # -- asking ------------------------------------------------------------------
 
+    def start(self, corpus: Corpus, question: str, *, session_id: int | None = None) -> tuple[int, Prompt, Budget]:
+        """Check the question fits and store it as an ``ask`` run of one pending step.
+
+        Returns:
+            the run's id, and the prompt and budget it will read with.
+
+        Raises:
+            ContextOverflowError: the corpus does not fit (nothing is stored).
+        """
+        prompt, budget = self.prepare(corpus, question)
+        if session_id is None:
+            corpus_id = self.store.save_corpus(corpus)
+            session_id = self.store.create_session(title=session_title(question), corpus_id=corpus_id)
+        settings = {**asdict(self.settings), "n_ctx": budget.n_ctx}
+        run_id = self.store.create_run(
+            session_id,
+            kind=RunKind.ASK,
+            question=question,
+            model=self.model_path.name,
+            settings=settings,
+            steps=[{"kind": "answer"}],
+            corpus_tokens=budget.corpus_tokens,
+        )
+        return run_id, prompt, budget
+
     def ask(
         self,
         corpus: Corpus,
@@ -192,7 +222,7 @@ class Reader:
         on_text: Callable[[str], None] | None = None,
         cancel: CancelToken | None = None,
     ) -> AskResult:
-        """Answer ``question`` from the whole ``corpus``; store the turn.
+        """Answer ``question`` from the whole ``corpus``; store it as a run.
 
         Args:
             corpus: the documents, already stored.
@@ -203,22 +233,65 @@ class Reader:
             cancel: checked between prefill batches and between answer tokens.
 
         Returns:
-            the finished turn.
+            the finished run's answer.
 
         Raises:
             ContextOverflowError: the corpus does not fit (nothing is stored).
-            Cancelled: the user cancelled (the turn is kept, marked cancelled).
-            EngineError: loading or generation failed (the turn is kept, marked failed).
+            Cancelled: the user cancelled (the run is kept, marked cancelled).
+            EngineError: loading or generation failed (the run is kept, marked failed).
         """
+        run_id, prompt, budget = self.start(corpus, question, session_id=session_id)
+        return self._answer(run_id, corpus, prompt, budget, on_progress=on_progress, on_text=on_text, cancel=cancel)
+
+    def run(
+        self,
+        run_id: int,
+        *,
+        on_progress: Callable[[PrefillProgress], None] | None = None,
+        on_text: Callable[[str], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> AskResult:
+        """Answer a stored ``ask`` run again if it did not finish (the resume path).
+
+        Raises:
+            EngineError: no such run, its documents are gone, or another process runs it.
+            ContextOverflowError: its corpus no longer fits under the current settings.
+        """
+        run = load_run(self.store, run_id, RunKind.ASK)
+        corpus = stored_corpus(self.store, run.session_id, what=f"question {run_id}")
+        prompt, budget = self.prepare(corpus, run.question)
+        if run.status is Status.DONE:
+            step = run.answer_step
+            return AskResult(
+                session_id=run.session_id,
+                run_id=run.id,
+                answer=run.answer,
+                citations=check_citations(run.answer, corpus),
+                budget=budget,
+                prefill=PrefillStats(0, 0, 0.0),
+                answer_tokens=(step.output_tokens or 0) if step else 0,
+                generate_s=0.0,
+            )
+        return self._answer(run_id, corpus, prompt, budget, on_progress=on_progress, on_text=on_text, cancel=cancel)
+
+    def _answer(
+        self,
+        run_id: int,
+        corpus: Corpus,
+        prompt: Prompt,
+        budget: Budget,
+        *,
+        on_progress: Callable[[PrefillProgress], None] | None,
+        on_text: Callable[[str], None] | None,
+        cancel: CancelToken | None,
+    ) -> AskResult:
         cancel = cancel or CancelToken()
-        prompt, budget = self.prepare(corpus, question)
-        if session_id is None:
-            corpus_id = self.store.save_corpus(corpus)
-            session_id = self.store.create_session(title=_title(question), corpus_id=corpus_id)
-        settings = {**asdict(self.settings), "n_ctx": budget.n_ctx}
-        turn_id = self.store.start_turn(session_id, question, model=self.model_path.name, settings=settings)
+        run = load_run(self.store, run_id, RunKind.ASK)
+        recorder = RunRecorder(self.store, run)
+        recorder.claim()
+        recorder.begin()
+        recorder.start_step(0)
         answer: list[str] = []
-        stats: dict[str, Any] = {"corpus_tokens": budget.corpus_tokens, "prompt_tokens": budget.prompt_tokens}
         try:
             model = self._ensure_model(budget.n_ctx)
             warm, corpus_stats = self._load_corpus(model, prompt, on_progress=on_progress, cancel=cancel)
@@ -228,10 +301,8 @@ class Reader:
                 reused=len(prompt.tokens) - corpus_stats.evaluated - rest.evaluated,
                 seconds=corpus_stats.seconds + rest.seconds,
             )
-            stats.update(prefill_tokens=prefill.evaluated, prefill_s=round(prefill.seconds, 3))
             start = time.perf_counter()
             last_save = start
-            n_pieces = 0
             for piece in model.generate(
                 max_tokens=self.settings.max_answer_tokens,
                 temperature=self.settings.temperature,
@@ -239,38 +310,35 @@ class Reader:
                 should_cancel=cancel,
             ):
                 answer.append(piece)
-                n_pieces += 1
                 if on_text is not None:
                     on_text(piece)
                 now = time.perf_counter()
                 if now - last_save >= PARTIAL_SAVE_EVERY_S:
-                    self.store.save_partial_answer(turn_id, "".join(answer))
+                    recorder.save_text(0, "".join(answer))
                     last_save = now
             generate_s = time.perf_counter() - start
-        except Cancelled:
-            self.store.finish_turn(turn_id, answer="".join(answer), status="cancelled", **stats)
-            raise
-        except EngineError as exc:
-            self.store.finish_turn(turn_id, answer="".join(answer), status="failed", error=exc.message, **stats)
-            raise
-        except BaseException:
-            self.store.finish_turn(turn_id, answer="".join(answer), status="interrupted", **stats)
+        except BaseException as exc:
+            recorder.fail(0, exc, text="".join(answer))
             raise
         text = "".join(answer).strip()
         answer_tokens = model.n_tokens - len(prompt.tokens)
-        self.store.finish_turn(
-            turn_id,
-            answer=text,
-            status="done",
-            answer_tokens=answer_tokens,
-            generate_s=round(generate_s, 3),
-            **stats,
+        citations = check_citations(text, corpus)
+        out = StepOutput(
+            text=text,
+            prompt_tokens=len(prompt.tokens),
+            prefill_tokens=prefill.evaluated,
+            reused_tokens=prefill.reused,
+            output_tokens=answer_tokens,
+            prefill_s=prefill.seconds,
+            generate_s=generate_s,
         )
+        recorder.finish_step(0, out, text=text, citations=citations)
+        recorder.done(answer=text, citations=citations)
         return AskResult(
-            session_id=session_id,
-            turn_id=turn_id,
+            session_id=run.session_id,
+            run_id=run_id,
             answer=text,
-            citations=check_citations(text, corpus),
+            citations=citations,
             budget=budget,
             prefill=prefill,
             answer_tokens=answer_tokens,
@@ -339,7 +407,9 @@ class Reader:
                 more = model.prefill(corpus[:-1], on_progress=on_corpus_progress, should_cancel=cancel)
                 head = PrefillStats(head.evaluated + more.evaluated, head.reused, head.seconds + more.seconds)
         last = model.prefill(corpus, should_cancel=cancel)
-        cold = PrefillStats(evaluated=head.evaluated + last.evaluated, reused=head.reused, seconds=head.seconds + last.seconds)
+        cold = PrefillStats(
+            evaluated=head.evaluated + last.evaluated, reused=head.reused, seconds=head.seconds + last.seconds
+        )
         saved = None
         if pending is not None:
             try:
@@ -368,11 +438,6 @@ def _common_prefix(have: list[int], want: list[int]) -> int:
         if have[i] != want[i]:
             return i
     return n
-
-
-def _title(question: str) -> str:
-    title = " ".join(question.split())
-    return title if len(title) <= 80 else title[:77] + "..."
 
 
 def _overflow(budget: Budget, *, explicit: bool) -> ContextOverflowError:

@@ -83,7 +83,13 @@ def check_citations(answer: str, corpus: Corpus) -> list[Citation]:
         if page_obj is None:
             found.append(
                 Citation(
-                    match.start(), match.end(), doc.name, page, False, quote, None,
+                    match.start(),
+                    match.end(),
+                    doc.name,
+                    page,
+                    False,
+                    quote,
+                    None,
                     f"{doc.name} has no page {page} (it has {doc.n_pages})",
                 )
             )

@@ -6,41 +6,49 @@ corpus in context, on the full window (normal questions can use a smaller one).
 
 Contract:
 - ``DeepThinker.start`` checks that the corpus, the question and every step's budget fit
-  the window (``ContextOverflowError`` otherwise: read in waves instead), then stores the
-  session and its steps as ``pending`` and returns its id.
-- ``DeepThinker.run`` generates the steps not yet ``done``, in order. A step's row is set
-  ``running`` (with this process's id) before generation and ``done`` with its text,
+  the window (``ContextOverflowError`` otherwise: read in waves instead), then stores a
+  ``think`` run (engine/runs.py) with its five steps ``pending`` and returns its id.
+- ``DeepThinker.run`` generates the steps not yet ``done``, in order, through the one
+  ``RunRecorder``. A step is set ``running`` (with this process) before generation and
+  ``done`` with its text,
   token counts, timings and checked citations right after. A process killed mid-step
   loses only that step: the store marks it ``interrupted`` when it next opens and ``run``
   generates it again. ``done`` steps are never generated again.
 - Each step's prompt is the corpus prefix, then the question, the earlier steps' texts
   and the step's instruction, so the corpus is read once per process: later steps
   prefill only their new tokens (``LoadedModel.prefill`` reuses the common prefix).
-- ``on_progress(DeepProgress)`` after each prefill batch and piece; ``on_text`` streams
-  the current step; ``on_step`` receives a ``DeepStep`` each time a step changes status.
+- ``on_progress(RunProgress)`` after each prefill batch and piece; ``on_text`` streams
+  the current step; ``on_step`` receives a ``Step`` each time a step changes status.
 - Qt-free; one thread at a time.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import Cancelled, CancelToken, ContextOverflowError, EngineError
-from engine.reading.citations import Citation, check_citations, citations_from_json, citations_to_json
+from engine.errors import CancelToken, ContextOverflowError
+from engine.lane import ModelLane
+from engine.reading.citations import Citation, check_citations
 from engine.reading.prompts import PromptFrame, TokenizerLike, build_prompt, render_frame
-from engine.reading.stepping import ModelLane, claim_rows, now_iso, resume_model, run_step, stored_corpus
+from engine.reading.stepping import (
+    RunProgress,
+    RunRecorder,
+    StepFn,
+    load_run,
+    resume_model,
+    run_step,
+    session_title,
+    stored_corpus,
+)
+from engine.runs import Run, RunKind, Status, Step
+from engine.runtime.backend import Backend, PrefillProgress
 from engine.runtime.backend import Model as LoadedModel
-from engine.runtime.backend import PrefillProgress
 from engine.store import Store
 from engine.tokens import corpus_tokens
-from engine.units import format_duration
 
 DEEP_SYSTEM = (
     "You are Longread, a careful reader who thinks in steps before answering. Use only the "
@@ -83,123 +91,19 @@ STEP_OVERHEAD = 12  # tokens of a step's heading and spacing when it is carried 
 
 
 @dataclass(frozen=True)
-class DeepStep:
-    """One step as stored."""
-
-    deep_id: int
-    position: int  # 1-based
-    kind: str
-    status: str  # pending, running, done, interrupted, cancelled, failed
-    text: str = ""
-    citations: list[Citation] = field(default_factory=list)
-    prompt_tokens: int | None = None
-    prefill_tokens: int | None = None
-    reused_tokens: int | None = None
-    output_tokens: int | None = None
-    prefill_s: float | None = None
-    generate_s: float | None = None
-    error: str | None = None
-    pid: int | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-
-    @property
-    def heading(self) -> str:
-        return _KINDS[self.kind].heading if self.kind in _KINDS else self.kind.title()
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> DeepStep:
-        fields = dict(row)
-        fields["citations"] = citations_from_json(fields["citations"])
-        return cls(**fields)
-
-
-@dataclass(frozen=True)
-class DeepSession:
-    """A deep-thinking session as stored, with its steps in order."""
-
-    id: int
-    session_id: int
-    question: str
-    model: str
-    settings: dict[str, Any]
-    status: str  # planned, running, done, interrupted, cancelled, failed
-    steps: list[DeepStep]
-    created_at: str
-    finished_at: str | None
-    error: str | None = None
-
-    @property
-    def answer(self) -> str:
-        done = [s for s in self.steps if s.kind == "answer" and s.status == "done"]
-        return done[-1].text if done else ""
-
-
-def load_deep(store: Store, deep_id: int) -> DeepSession | None:
-    """Return the stored deep-thinking session ``deep_id`` with its steps, or None."""
-    rows = store.list_reading_rows("deep_sessions", {"id": deep_id})
-    if not rows:
-        return None
-    r = rows[0]
-    steps = [
-        DeepStep.from_row(s) for s in store.list_reading_rows("deep_steps", {"deep_id": deep_id}, order_by="position")
-    ]
-    return DeepSession(
-        id=r["id"],
-        session_id=r["session_id"],
-        question=r["question"],
-        model=r["model"],
-        settings=json.loads(r["settings"]),
-        status=r["status"],
-        steps=steps,
-        created_at=r["created_at"],
-        finished_at=r["finished_at"],
-        error=r["error"],
-    )
-
-
-def list_deep(store: Store, session_id: int) -> list[DeepSession]:
-    """Every deep-thinking run of a session, oldest first."""
-    rows = store.list_reading_rows("deep_sessions", {"session_id": session_id}, order_by="id")
-    return [d for d in (load_deep(store, row["id"]) for row in rows) if d is not None]
-
-
-@dataclass(frozen=True)
-class DeepProgress:
-    """Where a deep-thinking session is: which step, what stage, about how long is left."""
-
-    step: int  # 1-based
-    n_steps: int
-    kind: str
-    stage: str  # "reading" (prefill) or "writing"
-    tokens_done: int
-    tokens_total: int
-    tokens_per_s: float
-    eta_s: float | None
-
-    def describe(self) -> str:
-        """``Step 2 of 5 (examine), about 40 s left``."""
-        head = f"Step {self.step} of {self.n_steps} ({self.kind})"
-        return head if self.eta_s is None else f"{head}, about {format_duration(self.eta_s)} left"
-
-
-@dataclass(frozen=True)
 class DeepResult:
     """A finished session: its answer with checked citations, its steps, and which
     steps this call generated (the others were done before)."""
 
-    deep_id: int
+    run_id: int
     session_id: int
     answer: str
     citations: list[Citation]
-    steps: list[DeepStep]
+    steps: list[Step]
     ran: list[int]
 
 
-DeepStepFn = Callable[[DeepStep], None]
-
-
-def step_question(question: str, done: list[DeepStep], kind: StepKind) -> str:
+def step_question(question: str, done: list[Step], kind: StepKind) -> str:
     """The text after the corpus for one step: the question, the work so far, the instruction."""
     work = "\n\n".join(f"{s.heading}:\n{s.text.strip()}" for s in done)
     return (
@@ -217,6 +121,8 @@ class DeepThinker:
         settings: window (0: the model's trained length, the full one), KV type, threads.
         step_tokens: the most tokens one step may write.
         model: an already loaded model to use while it fits (not closed by ``close``).
+        lane: the model holder to share with other readers (default: a new one).
+        backend: the runtime, for a new lane (default: llama.cpp in this process).
     """
 
     def __init__(
@@ -227,12 +133,14 @@ class DeepThinker:
         *,
         step_tokens: int = 256,
         model: LoadedModel | None = None,
+        lane: ModelLane | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.store = store
         self.model_path = model_path
         self.settings = settings or ReadSettings()
         self.step_tokens = step_tokens
-        self.lane = ModelLane(model_path, self.settings, model=model)
+        self.lane = lane if lane is not None else ModelLane(model_path, self.settings, model=model, backend=backend)
 
     def close(self) -> None:
         """Free the model. Call before exit."""
@@ -269,34 +177,16 @@ class DeepThinker:
             )
         corpus_id = self.store.save_corpus(corpus)
         if session_id is None:
-            title = " ".join(question.split())
-            session_id = self.store.create_session(
-                title=title if len(title) <= 80 else title[:77] + "...", corpus_id=corpus_id, kind="deep"
-            )
+            session_id = self.store.create_session(title=session_title(question), corpus_id=corpus_id, kind="deep")
         settings = {**asdict(self.settings), "n_ctx": n_ctx, "step_tokens": self.step_tokens}
-        now = now_iso()
-        deep_id = self.store.insert_reading_rows(
-            "deep_sessions",
-            [
-                {
-                    "session_id": session_id,
-                    "question": question,
-                    "model": self.model_path.name,
-                    "settings": json.dumps(settings, sort_keys=True),
-                    "status": "planned",
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            ],
+        return self.store.create_run(
+            session_id,
+            kind=RunKind.THINK,
+            question=question,
+            model=self.model_path.name,
+            settings=settings,
+            steps=[{"kind": k.kind} for k in STEPS],
         )
-        self.store.insert_reading_rows(
-            "deep_steps",
-            [
-                {"deep_id": deep_id, "position": i, "kind": k.kind, "status": "pending"}
-                for i, k in enumerate(STEPS, start=1)
-            ],
-        )
-        return deep_id
 
     def think(
         self,
@@ -304,66 +194,64 @@ class DeepThinker:
         question: str,
         *,
         session_id: int | None = None,
-        on_progress: Callable[[DeepProgress], None] | None = None,
+        on_progress: Callable[[RunProgress], None] | None = None,
         on_text: Callable[[str], None] | None = None,
-        on_step: DeepStepFn | None = None,
+        on_step: StepFn | None = None,
         cancel: CancelToken | None = None,
     ) -> DeepResult:
         """``start`` then ``run``."""
-        deep_id = self.start(corpus, question, session_id=session_id)
-        return self.run(deep_id, on_progress=on_progress, on_text=on_text, on_step=on_step, cancel=cancel)
+        run_id = self.start(corpus, question, session_id=session_id)
+        return self.run(run_id, on_progress=on_progress, on_text=on_text, on_step=on_step, cancel=cancel)
 
     def run(
         self,
-        deep_id: int,
+        run_id: int,
         *,
-        on_progress: Callable[[DeepProgress], None] | None = None,
+        on_progress: Callable[[RunProgress], None] | None = None,
         on_text: Callable[[str], None] | None = None,
-        on_step: DeepStepFn | None = None,
+        on_step: StepFn | None = None,
         cancel: CancelToken | None = None,
     ) -> DeepResult:
-        """Generate every step of ``deep_id`` not yet done. Resuming is calling this again.
+        """Generate every step of ``run_id`` not yet done. Resuming is calling this again.
 
         Args:
-            deep_id: a session stored by ``start``.
+            run_id: a run stored by ``start``.
             on_progress: "step i of n" with an ETA, after each batch and piece.
             on_text: each piece of the current step as it streams.
-            on_step: a step's row each time its status changes.
+            on_step: a step each time its status changes.
             cancel: checked between prefill batches and between tokens.
 
         Returns:
             the answer step's text with checked citations, all steps, and which ran now.
 
         Raises:
-            EngineError: no such session, its documents are gone, or another process runs it.
+            EngineError: no such run, its documents are gone, or another process runs it.
             Cancelled: cancelled (the step in progress is marked cancelled).
             GenerationError: llama.cpp failed (the step is marked failed).
         """
         cancel = cancel or CancelToken()
-        deep = load_deep(self.store, deep_id)
-        if deep is None:
-            raise EngineError(f"There is no deep-thinking session with id {deep_id}.")
-        claim_rows(self.store.list_reading_rows("deep_steps", {"deep_id": deep_id}), what="deep-thinking session")
-        corpus = stored_corpus(self.store, deep.session_id, what=f"deep-thinking session {deep_id}")
-        steps = list(deep.steps)
-        if deep.status == "done":
-            return self._result(deep, corpus, steps, [])
-        step_tokens = int(deep.settings.get("step_tokens", self.step_tokens))
-        model, gen = resume_model(self.lane, self.settings, deep.settings)
+        run = load_run(self.store, run_id, RunKind.THINK)
+        recorder = RunRecorder(self.store, run, on_step)
+        recorder.claim()
+        corpus = stored_corpus(self.store, run.session_id, what=f"deep-thinking run {run_id}")
+        if run.status is Status.DONE:
+            return self._result(run, corpus, run.steps, [])
+        step_tokens = int(run.settings.get("step_tokens", self.step_tokens))
+        model, gen = resume_model(self.lane, self.settings, run.settings)
         frame = self._frame(model)
         lists = corpus_tokens(corpus, model)
-        self._update(deep_id, status="running", pid=os.getpid(), error=None)
+        recorder.begin()
+        steps = recorder.steps
         n = len(steps)
-        gen_times = [st.generate_s for st in steps if st.status == "done" and st.generate_s is not None]
+        gen_times = [st.generate_s for st in steps if st.done and st.generate_s is not None]
         ran: list[int] = []
-        for i, step in enumerate(steps):
-            if step.status == "done":
+        for i, step in enumerate(list(steps)):
+            if step.done:
                 continue
             kind = _KINDS[step.kind]
-            done = [st for st in steps[:i] if st.status == "done"]
-            tokens = build_prompt(model, lists, step_question(deep.question, done, kind), frame=frame).tokens
-            step = self._set_step(step, on_step, status="running", pid=os.getpid(), started_at=now_iso(), error=None)
-            steps[i] = step
+            done = [st for st in steps[:i] if st.done]
+            tokens = build_prompt(model, lists, step_question(run.question, done, kind), frame=frame).tokens
+            step = recorder.start_step(i)
             left_after = n - i
 
             def per_step() -> float:
@@ -373,7 +261,7 @@ class DeepThinker:
                 if on_progress is not None:
                     rate = p.tokens_per_s
                     eta = (p.total - p.done) / rate + left_after * per_step() if rate > 0 else None
-                    on_progress(DeepProgress(i + 1, n, kind, "reading", p.done, p.total, rate, eta))
+                    on_progress(RunProgress(RunKind.THINK, i + 1, n, kind, "reading", p.done, p.total, rate, eta))
 
             def on_piece(
                 piece: str, i: int = i, kind: str = step.kind, left_after: int = left_after, total: int = len(tokens)
@@ -382,7 +270,7 @@ class DeepThinker:
                     on_text(piece)
                 if on_progress is not None:
                     eta = left_after * per_step() if gen_times else None
-                    on_progress(DeepProgress(i + 1, n, kind, "writing", total, total, 0.0, eta))
+                    on_progress(RunProgress(RunKind.THINK, i + 1, n, kind, "writing", total, total, 0.0, eta))
 
             try:
                 out = run_step(
@@ -395,50 +283,15 @@ class DeepThinker:
                     should_cancel=cancel,
                 )
             except BaseException as exc:
-                status, error = _failure(exc)
-                self._set_step(step, on_step, status=status, error=error)
-                self._update(deep_id, status=status, error=error)
+                recorder.fail(i, exc)
                 raise
             gen_times.append(out.generate_s)
-            step = self._set_step(
-                step,
-                on_step,
-                status="done",
-                text=out.text,
-                citations=citations_to_json(check_citations(out.text, corpus)),
-                prompt_tokens=out.prompt_tokens,
-                prefill_tokens=out.prefill_tokens,
-                reused_tokens=out.reused_tokens,
-                output_tokens=out.output_tokens,
-                prefill_s=round(out.prefill_s, 3),
-                generate_s=round(out.generate_s, 3),
-                finished_at=now_iso(),
-            )
-            steps[i] = step
+            step = recorder.finish_step(i, out, text=out.text, citations=check_citations(out.text, corpus))
             ran.append(step.position)
-        self._update(deep_id, status="done", finished_at=now_iso())
-        return self._result(deep, corpus, steps, ran)
+        result = self._result(run, corpus, recorder.steps, ran)
+        recorder.done(answer=result.answer, citations=result.citations)
+        return result
 
-    def _result(self, deep: DeepSession, corpus: Corpus, steps: list[DeepStep], ran: list[int]) -> DeepResult:
-        answer = next((s.text for s in reversed(steps) if s.kind == "answer" and s.status == "done"), "")
-        return DeepResult(deep.id, deep.session_id, answer, check_citations(answer, corpus), steps, ran)
-
-    def _update(self, deep_id: int, **fields: Any) -> None:
-        self.store.update_reading_rows("deep_sessions", {"id": deep_id}, {**fields, "updated_at": now_iso()})
-
-    def _set_step(self, step: DeepStep, on_step: DeepStepFn | None, **fields: Any) -> DeepStep:
-        self.store.update_reading_rows("deep_steps", {"deep_id": step.deep_id, "position": step.position}, fields)
-        if "citations" in fields:
-            fields["citations"] = citations_from_json(fields["citations"])
-        updated = replace(step, **fields)
-        if on_step is not None:
-            on_step(updated)
-        return updated
-
-
-def _failure(exc: BaseException) -> tuple[str, str | None]:
-    if isinstance(exc, Cancelled):
-        return "cancelled", None
-    if isinstance(exc, EngineError):
-        return "failed", exc.message
-    return "interrupted", None
+    def _result(self, run: Run, corpus: Corpus, steps: list[Step], ran: list[int]) -> DeepResult:
+        answer = next((s.text for s in reversed(steps) if s.kind == "answer" and s.done), "")
+        return DeepResult(run.id, run.session_id, answer, check_citations(answer, corpus), steps, ran)

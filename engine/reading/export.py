@@ -1,6 +1,7 @@
 """A session as Markdown: its questions and answers, deep-thinking steps and waves.
 
-``export_markdown`` renders everything a session holds, in the order it happened, with
+``export_markdown`` renders every run a session holds (engine/runs.py), in the order they
+were asked, with
 each step's numbers (tokens, seconds) and every citation re-checked against the stored
 pages: a citation that fails is flagged in the text (``flag_citations``), as in the CLI
 and the GUI.
@@ -11,8 +12,7 @@ from __future__ import annotations
 from engine.corpus import Corpus
 from engine.errors import EngineError
 from engine.reading.citations import check_citations, flag_citations
-from engine.reading.deep import list_deep
-from engine.reading.waves import list_reads
+from engine.runs import RunKind
 from engine.store import Store
 
 
@@ -26,7 +26,9 @@ def _status(status: str) -> str:
     return "" if status == "done" else f" *({status})*"
 
 
-def _numbers(prompt: int | None, prefill: int | None, out: int | None, prefill_s: float | None, gen_s: float | None) -> str:
+def _numbers(
+    prompt: int | None, prefill: int | None, out: int | None, prefill_s: float | None, gen_s: float | None
+) -> str:
     if prefill is None:
         return ""
     return (
@@ -36,7 +38,7 @@ def _numbers(prompt: int | None, prefill: int | None, out: int | None, prefill_s
 
 
 def export_markdown(store: Store, session_id: int) -> str:
-    """Render session ``session_id`` as Markdown.
+    """Render session ``session_id`` as Markdown: its runs in the order they were asked.
 
     Raises:
         EngineError: there is no such session.
@@ -50,31 +52,34 @@ def export_markdown(store: Store, session_id: int) -> str:
     if corpus is not None:
         out.append("")
         out.append("Documents: " + ", ".join(f"{d.name} ({d.n_pages} p.)" for d in corpus.documents))
-    for turn in store.list_turns(session_id):
-        out += ["", f"## Q{turn.position}: {turn.question}", "", _checked(turn.answer, corpus) + _status(turn.status)]
-    for deep in list_deep(store, session_id):
-        out += ["", f"## Deep thinking: {deep.question}{_status(deep.status)}", ""]
-        out.append(f"{deep.model}, window {deep.settings.get('n_ctx')}, KV {deep.settings.get('kv_type')}.")
-        for step in deep.steps:
-            out += ["", f"### {step.position}. {step.heading}{_status(step.status)}", ""]
+    asked = 0
+    for run in store.list_runs(session_id):
+        if run.kind is RunKind.ASK:
+            asked += 1
+            text = run.answer or (run.answer_step.text if run.answer_step else "")
+            out += ["", f"## Q{asked}: {run.question}", "", _checked(text, corpus) + _status(run.status)]
+            continue
+        out += ["", f"## {'Deep thinking' if run.kind is RunKind.THINK else 'Read in waves'}: {run.question}"]
+        out[-1] += _status(run.status)
+        out += [""]
+        line = f"{run.model}, window {run.settings.get('n_ctx')}, KV {run.settings.get('kv_type')}"
+        out.append(line + (f"; {run.progress()} read." if run.kind is RunKind.WAVES else "."))
+        n_waves = len(run.waves)
+        for step in run.steps:
+            if run.kind is RunKind.WAVES and step.kind == "answer":
+                if step.text:
+                    out += ["", "### Answer", "", _checked(step.text, corpus)]
+                continue
+            if step.kind == "wave":
+                head = f"### Wave {step.position} of {n_waves}: {step.label}"
+            else:
+                head = f"### {step.position}. {step.heading}"
+            out += ["", head + _status(step.status), ""]
             if step.text:
                 out.append(_checked(step.text, corpus))
-            numbers = _numbers(step.prompt_tokens, step.prefill_tokens, step.output_tokens, step.prefill_s, step.generate_s)
-            if numbers and step.status == "done":
+            numbers = _numbers(
+                step.prompt_tokens, step.prefill_tokens, step.output_tokens, step.prefill_s, step.generate_s
+            )
+            if numbers and step.done:
                 out += ["", numbers]
-    for read in list_reads(store, session_id):
-        out += ["", f"## Read in waves: {read.question}{_status(read.status)}", ""]
-        out.append(
-            f"{read.model}, window {read.settings.get('n_ctx')}, KV {read.settings.get('kv_type')}; "
-            f"{read.done_waves} of {read.n_waves} waves read."
-        )
-        for wave in read.waves:
-            out += ["", f"### Wave {wave.position} of {read.n_waves}: {wave.pages}{_status(wave.status)}", ""]
-            if wave.notes:
-                out.append(_checked(wave.notes, corpus))
-            numbers = _numbers(wave.prompt_tokens, wave.prefill_tokens, wave.note_tokens, wave.prefill_s, wave.generate_s)
-            if numbers and wave.status == "done":
-                out += ["", numbers]
-        if read.answer:
-            out += ["", "### Answer", "", _checked(read.answer, corpus)]
     return "\n".join(out).rstrip() + "\n"

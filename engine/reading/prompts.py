@@ -69,9 +69,7 @@ class PromptFrame:
     templated: bool
 
 
-def render_frame(
-    chat_template: str | None, *, system: str = SYSTEM_PROMPT, intro: str = CORPUS_INTRO
-) -> PromptFrame:
+def render_frame(chat_template: str | None, *, system: str = SYSTEM_PROMPT, intro: str = CORPUS_INTRO) -> PromptFrame:
     """Split the chat format into the text before the corpus, between corpus and
     question, and after the question.
 

@@ -1,30 +1,37 @@
-"""What waves and deep thinking share: a generation step, row bookkeeping.
+"""What every way of reading shares: a generation step and the run's bookkeeping.
 
 Contract:
-- The model holder (``ModelLane``) lives in engine/lane.py.
 - ``run_step`` prefills a prompt (reusing the longest prefix already in the context) and
   streams at most ``max_tokens`` tokens, reporting progress and honouring a cancel.
-- ``claim_rows`` refuses to resume rows another live process is running.
-Used from one thread at a time, like every ``LoadedModel``.
+- ``RunRecorder`` is the one writer of a run's rows (engine/runs.py): it claims the run
+  (refusing one another live process is running), sets a step ``running`` with this
+  process's pid and start time, saves streamed text, records a finished step with its
+  numbers and checked citations, and maps whatever stopped a step to its status with
+  ``engine.runs.status_for``. Ask, deep thinking and waves all write through it.
+- ``RunProgress`` is the one progress report of a run of steps ("Step 2 of 5 (examine),
+  about 40 s left", "Wave 3 of 12, ...", "Answering from the notes, ...").
+The model holder (``ModelLane``) lives in engine/lane.py. One thread at a time.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import EngineError
 from engine.lane import ModelLane
+from engine.procs import current_process, is_alive
+from engine.reading.citations import Citation, citations_to_json
+from engine.runs import Run, RunKind, Status, Step, status_for
 from engine.runtime.backend import Model as LoadedModel
 from engine.runtime.backend import PrefillProgress
 from engine.store import Store
+from engine.units import format_duration
 
 TextFn = Callable[[str], None]
 ProgressFn = Callable[[PrefillProgress], None]
@@ -107,18 +114,154 @@ def resume_model(lane: ModelLane, settings: ReadSettings, stored: dict[str, Any]
     return model, gen
 
 
-def claim_rows(rows: Sequence[dict[str, Any]], *, what: str) -> None:
-    """Refuse to run rows that a live process other than this one is running.
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a run of steps is: which step, what stage, about how long is left."""
+
+    kind: RunKind
+    step: int  # 1-based; for waves, n_steps + 1 while answering
+    n_steps: int  # deep thinking: its steps; waves: its waves
+    step_kind: str  # plan, examine, ..., wave, answer
+    stage: str  # "reading" (prefill), "writing" (notes or a step), "answer" (the final pass of waves)
+    tokens_done: int
+    tokens_total: int
+    tokens_per_s: float
+    eta_s: float | None  # the whole run; None until a speed is known
+
+    @property
+    def wave(self) -> int:
+        return self.step
+
+    @property
+    def n_waves(self) -> int:
+        return self.n_steps
+
+    def describe(self) -> str:
+        """``Step 2 of 5 (examine), about 40 s left``, ``Wave 3 of 12, ...``."""
+        if self.kind is RunKind.WAVES:
+            head = "Answering from the notes" if self.stage == "answer" else f"Wave {self.step} of {self.n_steps}"
+        else:
+            head = f"Step {self.step} of {self.n_steps} ({self.step_kind})"
+        return head if self.eta_s is None else f"{head}, about {format_duration(self.eta_s)} left"
+
+
+StepFn = Callable[[Step], None]
+
+
+class RunRecorder:
+    """Writes one run's status changes to the store; tells ``on_step`` of each.
+
+    Args:
+        store: the store.
+        run: the run as loaded.
+        on_step: called with a step each time its status changes (a timeline).
+    """
+
+    def __init__(self, store: Store, run: Run, on_step: StepFn | None = None) -> None:
+        self.store = store
+        self.run = run
+        self.on_step = on_step
+        self.steps = list(run.steps)
+        self.pid, self.pid_started = current_process()
+
+    def claim(self) -> None:
+        """Refuse to run steps that a live process other than this one is running.
+
+        Raises:
+            EngineError: another Longread process is running this run now.
+        """
+        for step in self.steps:
+            if step.status is not Status.RUNNING or not step.pid or step.pid == self.pid:
+                continue
+            if is_alive(step.pid, step.pid_started):
+                raise EngineError(
+                    f"This {self.run.kind.what} is running in another Longread process (pid {step.pid}). "
+                    "Wait for it to finish or stop it, then resume."
+                )
+
+    def begin(self) -> None:
+        """Mark the run running in this process."""
+        self.store.update_run(
+            self.run.id, status=Status.RUNNING, pid=self.pid, pid_started=self.pid_started, error=None
+        )
+
+    def start_step(self, index: int) -> Step:
+        """Mark step ``index`` (0-based) running; return it."""
+        return self._set(
+            index,
+            status=Status.RUNNING,
+            pid=self.pid,
+            pid_started=self.pid_started,
+            started_at=now_iso(),
+            error=None,
+        )
+
+    def save_text(self, index: int, text: str) -> None:
+        """Keep a step's text as it streams."""
+        self.store.save_step_text(self.run.id, self.steps[index].position, text)
+
+    def finish_step(self, index: int, out: StepOutput, *, text: str, citations: list[Citation]) -> Step:
+        """Record a done step with its text, checked citations and numbers."""
+        return self._set(
+            index,
+            status=Status.DONE,
+            text=text,
+            citations=citations,
+            prompt_tokens=out.prompt_tokens,
+            prefill_tokens=out.prefill_tokens,
+            reused_tokens=out.reused_tokens,
+            output_tokens=out.output_tokens,
+            prefill_s=round(out.prefill_s, 3),
+            generate_s=round(out.generate_s, 3),
+            finished_at=now_iso(),
+        )
+
+    def fail(self, index: int | None, exc: BaseException, *, text: str | None = None) -> None:
+        """Store what stopped the run: the step (if one was running) and the run get the
+        status ``status_for(exc)`` gives, and any partial text is kept."""
+        status, error = status_for(exc)
+        if index is not None:
+            extra = {} if text is None else {"text": text}
+            self._set(index, status=status, error=error, **extra)
+        self.store.update_run(self.run.id, status=status, error=error)
+
+    def done(self, *, answer: str, citations: list[Citation]) -> None:
+        """Mark the run done with its final answer."""
+        self.store.update_run(
+            self.run.id,
+            status=Status.DONE,
+            answer=answer,
+            citations=citations_to_json(citations),
+            finished_at=now_iso(),
+            error=None,
+        )
+
+    def _set(self, index: int, **fields: Any) -> Step:
+        step = self.steps[index]
+        stored = dict(fields)
+        if "citations" in stored:
+            stored["citations"] = citations_to_json(stored["citations"])
+        self.store.update_step(self.run.id, step.position, **stored)
+        updated = replace(step, **fields)
+        self.steps[index] = updated
+        if self.on_step is not None:
+            self.on_step(updated)
+        return updated
+
+
+def load_run(store: Store, run_id: int, kind: RunKind) -> Run:
+    """The stored run ``run_id`` of this kind.
 
     Raises:
-        EngineError: another Longread process is running them now.
+        EngineError: there is no such run.
     """
-    from engine.store.db import _pid_alive  # the store's own liveness test, for the same answer
+    run = store.get_run(run_id)
+    if run is None or run.kind is not kind:
+        raise EngineError(f"There is no {kind.what} with id {run_id}.")
+    return run
 
-    for row in rows:
-        pid = row.get("pid")
-        if row.get("status") == "running" and pid and pid != os.getpid() and _pid_alive(pid):
-            raise EngineError(
-                f"This {what} is running in another Longread process (pid {pid}). "
-                "Wait for it to finish or stop it, then resume."
-            )
+
+def session_title(question: str) -> str:
+    """A session's title from its first question: one line, at most 80 characters."""
+    title = " ".join(question.split())
+    return title if len(title) <= 80 else title[:77] + "..."

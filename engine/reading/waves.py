@@ -12,10 +12,11 @@ Contract:
   exactly one wave. Each wave's pages are laid out as a document of those pages alone,
   so the model sees the true markers (``[filing.pdf p.37]``). A page that cannot fit a
   wave raises ``ContextOverflowError``.
-- ``WaveReader.start`` stores the read (question, window, settings, plan) and every
-  wave as ``pending`` before the model runs, and returns the read's id.
-- ``WaveReader.run`` reads the waves that are not ``done``, in order. A wave's row is
-  set ``running`` (with this process's id) before the model reads it and ``done``, with
+- ``WaveReader.start`` stores a ``waves`` run (engine/runs.py: question, window,
+  settings, plan) with one ``wave`` step per wave and a final ``answer`` step, all
+  ``pending``, before the model runs, and returns the run's id.
+- ``WaveReader.run`` reads the waves that are not ``done``, in order, through the one
+  ``RunRecorder``. A wave is set ``running`` (with this process) before the model reads it and ``done``, with
   its notes, token counts and timings, right after; the final answer likewise. A read
   killed mid-wave loses only that wave: the store marks the row ``interrupted`` when it
   next opens, and ``run`` reads it again. A ``done`` wave is never read again: its notes
@@ -23,32 +24,41 @@ Contract:
 - Notes that say nothing relevant ("Nothing relevant.") are stored but not carried.
   When the carried notes outgrow a wave's room, the oldest are left out of that wave
   (they all reach the final answer while they fit its window).
-- ``on_progress(WaveProgress)`` reports "wave 3 of 12" with an ETA after each prefill
+- ``on_progress(RunProgress)`` reports "wave 3 of 12" with an ETA after each prefill
   batch and each generated piece; ``on_text`` streams notes and answer; ``on_step``
-  receives a ``WaveRow`` each time a wave changes status (for a timeline).
+  receives a ``Step`` each time a wave or the answer changes status (for a timeline).
 - Qt-free; one thread at a time (one model lane).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, layout_document
-from engine.errors import Cancelled, CancelToken, ContextOverflowError, EngineError
-from engine.reading.citations import Citation, check_citations, citations_from_json, citations_to_json
+from engine.errors import CancelToken, ContextOverflowError
+from engine.lane import ModelLane
+from engine.reading.citations import Citation, check_citations
 from engine.reading.prompts import SYSTEM_PROMPT, PromptFrame, TokenizerLike, build_prompt, render_frame
-from engine.reading.stepping import ModelLane, StepOutput, claim_rows, now_iso, resume_model, run_step, stored_corpus
+from engine.reading.stepping import (
+    RunProgress,
+    RunRecorder,
+    StepFn,
+    StepOutput,
+    load_run,
+    resume_model,
+    run_step,
+    session_title,
+    stored_corpus,
+)
+from engine.runs import RunKind, Status, Step
+from engine.runtime.backend import Backend, PrefillProgress
 from engine.runtime.backend import Model as LoadedModel
-from engine.runtime.backend import PrefillProgress
 from engine.store import Store
-from engine.units import format_duration
 
 WAVE_SYSTEM = (
     "You are Longread, a careful reader taking notes. A long corpus is read part by part; "
@@ -160,129 +170,32 @@ def plan_waves(corpus: Corpus, tokenizer: TokenizerLike, *, page_room: int) -> l
     return plans
 
 
-# -- rows ---------------------------------------------------------------------------
+# -- steps -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class WaveRow:
-    """One wave as stored: its pages, status and, once done, its notes and numbers."""
-
-    read_id: int
-    position: int  # 1-based: "wave 3 of 12"
-    pages: str
-    segments: tuple[Segment, ...]
-    planned_tokens: int
-    status: str  # pending, running, done, interrupted, cancelled, failed
-    notes: str = ""
-    citations: list[Citation] = field(default_factory=list)
-    prompt_tokens: int | None = None
-    prefill_tokens: int | None = None
-    note_tokens: int | None = None
-    prefill_s: float | None = None
-    generate_s: float | None = None
-    error: str | None = None
-    pid: int | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> WaveRow:
-        fields = dict(row)
-        fields["segments"] = tuple(Segment(**s) for s in json.loads(fields["segments"]))
-        fields["citations"] = citations_from_json(fields["citations"])
-        return cls(**fields)
-
-    @property
-    def relevant(self) -> bool:
-        """Whether the notes say something (not empty, not "Nothing relevant")."""
-        return bool(self.notes.strip()) and not _NOTHING_RE.match(self.notes.strip())
+def wave_segments(step: Step) -> tuple[Segment, ...]:
+    """The pages a wave step reads (from its stored plan)."""
+    return tuple(Segment(**seg) for seg in step.detail.get("segments", []))
 
 
-@dataclass(frozen=True)
-class WaveRead:
-    """A read in waves as stored, with its waves in order."""
-
-    id: int
-    session_id: int
-    question: str
-    model: str
-    settings: dict[str, Any]
-    n_waves: int
-    status: str  # planned, running, done, interrupted, cancelled, failed
-    answer: str
-    citations: list[Citation]
-    waves: list[WaveRow]
-    created_at: str
-    finished_at: str | None
-    error: str | None = None
-    answer_tokens: int | None = None
-    generate_s: float | None = None
-
-    @property
-    def done_waves(self) -> int:
-        return sum(1 for w in self.waves if w.status == "done")
+def planned_tokens(step: Step) -> int:
+    """The tokens a wave's pages take laid out (from its stored plan)."""
+    return int(step.detail.get("planned_tokens", 0))
 
 
-def load_read(store: Store, read_id: int) -> WaveRead | None:
-    """Return the stored read ``read_id`` with its waves, or None."""
-    rows = store.list_reading_rows("wave_reads", {"id": read_id})
-    if not rows:
-        return None
-    r = rows[0]
-    waves = [WaveRow.from_row(w) for w in store.list_reading_rows("waves", {"read_id": read_id}, order_by="position")]
-    return WaveRead(
-        id=r["id"],
-        session_id=r["session_id"],
-        question=r["question"],
-        model=r["model"],
-        settings=json.loads(r["settings"]),
-        n_waves=r["n_waves"],
-        status=r["status"],
-        answer=r["answer"],
-        citations=citations_from_json(r["citations"]),
-        waves=waves,
-        created_at=r["created_at"],
-        finished_at=r["finished_at"],
-        error=r["error"],
-        answer_tokens=r["answer_tokens"],
-        generate_s=r["generate_s"],
-    )
-
-
-def list_reads(store: Store, session_id: int) -> list[WaveRead]:
-    """Every read in waves of a session, oldest first."""
-    rows = store.list_reading_rows("wave_reads", {"session_id": session_id}, order_by="id")
-    return [r for r in (load_read(store, row["id"]) for row in rows) if r is not None]
+def is_relevant(step: Step) -> bool:
+    """Whether a wave's notes say something (not empty, not "Nothing relevant")."""
+    return step.done and bool(step.text.strip()) and not _NOTHING_RE.match(step.text.strip())
 
 
 # -- progress -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WaveProgress:
-    """Where a read in waves is: which wave, what stage, and about how long is left."""
-
-    wave: int  # 1-based; n_waves + 1 while answering
-    n_waves: int
-    stage: str  # "reading" (prefill), "notes" (writing notes), "answer"
-    tokens_done: int  # of this wave's prompt
-    tokens_total: int
-    tokens_per_s: float
-    eta_s: float | None  # the whole read; None until a speed is known
-
-    def describe(self) -> str:
-        """``Wave 3 of 12, about 2 min 10 s left`` (or ``Answering from the notes, ...``)."""
-        head = "Answering from the notes" if self.stage == "answer" else f"Wave {self.wave} of {self.n_waves}"
-        if self.eta_s is None:
-            return head
-        return f"{head}, about {format_duration(self.eta_s)} left"
 
 
 class _Eta:
     """Time left: prefill tokens still to read at the measured speed, plus each
     remaining step's generation at its measured pace."""
 
-    def __init__(self, done_waves: list[WaveRow]) -> None:
+    def __init__(self, done_waves: list[Step]) -> None:
         self.prefill_tokens = sum(w.prefill_tokens or 0 for w in done_waves)
         self.prefill_s = sum(w.prefill_s or 0.0 for w in done_waves)
         self.gen_s = [w.generate_s for w in done_waves if w.generate_s is not None]
@@ -308,15 +221,12 @@ class WaveResult:
     """A finished read: the answer, its checked citations, the waves, and which waves
     this call read (the others were done before)."""
 
-    read_id: int
+    run_id: int
     session_id: int
     answer: str
     citations: list[Citation]
-    waves: list[WaveRow]
+    waves: list[Step]
     ran: list[int]
-
-
-WaveStepFn = Callable[[WaveRow], None]
 
 
 class WaveReader:
@@ -328,6 +238,8 @@ class WaveReader:
         settings: window (0: the model's trained length), KV type, threads, answer budget.
         max_note_tokens: the most tokens a wave's notes may take.
         model: an already loaded model to use while it fits (not closed by ``close``).
+        lane: the model holder to share with other readers (default: a new one).
+        backend: the runtime, for a new lane (default: llama.cpp in this process).
     """
 
     def __init__(
@@ -338,12 +250,14 @@ class WaveReader:
         *,
         max_note_tokens: int = 96,
         model: LoadedModel | None = None,
+        lane: ModelLane | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.store = store
         self.model_path = model_path
         self.settings = settings or ReadSettings()
         self.max_note_tokens = max_note_tokens
-        self.lane = ModelLane(model_path, self.settings, model=model)
+        self.lane = lane if lane is not None else ModelLane(model_path, self.settings, model=model, backend=backend)
 
     def close(self) -> None:
         """Free the model. Call before exit."""
@@ -400,42 +314,25 @@ class WaveReader:
         n_ctx, plans = self.plan(corpus, question)
         corpus_id = self.store.save_corpus(corpus)
         if session_id is None:
-            session_id = self.store.create_session(title=_title(question), corpus_id=corpus_id, kind="waves")
+            session_id = self.store.create_session(title=session_title(question), corpus_id=corpus_id, kind="waves")
         settings = {**asdict(self.settings), "n_ctx": n_ctx, "max_note_tokens": self.max_note_tokens}
-        now = now_iso()
-        read_id = self.store.insert_reading_rows(
-            "wave_reads",
-            [
-                {
-                    "session_id": session_id,
-                    "question": question,
-                    "model": self.model_path.name,
-                    "settings": json.dumps(settings, sort_keys=True),
-                    "plan": json.dumps(
-                        [{"segments": [asdict(s) for s in p.segments], "tokens": p.tokens} for p in plans]
-                    ),
-                    "n_waves": len(plans),
-                    "status": "planned",
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            ],
+        steps: list[dict[str, Any]] = [
+            {
+                "kind": "wave",
+                "label": p.label,
+                "detail": {"segments": [asdict(s) for s in p.segments], "planned_tokens": p.tokens},
+            }
+            for p in plans
+        ]
+        return self.store.create_run(
+            session_id,
+            kind=RunKind.WAVES,
+            question=question,
+            model=self.model_path.name,
+            settings=settings,
+            plan=[{"segments": [asdict(s) for s in p.segments], "tokens": p.tokens} for p in plans],
+            steps=[*steps, {"kind": "answer"}],
         )
-        self.store.insert_reading_rows(
-            "waves",
-            [
-                {
-                    "read_id": read_id,
-                    "position": i,
-                    "pages": p.label,
-                    "segments": json.dumps([asdict(s) for s in p.segments]),
-                    "planned_tokens": p.tokens,
-                    "status": "pending",
-                }
-                for i, p in enumerate(plans, start=1)
-            ],
-        )
-        return read_id
 
     def read(
         self,
@@ -443,35 +340,35 @@ class WaveReader:
         question: str,
         *,
         session_id: int | None = None,
-        on_progress: Callable[[WaveProgress], None] | None = None,
+        on_progress: Callable[[RunProgress], None] | None = None,
         on_text: Callable[[str], None] | None = None,
-        on_step: WaveStepFn | None = None,
+        on_step: StepFn | None = None,
         cancel: CancelToken | None = None,
     ) -> WaveResult:
         """``start`` then ``run``: read ``corpus`` in waves and answer ``question``."""
-        read_id = self.start(corpus, question, session_id=session_id)
-        return self.run(read_id, on_progress=on_progress, on_text=on_text, on_step=on_step, cancel=cancel)
+        run_id = self.start(corpus, question, session_id=session_id)
+        return self.run(run_id, on_progress=on_progress, on_text=on_text, on_step=on_step, cancel=cancel)
 
     # -- running ---------------------------------------------------------------
 
     def run(
         self,
-        read_id: int,
+        run_id: int,
         *,
-        on_progress: Callable[[WaveProgress], None] | None = None,
+        on_progress: Callable[[RunProgress], None] | None = None,
         on_text: Callable[[str], None] | None = None,
-        on_step: WaveStepFn | None = None,
+        on_step: StepFn | None = None,
         cancel: CancelToken | None = None,
     ) -> WaveResult:
-        """Read every wave of ``read_id`` not yet done, then answer from the notes.
+        """Read every wave of ``run_id`` not yet done, then answer from the notes.
 
         Resuming a read is calling this again: done waves are never read again.
 
         Args:
-            read_id: a read stored by ``start``.
+            run_id: a read stored by ``start``.
             on_progress: "wave i of n" with an ETA, after each batch and piece.
             on_text: each piece of notes and answer as it streams.
-            on_step: a wave's row each time its status changes.
+            on_step: a wave (or the answer) each time its status changes.
             cancel: checked between prefill batches and between tokens.
 
         Returns:
@@ -483,34 +380,33 @@ class WaveReader:
             GenerationError: llama.cpp failed (the wave is marked failed).
         """
         cancel = cancel or CancelToken()
-        read = load_read(self.store, read_id)
-        if read is None:
-            raise EngineError(f"There is no read in waves with id {read_id}.")
-        claim_rows(self.store.list_reading_rows("waves", {"read_id": read_id}), what="read in waves")
-        corpus = stored_corpus(self.store, read.session_id, what=f"read {read_id}")
-        if read.status == "done":
-            return WaveResult(read.id, read.session_id, read.answer, read.citations, read.waves, ran=[])
-        n_ctx = int(read.settings["n_ctx"])
-        max_note = int(read.settings.get("max_note_tokens", self.max_note_tokens))
-        model, gen_settings = resume_model(self.lane, self.settings, read.settings)
+        run = load_run(self.store, run_id, RunKind.WAVES)
+        recorder = RunRecorder(self.store, run, on_step)
+        recorder.claim()
+        corpus = stored_corpus(self.store, run.session_id, what=f"read {run_id}")
+        if run.status is Status.DONE:
+            return WaveResult(run.id, run.session_id, run.answer, run.citations, run.waves, ran=[])
+        n_ctx = int(run.settings["n_ctx"])
+        max_note = int(run.settings.get("max_note_tokens", self.max_note_tokens))
+        model, gen_settings = resume_model(self.lane, self.settings, run.settings)
         wave_frame, final_frame = self._frames()
-        self._update_read(read_id, status="running", pid=os.getpid())
-        waves = list(read.waves)
-        n = len(waves)
-        eta = _Eta([w for w in waves if w.status == "done"])
+        recorder.begin()
+        steps = recorder.steps
+        n = len(run.waves)
+        eta = _Eta([w for w in run.waves if w.done])
         ran: list[int] = []
 
         def tokens_left(from_index: int) -> int:
-            return sum(w.planned_tokens for w in waves[from_index:] if w.status != "done")
+            return sum(planned_tokens(w) for w in steps[from_index:n] if not w.done)
 
-        for i, wave in enumerate(waves):
-            if wave.status == "done":
+        for i in range(n):
+            wave = steps[i]
+            if wave.done:
                 continue
-            carried = [w for w in waves[:i] if w.status == "done" and w.relevant]
-            lists = segment_tokens(corpus, wave.segments, model)
-            tokens = _fit_wave(model, lists, read.question, carried, frame=wave_frame, n_ctx=n_ctx, max_note=max_note)
-            wave = self._set_wave(wave, on_step, status="running", pid=os.getpid(), started_at=now_iso(), error=None)
-            waves[i] = wave
+            carried = [w for w in steps[:i] if is_relevant(w)]
+            lists = segment_tokens(corpus, wave_segments(wave), model)
+            tokens = _fit_wave(model, lists, run.question, carried, frame=wave_frame, n_ctx=n_ctx, max_note=max_note)
+            recorder.start_step(i)
             later = tokens_left(i + 1)
             steps_after = n - i  # this wave's notes, later waves' notes, the answer
 
@@ -519,7 +415,9 @@ class WaveReader:
                     left = eta.estimate(
                         tokens_left=p.total - p.done + later, steps_left=steps_after, live_rate=p.tokens_per_s
                     )
-                    on_progress(WaveProgress(i + 1, n, "reading", p.done, p.total, p.tokens_per_s, left))
+                    on_progress(
+                        RunProgress(RunKind.WAVES, i + 1, n, "wave", "reading", p.done, p.total, p.tokens_per_s, left)
+                    )
 
             def on_piece(
                 piece: str, i: int = i, later: int = later, steps_after: int = steps_after, total: int = len(tokens)
@@ -528,7 +426,7 @@ class WaveReader:
                     on_text(piece)
                 if on_progress is not None:
                     left = eta.estimate(tokens_left=later, steps_left=steps_after, live_rate=0.0)
-                    on_progress(WaveProgress(i + 1, n, "notes", total, total, 0.0, left))
+                    on_progress(RunProgress(RunKind.WAVES, i + 1, n, "wave", "notes", total, total, 0.0, left))
 
             try:
                 out = run_step(
@@ -541,37 +439,27 @@ class WaveReader:
                     should_cancel=cancel,
                 )
             except BaseException as exc:
-                self._fail(read_id, wave, on_step, exc)
+                recorder.fail(i, exc)
                 raise
             eta.add(out)
             notes = _clean_notes(out.text)
-            wave = self._set_wave(
-                wave,
-                on_step,
-                status="done",
-                notes=notes,
-                citations=citations_to_json(check_citations(notes, corpus)),
-                prompt_tokens=out.prompt_tokens,
-                prefill_tokens=out.prefill_tokens,
-                note_tokens=out.output_tokens,
-                prefill_s=round(out.prefill_s, 3),
-                generate_s=round(out.generate_s, 3),
-                finished_at=now_iso(),
-            )
-            waves[i] = wave
-            ran.append(wave.position)
+            done = recorder.finish_step(i, out, text=notes, citations=check_citations(notes, corpus))
+            ran.append(done.position)
 
         # The final pass: the question over every relevant note.
-        relevant = [w for w in waves if w.relevant]
+        relevant = [w for w in steps[:n] if is_relevant(w)]
         tokens = _fit_final(
-            model, relevant, read.question, frame=final_frame, n_ctx=n_ctx, max_answer=self.settings.max_answer_tokens
+            model, relevant, run.question, frame=final_frame, n_ctx=n_ctx, max_answer=self.settings.max_answer_tokens
         )
 
         def on_final_prefill(p: PrefillProgress) -> None:
             if on_progress is not None:
                 left = eta.estimate(tokens_left=p.total - p.done, steps_left=1, live_rate=p.tokens_per_s)
-                on_progress(WaveProgress(n + 1, n, "answer", p.done, p.total, p.tokens_per_s, left))
+                on_progress(
+                    RunProgress(RunKind.WAVES, n + 1, n, "answer", "answer", p.done, p.total, p.tokens_per_s, left)
+                )
 
+        recorder.start_step(n)
         try:
             out = run_step(
                 model,
@@ -583,59 +471,20 @@ class WaveReader:
                 should_cancel=cancel,
             )
         except BaseException as exc:
-            self._fail(read_id, None, on_step, exc)
+            recorder.fail(n, exc)
             raise
         citations = check_citations(out.text, corpus)
-        self._update_read(
-            read_id,
-            status="done",
-            answer=out.text,
-            citations=citations_to_json(citations),
-            prompt_tokens=out.prompt_tokens,
-            prefill_tokens=out.prefill_tokens,
-            answer_tokens=out.output_tokens,
-            prefill_s=round(out.prefill_s, 3),
-            generate_s=round(out.generate_s, 3),
-            finished_at=now_iso(),
-            error=None,
-        )
-        return WaveResult(read_id, read.session_id, out.text, citations, waves, ran)
-
-    def _update_read(self, read_id: int, **fields: Any) -> None:
-        self.store.update_reading_rows("wave_reads", {"id": read_id}, {**fields, "updated_at": now_iso()})
-
-    def _set_wave(self, wave: WaveRow, on_step: WaveStepFn | None, **fields: Any) -> WaveRow:
-        self.store.update_reading_rows("waves", {"read_id": wave.read_id, "position": wave.position}, fields)
-        if "citations" in fields:
-            fields["citations"] = citations_from_json(fields["citations"])
-        updated = replace(wave, **fields)
-        if on_step is not None:
-            on_step(updated)
-        return updated
-
-    def _fail(self, read_id: int, wave: WaveRow | None, on_step: WaveStepFn | None, exc: BaseException) -> None:
-        if isinstance(exc, Cancelled):
-            status, error = "cancelled", None
-        elif isinstance(exc, EngineError):
-            status, error = "failed", exc.message
-        else:
-            status, error = "interrupted", None
-        if wave is not None:
-            self._set_wave(wave, on_step, status=status, error=error)
-        self._update_read(read_id, status=status, error=error)
-
-
-def _title(question: str) -> str:
-    title = " ".join(question.split())
-    return title if len(title) <= 80 else title[:77] + "..."
+        recorder.finish_step(n, out, text=out.text, citations=citations)
+        recorder.done(answer=out.text, citations=citations)
+        return WaveResult(run_id, run.session_id, out.text, citations, recorder.steps[:n], ran)
 
 
 def _clean_notes(text: str) -> str:
     return text.strip() or NOTHING
 
 
-def _notes_block(carried: list[WaveRow]) -> list[str]:
-    return [f"[{w.pages}] {' '.join(w.notes.split())}" for w in carried]
+def _notes_block(carried: list[Step]) -> list[str]:
+    return [f"[{w.label}] {' '.join(w.text.split())}" for w in carried]
 
 
 def _wave_question(question: str, notes: list[str]) -> str:
@@ -651,7 +500,7 @@ def _fit_wave(
     model: LoadedModel,
     lists: list[list[int]],
     question: str,
-    carried: list[WaveRow],
+    carried: list[Step],
     *,
     frame: PromptFrame,
     n_ctx: int,
@@ -667,7 +516,7 @@ def _fit_wave(
 
 
 def _fit_final(
-    model: LoadedModel, relevant: list[WaveRow], question: str, *, frame: PromptFrame, n_ctx: int, max_answer: int
+    model: LoadedModel, relevant: list[Step], question: str, *, frame: PromptFrame, n_ctx: int, max_answer: int
 ) -> list[int]:
     notes = _notes_block(relevant)
     while True:

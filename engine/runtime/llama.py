@@ -23,8 +23,7 @@ import ctypes
 import io
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import llama_cpp
@@ -32,8 +31,8 @@ import numpy as np
 
 from engine.errors import Cancelled, GenerationError, ModelError, ModelFileError
 from engine.models.gguf import inspect_gguf
-from engine.runtime.backend import CancelFn, PrefillProgress, PrefillStats, ProgressFn
 from engine.planner import check_load_memory
+from engine.runtime.backend import CancelFn, PrefillProgress, PrefillStats, ProgressFn
 
 log = logging.getLogger("longread.llama")
 
@@ -91,8 +90,6 @@ def _check_file(path: Path) -> None:
     # llama.cpp can abort the whole process on a malformed or truncated file (issue 5):
     # read and bounds-check the header ourselves first. Raises ModelFileError.
     inspect_gguf(path)
-
-
 
 
 class Tokenizer:

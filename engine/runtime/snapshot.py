@@ -46,7 +46,9 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EngineError, GenerationError
-from engine.runtime.llama import LLAMA_CPP_VERSION, LoadedModel, PrefillStats
+from engine.runtime.backend import Model as LoadedModel
+from engine.runtime.backend import PrefillStats
+from engine.runtime.llama import LLAMA_CPP_VERSION
 from engine.store import Store
 
 SNAPSHOT_DIR = "snapshots"
@@ -338,7 +340,7 @@ class SnapshotCache:
             GenerationError: llama.cpp could not write or reload it (the temporary file
                 is removed; the context may be empty: read the corpus again).
         """
-        if model.llama.n_tokens != key.n_tokens - 1:
+        if model.n_tokens != key.n_tokens - 1:
             raise ValueError("the context must hold the corpus but its last token")
         if estimate_bytes > self.budget_bytes:
             return None
@@ -416,4 +418,3 @@ class SnapshotCache:
     def _remove(self, key: str, path: Path) -> None:
         path.unlink(missing_ok=True)
         self.store.delete_snapshot(key)
-

@@ -1,11 +1,14 @@
-"""The ``Store``: documents, pages, corpora, sessions, turns and cached token lists.
+"""The ``Store``: documents, pages, corpora, sessions, runs and their steps, cached token
+lists, calibrations and snapshot rows.
 
 Contract:
 - A document is written with all its pages in one transaction, or not at all.
-- A turn's question is stored (status ``running``) before the model runs; the answer is
-  saved as it streams (``save_partial_answer``) and finally marked ``done``,
-  ``interrupted``, ``cancelled`` or ``failed``. A turn left ``running`` by a process
-  that no longer exists is marked ``interrupted`` the next time the store opens.
+- A run (engine/runs.py) is written with all its steps ``pending`` in one transaction,
+  before the model runs. A step is set ``running`` with the pid and start time of the
+  process that runs it; its text is saved as it streams (``save_step_text``) and it is
+  finally marked ``done``, ``interrupted``, ``cancelled`` or ``failed``. The one orphan
+  sweep, at open: a run or step left ``running`` by a process that no longer exists (or
+  whose pid now belongs to a process started at another time) becomes ``interrupted``.
 - Disk and lock failures surface as ``StorageError`` with a plain message.
 """
 
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import array
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -27,27 +29,13 @@ from sqlite_utils import Database
 
 from engine.corpus import Corpus, Document, Page
 from engine.errors import StorageError
+from engine.procs import is_alive
+from engine.runs import Run, Status
 from engine.store.migrations import migrations
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
 
 
 def describe_sqlite_error(exc: sqlite3.Error, path: Path | str) -> str:
@@ -73,27 +61,6 @@ class SessionRow:
     created_at: str
     updated_at: str
     deleted_at: str | None = None  # m004: set while a deletion can still be undone
-
-
-@dataclass(frozen=True)
-class TurnRow:
-    id: int
-    session_id: int
-    position: int
-    question: str
-    answer: str
-    status: str
-    error: str | None
-    model: str
-    settings: dict[str, Any]
-    corpus_tokens: int | None
-    prompt_tokens: int | None
-    prefill_tokens: int | None
-    answer_tokens: int | None
-    prefill_s: float | None
-    generate_s: float | None
-    created_at: str
-    finished_at: str | None
 
 
 @dataclass(frozen=True)
@@ -126,8 +93,7 @@ class Store:
             self._migrate()
         except sqlite3.Error as exc:
             raise StorageError(describe_sqlite_error(exc, path)) from exc
-        self._mark_orphaned_turns()
-        self._mark_orphaned_reading_rows()
+        self._mark_orphaned_runs()
 
     def close(self) -> None:
         self.db.conn.close()
@@ -202,9 +168,7 @@ class Store:
         if not rows:
             return None
         row = rows[0]
-        pages = self._query(
-            "SELECT number, text, ocr FROM pages WHERE doc_sha256 = ? ORDER BY number", [sha256]
-        )
+        pages = self._query("SELECT number, text, ocr FROM pages WHERE doc_sha256 = ? ORDER BY number", [sha256])
         return Document(
             sha256=row["sha256"],
             name=row["name"],
@@ -234,10 +198,7 @@ class Store:
                 }
             )
             db.table("pages").insert_all(
-                (
-                    {"doc_sha256": doc.sha256, "number": p.number, "text": p.text, "ocr": int(p.ocr)}
-                    for p in doc.pages
-                ),
+                ({"doc_sha256": doc.sha256, "number": p.number, "text": p.text, "ocr": int(p.ocr)} for p in doc.pages),
                 batch_size=500,
             )
 
@@ -280,9 +241,7 @@ class Store:
         return corpus_id
 
     def get_corpus(self, corpus_id: str) -> Corpus | None:
-        rows = self._query(
-            "SELECT doc_sha256 FROM corpus_documents WHERE corpus_id = ? ORDER BY position", [corpus_id]
-        )
+        rows = self._query("SELECT doc_sha256 FROM corpus_documents WHERE corpus_id = ? ORDER BY position", [corpus_id])
         if not rows:
             return None
         docs = [self.get_document(r["doc_sha256"]) for r in rows]
@@ -294,9 +253,7 @@ class Store:
         now = _now()
         with self._atomic() as db:
             table = db.table("sessions")
-            table.insert(
-                {"title": title, "corpus_id": corpus_id, "kind": kind, "created_at": now, "updated_at": now}
-            )
+            table.insert({"title": title, "corpus_id": corpus_id, "kind": kind, "created_at": now, "updated_at": now})
             return int(table.last_pk)  # type: ignore[union-attr,arg-type]
 
     def get_session(self, session_id: int) -> SessionRow | None:
@@ -310,7 +267,7 @@ class Store:
 
     def search_sessions(self, text: str) -> list[SessionRow]:
         """Sessions whose title, questions or answers contain every word of ``text``
-        (prefix match, FTS5 over turns), most recently used first. Blank text lists all."""
+        (prefix match, FTS5 over runs), most recently used first. Blank text lists all."""
         words = [w.replace('"', '""') for w in text.split()]
         if not words:
             return self.list_sessions()
@@ -319,8 +276,8 @@ class Store:
         title_sql = " AND ".join("s.title LIKE ?" for _ in title_like)
         rows = self._query(
             "SELECT s.* FROM sessions s WHERE s.deleted_at IS NULL AND ("
-            "s.id IN (SELECT t.session_id FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid"
-            " WHERE turns_fts MATCH ?)"
+            "s.id IN (SELECT r.session_id FROM runs_fts JOIN runs r ON r.id = runs_fts.rowid"
+            " WHERE runs_fts MATCH ?)"
             f" OR ({title_sql})) ORDER BY s.updated_at DESC, s.id DESC",
             [match, *title_like],
         )
@@ -356,84 +313,118 @@ class Store:
 
     def delete_session(self, session_id: int) -> None:
         with self._atomic() as db:
-            db.execute("DELETE FROM turns WHERE session_id = ?", [session_id])
+            db.execute("DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE session_id = ?)", [session_id])
+            db.execute("DELETE FROM runs WHERE session_id = ?", [session_id])
             db.execute("DELETE FROM sessions WHERE id = ?", [session_id])
 
-    def start_turn(self, session_id: int, question: str, *, model: str, settings: dict[str, Any]) -> int:
-        """Store the question before the model runs; return the turn id."""
+    # -- runs and steps (engine/runs.py) -------------------------------------------
+
+    def create_run(
+        self,
+        session_id: int,
+        *,
+        kind: str,
+        question: str,
+        model: str,
+        settings: dict[str, Any],
+        steps: Sequence[dict[str, Any]],
+        plan: Sequence[Any] = (),
+        corpus_tokens: int | None = None,
+    ) -> int:
+        """Store a run and every step ``pending`` in one transaction, before the model runs.
+
+        Args:
+            steps: each step's ``kind`` and optionally ``label`` and ``detail`` (a dict),
+                in order; positions are 1-based.
+
+        Returns:
+            the run's id.
+        """
         now = _now()
         with self._atomic() as db:
-            position = db.execute(
-                "SELECT coalesce(max(position), 0) + 1 FROM turns WHERE session_id = ?", [session_id]
-            ).fetchone()[0]
-            table = db.table("turns")
-            table.insert(
+            runs = db.table("runs")
+            runs.insert(
                 {
                     "session_id": session_id,
-                    "position": position,
+                    "kind": str(kind),
                     "question": question,
-                    "status": "running",
                     "model": model,
                     "settings": json.dumps(settings, sort_keys=True),
-                    "pid": os.getpid(),
+                    "plan": json.dumps(list(plan)),
+                    "status": "pending",
+                    "corpus_tokens": corpus_tokens,
                     "created_at": now,
+                    "updated_at": now,
                 }
             )
+            run_id = int(runs.last_pk)  # type: ignore[arg-type]
+            db.table("steps").insert_all(
+                {
+                    "run_id": run_id,
+                    "position": i,
+                    "kind": step["kind"],
+                    "label": step.get("label", ""),
+                    "detail": json.dumps(step.get("detail", {}), sort_keys=True),
+                    "status": "pending",
+                }
+                for i, step in enumerate(steps, start=1)
+            )
             db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", [now, session_id])
-            return int(table.last_pk)  # type: ignore[union-attr,arg-type]
+        return run_id
 
-    def save_partial_answer(self, turn_id: int, answer: str) -> None:
+    def get_run(self, run_id: int) -> Run | None:
+        """The run with its steps in order, or None."""
+        rows = self._query("SELECT * FROM runs WHERE id = ?", [run_id])
+        if not rows:
+            return None
+        steps = self._query("SELECT * FROM steps WHERE run_id = ? ORDER BY position", [run_id])
+        return Run.from_rows(rows[0], steps)
+
+    def list_runs(self, session_id: int) -> list[Run]:
+        """Every run of a session, in the order they were asked."""
+        ids = self._query("SELECT id FROM runs WHERE session_id = ? ORDER BY id", [session_id])
+        return [r for r in (self.get_run(int(row["id"])) for row in ids) if r is not None]
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        """Set columns of a run (``settings``/``citations`` as JSON text) and touch its session."""
+        now = _now()
+        fields = {k: (str(v) if isinstance(v, Status) else v) for k, v in fields.items()}
+        with self._atomic() as db:
+            db.table("runs").update(run_id, {**fields, "updated_at": now})
+            db.execute(
+                "UPDATE sessions SET updated_at = ? WHERE id = (SELECT session_id FROM runs WHERE id = ?)",
+                [now, run_id],
+            )
+
+    def update_step(self, run_id: int, position: int, **fields: Any) -> None:
+        """Set columns of one step (``citations``/``detail`` as JSON text)."""
+        fields = {k: (str(v) if isinstance(v, Status) else v) for k, v in fields.items()}
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._atomic() as db:
+            db.execute(
+                f"UPDATE steps SET {sets} WHERE run_id = ? AND position = ?", [*fields.values(), run_id, position]
+            )
+
+    def save_step_text(self, run_id: int, position: int, text: str) -> None:
         """Keep what has streamed so far: a crash loses at most the last few tokens."""
         with self._atomic() as db:
-            db.execute("UPDATE turns SET answer = ? WHERE id = ?", [answer, turn_id])
-
-    def finish_turn(self, turn_id: int, *, answer: str, status: str, error: str | None = None, **stats: Any) -> None:
-        """Record the final answer, its status and its numbers (token counts, timings)."""
-        allowed = {"corpus_tokens", "prompt_tokens", "prefill_tokens", "answer_tokens", "prefill_s", "generate_s"}
-        unknown = set(stats) - allowed
-        if unknown:
-            raise ValueError(f"unknown turn fields: {sorted(unknown)}")
-        now = _now()
-        with self._atomic() as db:
-            db.table("turns").update(
-                turn_id,
-                {"answer": answer, "status": status, "error": error, "finished_at": now, **stats},
-            )
-            db.execute(
-                "UPDATE sessions SET updated_at = ? WHERE id = (SELECT session_id FROM turns WHERE id = ?)",
-                [now, turn_id],
-            )
+            db.execute("UPDATE steps SET text = ? WHERE run_id = ? AND position = ?", [text, run_id, position])
 
     def count_questions(self, session_id: int) -> int:
-        """How many questions a session holds: its turns, deep-thinking runs and reads in waves."""
-        row = self.db.execute(
-            "SELECT (SELECT count(*) FROM turns WHERE session_id = :s)"
-            " + (SELECT count(*) FROM deep_sessions WHERE session_id = :s)"
-            " + (SELECT count(*) FROM wave_reads WHERE session_id = :s)",
-            {"s": session_id},
-        ).fetchone()
-        return int(row[0])
+        """How many questions a session holds: its runs, of every kind."""
+        return int(self._query("SELECT count(*) AS n FROM runs WHERE session_id = ?", [session_id])[0]["n"])
 
-    def list_turns(self, session_id: int) -> list[TurnRow]:
-        rows = self._query(
-            "SELECT * FROM turns WHERE session_id = ? ORDER BY position", [session_id]
-        )
-        turns = []
-        for r in rows:
-            r.pop("pid", None)
-            r["settings"] = json.loads(r["settings"] or "{}")
-            turns.append(TurnRow(**r))
-        return turns
-
-    def _mark_orphaned_turns(self) -> None:
-        rows = self._query("SELECT id, pid FROM turns WHERE status = 'running'")
-        dead = [r["id"] for r in rows if not _pid_alive(r["pid"])]
-        if dead:
-            with self._atomic() as db:
-                db.execute(
-                    f"UPDATE turns SET status = 'interrupted' WHERE id IN ({','.join('?' * len(dead))})",
-                    dead,
-                )
+    def _mark_orphaned_runs(self) -> None:
+        # The one orphan sweep: a step or run left running by a dead process was interrupted.
+        for table, key in (("steps", "rowid"), ("runs", "id")):
+            rows = self._query(f"SELECT {key} AS k, pid, pid_started FROM {table} WHERE status = 'running'")
+            dead = [r["k"] for r in rows if not is_alive(r["pid"], r["pid_started"])]
+            if dead:
+                with self._atomic() as db:
+                    db.execute(
+                        f"UPDATE {table} SET status = 'interrupted' WHERE {key} IN ({','.join('?' * len(dead))})",
+                        dead,
+                    )
 
     # -- calibration (issue 5) ----------------------------------------------------
 
@@ -519,52 +510,6 @@ class Store:
                 db.execute("DELETE FROM snapshot_settings WHERE key = ?", [key])
             else:
                 db.table("snapshot_settings").upsert({"key": key, "value": value}, pk="key")
-
-    # -- waves and deep thinking (issue 6; engine/reading/waves.py and deep.py own the rows) --
-
-    _READING_TABLES = ("wave_reads", "waves", "deep_sessions", "deep_steps")
-
-    def _reading_table(self, table: str) -> str:
-        if table not in self._READING_TABLES:
-            raise ValueError(f"not a reading table: {table!r}")
-        return table
-
-    def insert_reading_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert rows of ``wave_reads``/``waves``/``deep_sessions``/``deep_steps`` in one
-        transaction; return the last row's id (tables with an integer id)."""
-        with self._atomic() as db:
-            t = db.table(self._reading_table(table))
-            for row in rows:
-                t.insert(row)
-            return int(t.last_rowid or 0)
-
-    def update_reading_rows(self, table: str, where: dict[str, Any], fields: dict[str, Any]) -> None:
-        """Set ``fields`` on the rows of a reading table matching every ``where`` column."""
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        cond = " AND ".join(f"{k} = ?" for k in where)
-        with self._atomic() as db:
-            db.execute(
-                f"UPDATE {self._reading_table(table)} SET {sets} WHERE {cond}", [*fields.values(), *where.values()]
-            )
-
-    def list_reading_rows(self, table: str, where: dict[str, Any], *, order_by: str = "rowid") -> list[dict[str, Any]]:
-        """Rows of a reading table matching every ``where`` column, in ``order_by`` order."""
-        cond = " AND ".join(f"{k} = ?" for k in where) or "1"
-        return self._query(
-            f"SELECT * FROM {self._reading_table(table)} WHERE {cond} ORDER BY {order_by}", list(where.values())
-        )
-
-    def _mark_orphaned_reading_rows(self) -> None:
-        # As for turns: a wave or step left running by a dead process was interrupted.
-        for table in self._READING_TABLES:
-            rows = self._query(f"SELECT rowid AS r, pid FROM {table} WHERE status = 'running'")
-            dead = [r["r"] for r in rows if not _pid_alive(r["pid"])]
-            if dead:
-                with self._atomic() as db:
-                    db.execute(
-                        f"UPDATE {table} SET status = 'interrupted' WHERE rowid IN ({','.join('?' * len(dead))})",
-                        dead,
-                    )
 
     def integrity_check(self) -> str:
         return str(self._query("PRAGMA integrity_check")[0]["integrity_check"])

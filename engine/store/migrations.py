@@ -7,6 +7,8 @@ their chats in place.
 
 from __future__ import annotations
 
+import json
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -92,65 +94,6 @@ def m001_initial(db: Database) -> None:
             tokens BLOB NOT NULL,
             PRIMARY KEY (doc_sha256, tokenizer)
         );
-        """
-    )
-
-
-@migrations()
-def m004_fts(db: Database) -> None:
-    """Full-text search over questions and answers, and sessions deleted with undo.
-
-    ``turns_fts`` is an external-content FTS5 index over ``turns`` kept in step by
-    triggers (https://sqlite.org/fts5.html#external_content_tables); the rebuild indexes
-    the turns stored before this migration. ``sessions.deleted_at`` lets the GUI delete a
-    session, offer undo, and purge it later. Statements run one by one (not through
-    ``_execute_all``): trigger bodies contain semicolons.
-    """
-    statements = [
-        "ALTER TABLE sessions ADD COLUMN deleted_at TEXT",
-        "CREATE VIRTUAL TABLE turns_fts USING fts5("
-        "question, answer, content='turns', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
-        """CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns BEGIN
-            INSERT INTO turns_fts(rowid, question, answer) VALUES (new.id, new.question, new.answer);
-        END""",
-        """CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns BEGIN
-            INSERT INTO turns_fts(turns_fts, rowid, question, answer)
-                VALUES ('delete', old.id, old.question, old.answer);
-        END""",
-        """CREATE TRIGGER turns_fts_update AFTER UPDATE OF question, answer ON turns BEGIN
-            INSERT INTO turns_fts(turns_fts, rowid, question, answer)
-                VALUES ('delete', old.id, old.question, old.answer);
-            INSERT INTO turns_fts(rowid, question, answer) VALUES (new.id, new.question, new.answer);
-        END""",
-        "INSERT INTO turns_fts(turns_fts) VALUES ('rebuild')",
-    ]
-    for statement in statements:
-        db.execute(statement)
-
-
-@migrations()
-def m003_calibration(db: Database) -> None:
-    """Prefill speed measured per model, KV cache type and thread count (issue 5).
-
-    The planner turns these into "about 3 min at f16" estimates. ``batch_seconds`` is a
-    JSON list: the seconds each ``batch_size``-token batch took, in order, so the
-    planner can separate the per-token cost from the cost that grows with position.
-    Keyed by llama.cpp's version too: an upgrade can change speeds, so it re-measures.
-    """
-    _execute_all(
-        db,
-        """
-        CREATE TABLE calibrations (
-            model_sha256 TEXT NOT NULL,
-            kv_type TEXT NOT NULL,
-            n_threads INTEGER NOT NULL,
-            batch_size INTEGER NOT NULL,
-            llama_cpp_version TEXT NOT NULL,
-            batch_seconds TEXT NOT NULL,
-            flash_attn INTEGER NOT NULL,
-            measured_at TEXT NOT NULL,
-            PRIMARY KEY (model_sha256, kv_type, n_threads, batch_size, llama_cpp_version)
-        )
         """,
     )
 
@@ -198,6 +141,65 @@ def m002_snapshots(db: Database) -> None:
         )
         """,
     )
+
+
+@migrations()
+def m003_calibration(db: Database) -> None:
+    """Prefill speed measured per model, KV cache type and thread count (issue 5).
+
+    The planner turns these into "about 3 min at f16" estimates. ``batch_seconds`` is a
+    JSON list: the seconds each ``batch_size``-token batch took, in order, so the
+    planner can separate the per-token cost from the cost that grows with position.
+    Keyed by llama.cpp's version too: an upgrade can change speeds, so it re-measures.
+    """
+    _execute_all(
+        db,
+        """
+        CREATE TABLE calibrations (
+            model_sha256 TEXT NOT NULL,
+            kv_type TEXT NOT NULL,
+            n_threads INTEGER NOT NULL,
+            batch_size INTEGER NOT NULL,
+            llama_cpp_version TEXT NOT NULL,
+            batch_seconds TEXT NOT NULL,
+            flash_attn INTEGER NOT NULL,
+            measured_at TEXT NOT NULL,
+            PRIMARY KEY (model_sha256, kv_type, n_threads, batch_size, llama_cpp_version)
+        )
+        """,
+    )
+
+
+@migrations()
+def m004_fts(db: Database) -> None:
+    """Full-text search over questions and answers, and sessions deleted with undo.
+
+    ``turns_fts`` is an external-content FTS5 index over ``turns`` kept in step by
+    triggers (https://sqlite.org/fts5.html#external_content_tables); the rebuild indexes
+    the turns stored before this migration. ``sessions.deleted_at`` lets the GUI delete a
+    session, offer undo, and purge it later. Statements run one by one (not through
+    ``_execute_all``): trigger bodies contain semicolons.
+    """
+    statements = [
+        "ALTER TABLE sessions ADD COLUMN deleted_at TEXT",
+        "CREATE VIRTUAL TABLE turns_fts USING fts5("
+        "question, answer, content='turns', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+        """CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns BEGIN
+            INSERT INTO turns_fts(rowid, question, answer) VALUES (new.id, new.question, new.answer);
+        END""",
+        """CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns BEGIN
+            INSERT INTO turns_fts(turns_fts, rowid, question, answer)
+                VALUES ('delete', old.id, old.question, old.answer);
+        END""",
+        """CREATE TRIGGER turns_fts_update AFTER UPDATE OF question, answer ON turns BEGIN
+            INSERT INTO turns_fts(turns_fts, rowid, question, answer)
+                VALUES ('delete', old.id, old.question, old.answer);
+            INSERT INTO turns_fts(rowid, question, answer) VALUES (new.id, new.question, new.answer);
+        END""",
+        "INSERT INTO turns_fts(turns_fts) VALUES ('rebuild')",
+    ]
+    for statement in statements:
+        db.execute(statement)
 
 
 @migrations()
@@ -294,3 +296,227 @@ def m005_waves_deep(db: Database) -> None:
         )
         """,
     )
+
+
+# -- m006: one run model (issue 12) -------------------------------------------------
+
+_RUN_STATUS = {"planned": "pending"}  # the old deep/waves "planned" is the run model's "pending"
+
+
+@migrations()
+def m006_runs(db: Database) -> None:
+    """Every way of reading is a run of ordered, stored steps (issue 12).
+
+    ``runs`` holds one question asked of a session's corpus: its kind (``ask``, ``think``,
+    ``waves``), the question, the settings it ran with, its status (``engine.runs.Status``),
+    and its final answer with checked citations (kept on the run for search and listing).
+    ``steps`` holds its ordered steps: an ask is one ``answer`` step; deep thinking its five
+    (plan, examine, hypotheses, critique, answer); waves one ``wave`` step per wave plus the
+    final ``answer``. Each step keeps its text, citations, token counts, timings and the
+    process (pid and its start time, so a reused pid is not taken for a live one) that ran it.
+
+    Today's ``turns``, ``wave_reads``/``waves`` and ``deep_sessions``/``deep_steps`` rows move
+    in, in the order they were created within each session; every question, answer, step
+    text, status and timestamp is kept. The old tables and the turns' FTS index are dropped,
+    and ``runs_fts`` indexes questions and answers (the sessions search).
+    """
+    statements = [
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            question TEXT NOT NULL,
+            answer TEXT NOT NULL DEFAULT '',
+            citations TEXT NOT NULL DEFAULT '[]',
+            model TEXT NOT NULL DEFAULT '',
+            settings TEXT NOT NULL DEFAULT '{}',
+            plan TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL,
+            error TEXT,
+            corpus_tokens INTEGER,
+            pid INTEGER,
+            pid_started REAL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            finished_at TEXT
+        )""",
+        "CREATE INDEX runs_session ON runs(session_id, id)",
+        """CREATE TABLE steps (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '{}',
+            text TEXT NOT NULL DEFAULT '',
+            citations TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL,
+            prompt_tokens INTEGER,
+            prefill_tokens INTEGER,
+            reused_tokens INTEGER,
+            output_tokens INTEGER,
+            prefill_s REAL,
+            generate_s REAL,
+            error TEXT,
+            pid INTEGER,
+            pid_started REAL,
+            started_at TEXT,
+            finished_at TEXT,
+            PRIMARY KEY (run_id, position)
+        )""",
+    ]
+    for statement in statements:
+        db.execute(statement)
+    _move_old_rows(db)
+    for statement in [
+        "DROP TRIGGER turns_fts_insert",
+        "DROP TRIGGER turns_fts_delete",
+        "DROP TRIGGER turns_fts_update",
+        "DROP TABLE turns_fts",
+        "DROP TABLE turns",
+        "DROP TABLE waves",
+        "DROP TABLE wave_reads",
+        "DROP TABLE deep_steps",
+        "DROP TABLE deep_sessions",
+        "CREATE VIRTUAL TABLE runs_fts USING fts5("
+        "question, answer, content='runs', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+        """CREATE TRIGGER runs_fts_insert AFTER INSERT ON runs BEGIN
+            INSERT INTO runs_fts(rowid, question, answer) VALUES (new.id, new.question, new.answer);
+        END""",
+        """CREATE TRIGGER runs_fts_delete AFTER DELETE ON runs BEGIN
+            INSERT INTO runs_fts(runs_fts, rowid, question, answer)
+                VALUES ('delete', old.id, old.question, old.answer);
+        END""",
+        """CREATE TRIGGER runs_fts_update AFTER UPDATE OF question, answer ON runs BEGIN
+            INSERT INTO runs_fts(runs_fts, rowid, question, answer)
+                VALUES ('delete', old.id, old.question, old.answer);
+            INSERT INTO runs_fts(rowid, question, answer) VALUES (new.id, new.question, new.answer);
+        END""",
+        "INSERT INTO runs_fts(runs_fts) VALUES ('rebuild')",
+    ]:
+        db.execute(statement)
+
+
+def _rows(db: Database, sql: str, params: list[object] | None = None) -> list[dict[str, object]]:
+    cursor = db.execute(sql, params or [])
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _move_old_rows(db: Database) -> None:
+    """Copy turns, deep runs and reads in waves into ``runs``/``steps``, oldest first."""
+    old: list[tuple[str, int, str, dict[str, object]]] = []
+    for t in _rows(db, "SELECT * FROM turns"):
+        old.append((str(t["created_at"]), 0, "ask", t))
+    for d in _rows(db, "SELECT * FROM deep_sessions"):
+        old.append((str(d["created_at"]), 1, "think", d))
+    for r in _rows(db, "SELECT * FROM wave_reads"):
+        old.append((str(r["created_at"]), 2, "waves", r))
+    # Within a session a turn's position orders asks; across kinds, creation time does.
+    old.sort(key=lambda o: (o[0], o[1], int(o[3].get("position") or 0), int(o[3]["id"])))  # type: ignore[call-overload]
+    for created, _, kind, row in old:
+        run = {
+            "session_id": row["session_id"],
+            "kind": kind,
+            "question": row["question"],
+            "model": row["model"],
+            "settings": row["settings"],
+            "status": _RUN_STATUS.get(str(row["status"]), row["status"]),
+            "error": row["error"],
+            "pid": row["pid"],
+            "created_at": created,
+            "updated_at": row.get("updated_at") or row.get("finished_at") or created,
+            "finished_at": row["finished_at"],
+        }
+        if kind == "ask":
+            run.update(answer=row["answer"], corpus_tokens=row["corpus_tokens"])
+        elif kind == "waves":
+            run.update(answer=row["answer"], citations=row["citations"], plan=row["plan"])
+        columns = list(run)
+        cursor = db.execute(
+            f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [run[c] for c in columns],
+        )
+        run_id = cursor.lastrowid
+        for step in _old_steps(db, kind, row):
+            step["run_id"] = run_id
+            columns = list(step)
+            db.execute(
+                f"INSERT INTO steps ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                [step[c] for c in columns],
+            )
+        if kind == "think":
+            answer = db.execute(
+                "SELECT text, citations FROM steps WHERE run_id = ? AND kind = 'answer' AND status = 'done'", [run_id]
+            ).fetchone()
+            if answer:
+                db.execute("UPDATE runs SET answer = ?, citations = ? WHERE id = ?", [answer[0], answer[1], run_id])
+
+
+def _old_steps(db: Database, kind: str, row: dict[str, object]) -> list[dict[str, object]]:
+    if kind == "ask":
+        return [
+            {
+                "position": 1,
+                "kind": "answer",
+                "text": row["answer"],
+                "status": row["status"],
+                "prompt_tokens": row["prompt_tokens"],
+                "prefill_tokens": row["prefill_tokens"],
+                "output_tokens": row["answer_tokens"],
+                "prefill_s": row["prefill_s"],
+                "generate_s": row["generate_s"],
+                "error": row["error"],
+                "pid": row["pid"],
+                "started_at": row["created_at"],
+                "finished_at": row["finished_at"],
+            }
+        ]
+    if kind == "think":
+        steps = _rows(db, "SELECT * FROM deep_steps WHERE deep_id = ? ORDER BY position", [row["id"]])
+        for s in steps:
+            s.pop("deep_id")
+            s["status"] = _RUN_STATUS.get(str(s["status"]), s["status"])
+        return steps
+    waves = _rows(db, "SELECT * FROM waves WHERE read_id = ? ORDER BY position", [row["id"]])
+    steps = []
+    for w in waves:
+        steps.append(
+            {
+                "position": w["position"],
+                "kind": "wave",
+                "label": w["pages"],
+                "detail": json.dumps(
+                    {"segments": json.loads(str(w["segments"])), "planned_tokens": w["planned_tokens"]}
+                ),
+                "text": w["notes"],
+                "citations": w["citations"],
+                "status": _RUN_STATUS.get(str(w["status"]), w["status"]),
+                "prompt_tokens": w["prompt_tokens"],
+                "prefill_tokens": w["prefill_tokens"],
+                "output_tokens": w["note_tokens"],
+                "prefill_s": w["prefill_s"],
+                "generate_s": w["generate_s"],
+                "error": w["error"],
+                "pid": w["pid"],
+                "started_at": w["started_at"],
+                "finished_at": w["finished_at"],
+            }
+        )
+    # The final answer becomes the last step; pending until the read got that far.
+    status = str(row["status"])
+    steps.append(
+        {
+            "position": len(waves) + 1,
+            "kind": "answer",
+            "text": row["answer"],
+            "citations": row["citations"],
+            "status": "done" if status == "done" else "pending",
+            "prompt_tokens": row["prompt_tokens"],
+            "prefill_tokens": row["prefill_tokens"],
+            "output_tokens": row["answer_tokens"],
+            "prefill_s": row["prefill_s"],
+            "generate_s": row["generate_s"],
+            "finished_at": row["finished_at"] if status == "done" else None,
+        }
+    )
+    return steps
