@@ -9,9 +9,8 @@ import pytest
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import Cancelled, ContextOverflowError
+from engine.errors import Cancelled, CancelToken, ContextOverflowError
 from engine.ingest import read_documents
-from engine.errors import CancelToken
 from engine.reading.ask import Reader
 from engine.reading.prompts import render_frame
 from engine.store import Store
@@ -42,14 +41,15 @@ def test_answer_copies_the_code_from_page_3(fact_pdf: Path, store: Store, reader
     assert len(pieces) > 3, "the answer streams in pieces"
     assert "".join(pieces).strip() == result.answer
 
-    turns = store.list_turns(result.session_id)
-    assert [(t.question, t.status) for t in turns] == [(QUESTION, "done")]
-    turn = turns[0]
-    assert turn.answer == result.answer
-    assert turn.prefill_tokens == result.budget.prompt_tokens
-    assert turn.answer_tokens == result.answer_tokens > 0
-    assert turn.corpus_tokens == result.budget.corpus_tokens
-    assert turn.settings["kv_type"] == "f16"
+    [run] = store.list_runs(result.session_id)
+    assert (run.kind, run.question, run.status) == ("ask", QUESTION, "done")
+    step = run.answer_step
+    assert step is not None and [s.kind for s in run.steps] == ["answer"]
+    assert run.answer == step.text == result.answer
+    assert step.prefill_tokens == result.budget.prompt_tokens
+    assert step.output_tokens == result.answer_tokens > 0
+    assert run.corpus_tokens == result.budget.corpus_tokens
+    assert run.settings["kv_type"] == "f16"
 
 
 def test_the_same_fact_on_another_page_is_found_there(tmp_path: Path, store: Store, reader: Reader) -> None:
@@ -102,7 +102,7 @@ def test_follow_up_reads_only_its_own_tokens(fact_pdf: Path, store: Store, reade
     assert second.prefill.reused >= prompt.corpus_end
     assert second.prefill.evaluated == len(prompt.tokens) - second.prefill.reused
     assert second.prefill.evaluated < 30
-    assert [t.position for t in store.list_turns(first.session_id)] == [1, 2]
+    assert [r.id for r in store.list_runs(first.session_id)] == [first.run_id, second.run_id]
 
 
 def test_corpus_that_does_not_fit_is_refused_with_numbers(fact_pdf: Path, store: Store, smollm2_path: Path) -> None:
@@ -145,7 +145,7 @@ def test_cancel_during_prefill_keeps_the_turn(tmp_path: Path, store: Store, smol
     reader.close()
     assert len(seen) == 1, "the cancel took effect before the next batch"
     session = store.list_sessions()[0]
-    assert [(t.question, t.status) for t in store.list_turns(session.id)] == [(QUESTION, "cancelled")]
+    assert [(r.question, r.status) for r in store.list_runs(session.id)] == [(QUESTION, "cancelled")]
 
 
 def test_plain_format_without_a_chat_template() -> None:

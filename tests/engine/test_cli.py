@@ -46,10 +46,10 @@ def test_follow_up_in_a_session_uses_its_documents(fact_pdf: Path, home: Path) -
     assert first.returncode == 0, first.stderr
     second = _run(home, "ask", "--session", "1", "-q", "Who signs in at the front desk?", "--max-answer", "20")
     assert second.returncode == 0, second.stderr
-    assert "Session 1, turn 2" in second.stderr
+    assert "Session 1, question 2" in second.stderr
     db = sqlite3.connect(home / "longread.db")
     assert db.execute("SELECT count(*) FROM documents").fetchone()[0] == 1
-    assert db.execute("SELECT count(*) FROM turns WHERE session_id = 1").fetchone()[0] == 2
+    assert db.execute("SELECT count(*) FROM runs WHERE session_id = 1").fetchone()[0] == 2
 
 
 def test_bad_file_exits_1_with_a_message_and_no_traceback(tmp_path: Path, home: Path) -> None:
@@ -95,6 +95,6 @@ def test_ctrl_c_exits_130_and_keeps_the_question(tmp_path: Path, home: Path) -> 
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     db = sqlite3.connect(home / "longread.db")
-    rows = db.execute("SELECT question, status FROM turns").fetchall()
+    rows = db.execute("SELECT question, status FROM runs").fetchall()
     assert rows == [("What is the code?", "cancelled")]
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

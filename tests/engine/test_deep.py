@@ -16,11 +16,12 @@ import pytest
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import Cancelled, ContextOverflowError
+from engine.errors import Cancelled, CancelToken, ContextOverflowError
 from engine.ingest import read_documents
-from engine.errors import CancelToken
-from engine.reading.deep import STEPS, DeepProgress, DeepStep, DeepThinker, load_deep
+from engine.reading.deep import STEPS, DeepThinker
 from engine.reading.export import export_markdown
+from engine.reading.stepping import RunProgress
+from engine.runs import Step
 from engine.store import Store, open_store
 from tests.conftest import fact_pages, write_pdf
 
@@ -42,17 +43,17 @@ def test_cancelled_session_resumes_at_the_step_it_stopped(fact_pdf: Path, store:
     settings = ReadSettings(n_ctx=2048)
     thinker = DeepThinker(store, smollm2_path, settings, step_tokens=24)
     cancel = CancelToken()
-    events: list[DeepStep] = []
+    events: list[Step] = []
 
-    def cancel_in_step_3(p: DeepProgress) -> None:
+    def cancel_in_step_3(p: RunProgress) -> None:
         if p.step == 3:
             cancel.cancel()
 
     try:
         with pytest.raises(Cancelled):
             thinker.think(corpus, QUESTION, on_progress=cancel_in_step_3, on_step=events.append, cancel=cancel)
-        deep_id = events[0].deep_id
-        stopped = load_deep(store, deep_id)
+        deep_id = events[0].run_id
+        stopped = store.get_run(deep_id)
         assert stopped is not None and stopped.status == "cancelled"
         assert [s.status for s in stopped.steps] == ["done", "done", "cancelled", "pending", "pending"]
         assert [s.kind for s in stopped.steps] == KINDS
@@ -65,13 +66,13 @@ def test_cancelled_session_resumes_at_the_step_it_stopped(fact_pdf: Path, store:
         assert examine.reused_tokens > examine.prefill_tokens
         assert examine.reused_tokens >= plan.prompt_tokens - 80
 
-        progress: list[DeepProgress] = []
+        progress: list[RunProgress] = []
         pieces: list[str] = []
         result = thinker.run(deep_id, on_progress=progress.append, on_text=pieces.append, on_step=events.append)
     finally:
         thinker.close()
     assert result.ran == [3, 4, 5]
-    done = load_deep(store, deep_id)
+    done = store.get_run(deep_id)
     assert done is not None and done.status == "done"
     assert [s.status for s in done.steps] == ["done"] * 5
     for before, after in zip(first_two, done.steps[:2], strict=True):
@@ -97,7 +98,7 @@ def test_a_corpus_that_does_not_fit_is_refused_before_anything_is_stored(
             thinker.start(corpus, QUESTION)
     finally:
         thinker.close()
-    assert store.list_reading_rows("deep_sessions", {}) == []
+    assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
 
 
 def _poll(db: Path, sql: str, *, until: float) -> None:
@@ -127,7 +128,7 @@ def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, t
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         # Kill while a step after the first is being generated.
-        _poll(db, "SELECT count(*) FROM deep_steps WHERE status = 'running' AND position >= 2",
+        _poll(db, "SELECT count(*) FROM steps WHERE status = 'running' AND position >= 2",
               until=time.monotonic() + 600)
         first.send_signal(signal.SIGKILL)
         first.wait(30)
@@ -140,7 +141,7 @@ def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, t
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         before = {r[0]: r[1:] for r in conn.execute(
-            "SELECT position, status, text, pid, started_at, finished_at FROM deep_steps")}
+            "SELECT position, status, text, pid, started_at, finished_at FROM steps")}
     finally:
         conn.close()
     done_before = sorted(p for p, row in before.items() if row[0] == "done")
@@ -166,7 +167,7 @@ def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, t
     store = open_store(db)
     try:
         assert store.integrity_check() == "ok"
-        deep = load_deep(store, 1)
+        deep = store.get_run(1)
         assert deep is not None and deep.status == "done"
         for step in deep.steps:
             assert step.status == "done" and step.text
@@ -201,7 +202,7 @@ def test_show_and_sessions_name_a_stopped_run_by_its_session(
             deep_id = thinker.start(corpus, QUESTION)  # planned, not run: resumable
         finally:
             thinker.close()
-        session_id = load_deep(store, deep_id).session_id  # type: ignore[union-attr]
+        session_id = store.get_run(deep_id).session_id  # type: ignore[union-attr]
     finally:
         store.close()
     assert (deep_id, session_id) == (1, 2)  # run and session ids differ: --resume takes the session

@@ -51,8 +51,8 @@ def test_a_follow_up_prefills_only_its_own_tokens(store: Store, tmp_path: Path, 
         context = reader.model.context_tokens
         assert context[: len(prompt.tokens)] == prompt.tokens
         assert len(context) == len(prompt.tokens) + second.answer_tokens
-        turns = store.list_turns(first.session_id)
-        assert [t.prefill_tokens for t in turns] == [first.prefill.evaluated, second.prefill.evaluated]
+        steps = [r.answer_step for r in store.list_runs(first.session_id)]
+        assert [s.prefill_tokens for s in steps if s] == [first.prefill.evaluated, second.prefill.evaluated]
     finally:
         reader.close()
 

@@ -75,8 +75,8 @@ def test_restored_output_equals_cold_output_token_for_token(
     # Only the corpus's last token (the restore check) and the question part were evaluated.
     corpus_end = warm.warm.corpus_tokens
     assert warm.prefill.evaluated == warm.budget.prompt_tokens - corpus_end + 1
-    turn = store.list_turns(warm.session_id)[-1]
-    assert turn.prefill_tokens == warm.prefill.evaluated
+    turn = store.list_runs(warm.session_id)[-1].answer_step
+    assert turn is not None and turn.prefill_tokens == warm.prefill.evaluated
 
 
 def test_damaged_snapshots_are_rebuilt_never_used(store: Store, small_pdf: Path, smollm2_path: Path) -> None:
@@ -194,8 +194,8 @@ def test_a_new_process_restores_instead_of_reading(home: Path, small_pdf: Path) 
 
     store = Store(home / "longread.db")
     try:
-        [cold_turn] = store.list_turns(1)
-        [warm_turn] = store.list_turns(2)
+        [cold_turn] = [r.answer_step for r in store.list_runs(1)]
+        [warm_turn] = [r.answer_step for r in store.list_runs(2)]
         rows = store.list_snapshots()
     finally:
         store.close()

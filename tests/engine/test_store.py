@@ -1,4 +1,5 @@
-"""The SQLite store: migrations, WAL, atomic documents, turns and orphaned turns."""
+"""The SQLite store: migrations, WAL, atomic documents, runs and orphaned runs, and the upgrade
+of a store written by the 0.1.0 release."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 from engine.corpus import Corpus, Document, make_pages
+from engine.runs import Status
 from engine.store import Store, open_store
 
 
@@ -56,39 +58,54 @@ def test_document_write_is_all_or_nothing(store: Store) -> None:
     assert store.db.execute("SELECT count(*) FROM pages").fetchone()[0] == 0
 
 
-def test_turn_lifecycle(store: Store) -> None:
+def test_run_lifecycle(store: Store) -> None:
     doc = _doc()
     store.add_document(doc)
     corpus_id = store.save_corpus(Corpus((doc,)))
     session = store.create_session(title="Q", corpus_id=corpus_id)
-    turn = store.start_turn(session, "What?", model="m.gguf", settings={"n_ctx": 1024})
-    row = store.list_turns(session)[0]
-    assert (row.question, row.status, row.answer) == ("What?", "running", "")
-    store.save_partial_answer(turn, "Part")
-    assert store.list_turns(session)[0].answer == "Part"
-    store.finish_turn(turn, answer="Partly done.", status="done", prefill_tokens=10, prefill_s=0.5)
-    row = store.list_turns(session)[0]
-    assert (row.status, row.answer, row.prefill_tokens, row.settings["n_ctx"]) == ("done", "Partly done.", 10, 1024)
+    run_id = store.create_run(
+        session, kind="ask", question="What?", model="m.gguf", settings={"n_ctx": 1024}, steps=[{"kind": "answer"}]
+    )
+    [run] = store.list_runs(session)
+    assert (run.id, run.kind, run.question, run.status, run.answer) == (run_id, "ask", "What?", "pending", "")
+    assert [(s.position, s.kind, s.status) for s in run.steps] == [(1, "answer", "pending")]
+    store.update_step(run_id, 1, status="running")
+    store.save_step_text(run_id, 1, "Part")
+    assert store.list_runs(session)[0].steps[0].text == "Part"
+    store.update_step(run_id, 1, status="done", text="Partly done.", prefill_tokens=10, prefill_s=0.5)
+    store.update_run(run_id, status="done", answer="Partly done.")
+    run = store.get_run(run_id)
+    assert run is not None
+    step = run.steps[0]
+    assert (run.status, run.answer, step.prefill_tokens, run.settings["n_ctx"]) == ("done", "Partly done.", 10, 1024)
+    assert run.status is Status.DONE and step.status is Status.DONE
+    assert store.count_questions(session) == 1
     assert store.get_corpus(corpus_id) == Corpus((store.get_document(doc.sha256),))  # type: ignore[arg-type]
 
 
-def test_turn_of_a_dead_process_is_marked_interrupted(home: Path) -> None:
+def test_run_of_a_dead_process_is_marked_interrupted(home: Path) -> None:
     path = home / "longread.db"
     code = (
         "import os, sys; from pathlib import Path; from engine.store import open_store\n"
         f"s = open_store(Path({str(path)!r}))\n"
         "sid = s.create_session(title='t', corpus_id=None)\n"
-        "t = s.start_turn(sid, 'Q?', model='m', settings={})\n"
-        "s.save_partial_answer(t, 'half an answer')\n"
+        "from engine.procs import current_process\n"
+        "pid, started = current_process()\n"
+        "r = s.create_run(sid, kind='ask', question='Q?', model='m', settings={}, steps=[{'kind': 'answer'}])\n"
+        "s.update_run(r, status='running', pid=pid, pid_started=started)\n"
+        "s.update_step(r, 1, status='running', pid=pid, pid_started=started)\n"
+        "s.save_step_text(r, 1, 'half an answer')\n"
         "os._exit(9)  # die without finishing the turn\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2], env=os.environ.copy())
     assert proc.returncode == 9
     store = open_store(path)
-    turns = store.list_turns(store.list_sessions()[0].id)
+    runs = store.list_runs(store.list_sessions()[0].id)
     assert store.integrity_check() == "ok"
     store.close()
-    assert [(t.status, t.answer) for t in turns] == [("interrupted", "half an answer")]
+    assert [(r.status, r.steps[0].status, r.steps[0].text) for r in runs] == [
+        ("interrupted", "interrupted", "half an answer")
+    ]
 
 
 def test_storage_error_has_a_plain_message(tmp_path: Path) -> None:

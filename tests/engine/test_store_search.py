@@ -1,6 +1,6 @@
 """m004: full-text search over sessions' questions and answers, and trash with undo.
 
-Uses a real SQLite file (the ``store`` fixture) and stores turns the way ``Reader.ask``
+Uses a real SQLite file (the ``store`` fixture) and stores runs the way ``Reader.ask``
 does: question first, answer saved as it streams, then finished.
 """
 
@@ -11,9 +11,12 @@ from engine.store import Store
 
 def _session(store: Store, title: str, question: str, answer: str) -> int:
     session_id = store.create_session(title=title, corpus_id=None)
-    turn_id = store.start_turn(session_id, question, model="m.gguf", settings={})
-    store.save_partial_answer(turn_id, answer[:5])
-    store.finish_turn(turn_id, answer=answer, status="done")
+    run_id = store.create_run(
+        session_id, kind="ask", question=question, model="m.gguf", settings={}, steps=[{"kind": "answer"}]
+    )
+    store.save_step_text(run_id, 1, answer[:5])
+    store.update_step(run_id, 1, status="done", text=answer)
+    store.update_run(run_id, status="done", answer=answer)
     return session_id
 
 
@@ -46,10 +49,10 @@ def test_trash_restore_and_purge(store: Store) -> None:
 
     store.restore_session(gone)
     assert {s.id for s in store.list_sessions()} == {keep, gone}
-    assert store.list_turns(gone)[0].answer == "alpha"
+    assert store.list_runs(gone)[0].answer == "alpha"
 
     store.trash_session(gone)
     assert store.purge_trashed_sessions() == 1
     assert store.get_session(gone) is None
-    assert store.list_turns(gone) == []
+    assert store.list_runs(gone) == []
     assert [s.id for s in store.search_sessions("alpha")] == [keep]

@@ -3,7 +3,6 @@ stored waves, a SIGKILL mid-read and a resume that never reads a finished wave a
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -16,11 +15,12 @@ import pytest
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus, layout_document
-from engine.errors import Cancelled, ContextOverflowError
+from engine.errors import Cancelled, CancelToken, ContextOverflowError
 from engine.ingest import read_documents
-from engine.errors import CancelToken
 from engine.reading.export import export_markdown
-from engine.reading.waves import WaveProgress, WaveReader, WaveRow, load_read, plan_waves, sub_document
+from engine.reading.stepping import RunProgress
+from engine.reading.waves import WaveReader, plan_waves, sub_document
+from engine.runs import Step
 from engine.runtime.llama import load_tokenizer
 from engine.store import Store, open_store
 from tests.conftest import FILLER, write_pdf
@@ -90,29 +90,24 @@ def test_orphaned_running_waves_become_interrupted(tmp_path: Path, store: Store)
     pdf = write_pdf(tmp_path / "h.pdf", corpus_pages(2, fact_page=1))
     corpus = _corpus([pdf], store)
     session = store.create_session(title="t", corpus_id=store.save_corpus(corpus), kind="waves")
-    read_id = store.insert_reading_rows(
-        "wave_reads",
-        [{"session_id": session, "question": "q", "n_waves": 2, "status": "running", "pid": 2**22 + 12345,
-          "created_at": "x", "updated_at": "x"}],
+    read_id = store.create_run(
+        session, kind="waves", question="q", model="m", settings={},
+        steps=[{"kind": "wave", "label": "h.pdf p.1"}, {"kind": "wave", "label": "h.pdf p.2"}, {"kind": "answer"}],
     )
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
-    store.insert_reading_rows(
-        "waves",
-        [
-            {"read_id": read_id, "position": 1, "pages": "h.pdf p.1", "status": "done", "notes": "n", "pid": dead_pid},
-            {"read_id": read_id, "position": 2, "pages": "h.pdf p.2", "status": "running", "pid": dead_pid},
-        ],
-    )
+    store.update_run(read_id, status="running", pid=dead_pid)
+    store.update_step(read_id, 1, status="done", text="n", pid=dead_pid)
+    store.update_step(read_id, 2, status="running", pid=dead_pid)
     again = open_store(store.path)
     try:
-        read = load_read(again, read_id)
+        read = again.get_run(read_id)
         assert read is not None
         assert [w.status for w in read.waves] == ["done", "interrupted"]
         assert read.status == "interrupted"
         # Deleting the session deletes its reads and waves with it (foreign keys cascade).
         again.delete_session(session)
-        assert again.list_reading_rows("wave_reads", {}) == [] and again.list_reading_rows("waves", {}) == []
+        assert again.db.execute("SELECT (SELECT count(*) FROM runs) + (SELECT count(*) FROM steps)").fetchone()[0] == 0
     finally:
         again.close()
 
@@ -123,15 +118,14 @@ def test_cancel_marks_the_wave_cancelled(tmp_path: Path, store: Store, smollm2_p
     reader = WaveReader(store, smollm2_path, ReadSettings(n_ctx=1024, max_answer_tokens=16),
                         max_note_tokens=16)
     cancel = CancelToken()
-    steps: list[WaveRow] = []
+    steps: list[Step] = []
     try:
         with pytest.raises(Cancelled):
             reader.read(corpus, QUESTION, on_progress=lambda p: cancel.cancel(), on_step=steps.append, cancel=cancel)
     finally:
         reader.close()
     assert [(w.position, w.status) for w in steps] == [(1, "running"), (1, "cancelled")]
-    [read_row] = store.list_reading_rows("wave_reads", {})
-    read = load_read(store, read_row["id"])
+    [read] = store.list_runs(store.list_sessions()[0].id)
     assert read is not None and read.status == "cancelled"
     assert [w.status for w in read.waves][:2] == ["cancelled", "pending"]
 
@@ -172,7 +166,7 @@ def _kill_and_resume_waves(tmp_path: Path, *, n_pages: int, ctx: int, note_token
     first = _cli(home, "waves", str(pdf), "-q", QUESTION, *args)
     try:
         # Kill while a wave after a finished one is being read (not in the gap between waves).
-        _poll(db, "SELECT count(*) FROM waves WHERE status = 'running' AND position >= 2",
+        _poll(db, "SELECT count(*) FROM steps WHERE kind = 'wave' AND status = 'running' AND position >= 2",
               until=time.monotonic() + timeout)
         first.send_signal(signal.SIGKILL)
         first.wait(30)
@@ -186,9 +180,9 @@ def _kill_and_resume_waves(tmp_path: Path, *, n_pages: int, ctx: int, note_token
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         before = {
             r[0]: r[1:]
-            for r in conn.execute("SELECT position, status, notes, pid, started_at, finished_at FROM waves")
+            for r in conn.execute("SELECT position, status, text, pid, started_at, finished_at FROM steps WHERE kind = 'wave'")
         }
-        n_waves = conn.execute("SELECT n_waves FROM wave_reads").fetchone()[0]
+        n_waves = conn.execute("SELECT count(*) FROM steps WHERE kind = 'wave'").fetchone()[0]
     finally:
         conn.close()
     done_before = {p for p, row in before.items() if row[0] == "done"}
@@ -206,18 +200,18 @@ def _kill_and_resume_waves(tmp_path: Path, *, n_pages: int, ctx: int, note_token
     store = open_store(db)
     try:
         assert store.integrity_check() == "ok"
-        read = load_read(store, 1)
+        read = store.get_run(1)
         assert read is not None and read.status == "done" and read.answer
         assert all(w.status == "done" for w in read.waves)
         for w in read.waves:
             if w.position in done_before:
                 # Never read again: same notes, same process, same times.
-                assert (w.status, w.notes, w.pid, w.started_at, w.finished_at) == before[w.position]
+                assert (w.status, w.text, w.pid, w.started_at, w.finished_at) == before[w.position]
             else:
                 assert w.pid == second.pid
             assert w.prompt_tokens is not None and w.prompt_tokens + note_tokens <= ctx
-            assert w.notes and w.note_tokens is not None and 0 < w.note_tokens <= note_tokens
-        plan = json.loads(store.list_reading_rows("wave_reads", {"id": 1})[0]["plan"])
+            assert w.text and w.output_tokens is not None and 0 < w.output_tokens <= note_tokens
+        plan = read.plan
         assert len(plan) == n_waves
         pages = [p for wave in plan for s in wave["segments"] for p in range(s["first"], s["last"] + 1)]
         assert pages == list(range(1, n_pages + 1))
@@ -243,8 +237,8 @@ def test_progress_says_wave_i_of_n_with_an_eta(tmp_path: Path, store: Store, smo
     corpus = _corpus([pdf], store)
     reader = WaveReader(store, smollm2_path, ReadSettings(n_ctx=1024, max_answer_tokens=24),
                         max_note_tokens=24)
-    seen: list[WaveProgress] = []
-    steps: list[WaveRow] = []
+    seen: list[RunProgress] = []
+    steps: list[Step] = []
     pieces: list[str] = []
     try:
         result = reader.read(corpus, QUESTION, on_progress=seen.append, on_step=steps.append, on_text=pieces.append)
@@ -252,7 +246,10 @@ def test_progress_says_wave_i_of_n_with_an_eta(tmp_path: Path, store: Store, smo
         reader.close()
     n = len(result.waves)
     assert n >= 2 and result.ran == list(range(1, n + 1))
-    assert [(w.position, w.status) for w in steps] == [(i, s) for i in range(1, n + 1) for s in ("running", "done")]
+    assert [(w.position, w.status) for w in steps if w.kind == "wave"] == [
+        (i, s) for i in range(1, n + 1) for s in ("running", "done")
+    ]
+    assert [(w.position, w.status) for w in steps if w.kind == "answer"] == [(n + 1, "running"), (n + 1, "done")]
     reading = [p for p in seen if p.stage == "reading"]
     assert {p.wave for p in reading} == set(range(1, n + 1))
     assert all(p.n_waves == n for p in seen)
@@ -262,6 +259,6 @@ def test_progress_says_wave_i_of_n_with_an_eta(tmp_path: Path, store: Store, smo
     assert later[0].describe().startswith(f"Wave 2 of {n}, about ")
     assert any(p.stage == "answer" for p in seen)
     assert "".join(pieces).strip().endswith(result.answer)
-    stored = load_read(store, result.read_id)
+    stored = store.get_run(result.run_id)
     assert stored is not None and stored.answer == result.answer
-    assert [w.notes for w in stored.waves] == [w.notes for w in result.waves]
+    assert [w.text for w in stored.waves] == [w.text for w in result.waves]
