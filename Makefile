@@ -8,7 +8,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 SAMPLE := resources/sample/harbor-lease-dispute.md
 QUESTION := What is the award reference code, and what total amount was awarded?
 
-.PHONY: run ask test lint bench package clean
+.PHONY: run ask test test-fast lint bench package clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check engine app tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The fast tier: engine and window logic on the fake backend, no real model (under a minute).
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow and not packaging" -q
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check engine app tests benchmarks

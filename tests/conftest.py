@@ -81,3 +81,15 @@ def fact_pdf(tmp_path: Path) -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+# Fixtures that hand a test a real GGUF: a test that uses one (directly or through another
+# fixture) is in the slow tier. Tests that load a model another way (a CLI child process
+# on the bundled model) carry ``@pytest.mark.slow`` themselves.
+REAL_MODEL_FIXTURES = frozenset({"smollm2_path", "gemma_path"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

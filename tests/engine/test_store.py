@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from engine.corpus import Corpus, Document, make_pages
-from engine.runs import Status
+from engine.runs import RunKind, Status
 from engine.store import Store, open_store
 
 
@@ -151,3 +151,33 @@ def test_many_threads_can_open_a_new_store_at_once(home: Path) -> None:
     applied = [r[0] for r in store.db.execute("SELECT name FROM _sqlite_migrations").fetchall()]
     store.close()
     assert len(applied) == len(set(applied))
+
+
+def test_migrations_are_registered_in_numeric_order() -> None:
+    from engine.store.migrations import migrations
+
+    names = [m.name for m in migrations._migrations]
+    numbers = [int(n[1:4]) for n in names]
+    assert numbers == list(range(1, len(names) + 1)), names
+
+
+def test_a_reused_pid_is_not_taken_for_the_process_that_ran_a_step(store: Store) -> None:
+    # This process is alive, but a row that says it started 1,000 s earlier was written by
+    # another process that had the same pid: the sweep marks it interrupted.
+    from engine.procs import current_process
+
+    session = store.create_session(title="t", corpus_id=None)
+    pid, started = current_process()
+    live = store.create_run(session, kind="ask", question="live", model="m", settings={}, steps=[{"kind": "answer"}])
+    reused = store.create_run(session, kind="ask", question="old", model="m", settings={}, steps=[{"kind": "answer"}])
+    for run_id, when in ((live, started), (reused, started - 1000)):
+        store.update_run(run_id, status=Status.RUNNING, pid=pid, pid_started=when)
+        store.update_step(run_id, 1, status=Status.RUNNING, pid=pid, pid_started=when)
+    again = open_store(store.path)
+    try:
+        runs = {r.question: r for r in again.list_runs(session)}
+    finally:
+        again.close()
+    assert runs["live"].status is Status.RUNNING and runs["live"].steps[0].status is Status.RUNNING
+    assert runs["old"].status is Status.INTERRUPTED and runs["old"].steps[0].status is Status.INTERRUPTED
+    assert runs["old"].kind is RunKind.ASK
