@@ -12,7 +12,7 @@ from __future__ import annotations
 from engine.corpus import Corpus
 from engine.errors import EngineError
 from engine.reading.citations import check_citations, flag_citations
-from engine.runs import RunKind
+from engine.runs import RunKind, Status
 from engine.store import Store
 
 
@@ -22,8 +22,8 @@ def _checked(text: str, corpus: Corpus | None) -> str:
     return flag_citations(text, check_citations(text, corpus))
 
 
-def _status(status: str) -> str:
-    return "" if status == "done" else f" *({status})*"
+def _status(status: Status) -> str:
+    return "" if status is Status.DONE else f" *({status.value})*"
 
 
 def _numbers(

@@ -351,7 +351,7 @@ class Store:
                     "model": model,
                     "settings": json.dumps(settings, sort_keys=True),
                     "plan": json.dumps(list(plan)),
-                    "status": "pending",
+                    "status": str(Status.PENDING),
                     "corpus_tokens": corpus_tokens,
                     "created_at": now,
                     "updated_at": now,
@@ -365,7 +365,7 @@ class Store:
                     "kind": step["kind"],
                     "label": step.get("label", ""),
                     "detail": json.dumps(step.get("detail", {}), sort_keys=True),
-                    "status": "pending",
+                    "status": str(Status.PENDING),
                 }
                 for i, step in enumerate(steps, start=1)
             )
@@ -417,13 +417,15 @@ class Store:
     def _mark_orphaned_runs(self) -> None:
         # The one orphan sweep: a step or run left running by a dead process was interrupted.
         for table, key in (("steps", "rowid"), ("runs", "id")):
-            rows = self._query(f"SELECT {key} AS k, pid, pid_started FROM {table} WHERE status = 'running'")
+            rows = self._query(
+                f"SELECT {key} AS k, pid, pid_started FROM {table} WHERE status = ?", [str(Status.RUNNING)]
+            )
             dead = [r["k"] for r in rows if not is_alive(r["pid"], r["pid_started"])]
             if dead:
                 with self._atomic() as db:
                     db.execute(
-                        f"UPDATE {table} SET status = 'interrupted' WHERE {key} IN ({','.join('?' * len(dead))})",
-                        dead,
+                        f"UPDATE {table} SET status = ? WHERE {key} IN ({','.join('?' * len(dead))})",
+                        [str(Status.INTERRUPTED), *dead],
                     )
 
     # -- calibration (issue 5) ----------------------------------------------------

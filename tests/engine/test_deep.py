@@ -124,12 +124,17 @@ def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, t
     env = {**os.environ, "LONGREAD_HOME": str(home)}
     args = ["--ctx", "2048", "--step-tokens", "32"]
     cmd = [sys.executable, "-m", "engine.cli", "think"]
-    first = subprocess.Popen([*cmd, str(fact_pdf), "-q", QUESTION, *args], cwd=ROOT, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = subprocess.Popen(
+        [*cmd, str(fact_pdf), "-q", QUESTION, *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         # Kill while a step after the first is being generated.
-        _poll(db, "SELECT count(*) FROM steps WHERE status = 'running' AND position >= 2",
-              until=time.monotonic() + 600)
+        _poll(db, "SELECT count(*) FROM steps WHERE status = 'running' AND position >= 2", until=time.monotonic() + 600)
         first.send_signal(signal.SIGKILL)
         first.wait(30)
     finally:
@@ -140,8 +145,9 @@ def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, t
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        before = {r[0]: r[1:] for r in conn.execute(
-            "SELECT position, status, text, pid, started_at, finished_at FROM steps")}
+        before = {
+            r[0]: r[1:] for r in conn.execute("SELECT position, status, text, pid, started_at, finished_at FROM steps")
+        }
     finally:
         conn.close()
     done_before = sorted(p for p, row in before.items() if row[0] == "done")
@@ -156,11 +162,14 @@ def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, t
     assert f"Thought deeply: {QUESTION}" in shown.stdout
     assert f"[interrupted: {len(done_before)} of 5 steps done; go on with `longread think --resume 1`]" in shown.stdout
 
-    second = subprocess.run([*cmd, "--resume", "1", *args], cwd=ROOT, env=env, text=True, capture_output=True,
-                            timeout=900)
+    second = subprocess.run(
+        [*cmd, "--resume", "1", *args], cwd=ROOT, env=env, text=True, capture_output=True, timeout=900
+    )
     assert second.returncode == 0, second.stderr
     n_now = 5 - len(done_before)
-    assert f"Deep thinking done: {n_now} step(s) now, {len(done_before)} already done before. Session 1." in second.stderr
+    assert (
+        f"Deep thinking done: {n_now} step(s) now, {len(done_before)} already done before. Session 1." in second.stderr
+    )
     assert f"Step {len(done_before) + 1} of 5" in second.stderr
     assert "## 5. Answer" in second.stdout
 
@@ -178,8 +187,9 @@ def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, t
     finally:
         store.close()
 
-    exported = subprocess.run([*cmd[:3], "export", "1", "--markdown"], cwd=ROOT, env=env, text=True,
-                              capture_output=True, timeout=120)
+    exported = subprocess.run(
+        [*cmd[:3], "export", "1", "--markdown"], cwd=ROOT, env=env, text=True, capture_output=True, timeout=120
+    )
     assert exported.returncode == 0, exported.stderr
     assert exported.stdout.startswith(f"# {QUESTION}")
     shown = subprocess.run([*cmd[:3], "show", "1"], cwd=ROOT, env=env, text=True, capture_output=True, timeout=120)

@@ -69,6 +69,7 @@ def test_plan_splits_at_page_boundaries_and_reads_every_page_once(
                 text = layout_document(sub_document(corpus.documents[s.doc], s.first, s.last))
                 assert f"[{s.name} p.{s.first}]" in text and f"[{s.name} p.{s.last}]" in text
                 assert f"p.{s.last + 1}]" not in text
+
         # Greedy: each wave ends only because the next page would not have fitted in it.
         def cost(name: str, number: int) -> int:
             doc = corpus.find(name)
@@ -91,7 +92,11 @@ def test_orphaned_running_waves_become_interrupted(tmp_path: Path, store: Store)
     corpus = _corpus([pdf], store)
     session = store.create_session(title="t", corpus_id=store.save_corpus(corpus), kind="waves")
     read_id = store.create_run(
-        session, kind="waves", question="q", model="m", settings={},
+        session,
+        kind="waves",
+        question="q",
+        model="m",
+        settings={},
         steps=[{"kind": "wave", "label": "h.pdf p.1"}, {"kind": "wave", "label": "h.pdf p.2"}, {"kind": "answer"}],
     )
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -115,8 +120,7 @@ def test_orphaned_running_waves_become_interrupted(tmp_path: Path, store: Store)
 def test_cancel_marks_the_wave_cancelled(tmp_path: Path, store: Store, smollm2_path: Path) -> None:
     pdf = write_pdf(tmp_path / "h.pdf", corpus_pages(6, fact_page=2))
     corpus = _corpus([pdf], store)
-    reader = WaveReader(store, smollm2_path, ReadSettings(n_ctx=1024, max_answer_tokens=16),
-                        max_note_tokens=16)
+    reader = WaveReader(store, smollm2_path, ReadSettings(n_ctx=1024, max_answer_tokens=16), max_note_tokens=16)
     cancel = CancelToken()
     steps: list[Step] = []
     try:
@@ -133,8 +137,12 @@ def test_cancel_marks_the_wave_cancelled(tmp_path: Path, store: Store, smollm2_p
 def _cli(home: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "LONGREAD_HOME": str(home)}
     return subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -166,8 +174,11 @@ def _kill_and_resume_waves(tmp_path: Path, *, n_pages: int, ctx: int, note_token
     first = _cli(home, "waves", str(pdf), "-q", QUESTION, *args)
     try:
         # Kill while a wave after a finished one is being read (not in the gap between waves).
-        _poll(db, "SELECT count(*) FROM steps WHERE kind = 'wave' AND status = 'running' AND position >= 2",
-              until=time.monotonic() + timeout)
+        _poll(
+            db,
+            "SELECT count(*) FROM steps WHERE kind = 'wave' AND status = 'running' AND position >= 2",
+            until=time.monotonic() + timeout,
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(30)
     finally:
@@ -180,7 +191,9 @@ def _kill_and_resume_waves(tmp_path: Path, *, n_pages: int, ctx: int, note_token
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         before = {
             r[0]: r[1:]
-            for r in conn.execute("SELECT position, status, text, pid, started_at, finished_at FROM steps WHERE kind = 'wave'")
+            for r in conn.execute(
+                "SELECT position, status, text, pid, started_at, finished_at FROM steps WHERE kind = 'wave'"
+            )
         }
         n_waves = conn.execute("SELECT count(*) FROM steps WHERE kind = 'wave'").fetchone()[0]
     finally:
@@ -235,8 +248,7 @@ def test_30k_token_corpus_read_in_waves_survives_a_kill(tmp_path: Path) -> None:
 def test_progress_says_wave_i_of_n_with_an_eta(tmp_path: Path, store: Store, smollm2_path: Path) -> None:
     pdf = write_pdf(tmp_path / "h.pdf", corpus_pages(6, fact_page=5))
     corpus = _corpus([pdf], store)
-    reader = WaveReader(store, smollm2_path, ReadSettings(n_ctx=1024, max_answer_tokens=24),
-                        max_note_tokens=24)
+    reader = WaveReader(store, smollm2_path, ReadSettings(n_ctx=1024, max_answer_tokens=24), max_note_tokens=24)
     seen: list[RunProgress] = []
     steps: list[Step] = []
     pieces: list[str] = []
