@@ -300,9 +300,9 @@ def _show(library: Library, session_id: int) -> int:
         if run.status is Status.DONE:
             print(f"Answer: {run.answer}")
         else:
-            print(
-                f"   [{run.status.value}: {run.progress()} done; go on with `longread {command} --resume {session_id}`]"
-            )
+            # A run stored but not started yet reads "planned", as before the run model.
+            status = "planned" if run.status is Status.PENDING else run.status.value
+            print(f"   [{status}: {run.progress()} done; go on with `longread {command} --resume {session_id}`]")
     return EXIT_OK
 
 
