@@ -27,6 +27,7 @@ from sqlite_utils import Database
 
 from engine.corpus import Corpus, Document, Page
 from engine.errors import StorageError
+from engine.procs import is_alive
 from engine.store.migrations import migrations
 
 
@@ -35,19 +36,7 @@ def _now() -> str:
 
 
 def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
+    return is_alive(pid, None)
 
 
 def describe_sqlite_error(exc: sqlite3.Error, path: Path | str) -> str:
