@@ -56,7 +56,7 @@ class Job:
     """What one extraction child does: which file, and which share of its pages."""
 
     path: str
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # kept out of logs and tracebacks
     memory_mb: int = DEFAULT_MEMORY_MB
     part: int = 0
     parts: int = 1

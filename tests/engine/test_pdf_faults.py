@@ -17,7 +17,7 @@ from engine.corpus import layout_document
 from engine.errors import EmptyDocumentError, ExtractionTimeout, IngestError, PasswordRequired, PdfError
 from engine.ingest import read_document
 from engine.ingest.ocr import INSTALL_HINT, TESSERACT_ENV
-from engine.ingest.pdf import extract_pdf
+from engine.ingest.pdf import Job, extract_pdf
 from engine.reading.citations import check_citations
 from engine.store import Store
 from tests.conftest import fact_pages, write_pdf
@@ -109,6 +109,13 @@ def test_owner_password_only_opens_without_asking(tmp_path: Path, store: Store) 
     path = _encrypted_pdf(tmp_path / "locked-printing.pdf", owner="owner-only", user=None)
     doc, _ = read_document(path, store=store)
     assert doc.n_pages == 3 and "482913" in doc.pages[2].text
+
+
+def test_a_job_does_not_show_its_password() -> None:
+    job = Job(path="sealed.pdf", password="letmein")
+    assert job.password == "letmein"
+    assert "letmein" not in repr(job) and "letmein" not in str(job)
+    assert "sealed.pdf" in repr(job)
 
 
 def test_pypdf_decides_what_an_encrypted_file_needs(tmp_path: Path) -> None:
