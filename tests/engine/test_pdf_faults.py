@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from engine.corpus import layout_document
-from engine.errors import EmptyDocumentError, ExtractionTimeout, IngestError, PasswordRequired, PdfError
+from engine.errors import EmptyDocumentError, EngineError, ExtractionTimeout, IngestError, PasswordRequired, PdfError
 from engine.ingest import read_document
 from engine.ingest.ocr import INSTALL_HINT, TESSERACT_ENV
-from engine.ingest.pdf import Job, extract_pdf
+from engine.ingest.pdf import ExtractorBug, Job, extract_pdf
 from engine.reading.citations import check_citations
 from engine.store import Store
 from tests.conftest import fact_pages, write_pdf
@@ -229,6 +229,25 @@ def test_time_limit_is_per_page_not_per_document(fact_pdf: Path, store: Store) -
 def test_extractor_that_dies_is_reported(fact_pdf: Path, store: Store) -> None:
     with pytest.raises(ExtractionTimeout, match="stopped unexpectedly"):
         read_document(fact_pdf, store=store, pdf_worker=hooks.die_abruptly)
+    _assert_store_untouched(store)
+
+
+def test_a_bug_in_the_reader_is_reported_as_a_bug_with_its_traceback(fact_pdf: Path, store: Store) -> None:
+    with pytest.raises(ExtractorBug) as info:
+        read_document(fact_pdf, store=store, pdf_worker=hooks.hit_a_bug)
+    assert not isinstance(info.value, EngineError)  # the crash dialog / a CLI traceback, not "damaged"
+    message = str(info.value)
+    assert "bug in Longread's PDF reader, not a problem with the file" in message
+    assert "Traceback (most recent call last)" in message
+    assert "_read_part" in message and "TypeError" in message
+    assert "damaged" not in message
+    _assert_store_untouched(store)
+
+
+def test_an_error_inside_a_pdf_library_is_still_a_damaged_pdf(fact_pdf: Path, store: Store) -> None:
+    with pytest.raises(PdfError, match=r"handbook.pdf is damaged and could not be read \(KeyError") as info:
+        read_document(fact_pdf, store=store, pdf_worker=hooks.pdf_library_fails)
+    assert "Traceback" not in str(info.value)
     _assert_store_untouched(store)
 
 
