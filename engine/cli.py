@@ -96,13 +96,27 @@ class _PromptOnly(argparse.Action):
         setattr(namespace, self.dest, True)
 
 
+class _AskHelpFormatter(argparse.HelpFormatter):
+    """Show ``--password`` as the bare flag it is: it takes a value only to refuse it."""
+
+    def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
+        if isinstance(action, _PromptOnly):
+            return ""
+        return super()._format_args(action, default_metavar)
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if isinstance(action, _PromptOnly):
+            return ", ".join(action.option_strings)
+        return super()._format_action_invocation(action)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longread", description="Read whole documents with a local model.")
     parser.add_argument("--version", action="version", version=f"longread {__version__}")
     parser.add_argument("--verbose", action="store_true", help="log llama.cpp and engine details to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ask = sub.add_parser("ask", help="answer a question from whole documents")
+    ask = sub.add_parser("ask", help="answer a question from whole documents", formatter_class=_AskHelpFormatter)
     ask.add_argument("paths", nargs="*", type=Path, metavar="FILE_OR_FOLDER")
     ask.add_argument("-q", "--question", required=True)
     ask.add_argument("--model", type=Path, help="a GGUF model file (default: the bundled SmolLM2-135M-Instruct)")

@@ -153,3 +153,5 @@ def test_a_password_value_on_the_command_line_is_refused(tmp_path: Path, home: P
         assert "LONGREAD_PDF_PASSWORD" in out.stderr and "--password-fd" in out.stderr
         assert "letmein" not in out.stderr
     assert not (home / "longread.db").exists()
+    shown = _run(home, "ask", "--help")  # the help does not offer a value either
+    assert "--password-fd N" in shown.stdout and "[PASSWORD]" not in shown.stdout
