@@ -8,6 +8,10 @@ will cost (memory and time per KV cache type) and the settings to use.
 snapshots; ``ask`` says on stderr when a corpus was restored from one.
 ``longread think``, ``longread waves`` and ``longread export`` (deep thinking, reading in
 waves, Markdown export, all resumable: engine/cli_reading.py).
+The password of encrypted PDFs never goes on the command line, where ``ps`` and the
+shell history would show it: ``--password`` alone asks for it without echo,
+``--password-fd N`` reads one line from file descriptor N, and otherwise
+``$LONGREAD_PDF_PASSWORD`` is used when set.
 Exit codes: 0 done, 1 a user-facing error (message on stderr, no traceback), 130
 cancelled by Ctrl-C. A first Ctrl-C cancels cooperatively (the partial answer is kept,
 marked cancelled); a second one stops at once.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -37,6 +42,7 @@ from engine.runtime.backend import PrefillProgress
 from engine.units import format_bytes, format_duration
 
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 130
+PASSWORD_ENV = "LONGREAD_PDF_PASSWORD"
 
 
 def _err(message: str) -> None:
@@ -67,13 +73,47 @@ class _ProgressPrinter:
             sys.stderr.flush()
 
 
+class _PromptOnly(argparse.Action):
+    """``--password`` alone: a value after it would show in ``ps`` and the shell history."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        if values is not None:
+            # The value itself is not repeated: it may be the password.
+            parser.error(
+                f"{option_string} takes no value: a password on the command line shows in `ps` and the shell "
+                f"history. Give {option_string} alone (after the files) to be asked for it, set "
+                f"{PASSWORD_ENV}, or use --password-fd N."
+            )
+        setattr(namespace, self.dest, True)
+
+
+class _AskHelpFormatter(argparse.HelpFormatter):
+    """Show ``--password`` as the bare flag it is: it takes a value only to refuse it."""
+
+    def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
+        if isinstance(action, _PromptOnly):
+            return ""
+        return super()._format_args(action, default_metavar)
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if isinstance(action, _PromptOnly):
+            return ", ".join(action.option_strings)
+        return super()._format_action_invocation(action)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longread", description="Read whole documents with a local model.")
     parser.add_argument("--version", action="version", version=f"longread {__version__}")
     parser.add_argument("--verbose", action="store_true", help="log llama.cpp and engine details to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ask = sub.add_parser("ask", help="answer a question from whole documents")
+    ask = sub.add_parser("ask", help="answer a question from whole documents", formatter_class=_AskHelpFormatter)
     ask.add_argument("paths", nargs="*", type=Path, metavar="FILE_OR_FOLDER")
     ask.add_argument("-q", "--question", required=True)
     ask.add_argument("--model", type=Path, help="a GGUF model file (default: the bundled SmolLM2-135M-Instruct)")
@@ -82,11 +122,15 @@ def _build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
     ask.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
     ask.add_argument("--session", type=int, help="continue this session (its documents are used if none given)")
-    ask.add_argument(
+    secret = ask.add_mutually_exclusive_group()
+    secret.add_argument(
         "--password",
         nargs="?",
-        const="",
-        help="password of encrypted PDFs (give the flag alone to be asked without echo; never stored)",
+        action=_PromptOnly,
+        help=f"ask for the password of encrypted PDFs, without echo (never stored; scripts: ${PASSWORD_ENV})",
+    )
+    secret.add_argument(
+        "--password-fd", type=int, metavar="N", help="read the password of encrypted PDFs from file descriptor N"
     )
 
     sub.add_parser("sessions", help="list sessions, most recent first")
@@ -162,15 +206,30 @@ def _corpus_for(args: argparse.Namespace, library: Library) -> Corpus:
             if stored is None:
                 raise EngineError(f"Session {args.session} has no documents; name the files to read.")
             return stored
-    password = getattr(args, "password", None)
-    if password == "":
-        password = getpass.getpass("PDF password: ")
-    corpus = read_corpus(args, library, password=password)
+    corpus = read_corpus(args, library, password=_read_password(args))
     if args.session is not None and stored is not None and stored.fingerprint != corpus.fingerprint:
         raise EngineError(
             f"Session {args.session} reads other documents. Leave out the files to use its own, or start a new session."
         )
     return corpus
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    """Return the PDF password from the prompt, ``--password-fd`` or the environment."""
+    if getattr(args, "password", None):
+        return getpass.getpass("PDF password: ")
+    fd = getattr(args, "password_fd", None)
+    if fd is not None:
+        try:
+            with open(fd, encoding="utf-8", closefd=True) as source:
+                line = source.readline()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EngineError(
+                f"Cannot read the password from file descriptor {fd} ({exc}). "
+                "Pass an open descriptor, for example --password-fd 3 3< password.txt"
+            ) from exc
+        return line.removesuffix("\n").removesuffix("\r") or None
+    return os.environ.get(PASSWORD_ENV) or None
 
 
 def _ask(args: argparse.Namespace, library: Library) -> int:

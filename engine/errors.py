@@ -10,7 +10,8 @@ The tree::
     │   ├── PdfError             broken, encrypted, or a PDF the extractor gave up on
     │   └── ExtractionTimeout    the extractor exceeded its time or memory limit
     ├── ModelError               a model file that cannot be used
-    │   └── ModelFileError       not a GGUF, truncated, unreadable
+    │   ├── ModelFileError       not a GGUF, truncated, unreadable
+    │   └── ChatTemplateError    its chat template tries to escape the sandbox or never ends
     ├── ContextOverflowError     the corpus does not fit the window (carries the numbers)
     ├── GenerationError          llama.cpp failed while reading or answering
     ├── StorageError             the SQLite store or the disk failed (disk full, locked)
@@ -76,6 +77,11 @@ class ModelError(EngineError):
 
 class ModelFileError(ModelError):
     """A file that is not a usable GGUF model (not GGUF, truncated, unreadable)."""
+
+
+class ChatTemplateError(ModelError):
+    """A model whose chat template Longread will not run: it tries to reach Python's
+    internals, or goes past the bounds on its work (engine/reading/chat_template.py)."""
 
 
 class ContextOverflowError(EngineError):

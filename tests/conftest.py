@@ -55,6 +55,21 @@ def write_pdf(path: Path, pages: Sequence[str]) -> Path:
     return path
 
 
+def write_encrypted_pdf(path: Path, *, owner: str, user: str | None, method: str = "AES_256") -> Path:
+    """Write a real encrypted 3-page PDF (``fact_pages(3)``) with these passwords and cipher."""
+    from fpdf import FPDF
+    from fpdf.enums import EncryptionMethod
+
+    pdf = FPDF(format="A4")
+    pdf.set_font("Helvetica", size=11)
+    for text in fact_pages(3):
+        pdf.add_page()
+        pdf.multi_cell(180, 5, text)
+    pdf.set_encryption(owner_password=owner, user_password=user, encryption_method=EncryptionMethod[method])
+    pdf.output(str(path))
+    return path
+
+
 FILLER = (
     "This section describes the general maintenance schedule of the harbor office. "
     "Staff check the mooring lines every morning and record the tide tables in the log book. "

@@ -5,8 +5,11 @@ memory, and a hang raises nothing, so extraction runs in ``spawn``ed child proce
 inherited threads or model). Each child caps its own address space at ``memory_mb``; the
 parent stops everything when no page has come back for ``timeout_s`` seconds (a stall,
 not a total: a 1,000-page scan read by OCR may take an hour and still be progressing).
-Whatever goes wrong comes back as an ``IngestError`` with a plain message; the parent
-never returns a half-read document.
+Whatever goes wrong with the file comes back as an ``IngestError`` with a plain message;
+the parent never returns a half-read document. An exception that did not come from the
+PDF libraries (or the OS, reading the file) is a bug in Longread, not a damaged PDF: it
+comes back as ``ExtractorBug``, not an ``EngineError``, carrying the child's traceback,
+so that the CLI prints it and the GUI shows it in the crash dialog.
 
 Which extractor reads what (issue 7):
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -56,7 +60,7 @@ class Job:
     """What one extraction child does: which file, and which share of its pages."""
 
     path: str
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # kept out of logs and tracebacks
     memory_mb: int = DEFAULT_MEMORY_MB
     part: int = 0
     parts: int = 1
@@ -69,6 +73,16 @@ class Job:
 
 Worker = Callable[[Job, Connection], None]
 ProgressFn = Callable[[int, int, str], None]
+
+# Where an exception may come from and still be the file's fault: the PDF libraries,
+# the image and OCR libraries they hand pages to, and pypdf's crypto. Crafted or broken
+# PDFs make these raise almost anything (KeyError, ValueError, zlib.error, ...).
+_PDF_LIBRARIES = ("pypdf", "pypdfium2", "pypdfium2_raw", "PIL", "pytesseract", "cryptography")
+
+
+class ExtractorBug(RuntimeError):
+    """A bug in Longread's PDF extraction child (not an ``EngineError``: not the file's
+    fault). Its message ends with the child's traceback."""
 
 
 @dataclass
@@ -204,10 +218,34 @@ def run_child(job: Job, conn: Connection, read: Callable[[Job, Connection], None
         conn.send(("error", "memory", ""))
     except _Failure as failure:
         conn.send(("error", failure.kind, failure.message))
-    except Exception as exc:  # extractors raise many types on broken files
-        conn.send(("error", "broken", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
+    except OSError as exc:  # the file went away or the disk failed while reading
+        conn.send(("error", "unreadable", exc.strerror or str(exc)))
+    except Exception as exc:
+        if _raised_by_pdf_library(exc):  # a damaged or crafted file
+            conn.send(("error", "broken", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
+        else:  # our own code failed: a bug, with the whole traceback for the report
+            conn.send(("error", "bug", traceback.format_exc()))
     finally:
         conn.close()
+
+
+def _raised_by_pdf_library(exc: BaseException) -> bool:
+    """Say whether ``exc`` comes from a PDF library: its type is theirs, or the innermost
+    frame that is not the standard library's (``re``, ``_strptime``, ...) is theirs."""
+    from engine.ingest.pdfium import PdfiumOpenError
+
+    if isinstance(exc, PdfiumOpenError):  # pypdfium2's refusal, wrapped by its one importer
+        return True
+    if type(exc).__module__.split(".")[0] in _PDF_LIBRARIES:
+        return True
+    frames = [frame for frame, _ in traceback.walk_tb(exc.__traceback__)]
+    for frame in reversed(frames):
+        top = str(frame.f_globals.get("__name__", "")).split(".")[0]
+        if top in _PDF_LIBRARIES:
+            return True
+        if top not in sys.stdlib_module_names:
+            return False  # our code (or another package) raised it
+    return False
 
 
 def _read_part(job: Job, conn: Connection) -> None:
@@ -318,10 +356,12 @@ def extract_pdf(
         worker: the child's entry point (tests pass one that hangs).
 
     Raises:
+        IngestError: the file could not be read (gone, or a disk error).
         PdfError: not a PDF, broken, or encrypted.
         PasswordRequired: the PDF needs a password (or the one given is wrong).
         ExtractionTimeout: the extractor stalled past ``timeout_s`` or ran out of memory.
         EmptyDocumentError: no page has any text (a scan, and OCR is not available).
+        ExtractorBug: the child failed on a bug of ours (not an ``EngineError``).
     """
     from engine.ingest import ocr as ocr_module
 
@@ -435,6 +475,11 @@ class _Run:
                     open_conns.discard(conn)
                 else:
                     _, error_kind, detail = message
+                    if error_kind == "bug":
+                        raise ExtractorBug(
+                            f"Reading {self.label} failed on a bug in Longread's PDF reader, not a problem "
+                            f"with the file. The reader's traceback:\n{detail}"
+                        )
                     raise _error_for(error_kind, self.label, self.path, detail)
         missing = [i + 1 for i, p in enumerate(pages) if p is None]
         if missing:  # a child said done without sending all its pages: a bug, not the file
@@ -463,6 +508,8 @@ def _error_for(kind: str, label: str, path: str, detail: str) -> IngestError:
             path=path,
             detail=detail,
         )
+    if kind == "unreadable":
+        return IngestError(f"Cannot read {label}: {detail}.", path=path, detail=detail)
     if kind == "ocr":
         return PdfError(f"Reading the scanned pages of {label} failed: {detail}", path=path, detail=detail)
     return PdfError(

@@ -9,6 +9,9 @@ is never read as control tokens::
 
 The GGUF's chat template is rendered once with sentinel strings in place of the corpus
 and the question and split around them. Models without a template get a plain format.
+The template is someone else's code: it runs in a bounded sandbox
+(``engine.reading.chat_template``), and one that tries to escape it or never ends is
+refused with ``ChatTemplateError``.
 A template that prints today's date would change the prompt every day and defeat the
 cache (DESIGN.md), so ``strftime_now`` returns a fixed date.
 """
@@ -20,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from engine.reading.chat_template import render_chat_template
 
 SYSTEM_PROMPT = (
     "You are Longread, a careful reader. Answer the question using only the documents "
@@ -75,32 +79,31 @@ def render_frame(chat_template: str | None, *, system: str = SYSTEM_PROMPT, intr
 
     ``system`` and ``intro`` replace the instructions and the line before the corpus
     (waves and deep thinking use their own, engine/reading/waves.py and deep.py).
+
+    Raises:
+        ChatTemplateError: the template tried to escape its sandbox or did not finish
+            within its bounds (``engine.reading.chat_template``).
     """
     plain = PromptFrame(_plain_head(system), PLAIN_MIDDLE, PLAIN_TAIL, templated=False)
     if not chat_template:
         return plain
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
 
     def raise_exception(message: str) -> None:
         raise jinja2.TemplateError(message)
 
-    env.globals["raise_exception"] = raise_exception
-    env.globals["strftime_now"] = lambda fmt: "01 Jan 2025"
+    functions = {"raise_exception": raise_exception, "strftime_now": lambda fmt: "01 Jan 2025"}
+    extra = {"add_generation_prompt": True, "bos_token": "", "eos_token": ""}
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": system},
         {"role": "user", "content": intro + _CORPUS + "\nQuestion: " + _QUESTION},
     ]
     try:
-        rendered = env.from_string(chat_template).render(
-            messages=messages, add_generation_prompt=True, bos_token="", eos_token=""
-        )
+        rendered = render_chat_template(chat_template, {"messages": messages, **extra}, functions=functions)
     except jinja2.TemplateError:
         # Templates that refuse a system role (Gemma's older ones) get it inline.
         messages = [{"role": "user", "content": system + "\n\n" + messages[1]["content"]}]
         try:
-            rendered = env.from_string(chat_template).render(
-                messages=messages, add_generation_prompt=True, bos_token="", eos_token=""
-            )
+            rendered = render_chat_template(chat_template, {"messages": messages, **extra}, functions=functions)
         except jinja2.TemplateError:
             return plain
     if rendered.count(_CORPUS) != 1 or rendered.count(_QUESTION) != 1:

@@ -272,8 +272,8 @@ class Store:
         if not words:
             return self.list_sessions()
         match = " ".join(f'"{w}"*' for w in words)
-        title_like = [f"%{w}%" for w in text.split()]
-        title_sql = " AND ".join("s.title LIKE ?" for _ in title_like)
+        title_like = ["%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for w in text.split()]
+        title_sql = " AND ".join("s.title LIKE ? ESCAPE '\\'" for _ in title_like)
         rows = self._query(
             "SELECT s.* FROM sessions s WHERE s.deleted_at IS NULL AND ("
             "s.id IN (SELECT r.session_id FROM runs_fts JOIN runs r ON r.id = runs_fts.rowid"

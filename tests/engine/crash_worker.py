@@ -2,7 +2,8 @@
 
 Run as ``python -m tests.engine.crash_worker ingest DB FOLDER`` or
 ``python -m tests.engine.crash_worker ask DB MODEL FOLDER QUESTION``. It prints one line
-per milestone (``ingesting``, ``answering``, ``done ...``) so the test can aim its kill.
+per milestone (``ingesting``, ``file I NAME`` before each file, ``piece N`` after each
+piece of the answer streams, ``done ...``) so the test can aim its kill.
 """
 
 from __future__ import annotations
@@ -32,14 +33,15 @@ def main(argv: list[str]) -> int:
         return 0
     model, folder, question = Path(argv[2]), Path(argv[3]), argv[4]
     docs, _ = read_documents([folder], store=store)
-    reader = Reader(store, model, ReadSettings(max_answer_tokens=64, n_threads=1), use_snapshots=False)
-    first = True
+    # 160 tokens stream for a few seconds: long enough that the partial answer, saved once
+    # a second, is on disk when many of the kills land.
+    reader = Reader(store, model, ReadSettings(max_answer_tokens=160, n_threads=1), use_snapshots=False)
+    pieces = 0
 
     def on_text(piece: str) -> None:
-        nonlocal first
-        if first:
-            _say("answering")
-            first = False
+        nonlocal pieces
+        pieces += 1
+        _say(f"piece {pieces}")
 
     try:
         result = reader.ask(Corpus(tuple(docs)), question, on_text=on_text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from multiprocessing.connection import Connection
 
 from engine.ingest.pdf import Job, extract_pdf_child, run_child
@@ -53,3 +54,24 @@ def delete_file_then_extract(job: Job, conn: Connection) -> None:
     """The PDF is moved away while it is being read."""
     os.unlink(job.path)
     extract_pdf_child(job, conn)
+
+
+def hit_a_bug(job: Job, conn: Connection) -> None:
+    """The real extractor with a bug of ours: a job field it compares pages with is None.
+
+    The PDF opens and counts its pages fine; ``_read_part`` then raises ``TypeError`` in
+    Longread's own code, under the real child's error handling.
+    """
+    extract_pdf_child(replace(job, parallel_min_pages=None), conn)  # type: ignore[arg-type]
+
+
+def pdf_library_fails(job: Job, conn: Connection) -> None:
+    """A PDF library raising a plain ``KeyError`` (as pypdf does on a crafted file), under
+    the real child's error handling: the file's fault, not a bug."""
+
+    def read(job: Job, conn: Connection) -> None:
+        from pypdf.generic import DictionaryObject
+
+        DictionaryObject()["/Pages"]
+
+    run_child(job, conn, read)

@@ -10,15 +10,23 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import fact_pages, write_pdf
+from tests.conftest import fact_pages, write_encrypted_pdf, write_pdf
 
 ROOT = Path(__file__).parents[2]
 
 
-def _run(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LONGREAD_HOME": str(home)}
+def _run(
+    home: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **(env or {}), "LONGREAD_HOME": str(home)}
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        pass_fds=pass_fds,
     )
 
 
@@ -98,3 +106,52 @@ def test_ctrl_c_exits_130_and_keeps_the_question(tmp_path: Path, home: Path) -> 
     rows = db.execute("SELECT question, status FROM runs").fetchall()
     assert rows == [("What is the code?", "cancelled")]
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_encrypted_pdf_takes_its_password_from_the_environment(tmp_path: Path, home: Path) -> None:
+    pdf = write_encrypted_pdf(tmp_path / "sealed.pdf", owner="owner-secret", user="letmein")
+    no_password = {"LONGREAD_PDF_PASSWORD": ""}
+    locked = _run(home, "ask", str(pdf), "-q", "What is the vault access code?", env=no_password)
+    assert locked.returncode == 1
+    assert "sealed.pdf is encrypted: enter its password" in locked.stderr
+
+    question = ["-q", "What is the vault access code?", "--max-answer", "8"]
+    out = _run(home, "ask", str(pdf), *question, env={"LONGREAD_PDF_PASSWORD": "letmein"})
+    assert out.returncode == 0, out.stderr
+    assert "Corpus: 1 document, 3 pages" in out.stderr
+    assert "letmein" not in out.stderr + out.stdout
+    db = sqlite3.connect(home / "longread.db")
+    assert "482913" in db.execute("SELECT text FROM pages WHERE number = 3").fetchone()[0]
+
+
+def test_encrypted_pdf_takes_its_password_from_a_file_descriptor(tmp_path: Path, home: Path) -> None:
+    pdf = write_encrypted_pdf(tmp_path / "sealed.pdf", owner="owner-secret", user="pass word")
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"pass word\n")
+    os.close(write_end)
+    try:
+        question = ["-q", "What is the vault access code?", "--max-answer", "8"]
+        fd = ["--password-fd", str(read_end)]
+        out = _run(home, "ask", str(pdf), *question, *fd, env={"LONGREAD_PDF_PASSWORD": "wrong"}, pass_fds=(read_end,))
+    finally:
+        os.close(read_end)
+    assert out.returncode == 0, out.stderr
+    assert "Corpus: 1 document, 3 pages" in out.stderr
+
+    bad = _run(home, "ask", str(pdf), "-q", "Anything?", "--password-fd", "97")
+    assert bad.returncode == 1
+    assert "Cannot read the password from file descriptor 97" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_a_password_value_on_the_command_line_is_refused(tmp_path: Path, home: Path) -> None:
+    pdf = write_encrypted_pdf(tmp_path / "sealed.pdf", owner="owner-secret", user="letmein")
+    for args in (["--password", "letmein"], ["--password=letmein"]):
+        out = _run(home, "ask", str(pdf), "-q", "What is the code?", *args)
+        assert out.returncode == 2  # argparse's usage error, before anything is read
+        assert "--password takes no value" in out.stderr
+        assert "LONGREAD_PDF_PASSWORD" in out.stderr and "--password-fd" in out.stderr
+        assert "letmein" not in out.stderr
+    assert not (home / "longread.db").exists()
+    shown = _run(home, "ask", "--help")  # the help does not offer a value either
+    assert "--password-fd N" in shown.stdout and "[PASSWORD]" not in shown.stdout

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from engine.corpus import layout_document
-from engine.errors import EmptyDocumentError, ExtractionTimeout, IngestError, PasswordRequired, PdfError
+from engine.errors import EmptyDocumentError, EngineError, ExtractionTimeout, IngestError, PasswordRequired, PdfError
 from engine.ingest import read_document
 from engine.ingest.ocr import INSTALL_HINT, TESSERACT_ENV
-from engine.ingest.pdf import extract_pdf
+from engine.ingest.pdf import ExtractorBug, Job, extract_pdf
 from engine.reading.citations import check_citations
 from engine.store import Store
-from tests.conftest import fact_pages, write_pdf
+from tests.conftest import fact_pages, write_encrypted_pdf, write_pdf
 from tests.engine import hooks
 
 HAS_TESSERACT = shutil.which("tesseract") is not None
@@ -33,20 +33,6 @@ def _assert_store_untouched(store: Store) -> None:
     assert store.count_documents() == 0
     assert store.db.execute("SELECT count(*) FROM pages").fetchone()[0] == 0
     assert store.integrity_check() == "ok"
-
-
-def _encrypted_pdf(path: Path, *, owner: str, user: str | None, method: str = "AES_256") -> Path:
-    from fpdf import FPDF
-    from fpdf.enums import EncryptionMethod
-
-    pdf = FPDF(format="A4")
-    pdf.set_font("Helvetica", size=11)
-    for text in fact_pages(3):
-        pdf.add_page()
-        pdf.multi_cell(180, 5, text)
-    pdf.set_encryption(owner_password=owner, user_password=user, encryption_method=EncryptionMethod[method])
-    pdf.output(str(path))
-    return path
 
 
 def _text_image(text: str, *, width: int = 1700, height: int = 600) -> object:
@@ -80,7 +66,7 @@ def _scanned_pdf(path: Path, pages: list[str | None]) -> Path:
 
 
 def test_aes256_user_password_is_asked_for_and_wrong_one_is_named(tmp_path: Path, store: Store) -> None:
-    path = _encrypted_pdf(tmp_path / "sealed.pdf", owner="owner-secret", user="letmein")
+    path = write_encrypted_pdf(tmp_path / "sealed.pdf", owner="owner-secret", user="letmein")
     with pytest.raises(PasswordRequired, match="sealed.pdf is encrypted: enter its password") as missing:
         read_document(path, store=store)
     with pytest.raises(PasswordRequired, match="The password for sealed.pdf is not right") as wrong:
@@ -100,20 +86,27 @@ def test_aes256_user_password_is_asked_for_and_wrong_one_is_named(tmp_path: Path
 
 @pytest.mark.parametrize("method", ["AES_128", "RC4"])
 def test_other_ciphers_open_with_their_password(tmp_path: Path, store: Store, method: str) -> None:
-    path = _encrypted_pdf(tmp_path / f"{method}.pdf", owner="o", user="u", method=method)
+    path = write_encrypted_pdf(tmp_path / f"{method}.pdf", owner="o", user="u", method=method)
     doc, _ = read_document(path, store=store, password="u")
     assert "482913" in doc.pages[2].text
 
 
 def test_owner_password_only_opens_without_asking(tmp_path: Path, store: Store) -> None:
-    path = _encrypted_pdf(tmp_path / "locked-printing.pdf", owner="owner-only", user=None)
+    path = write_encrypted_pdf(tmp_path / "locked-printing.pdf", owner="owner-only", user=None)
     doc, _ = read_document(path, store=store)
     assert doc.n_pages == 3 and "482913" in doc.pages[2].text
 
 
+def test_a_job_does_not_show_its_password() -> None:
+    job = Job(path="sealed.pdf", password="letmein")
+    assert job.password == "letmein"
+    assert "letmein" not in repr(job) and "letmein" not in str(job)
+    assert "sealed.pdf" in repr(job)
+
+
 def test_pypdf_decides_what_an_encrypted_file_needs(tmp_path: Path) -> None:
     # PDFium refuses without saying whether a password is missing or wrong; pypdf tells.
-    path = _encrypted_pdf(tmp_path / "sealed.pdf", owner="o", user="u")
+    path = write_encrypted_pdf(tmp_path / "sealed.pdf", owner="o", user="u")
     with pytest.raises(PasswordRequired, match="not right"):
         extract_pdf(path, password="nope")
 
@@ -222,6 +215,25 @@ def test_time_limit_is_per_page_not_per_document(fact_pdf: Path, store: Store) -
 def test_extractor_that_dies_is_reported(fact_pdf: Path, store: Store) -> None:
     with pytest.raises(ExtractionTimeout, match="stopped unexpectedly"):
         read_document(fact_pdf, store=store, pdf_worker=hooks.die_abruptly)
+    _assert_store_untouched(store)
+
+
+def test_a_bug_in_the_reader_is_reported_as_a_bug_with_its_traceback(fact_pdf: Path, store: Store) -> None:
+    with pytest.raises(ExtractorBug) as info:
+        read_document(fact_pdf, store=store, pdf_worker=hooks.hit_a_bug)
+    assert not isinstance(info.value, EngineError)  # the crash dialog / a CLI traceback, not "damaged"
+    message = str(info.value)
+    assert "bug in Longread's PDF reader, not a problem with the file" in message
+    assert "Traceback (most recent call last)" in message
+    assert "_read_part" in message and "TypeError" in message
+    assert "damaged" not in message
+    _assert_store_untouched(store)
+
+
+def test_an_error_inside_a_pdf_library_is_still_a_damaged_pdf(fact_pdf: Path, store: Store) -> None:
+    with pytest.raises(PdfError, match=r"handbook.pdf is damaged and could not be read \(KeyError") as info:
+        read_document(fact_pdf, store=store, pdf_worker=hooks.pdf_library_fails)
+    assert "Traceback" not in str(info.value)
     _assert_store_untouched(store)
 
 

@@ -56,3 +56,16 @@ def test_trash_restore_and_purge(store: Store) -> None:
     assert store.get_session(gone) is None
     assert store.list_runs(gone) == []
     assert [s.id for s in store.search_sessions("alpha")] == [keep]
+
+
+def test_percent_and_underscore_in_a_search_match_themselves(store: Store) -> None:
+    sure = _session(store, "100% sure", "What?", "Nothing.")
+    _session(store, "100 percent", "What?", "Nothing.")
+    underscored = _session(store, "a_b", "What?", "Nothing.")
+    _session(store, "axb", "What?", "Nothing.")
+    backslash = _session(store, "C:\\temp", "What?", "Nothing.")
+    _session(store, "C:temp", "What?", "Nothing.")
+
+    assert [s.id for s in store.search_sessions("100%")] == [sure]
+    assert [s.id for s in store.search_sessions("a_b")] == [underscored]
+    assert [s.id for s in store.search_sessions("C:\\temp")] == [backslash]
