@@ -36,7 +36,7 @@ def test_ask_streams_an_answer_and_stores_the_session(fact_pdf: Path, home: Path
     assert "482913" in out.stdout
     assert "Corpus: 1 document, 4 pages" in out.stderr
     assert "Reading:" in out.stderr and "tokens/s" in out.stderr
-    assert "Session 1, turn 1" in out.stderr
+    assert "Session 1, question 1" in out.stderr
 
     listed = _run(home, "sessions")
     assert listed.returncode == 0
