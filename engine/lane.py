@@ -16,12 +16,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.config import ReadSettings
-from engine.models.gguf import ModelInfo, inspect_gguf
+from engine.models.gguf import ModelInfo
 from engine.runtime.backend import Backend, Model, Tokenizer
 
 
-def _default_backend() -> Backend:
-    from engine.runtime.llama import LlamaBackend  # imports llama.cpp: only when needed
+def default_backend() -> Backend:
+    """llama.cpp in this process (imported on first use: counting alone needs no weights)."""
+    from engine.runtime.llama import LlamaBackend  # the one importer of the runtime above it
 
     return LlamaBackend()
 
@@ -50,7 +51,7 @@ class ModelLane:
         model: Model | None = None,
         backend: Backend | None = None,
     ) -> None:
-        self.backend: Backend = backend if backend is not None else _default_backend()
+        self.backend: Backend = backend if backend is not None else default_backend()
         self.model_path = model_path
         self.settings = settings
         self._model = model
@@ -67,7 +68,7 @@ class ModelLane:
     def info(self) -> ModelInfo:
         """The model file's header (layers, KV heads, sliding window), read once."""
         if self._info is None:
-            self._info = inspect_gguf(self.model_path)
+            self._info = self.backend.inspect_model(self.model_path)
         return self._info
 
     @property

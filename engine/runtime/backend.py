@@ -11,6 +11,8 @@ Implementations:
 
 The contract, whoever implements it:
 
+- ``Backend.inspect_model(path)`` gives the model's facts (``ModelInfo``: layers, KV
+  heads, trained window) without loading it; the planner computes memory from them.
 - ``Backend.load_tokenizer(path)`` gives the vocabulary alone (fast, for exact counts);
   ``Backend.load_model(path, ...)`` gives a ``Model``: a tokenizer plus one sequence of
   context (``n_ctx`` tokens) with a KV cache of ``kv_type``.
@@ -24,6 +26,7 @@ The contract, whoever implements it:
 - ``last_logits`` (the check logits of warm snapshots), ``save_sequence`` /
   ``load_sequence`` / ``clear`` (KV snapshots on disk). A backend that cannot save or
   restore raises ``GenerationError`` with the reason; the caller reads cold.
+  ``runtime_version`` goes into snapshot keys: a snapshot is never restored by another.
 - A ``Model`` is not thread-safe: one thread at a time (the GUI gives it one lane).
 """
 
@@ -31,11 +34,41 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from engine.models.gguf import ModelInfo
+
+#: Windows are multiples of this many tokens: llama.cpp pads ``n_ctx`` up to it, and
+#: llama-cpp-python's token buffer does not, so a longer prompt would crash in numpy.
+CTX_ALIGN: Final = 256
+
+
+def align_ctx(n: int) -> int:
+    """Round a window up to a multiple of ``CTX_ALIGN`` (at least one)."""
+    return max(CTX_ALIGN, -(-n // CTX_ALIGN) * CTX_ALIGN)
+
+
+class KvType(StrEnum):
+    """The KV cache types Longread offers, for both K and V caches (llama.cpp's names).
+
+    Quantized types need flash attention; on CPUs they halve (q8_0) or quarter (q4_0)
+    the cache and read 2-4x slower (DESIGN.md). Every list of KV types (the CLI's
+    choices, the settings dialog, the gauge, the planner) is this enum.
+    """
+
+    F16 = "f16"
+    Q8_0 = "q8_0"
+    Q4_0 = "q4_0"
+
+    @property
+    def needs_flash_attn(self) -> bool:
+        """llama.cpp needs flash attention for a quantized V cache."""
+        return self is not KvType.F16
 
 
 @dataclass(frozen=True)
@@ -91,8 +124,17 @@ class Tokenizer(Protocol):
 class Model(Tokenizer, Protocol):
     """A tokenizer plus one sequence of context. One thread at a time."""
 
-    kv_type: str
     n_threads: int
+
+    @property
+    def kv_type(self) -> str:
+        """The K and V cache type (a ``KvType`` value)."""
+        ...
+
+    @property
+    def runtime_version(self) -> str:
+        """The runtime's version (llama-cpp-python's): snapshots made by another are stale."""
+        ...
 
     @property
     def n_ctx(self) -> int: ...
@@ -147,6 +189,10 @@ class Backend(Protocol):
 
     name: str
     version: str
+
+    def inspect_model(self, path: Path) -> ModelInfo:
+        """The model's facts (layers, KV heads, trained window) without loading it."""
+        ...
 
     def load_tokenizer(self, path: Path) -> Tokenizer: ...
 

@@ -23,17 +23,16 @@ import ctypes
 import io
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import llama_cpp
 import numpy as np
 
 from engine.errors import Cancelled, GenerationError, ModelError, ModelFileError
-from engine.models.gguf import inspect_gguf
-from engine.runtime.backend import CancelFn, PrefillProgress, PrefillStats, ProgressFn
+from engine.models.gguf import ModelInfo, inspect_gguf
 from engine.planner import check_load_memory
+from engine.runtime.backend import CancelFn, PrefillProgress, PrefillStats, ProgressFn
 
 log = logging.getLogger("longread.llama")
 
@@ -91,8 +90,6 @@ def _check_file(path: Path) -> None:
     # llama.cpp can abort the whole process on a malformed or truncated file (issue 5):
     # read and bounds-check the header ourselves first. Raises ModelFileError.
     inspect_gguf(path)
-
-
 
 
 class Tokenizer:
@@ -184,6 +181,10 @@ class LoadedModel(Tokenizer):
     @property
     def n_vocab(self) -> int:
         return int(self._n_vocab)
+
+    @property
+    def runtime_version(self) -> str:
+        return LLAMA_CPP_VERSION
 
     @property
     def llama(self) -> llama_cpp.Llama:
@@ -434,6 +435,9 @@ class LlamaBackend:
 
     name = "llama.cpp"
     version = LLAMA_CPP_VERSION
+
+    def inspect_model(self, path: Path) -> ModelInfo:
+        return inspect_gguf(path)
 
     def load_tokenizer(self, path: Path) -> Tokenizer:
         return load_tokenizer(path)

@@ -46,7 +46,8 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EngineError, GenerationError
-from engine.runtime.llama import LLAMA_CPP_VERSION, LoadedModel, PrefillStats
+from engine.runtime.backend import PrefillStats
+from engine.runtime.llama import LLAMA_CPP_VERSION, LoadedModel
 from engine.store import Store
 
 SNAPSHOT_DIR = "snapshots"
