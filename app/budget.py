@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.corpus import Corpus
+from engine.machine import read_available_memory
 from engine.models.gguf import ModelInfo, inspect_gguf
-from engine.planner import make_plan, read_available_memory
+from engine.planning import make_plan
 from engine.reading.ask import Budget, Reader
 from engine.reading.prompts import build_prompt
 from engine.runtime.llama import LLAMA_CPP_VERSION

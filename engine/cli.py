@@ -34,6 +34,7 @@ from engine.ingest import read_documents
 from engine.models.bundled import bundled_model_path
 from engine.errors import CancelToken
 from engine.reading.ask import AskResult, Reader
+from engine.runtime.backend import KvType
 from engine.runtime.llama import PrefillProgress
 from engine.runtime.snapshot import SnapshotCache
 from engine.store import Store, open_store
@@ -81,7 +82,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ask.add_argument("-q", "--question", required=True)
     ask.add_argument("--model", type=Path, help="a GGUF model file (default: the bundled SmolLM2-135M-Instruct)")
     ask.add_argument("--ctx", type=int, default=0, help="context window in tokens (default: what the corpus needs)")
-    ask.add_argument("--kv", choices=["f16", "q8_0", "q4_0"], default="f16", help="KV cache type (default f16)")
+    ask.add_argument("--kv", choices=list(KvType), default="f16", help="KV cache type (default f16)")
     ask.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
     ask.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
     ask.add_argument("--session", type=int, help="continue this session (its documents are used if none given)")

@@ -31,6 +31,7 @@ from engine.reading.citations import Citation
 from engine.reading.deep import DeepProgress, DeepSession, DeepStep, DeepThinker, list_deep
 from engine.reading.export import export_markdown
 from engine.reading.waves import WaveProgress, WaveRead, WaveReader, WaveRow, list_reads
+from engine.runtime.backend import KvType
 from engine.store import Store
 
 COMMANDS = ("think", "waves", "export")
@@ -57,7 +58,7 @@ def add_reading_parsers(sub: Any) -> None:
         p.add_argument("--resume", type=int, metavar="SESSION", help="finish this session's unfinished run")
         p.add_argument("--model", type=Path, help="a GGUF model file (default: the bundled SmolLM2-135M-Instruct)")
         p.add_argument("--ctx", type=int, default=0, help="window in tokens (default: the model's full window)")
-        p.add_argument("--kv", choices=["f16", "q8_0", "q4_0"], default="f16", help="KV cache type (default f16)")
+        p.add_argument("--kv", choices=list(KvType), default="f16", help="KV cache type (default f16)")
         p.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
         p.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
         if name == "think":

@@ -14,8 +14,12 @@ The contract, whoever implements it:
 - ``Backend.inspect_model(path)`` gives the model's facts (``ModelInfo``: layers, KV
   heads, trained window) without loading it; the planner computes memory from them.
 - ``Backend.load_tokenizer(path)`` gives the vocabulary alone (fast, for exact counts);
-  ``Backend.load_model(path, ...)`` gives a ``Model``: a tokenizer plus one sequence of
-  context (``n_ctx`` tokens) with a KV cache of ``kv_type``.
+  ``Backend.load_model(path, settings)`` gives a ``Model``: a tokenizer plus one sequence
+  of context (``settings.n_ctx`` tokens) with a KV cache of ``settings.kv_type``. The
+  settings come checked: the planner (``engine.planning.check_load``, called by
+  ``ModelLane.ensure``) refuses a load that will not fit in memory before any backend
+  sees it, so a backend loads what it is given and reports its own failures as
+  ``ModelError``. Nothing in ``engine/runtime`` imports the planner.
 - ``Model.prefill(tokens)`` makes the context hold exactly ``tokens``, evaluating only
   what it does not already hold (the longest common prefix is kept), in batches of
   ``n_batch``, calling ``on_progress`` after each and ``should_cancel`` before each:
@@ -28,6 +32,9 @@ The contract, whoever implements it:
   restore raises ``GenerationError`` with the reason; the caller reads cold.
   ``runtime_version`` goes into snapshot keys: a snapshot is never restored by another.
 - A ``Model`` is not thread-safe: one thread at a time (the GUI gives it one lane).
+- ``CTX_ALIGN`` / ``align_ctx`` (windows are multiples of 256), ``KvType`` and
+  ``LoadSettings`` live here because every layer uses them and none of them needs a
+  runtime: the planner, the lane, the CLI and the GUI import them from this module.
 """
 
 from __future__ import annotations
@@ -69,6 +76,47 @@ class KvType(StrEnum):
     def needs_flash_attn(self) -> bool:
         """llama.cpp needs flash attention for a quantized V cache."""
         return self is not KvType.F16
+
+
+#: RoPE scalings that stretch a model beyond its trained window (the planner warns).
+ROPE_SCALINGS: Final = ("linear", "yarn")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadSettings:
+    """How a model is loaded: window, KV cache, threads, batch and RoPE scaling.
+
+    ``n_ctx`` is rounded up to a multiple of 256 and ``kv_type`` becomes a ``KvType``
+    here, once. ``planned_bytes`` is the resident memory the planner expects the load
+    to take, set when its check (``engine.planning.check_load``) passed it against the
+    memory free now; ``None`` means nobody checked (tests and benchmarks that load
+    directly).
+
+    Raises:
+        ValueError: an unknown KV type or RoPE scaling, or no threads (bugs in the caller).
+    """
+
+    n_ctx: int
+    n_threads: int
+    kv_type: KvType = KvType.F16
+    n_batch: int = 512
+    #: Keep a full-size cache for sliding-window layers (None: llama.cpp's default).
+    swa_full: bool | None = None
+    #: "linear" or "yarn" to stretch RoPE beyond the trained window; None: the model's own.
+    rope_scaling: str | None = None
+    #: RoPE frequency scale (trained / wanted window); 0: the model's.
+    rope_freq_scale: float = 0.0
+    #: YaRN's original (trained) window; 0: the model's.
+    yarn_orig_ctx: int = 0
+    planned_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n_ctx", align_ctx(self.n_ctx))
+        object.__setattr__(self, "kv_type", KvType(self.kv_type))
+        if self.rope_scaling is not None and self.rope_scaling not in ROPE_SCALINGS:
+            raise ValueError(f"unknown RoPE scaling {self.rope_scaling!r}")
+        if self.n_threads < 1 or self.n_batch < 1:
+            raise ValueError("n_threads and n_batch must be positive")
 
 
 @dataclass(frozen=True)
@@ -127,8 +175,8 @@ class Model(Tokenizer, Protocol):
     n_threads: int
 
     @property
-    def kv_type(self) -> str:
-        """The K and V cache type (a ``KvType`` value)."""
+    def kv_type(self) -> KvType:
+        """The K and V cache type."""
         ...
 
     @property
@@ -190,19 +238,21 @@ class Backend(Protocol):
     name: str
     version: str
 
+    def describe_system(self) -> str:
+        """One line on what the runtime's build runs with (llama.cpp: its CPU features)."""
+        ...
+
     def inspect_model(self, path: Path) -> ModelInfo:
         """The model's facts (layers, KV heads, trained window) without loading it."""
         ...
 
     def load_tokenizer(self, path: Path) -> Tokenizer: ...
 
-    def load_model(
-        self,
-        path: Path,
-        *,
-        n_ctx: int,
-        kv_type: str = "f16",
-        n_threads: int,
-        n_batch: int = 512,
-        swa_full: bool | None = None,
-    ) -> Model: ...
+    def load_model(self, path: Path, settings: LoadSettings) -> Model:
+        """Load the model at ``path`` as ``settings`` say (checked by the planner).
+
+        Raises:
+            ModelFileError: not a model file this backend can read.
+            ModelError: the runtime could not load it (out of memory, say).
+        """
+        ...

@@ -53,10 +53,10 @@ from engine.models.gguf import ModelInfo
 from engine.runtime.backend import (
     CancelFn,
     KvType,
+    LoadSettings,
     PrefillProgress,
     PrefillStats,
     ProgressFn,
-    align_ctx,
 )
 
 BOS: Final = "<|endoftext|>"
@@ -91,11 +91,7 @@ class RecordedLoad:
     """One ``load_model`` call."""
 
     path: Path
-    n_ctx: int
-    kv_type: KvType
-    n_threads: int
-    n_batch: int
-    swa_full: bool | None
+    settings: LoadSettings
 
 
 class FakeVocabulary:
@@ -450,20 +446,19 @@ class FakeBackend:
     def load_tokenizer(self, path: Path) -> FakeTokenizer:
         return FakeTokenizer(self, path)
 
-    def load_model(
-        self,
-        path: Path,
-        *,
-        n_ctx: int,
-        kv_type: str = "f16",
-        n_threads: int,
-        n_batch: int = 512,
-        swa_full: bool | None = None,
-    ) -> FakeModel:
-        """A fake model with a window of ``n_ctx`` (rounded up to 256) tokens."""
-        kv = KvType(kv_type)
-        n_ctx = align_ctx(n_ctx)
-        self.loads.append(RecordedLoad(path, n_ctx, kv, n_threads, n_batch, swa_full))
-        model = FakeModel(self, path, n_ctx=n_ctx, kv_type=kv, n_threads=n_threads, n_batch=n_batch)
+    def describe_system(self) -> str:
+        return "a scripted fake runtime (no weights)"
+
+    def load_model(self, path: Path, settings: LoadSettings) -> FakeModel:
+        """A fake model as ``settings`` say (the window, KV type, threads and batch)."""
+        self.loads.append(RecordedLoad(path, settings))
+        model = FakeModel(
+            self,
+            path,
+            n_ctx=settings.n_ctx,
+            kv_type=settings.kv_type,
+            n_threads=settings.n_threads,
+            n_batch=settings.n_batch,
+        )
         self.models.append(model)
         return model

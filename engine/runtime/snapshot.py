@@ -417,4 +417,3 @@ class SnapshotCache:
     def _remove(self, key: str, path: Path) -> None:
         path.unlink(missing_ok=True)
         self.store.delete_snapshot(key)
-

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QLineEdit
 from app.budget import KV_TYPES
 from engine.corpus import Corpus
 from engine.models.gguf import inspect_gguf
-from engine.planner import make_plan
+from engine.planning import make_plan
 from engine.reading.ask import Reader
 from engine.reading.citations import Citation
 from engine.store import open_store

@@ -12,7 +12,7 @@ from engine.config import ReadSettings
 from engine.errors import Cancelled, CancelToken, GenerationError
 from engine.lane import ModelLane
 from engine.reading.prompts import build_prompt
-from engine.runtime.backend import Model, PrefillProgress, Tokenizer
+from engine.runtime.backend import LoadSettings, Model, PrefillProgress, Tokenizer
 from engine.runtime.fake import DEFAULT_REPLY, IM_END, IM_START, FakeBackend, FakeModel
 
 MODEL = Path("fake.gguf")  # never read
@@ -20,7 +20,7 @@ TEXT = "Page 1 of the harbor handbook.\nThe vault  code is 482913.\n\n"
 
 
 def _load(backend: FakeBackend, *, n_ctx: int = 2048, n_batch: int = 16) -> FakeModel:
-    return backend.load_model(MODEL, n_ctx=n_ctx, n_threads=1, n_batch=n_batch)
+    return backend.load_model(MODEL, LoadSettings(n_ctx=n_ctx, n_threads=1, n_batch=n_batch))
 
 
 def test_tokenizer_is_invertible_and_keeps_special_tokens_out_of_text() -> None:
@@ -187,7 +187,7 @@ def test_a_model_lane_reads_through_the_fake_backend() -> None:
 
     bigger = lane.ensure(2048, "q8_0")
     assert bigger is not model and bigger.flash_attn
-    assert [(load.n_ctx, load.kv_type) for load in backend.loads] == [(1024, "f16"), (2048, "q8_0")]
+    assert [(load.settings.n_ctx, load.settings.kv_type) for load in backend.loads] == [(1024, "f16"), (2048, "q8_0")]
     lane.close()
     assert bigger.closed and model.closed
 
@@ -202,7 +202,7 @@ def test_the_llama_model_satisfies_the_runtime_protocols(smollm2_path: Path) -> 
         assert isinstance(tok, Tokenizer) and not isinstance(tok, Model)
     finally:
         tok.close()
-    model = backend.load_model(smollm2_path, n_ctx=512, n_threads=1)
+    model = backend.load_model(smollm2_path, LoadSettings(n_ctx=512, n_threads=1))
     try:
         assert isinstance(model, Model)
         assert model.runtime_version == backend.version
