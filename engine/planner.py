@@ -136,6 +136,7 @@ def measure_corpus(
     corpus: Corpus,
     *,
     store: Store,
+    settings: ReadSettings | None = None,
     model_sha256: str | None = None,
     n_ctx: int | None = None,
 ) -> CorpusMeasure:
@@ -152,6 +153,7 @@ def measure_corpus(
         lane: the model lane (its tokenizer, settings, backend and model facts).
         corpus: the documents, in reading order.
         store: the token cache and calibrations.
+        settings: the reading's settings (default: the lane's).
         model_sha256: the model file's hash if known (computed otherwise).
         n_ctx: the window to plan for, when the caller has chosen it.
 
@@ -166,7 +168,7 @@ def measure_corpus(
     lists = corpus_tokens(corpus, tok, key=tokenizer_key(sha), store=store)
     n_corpus = count(lists)
     prompt_tokens = len(build_prompt(tok, lists, "")) - n_corpus
-    s = lane.settings
+    s = settings if settings is not None else lane.settings
     window = s.n_ctx if n_ctx is None else n_ctx
     model = lane.model
     needed = n_corpus + prompt_tokens + s.max_answer_tokens
