@@ -38,8 +38,8 @@ from engine.models.bundled import bundled_model_path, gemma_model_path, model_sh
 from engine.models.gguf import inspect_gguf  # noqa: E402
 from engine.runtime.backend import LoadSettings  # noqa: E402
 from engine.runtime.llama import LoadedModel, load_model  # noqa: E402
-from engine.runtime.snapshot import SnapshotCache, make_key  # noqa: E402
 from engine.store import open_store  # noqa: E402
+from engine.warm import SnapshotCache, make_key  # noqa: E402
 
 SAMPLE = ROOT / "resources" / "sample" / "harbor-lease-dispute.md"
 MODELS = {"smollm2": bundled_model_path, "gemma": gemma_model_path}

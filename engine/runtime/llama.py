@@ -315,7 +315,7 @@ class LoadedModel(Tokenizer):
         """A copy of the logits after the last evaluated token."""
         return np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(self._n_vocab,)).copy()
 
-    # -- KV snapshots (issue 4; engine/runtime/snapshot.py decides when and checks them) --
+    # -- KV snapshots (issue 4; engine/warm.py decides when and checks them) --
 
     def save_sequence(self, path: Path) -> int:
         """Write the context's KV cache and its tokens to ``path`` (llama.cpp's

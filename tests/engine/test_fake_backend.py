@@ -14,6 +14,8 @@ from engine.lane import ModelLane
 from engine.reading.prompts import build_prompt
 from engine.runtime.backend import LoadSettings, Model, PrefillProgress, Tokenizer
 from engine.runtime.fake import DEFAULT_REPLY, IM_END, IM_START, FakeBackend, FakeModel
+from engine.store import Store
+from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, make_key
 
 MODEL = Path("fake.gguf")  # never read
 TEXT = "Page 1 of the harbor handbook.\nThe vault  code is 482913.\n\n"
@@ -156,6 +158,31 @@ def test_logits_follow_the_context_and_snapshots_round_trip(tmp_path: Path) -> N
     with pytest.raises(GenerationError):
         model.load_sequence(path, max_tokens=len(tokens))
     assert model.n_tokens == 0
+
+
+def test_warm_snapshots_run_unchanged_on_the_fake_backend(store: Store, tmp_path: Path) -> None:
+    backend = FakeBackend()
+    model = _load(backend)
+    corpus = model.tokenize_template("", add_bos=True) + model.tokenize_text(TEXT * 20)
+    assert len(corpus) > MIN_SNAPSHOT_TOKENS
+    cache = SnapshotCache(store, tmp_path / "snapshots")
+    key = make_key(model, model_sha256="fake-sha", corpus=corpus, swa_full=False)
+    assert (key.llama_cpp_version, key.type_k) == (backend.version, "f16")
+
+    model.prefill(corpus[:-1])
+    pending = cache.write_pending(model, key, estimate_bytes=0)
+    assert pending is not None
+    model.prefill(corpus)
+    saved = cache.commit(pending, key, model_name="fake", logits=model.last_logits(), prefill_s=0.5)
+    assert saved is not None
+    found = cache.find_windows(model_sha256="fake-sha", kv_type="f16", corpus=corpus, runtime_version=backend.version)
+    assert found == [model.n_ctx]
+    assert cache.find_windows(model_sha256="fake-sha", kv_type="f16", corpus=corpus, runtime_version="0.0") == []
+
+    fresh = _load(backend)  # as after a restart: an empty context
+    info, stats = cache.restore(fresh, key, corpus)
+    assert info.key == key.fingerprint
+    assert stats.evaluated == 1 and fresh.context_tokens == corpus
 
 
 def test_fake_model_and_tokenizer_satisfy_the_runtime_protocols() -> None:

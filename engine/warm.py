@@ -1,0 +1,432 @@
+"""Warm corpora: KV snapshots of a processed corpus saved to disk, so it is never read twice.
+
+The snapshot cache sits above the runtime: it asks a ``Model`` (engine/runtime/backend.py)
+to save, load and check its sequence, and works the same with llama.cpp, a fake or a
+future server backend.
+
+Contract:
+- A snapshot is the KV cache of a corpus prefix (``prompt.tokens[:corpus_end]``) written
+  with the model's sequence-state file (``Model.save_sequence``; llama.cpp writes its
+  cache straight to disk, no logits copy). The file holds
+  every corpus token but the last; restoring evaluates that last token again, which
+  both completes the corpus and yields the next-token logits, compared with the ones
+  recorded when the snapshot was made.
+- The cold path reloads the file it just wrote before evaluating the last token, exactly
+  as a restore does. Measured on Gemma 3 (768 tokens): a context restored from a file
+  whose bytes equal the original's still gave logits up to 0.96 apart from the context
+  that wrote it (llama.cpp's in-memory cache layout is not all in the file). Reloading
+  makes cold and warm the same computation: the same greedy answer, token for token.
+- A snapshot is found only by its fingerprint (``SnapshotKey.fingerprint``): model file
+  sha256, window, K and V types, flash attention, sliding-window mode, the runtime's
+  version (``Model.runtime_version``: llama-cpp-python's) and the sha256 of the corpus
+  tokens. llama.cpp checks none of this, so a
+  snapshot made with other settings or another model is never looked up.
+- Before a restore the file's size and crc32 are checked; after it, the tokens, the
+  context length and the logits. Any failure raises ``SnapshotInvalid`` after removing
+  the file and its row and emptying the context: the caller prefills cold and rebuilds
+  it, with the reason as a visible notice. A damaged snapshot never answers.
+- Files are written to a temporary name and renamed, so a crash leaves no half file
+  under a real name; the row is written after the rename.
+- The folder's total size is kept under a budget (``SnapshotCache.budget_bytes``),
+  evicting the least recently used first. Default: the smaller of 10 GB and 20% of
+  the disk space free for snapshots (free space plus what snapshots already use), so a
+  nearly full disk is never filled by a cache. 10 GB holds about 60 corpora of 8k
+  tokens on SmolLM2, or one 100k-token corpus on an 8B model with a q8_0 cache.
+- Only the runtime interface is used here: no ``llama_cpp``, no ``engine.runtime.llama``.
+"""
+
+from __future__ import annotations
+
+import array
+import hashlib
+import json
+import os
+import shutil
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import EngineError, GenerationError
+from engine.runtime.backend import Model, PrefillStats
+from engine.store import Store
+
+SNAPSHOT_DIR = "snapshots"
+SUFFIX = ".kv"
+DEFAULT_BUDGET_CAP = 10_000_000_000
+DEFAULT_BUDGET_SHARE = 0.20
+BUDGET_SETTING = "budget_bytes"
+# Below this a cold prefill is quicker than the bookkeeping; not worth a file.
+MIN_SNAPSHOT_TOKENS = 64
+CHECK_TOP_K = 8
+# The restore path and the cold path compute the last token identically, so logits
+# match exactly with the same thread count; other thread counts can move them by a
+# rounding error. A wrong cache moves them by whole units.
+CHECK_TOLERANCE = 0.1
+
+
+class SnapshotInvalid(EngineError):
+    """A snapshot that cannot be used (missing, damaged, stale); already removed."""
+
+
+def _now() -> str:
+    # Microseconds: LRU order must not tie within one second.
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def hash_tokens(tokens: Sequence[int]) -> str:
+    """Return the sha256 of a token sequence (int32, native order)."""
+    return hashlib.sha256(array.array("i", tokens).tobytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SnapshotKey:
+    """Everything that makes a snapshot file valid for a context."""
+
+    model_sha256: str
+    n_ctx: int
+    type_k: str
+    type_v: str
+    flash_attn: bool
+    swa_full: bool
+    llama_cpp_version: str
+    tokens_sha256: str
+    n_tokens: int
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+
+def make_key(model: Model, *, model_sha256: str, corpus: Sequence[int], swa_full: bool) -> SnapshotKey:
+    """Return the key of the snapshot of ``corpus`` (the corpus prefix tokens) in ``model``."""
+    return SnapshotKey(
+        model_sha256=model_sha256,
+        n_ctx=model.n_ctx,
+        type_k=str(model.kv_type),
+        type_v=str(model.kv_type),
+        flash_attn=model.flash_attn,
+        swa_full=swa_full,
+        llama_cpp_version=model.runtime_version,
+        tokens_sha256=hash_tokens(corpus),
+        n_tokens=len(corpus),
+    )
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A stored snapshot, as listed to the user."""
+
+    key: str
+    path: Path
+    model_name: str
+    n_ctx: int
+    kv_type: str
+    n_tokens: int
+    size_bytes: int
+    prefill_s: float
+    created_at: str
+    last_used_at: str
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """How the corpus got into the context for one turn.
+
+    ``source`` is ``"context"`` (already there: a follow-up), ``"snapshot"`` (restored
+    from disk in ``restore_s``; ``cold_prefill_s`` is what reading it took when the
+    snapshot was made) or ``"prefill"`` (read now; ``saved`` says whether a snapshot
+    was written). ``notice`` is a sentence for the user, e.g. why a snapshot was rebuilt.
+    """
+
+    source: str
+    corpus_tokens: int
+    restore_s: float = 0.0
+    cold_prefill_s: float | None = None
+    snapshot_bytes: int = 0
+    saved: bool = False
+    notice: str | None = None
+
+    @property
+    def restored(self) -> bool:
+        return self.source == "snapshot"
+
+
+def crc32_file(path: Path) -> str:
+    """Return the crc32 of a file as 8 hex digits (about 2 GB/s: restore stays quick)."""
+    crc = 0
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(8 << 20), b""):
+            crc = zlib.crc32(block, crc)
+    return f"{crc:08x}"
+
+
+def logits_check(logits: np.ndarray) -> dict[str, list[Any]]:
+    """Return the top logits (ids and values) that a restore must reproduce."""
+    top = np.argsort(logits)[::-1][:CHECK_TOP_K]
+    return {"ids": [int(i) for i in top], "logits": [round(float(logits[i]), 4) for i in top]}
+
+
+def logits_match(check: dict[str, list[Any]], logits: np.ndarray) -> bool:
+    """True when ``logits`` have the recorded argmax and the recorded top values."""
+    ids = check["ids"]
+    if not ids or int(np.argmax(logits)) != ids[0]:
+        return False
+    got = logits[np.asarray(ids, dtype=np.int64)]
+    return bool(np.max(np.abs(got - np.asarray(check["logits"]))) <= CHECK_TOLERANCE)
+
+
+class SnapshotCache:
+    """The snapshot folder and its rows in the store. One thread at a time.
+
+    Args:
+        store: where rows and the budget setting live.
+        folder: the snapshot folder (default: the data folder's ``snapshots``).
+    """
+
+    def __init__(self, store: Store, folder: Path | None = None) -> None:
+        if folder is None:
+            from engine.config import data_dir
+
+            folder = data_dir() / SNAPSHOT_DIR
+        self.store = store
+        self.folder = folder
+
+    # -- the user's view ---------------------------------------------------------
+
+    def list_snapshots(self) -> list[SnapshotInfo]:
+        """Every snapshot, most recently used first."""
+        return [self._info(r) for r in self.store.list_snapshots()]
+
+    def total_bytes(self) -> int:
+        """The size of every snapshot together."""
+        return sum(s.size_bytes for s in self.list_snapshots())
+
+    def clear(self) -> int:
+        """Delete every snapshot (and stray files in the folder). Returns bytes freed."""
+        freed = 0
+        for info in self.list_snapshots():
+            freed += info.size_bytes
+            self._remove(info.key, info.path)
+        if self.folder.is_dir():
+            for path in self.folder.iterdir():
+                if path.suffix in (SUFFIX, ".tmp") and path.is_file():
+                    freed += path.stat().st_size
+                    path.unlink(missing_ok=True)
+        return freed
+
+    @property
+    def budget_bytes(self) -> int:
+        """The cap on the folder's total size: the user's setting or the default."""
+        value = self.store.get_snapshot_setting(BUDGET_SETTING)
+        return int(value) if value else self.default_budget_bytes()
+
+    def set_budget_bytes(self, value: int | None) -> None:
+        """Set the cap (``None``: back to the default) and evict down to it.
+
+        Raises:
+            ValueError: a negative value (a bug in the caller).
+        """
+        if value is not None and value < 0:
+            raise ValueError("the snapshot budget cannot be negative")
+        self.store.put_snapshot_setting(BUDGET_SETTING, None if value is None else str(value))
+        self.evict()
+
+    def default_budget_bytes(self) -> int:
+        """The smaller of 10 GB and 20% of the space snapshots could use."""
+        probe = self.folder if self.folder.exists() else self.folder.parent
+        try:
+            free = shutil.disk_usage(probe).free
+        except OSError:
+            return DEFAULT_BUDGET_CAP
+        return int(min(DEFAULT_BUDGET_CAP, DEFAULT_BUDGET_SHARE * (free + self.total_bytes())))
+
+    def evict(self, *, keep: str | None = None) -> list[SnapshotInfo]:
+        """Delete least recently used snapshots until the total fits the budget.
+
+        Args:
+            keep: a key never evicted (the snapshot just written; it is removed only
+                if it alone exceeds the budget).
+
+        Returns:
+            the snapshots deleted.
+        """
+        budget = self.budget_bytes
+        snaps = self.list_snapshots()
+        total = sum(s.size_bytes for s in snaps)
+        gone = []
+        for info in sorted(snaps, key=lambda s: (s.key == keep, s.last_used_at)):
+            if total <= budget:
+                break
+            self._remove(info.key, info.path)
+            total -= info.size_bytes
+            gone.append(info)
+        return gone
+
+    # -- restore and save --------------------------------------------------------
+
+    def find(self, key: SnapshotKey) -> SnapshotInfo | None:
+        row = self.store.get_snapshot(key.fingerprint)
+        return self._info(row) if row else None
+
+    def find_windows(
+        self, *, model_sha256: str, kv_type: str, corpus: Sequence[int], runtime_version: str | None = None
+    ) -> list[int]:
+        """The windows (n_ctx) that hold a snapshot of ``corpus`` for this model and KV
+        type, so an automatic window can pick one and restore instead of prefilling.
+
+        Args:
+            runtime_version: the runtime that will restore (``Backend.version``); None
+                lists every version's windows (a restore still checks the whole key, so
+                a stale one is read cold, never used).
+        """
+        rows = self.store.list_snapshots(tokens_sha256=hash_tokens(corpus))
+        return sorted(
+            {
+                int(r["n_ctx"])
+                for r in rows
+                if r["model_sha256"] == model_sha256
+                and r["type_k"] == kv_type
+                and (runtime_version is None or r["llama_cpp_version"] == runtime_version)
+                and r["n_tokens"] == len(corpus)
+            }
+        )
+
+    def restore(self, model: Model, key: SnapshotKey, corpus: Sequence[int]) -> tuple[SnapshotInfo, PrefillStats]:
+        """Make ``model``'s context hold ``corpus`` from its snapshot, and prove it.
+
+        Returns:
+            the snapshot used and the stats of the one-token check evaluation.
+
+        Raises:
+            SnapshotInvalid: no usable snapshot (it has been removed, the context emptied).
+        """
+        row = self.store.get_snapshot(key.fingerprint)
+        if row is None:
+            raise SnapshotInvalid("There is no snapshot of this corpus for these settings.")
+        info = self._info(row)
+        expected = {k: v for k, v in asdict(key).items() if k != "tokens_sha256" and k != "n_tokens"}
+        recorded = {k: (bool(row[k]) if isinstance(v, bool) else row[k]) for k, v in expected.items()}
+        if recorded != expected or row["tokens_sha256"] != key.tokens_sha256 or row["n_tokens"] != len(corpus):
+            self._remove(info.key, info.path)
+            raise SnapshotInvalid("The saved corpus snapshot was made with other settings; reading it again.")
+        path = info.path
+        try:
+            size = path.stat().st_size
+        except OSError:
+            self._remove(info.key, path)
+            raise SnapshotInvalid("The saved corpus snapshot is missing; reading the corpus again.") from None
+        if size != info.size_bytes or crc32_file(path) != row["checksum"]:
+            self._remove(info.key, path)
+            raise SnapshotInvalid("The saved corpus snapshot was damaged (checksum mismatch); reading it again.")
+        try:
+            loaded = model.load_sequence(path, max_tokens=len(corpus) - 1)
+        except GenerationError as exc:
+            self._remove(info.key, path)
+            raise SnapshotInvalid(f"The saved corpus snapshot could not be loaded ({exc}); reading it again.") from exc
+        if loaded != list(corpus[:-1]):
+            model.clear()
+            self._remove(info.key, path)
+            raise SnapshotInvalid("The saved corpus snapshot holds other tokens; reading the corpus again.")
+        stats = model.prefill(corpus)  # the last corpus token: completes the corpus, gives the logits
+        if stats.evaluated != 1 or not logits_match(json.loads(row["check"]), model.last_logits()):
+            model.clear()
+            self._remove(info.key, path)
+            raise SnapshotInvalid("The saved corpus snapshot did not reproduce the model's output; reading it again.")
+        self.store.touch_snapshot(info.key, _now())
+        return info, stats
+
+    def write_pending(self, model: Model, key: SnapshotKey, *, estimate_bytes: int) -> Path | None:
+        """Write the context (the corpus but its last token) to a temporary file and
+        reload the context from it (see the module doc: cold == warm).
+
+        Returns:
+            the temporary file, or ``None`` when it would not fit the budget or the disk
+            (the context is then untouched).
+
+        Raises:
+            GenerationError: the runtime could not write or reload it (the temporary file
+                is removed; the context may be empty: read the corpus again).
+        """
+        if model.n_tokens != key.n_tokens - 1:
+            raise ValueError("the context must hold the corpus but its last token")
+        if estimate_bytes > self.budget_bytes:
+            return None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if estimate_bytes > shutil.disk_usage(self.folder).free:
+            return None
+        tmp = self.folder / f"{key.fingerprint[:32]}.{os.getpid()}.tmp"
+        expected = model.context_tokens
+        try:
+            model.save_sequence(tmp)
+            if model.load_sequence(tmp, max_tokens=len(expected)) != expected:
+                model.clear()
+                raise GenerationError("the snapshot did not reload the tokens it saved")
+        except GenerationError:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def commit(
+        self, tmp: Path, key: SnapshotKey, *, model_name: str, logits: np.ndarray, prefill_s: float
+    ) -> SnapshotInfo | None:
+        """Give a pending file its real name, record it, and evict down to the budget.
+
+        Returns:
+            the snapshot, or ``None`` when it alone exceeds the budget (then deleted).
+        """
+        path = self.folder / f"{key.fingerprint[:32]}{SUFFIX}"
+        size = tmp.stat().st_size
+        checksum = crc32_file(tmp)
+        os.replace(tmp, path)
+        now = _now()
+        self.store.put_snapshot(
+            {
+                "key": key.fingerprint,
+                "file": path.name,
+                "model_sha256": key.model_sha256,
+                "model_name": model_name,
+                "n_ctx": key.n_ctx,
+                "type_k": key.type_k,
+                "type_v": key.type_v,
+                "flash_attn": int(key.flash_attn),
+                "swa_full": int(key.swa_full),
+                "llama_cpp_version": key.llama_cpp_version,
+                "tokens_sha256": key.tokens_sha256,
+                "n_tokens": key.n_tokens,
+                "size_bytes": size,
+                "checksum": checksum,
+                "check": json.dumps(logits_check(logits)),
+                "prefill_s": round(prefill_s, 3),
+                "created_at": now,
+                "last_used_at": now,
+            }
+        )
+        gone = self.evict(keep=key.fingerprint)
+        if any(g.key == key.fingerprint for g in gone):
+            return None
+        return self.find(key)
+
+    # -- internals ---------------------------------------------------------------
+
+    def _info(self, row: dict[str, Any]) -> SnapshotInfo:
+        return SnapshotInfo(
+            key=row["key"],
+            path=self.folder / row["file"],
+            model_name=row["model_name"],
+            n_ctx=row["n_ctx"],
+            kv_type=row["type_k"] if row["type_k"] == row["type_v"] else f"{row['type_k']}/{row['type_v']}",
+            n_tokens=row["n_tokens"],
+            size_bytes=row["size_bytes"],
+            prefill_s=row["prefill_s"],
+            created_at=row["created_at"],
+            last_used_at=row["last_used_at"],
+        )
+
+    def _remove(self, key: str, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        self.store.delete_snapshot(key)
