@@ -33,6 +33,7 @@ from engine.runtime.backend import KvType, LoadSettings
 from engine.runtime.llama import LLAMA_CPP_VERSION, LlamaBackend, LoadedModel, load_model, load_tokenizer
 from engine.store import Store
 from engine.store.db import CalibrationRow
+from engine.units import format_bytes
 
 GIB = 1 << 30
 
@@ -282,6 +283,9 @@ def test_cli_plan_prints_the_table(
     for kv in KvType:
         assert f"\n{kv} " in out
     assert "Recommended: KV cache f16" in out
+    # Sizes in engine.units' words, the gauge's too (decimal units).
+    weights = make_plan(inspect_gguf(smollm2_path), 0, available_bytes=None).rows[0].weights_bytes
+    assert f" {format_bytes(weights)} " in out and " MB" in out and "MiB" not in out
 
     assert (
         cli.main(["plan", str(doc), "--model", str(smollm2_path), "--no-calibrate", "--ctx", "256"]) == cli.EXIT_ERROR
