@@ -13,6 +13,8 @@ The contract, whoever implements it:
 
 - ``Backend.inspect_model(path)`` gives the model's facts (``ModelInfo``: layers, KV
   heads, trained window) without loading it; the planner computes memory from them.
+- ``Backend.describe_system()`` says in one line what the runtime's build runs with
+  (llama.cpp's CPU features: the selftest refuses an AVX-512-only build).
 - ``Backend.load_tokenizer(path)`` gives the vocabulary alone (fast, for exact counts);
   ``Backend.load_model(path, settings)`` gives a ``Model``: a tokenizer plus one sequence
   of context (``settings.n_ctx`` tokens) with a KV cache of ``settings.kv_type``. The
