@@ -131,16 +131,16 @@ def _run_checks(tmp: Path, out: Callable[[str], None]) -> None:
     from engine.corpus import Corpus
     from engine.errors import EngineError
     from engine.ingest import read_documents
+    from engine.lane import default_backend
     from engine.models.bundled import bundled_model_path
     from engine.reading.ask import Reader
-    from engine.runtime.llama import describe_cpu
     from engine.store import open_store
     from engine.tokens import estimate_corpus_tokens
 
     bundle = bundle_root()
     out(f"python {sys.version.split()[0]}, {'frozen bundle ' + str(bundle) if bundle else 'source tree'}")
     out(f"resources: {resources_root()}")
-    cpu = describe_cpu()
+    cpu = default_backend().describe_system()
     out(f"llama.cpp CPU features: {cpu}")
     _check("AVX512" not in cpu.upper(), "llama.cpp was built for this machine's AVX-512: rebuild with GGML_NATIVE=OFF")
 

@@ -13,8 +13,7 @@ from typing import Any
 from PySide6.QtCore import QSettings
 
 from engine.config import ReadSettings
-
-KV_CHOICES = ("f16", "q8_0", "q4_0")
+from engine.runtime.backend import KvType
 
 
 class AppSettings:
@@ -40,13 +39,16 @@ class AppSettings:
         self._q.setValue("read/n_ctx", int(value))
 
     @property
-    def kv_type(self) -> str:
-        value = str(self._q.value("read/kv_type", "f16"))
-        return value if value in KV_CHOICES else "f16"
+    def kv_type(self) -> KvType:
+        """The KV cache type; a value this version does not know reads as f16."""
+        try:
+            return KvType(str(self._q.value("read/kv_type", KvType.F16.value)))
+        except ValueError:
+            return KvType.F16
 
     @kv_type.setter
     def kv_type(self, value: str) -> None:
-        self._q.setValue("read/kv_type", value)
+        self._q.setValue("read/kv_type", KvType(value).value)
 
     @property
     def n_threads(self) -> int:

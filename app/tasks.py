@@ -32,9 +32,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
-from engine.errors import Cancelled, EngineError, PasswordRequired
+from engine.errors import Cancelled, CancelToken, EngineError, PasswordRequired
 from engine.ingest import read_document
-from engine.errors import CancelToken
 from engine.store import open_store
 
 log = logging.getLogger("longread.app.tasks")

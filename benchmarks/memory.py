@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from engine.runtime.backend import KvType  # noqa: E402  (no llama.cpp: the parent stays light)
+
 FILL_MARGIN = 64
 MIB = 1 << 20
 
@@ -63,12 +65,13 @@ def _child_measure(path: str, n_ctx: int, kv_type: str, threads: int) -> dict[st
     llama_log.setLevel(logging.DEBUG)
     llama_log.addHandler(_Keep())
     llama_log.propagate = False
+    from engine.runtime.backend import LoadSettings
     from engine.runtime.llama import load_model
 
     base = _read_status()
-    model = load_model(Path(path), n_ctx=n_ctx, kv_type=kv_type, n_threads=threads)
+    model = load_model(Path(path), LoadSettings(n_ctx=n_ctx, kv_type=kv_type, n_threads=threads))
     loaded = _read_status()
-    n_vocab = model.llama.n_vocab()
+    n_vocab = model.n_vocab
     n_tokens = n_ctx - FILL_MARGIN
     tokens = [(1009 + i * 7919) % (n_vocab - 1) + 1 for i in range(n_tokens)]
     start = time.perf_counter()
@@ -130,7 +133,7 @@ def _measure(args: argparse.Namespace) -> dict[str, object]:
 
 def _report(run: dict[str, object]) -> int:
     from engine.models.gguf import inspect_gguf
-    from engine.planner import make_plan
+    from engine.planning import make_plan
     from engine.store.db import CalibrationRow
 
     header = (
@@ -152,7 +155,7 @@ def _report(run: dict[str, object]) -> int:
                 c["batch_size"],
                 "",
                 tuple(c["batch_seconds"]),
-                c["kv_type"] != "f16",
+                KvType(c["kv_type"]).needs_flash_attn,
             )
             for c in data["calibrations"]
         ]
@@ -188,7 +191,7 @@ def main() -> int:
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--models", default="smollm2,gemma")
     parser.add_argument("--windows", default="1024,2048,4096")
-    parser.add_argument("--kv", default="f16,q8_0,q4_0")
+    parser.add_argument("--kv", default=",".join(KvType))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="save the measurements here")
     parser.add_argument(

@@ -34,16 +34,41 @@ from engine.errors import ContextOverflowError  # noqa: E402
 from engine.models.bundled import bundled_model_path  # noqa: E402
 from engine.reading.ask import Reader  # noqa: E402
 from engine.reading.waves import WaveReader  # noqa: E402
+from engine.runtime.backend import KvType  # noqa: E402
 from engine.runtime.llama import load_tokenizer  # noqa: E402
 from engine.store import open_store  # noqa: E402
 
 QUESTION = "What is the vault access code?"
-SUBJECTS = ["The harbor office", "The night watch", "The pier crew", "The ferry desk", "The customs clerk",
-            "The port captain", "The crane operator", "The mooring team"]
-ACTIONS = ["checks the mooring lines", "records the tide tables", "inspects the fuel pumps", "signs the cargo manifests",
-           "cleans the slipway", "logs the arrivals", "tests the fog horn", "counts the life jackets"]
-TIMES = ["every morning", "before noon", "on Mondays", "after each storm", "at the end of the month",
-         "twice a week", "at dusk", "when a ship docks"]
+SUBJECTS = [
+    "The harbor office",
+    "The night watch",
+    "The pier crew",
+    "The ferry desk",
+    "The customs clerk",
+    "The port captain",
+    "The crane operator",
+    "The mooring team",
+]
+ACTIONS = [
+    "checks the mooring lines",
+    "records the tide tables",
+    "inspects the fuel pumps",
+    "signs the cargo manifests",
+    "cleans the slipway",
+    "logs the arrivals",
+    "tests the fog horn",
+    "counts the life jackets",
+]
+TIMES = [
+    "every morning",
+    "before noon",
+    "on Mondays",
+    "after each storm",
+    "at the end of the month",
+    "twice a week",
+    "at dusk",
+    "when a ship docks",
+]
 
 
 def filler_page(rng: random.Random, number: int, sentences: int) -> str:
@@ -75,7 +100,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--window", type=int, default=1024)
     parser.add_argument("--sizes", default="1,2,4", help="corpus sizes as multiples of the window")
-    parser.add_argument("--kv", default="f16,q8_0,q4_0")
+    parser.add_argument("--kv", default=",".join(KvType))
     parser.add_argument("--trials", type=int, default=2)
     parser.add_argument("--note-tokens", type=int, default=48)
     parser.add_argument("--threads", type=int, default=0)
@@ -142,20 +167,38 @@ def main() -> int:
                             flush=True,
                         )
                     rows.append(
-                        (kv, m, tokens, f"{ask_found}/{ask_tried}" if ask_tried else "does not fit",
-                         f"{notes_found}/{args.trials}", f"{waves_found}/{args.trials}",
-                         f"{min(n_waves)}-{max(n_waves)}" if min(n_waves) != max(n_waves) else str(n_waves[0]),
-                         f"{ask_s / ask_tried:.1f}" if ask_tried else "-", waves_s / args.trials)
+                        (
+                            kv,
+                            m,
+                            tokens,
+                            f"{ask_found}/{ask_tried}" if ask_tried else "does not fit",
+                            f"{notes_found}/{args.trials}",
+                            f"{waves_found}/{args.trials}",
+                            f"{min(n_waves)}-{max(n_waves)}" if min(n_waves) != max(n_waves) else str(n_waves[0]),
+                            f"{ask_s / ask_tried:.1f}" if ask_tried else "-",
+                            waves_s / args.trials,
+                        )
                     )
             finally:
                 reader.close()
                 waves.close()
         store.close()
 
-    print(f"\nNeedles: {model_path.name}, window {args.window} tokens, {args.trials} trials per cell, "
-          f"notes up to {args.note_tokens} tokens per wave, greedy.")
-    header = ("KV", "size", "corpus tokens", "ask found", "waves: notes kept it", "waves: answer found", "waves",
-              "ask s", "waves s")
+    print(
+        f"\nNeedles: {model_path.name}, window {args.window} tokens, {args.trials} trials per cell, "
+        f"notes up to {args.note_tokens} tokens per wave, greedy."
+    )
+    header = (
+        "KV",
+        "size",
+        "corpus tokens",
+        "ask found",
+        "waves: notes kept it",
+        "waves: answer found",
+        "waves",
+        "ask s",
+        "waves s",
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for kv, m, tokens, ask, notes, found, nw, a_s, w_s in rows:

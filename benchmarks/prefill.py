@@ -24,10 +24,11 @@ sys.path.insert(0, str(ROOT))
 
 from engine.config import default_threads  # noqa: E402
 from engine.corpus import Document, layout_document, make_pages  # noqa: E402
+from engine.errors import CancelToken  # noqa: E402
 from engine.ingest.text import extract_text_pages  # noqa: E402
 from engine.models.bundled import bundled_model_path  # noqa: E402
-from engine.errors import CancelToken  # noqa: E402
-from engine.runtime.llama import PrefillProgress, load_model  # noqa: E402
+from engine.runtime.backend import KvType, LoadSettings, PrefillProgress  # noqa: E402
+from engine.runtime.llama import load_model  # noqa: E402
 
 SAMPLE = ROOT / "resources" / "sample" / "harbor-lease-dispute.md"
 
@@ -36,7 +37,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--kv", default="f16", choices=["f16", "q8_0", "q4_0"])
+    parser.add_argument("--kv", default="f16", choices=list(KvType))
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args()
@@ -45,7 +46,8 @@ def main() -> int:
     pages, _ = extract_text_pages(SAMPLE.read_bytes(), name=SAMPLE.name)
     doc = Document("sample", SAMPLE.name, "markdown", make_pages(pages))
     threads = default_threads()
-    model = load_model(model_path, n_ctx=args.tokens + 256, kv_type=args.kv, n_threads=threads, n_batch=args.batch)
+    settings = LoadSettings(n_ctx=args.tokens + 256, kv_type=args.kv, n_threads=threads, n_batch=args.batch)
+    model = load_model(model_path, settings)
     tokens = model.tokenize_text(layout_document(doc))
     while len(tokens) < args.tokens:
         tokens = tokens + tokens
@@ -81,12 +83,16 @@ def main() -> int:
 
     med_l, med_b = statistics.median(longread), statistics.median(bare)
     ratio = med_b / med_l  # throughput of Longread's path over the bare path's
-    print(f"model {model_path.name}, {args.tokens} tokens, KV {args.kv}, batch {args.batch}, {threads} threads, {args.runs} runs each")
+    print(
+        f"model {model_path.name}, {args.tokens} tokens, KV {args.kv}, batch {args.batch}, {threads} threads, {args.runs} runs each"
+    )
     print(f"{'path':<10} {'median s':>9} {'tokens/s':>9}   runs (s)")
     for name, runs, med in (("bare", bare, med_b), ("longread", longread, med_l)):
         print(f"{name:<10} {med:>9.3f} {args.tokens / med:>9.1f}   " + " ".join(f"{r:.2f}" for r in runs))
     print(f"progress callbacks per run: {progress_calls // args.runs}")
-    print(f"ratio of medians (longread/bare throughput): {ratio:.3f}  (target >= 0.97: {'PASS' if ratio >= 0.97 else 'FAIL'})")
+    print(
+        f"ratio of medians (longread/bare throughput): {ratio:.3f}  (target >= 0.97: {'PASS' if ratio >= 0.97 else 'FAIL'})"
+    )
     return 0 if ratio >= 0.97 else 1
 
 

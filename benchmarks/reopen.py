@@ -36,9 +36,10 @@ sys.path.insert(0, str(ROOT))
 from engine.config import default_threads  # noqa: E402
 from engine.models.bundled import bundled_model_path, gemma_model_path, model_sha256  # noqa: E402
 from engine.models.gguf import inspect_gguf  # noqa: E402
+from engine.runtime.backend import LoadSettings  # noqa: E402
 from engine.runtime.llama import LoadedModel, load_model  # noqa: E402
-from engine.runtime.snapshot import SnapshotCache, make_key  # noqa: E402
 from engine.store import open_store  # noqa: E402
+from engine.warm import SnapshotCache, make_key  # noqa: E402
 
 SAMPLE = ROOT / "resources" / "sample" / "harbor-lease-dispute.md"
 MODELS = {"smollm2": bundled_model_path, "gemma": gemma_model_path}
@@ -61,7 +62,7 @@ def run_case(name: str, n_tokens: int, kv: str, runs: int, threads: int, folder:
     info = inspect_gguf(path)
     swa_full = info.n_sliding_layers > 0
     n_ctx = n_tokens + HEADROOM
-    model = load_model(path, n_ctx=n_ctx, kv_type=kv, n_threads=threads, swa_full=True if swa_full else None)
+    model = load_model(path, LoadSettings(n_ctx=n_ctx, kv_type=kv, n_threads=threads, swa_full=swa_full or None))
     store = open_store(folder / f"{name}-{kv}.db")
     cache = SnapshotCache(store, folder / f"{name}-{kv}")
     cache.set_budget_bytes(50 * 10**9)

@@ -38,7 +38,7 @@ from engine.errors import Cancelled, CancelToken, EngineError
 from engine.library import Library, describe_documents
 from engine.reading.ask import AskResult
 from engine.runs import RunKind, Status
-from engine.runtime.backend import PrefillProgress
+from engine.runtime.backend import KvType, PrefillProgress
 from engine.units import format_bytes, format_duration
 
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 130
@@ -118,7 +118,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ask.add_argument("-q", "--question", required=True)
     ask.add_argument("--model", type=Path, help="a GGUF model file (default: the bundled SmolLM2-135M-Instruct)")
     ask.add_argument("--ctx", type=int, default=0, help="context window in tokens (default: what the corpus needs)")
-    ask.add_argument("--kv", choices=["f16", "q8_0", "q4_0"], default="f16", help="KV cache type (default f16)")
+    ask.add_argument("--kv", choices=list(KvType), default="f16", help="KV cache type (default f16)")
     ask.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
     ask.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
     ask.add_argument("--session", type=int, help="continue this session (its documents are used if none given)")
@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _settings(args: argparse.Namespace) -> ReadSettings:
     return ReadSettings(
         n_ctx=getattr(args, "ctx", 0) or 0,
-        kv_type=getattr(args, "kv", None) or "f16",
+        kv_type=KvType(getattr(args, "kv", None) or KvType.F16),
         n_threads=getattr(args, "threads", 0) or 0,
         max_answer_tokens=getattr(args, "max_answer", None) or 256,
     )

@@ -27,6 +27,7 @@ from engine.reading.deep import DeepResult
 from engine.reading.stepping import RunProgress
 from engine.reading.waves import WaveResult
 from engine.runs import RunKind, Status, Step
+from engine.runtime.backend import KvType
 
 if TYPE_CHECKING:
     from engine.library import Library
@@ -55,7 +56,7 @@ def add_reading_parsers(sub: Any) -> None:
         p.add_argument("--resume", type=int, metavar="SESSION", help="finish this session's unfinished run")
         p.add_argument("--model", type=Path, help="a GGUF model file (default: the bundled SmolLM2-135M-Instruct)")
         p.add_argument("--ctx", type=int, default=0, help="window in tokens (default: the model's full window)")
-        p.add_argument("--kv", choices=["f16", "q8_0", "q4_0"], default="f16", help="KV cache type (default f16)")
+        p.add_argument("--kv", choices=list(KvType), default="f16", help="KV cache type (default f16)")
         p.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
         p.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
         if name == "think":

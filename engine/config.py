@@ -14,6 +14,7 @@ from pathlib import Path
 import platformdirs
 
 from engine.errors import ConfigError
+from engine.runtime.backend import KvType
 
 APP_NAME = "longread"
 DB_FILENAME = "longread.db"
@@ -52,15 +53,22 @@ class ReadSettings:
     """How a corpus is loaded into a model.
 
     ``n_ctx`` of 0 means "the smallest window that fits" (rounded up to 256).
+    ``kv_type`` becomes a ``KvType`` (a string such as ``"q8_0"`` is accepted).
+
+    Raises:
+        ValueError: an unknown KV cache type (a bug in the caller).
     """
 
     n_ctx: int = 0
-    kv_type: str = "f16"
+    kv_type: KvType = KvType.F16
     n_threads: int = 0
     n_batch: int = 512
     max_answer_tokens: int = 256
     temperature: float = 0.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kv_type", KvType(self.kv_type))
 
     def threads(self) -> int:
         """Return the thread count to use (0 means every core)."""

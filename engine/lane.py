@@ -6,30 +6,35 @@ Contract:
   borrowed model is used, never closed). Sliding-window models load with ``swa_full``:
   readers roll the context back to the corpus prefix, which a truncated window would
   silently spoil (docs/architecture.md, "Sliding-window models").
+- Every load is checked first: ``ensure`` builds the ``LoadSettings``, has the planner's
+  pure check (``engine.planning.check_load``) weigh them against the memory free now,
+  and passes the checked settings to ``Backend.load_model``; a load that would not fit
+  raises ``PlanRefused`` with the numbers before the runtime sees it.
 - Counting tokens needs no weights: ``tokenizer()`` loads the vocabulary alone until a
-  model is loaded, then answers from the model.
+  model is loaded, then answers from the model. Model facts (``info``) come from the
+  backend, read once.
+- This module is the one place above ``engine/runtime`` that names llama.cpp's backend
+  (``default_backend``), imported on first use.
 - One thread at a time, like every ``Model``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.config import ReadSettings
-from engine.models.gguf import ModelInfo, inspect_gguf
-from engine.runtime.backend import Backend, Model, Tokenizer
+from engine.machine import read_available_memory
+from engine.models.gguf import ModelInfo
+from engine.planning import check_load
+from engine.runtime.backend import Backend, KvType, LoadSettings, Model, Tokenizer, align_ctx
 
 
-def _default_backend() -> Backend:
-    from engine.runtime.llama import LlamaBackend  # imports llama.cpp: only when needed
+def default_backend() -> Backend:
+    """llama.cpp in this process (imported on first use: counting alone needs no weights)."""
+    from engine.runtime.llama import LlamaBackend  # the one importer of the runtime above it
 
     return LlamaBackend()
-
-
-def align_ctx(n: int) -> int:
-    from engine.runtime.llama import align_ctx as _align
-
-    return _align(n)
 
 
 class ModelLane:
@@ -40,6 +45,8 @@ class ModelLane:
         settings: KV type, threads, batch size, temperature, seed.
         model: an already loaded model to use while it fits (never closed here).
         backend: the runtime (default: llama.cpp in this process).
+        available_memory: reads the memory free now, for each load's check (tests
+            pass a fixed figure).
     """
 
     def __init__(
@@ -49,8 +56,10 @@ class ModelLane:
         *,
         model: Model | None = None,
         backend: Backend | None = None,
+        available_memory: Callable[[], int | None] = read_available_memory,
     ) -> None:
-        self.backend: Backend = backend if backend is not None else _default_backend()
+        self.backend: Backend = backend if backend is not None else default_backend()
+        self._available_memory = available_memory
         self.model_path = model_path
         self.settings = settings
         self._model = model
@@ -67,7 +76,7 @@ class ModelLane:
     def info(self) -> ModelInfo:
         """The model file's header (layers, KV heads, sliding window), read once."""
         if self._info is None:
-            self._info = inspect_gguf(self.model_path)
+            self._info = self.backend.inspect_model(self.model_path)
         return self._info
 
     @property
@@ -90,7 +99,13 @@ class ModelLane:
         return align_ctx(self.tokenizer().n_ctx_train)
 
     def ensure(self, n_ctx: int, kv_type: str) -> Model:
-        """Return a model with at least ``n_ctx`` tokens of window and this KV type."""
+        """Return a model with at least ``n_ctx`` tokens of window and this KV type.
+
+        Raises:
+            PlanRefused: the load would not fit in the memory free now (the numbers and
+                the ways out are in the message); nothing was loaded.
+            ModelFileError, ModelError: the backend could not load the model.
+        """
         model = self._model
         if model is not None and model.n_ctx >= n_ctx and model.kv_type == kv_type:
             return model
@@ -99,14 +114,15 @@ class ModelLane:
         self._model = None
         self._borrowed = False
         s = self.settings
-        self._model = self.backend.load_model(
-            self.model_path,
+        wanted = LoadSettings(
             n_ctx=n_ctx,
-            kv_type=kv_type,
+            kv_type=KvType(kv_type),
             n_threads=s.threads(),
             n_batch=s.n_batch,
             swa_full=True if self.swa_full else None,
         )
+        checked = check_load(self.info, wanted, available_bytes=self._available_memory())
+        self._model = self.backend.load_model(self.model_path, checked)
         if self._tokenizer is not None:
             self._tokenizer.close()
             self._tokenizer = None

@@ -41,12 +41,12 @@ from engine.reading.stepping import RunProgress, StepFn
 from engine.reading.waves import WaveReader, WaveResult
 from engine.runs import Run, RunKind, Status
 from engine.runtime.backend import Backend, PrefillProgress, Tokenizer
-from engine.runtime.snapshot import SnapshotCache
 from engine.store import Store, open_store
 from engine.store.db import SessionRow
+from engine.warm import SnapshotCache
 
 if TYPE_CHECKING:
-    from engine.planner import Plan
+    from engine.planning import Plan
 
 TextFn = Callable[[str], None]
 RunResult = AskResult | DeepResult | WaveResult

@@ -1,712 +1,61 @@
 """Know before loading: what a corpus will cost on this machine, and good settings.
 
+The orchestration around the planner's pure model (engine/planning.py): this module
+reads files, the store and the machine, and runs the model through a ``Backend``
+(engine/runtime/backend.py), never through ``llama_cpp``.
+
 The contract:
 
-- ``make_plan(model, corpus_tokens, ...)`` builds one ``Plan`` without loading anything:
-  for each KV cache type (f16, q8_0, q4_0) the resident memory of weights, KV cache,
-  compute buffers and fixed overhead at the chosen window, whether that fits the memory
-  available now, the estimated prefill time (from calibrations stored for this model,
-  when there are any), whether the type needs flash attention, and a warning where one
-  is due. It recommends the fastest type that fits, or refuses with the numbers and the
-  ways out (``Plan.refusal`` / ``Plan.raise_if_refused``). The CLI and the GUI show the
-  same object (``Plan.describe()``).
-- A window beyond the model's trained length is refused unless RoPE scaling ("linear"
-  or "yarn") is asked for; with scaling it is allowed with a warning that answers may
-  get worse. ``Plan.load_kwargs()`` gives ``load_model`` the matching arguments.
+- ``plan_corpus(corpus, model_path, store=...)`` is what ``longread plan`` shows: it
+  inspects the model file (rejecting a bad one before llama.cpp sees it), counts the
+  corpus's tokens exactly with the model's vocabulary (cached per document in the
+  store), reads this machine's calibrations for the model and the memory free now
+  and, if asked, measures the missing calibrations first; then ``make_plan``.
+- ``measure_corpus(lane, corpus, store=...)`` is what the GUI's budget gauge shows,
+  computed on its model lane: each document's exact tokens and the ``Plan`` for the
+  window a question about the corpus needs (the prompt frame counted exactly), on this
+  machine. The gauge draws the plan's own rows and numbers, so it and ``longread plan``
+  never disagree.
 - ``calibrate(model_path, kv_type, ...)`` runs a short real prefill (two batches of 512
-  tokens) and stores each batch's seconds (``Store.put_calibration``). Two batches
-  at different positions separate the per-token cost (matrix products over the weights)
-  from the cost that grows with position (attention), so one short run predicts a long
-  corpus: ``T(N) = a*N + b*S(N)`` with ``S(N)`` the positions attended, summed over the
-  corpus, sliding-window layers counted at their window.
-
-What "memory" means here (and in ``benchmarks/memory.py``, which checks it): the
-resident memory a load plus a full prefill adds to the process. The weights are mmapped
-and count once their pages are read (every tensor is read during a prefill), plus the
-copy llama.cpp's CPU backend makes of repacked matrices. The KV cache is written in
-full at load (llama.cpp clears it). The compute buffer is reserved at llama.cpp's worst
-case (logits for a whole batch: 512 MiB for Gemma's 262k vocabulary) but only the pages
-a prefill touches become resident: the attention scores of one batch against the
-window, and the batch's activations. Fitted constants below were measured with
-llama-cpp-python 0.3.36 on Linux; ``benchmarks/memory.py`` re-measures them.
+  tokens) through a ``ModelLane`` (so the load is checked like any other) and stores
+  each batch's seconds (``Store.put_calibration``). Two batches at different positions
+  separate the per-token cost from the cost that grows with position
+  (``engine.planning.SpeedModel``).
 """
 
 from __future__ import annotations
 
-import ctypes
-import math
-import os
-import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
-from engine.errors import EngineError
-from engine.models.gguf import ModelInfo
+from engine.config import ReadSettings, default_threads
+from engine.lane import ModelLane, default_backend
+from engine.machine import read_available_memory
+from engine.models.bundled import model_sha256 as find_model_sha256
+from engine.planning import ANSWER_RESERVE, Plan, make_plan
+from engine.reading.prompts import build_prompt
+from engine.runtime.backend import CTX_ALIGN, Backend, KvType
+from engine.store.db import CalibrationRow
+from engine.tokens import corpus_tokens, count, tokenizer_key
 
 if TYPE_CHECKING:
     from engine.corpus import Corpus
     from engine.store import Store
-    from engine.store.db import CalibrationRow
 
 __all__ = [
     "CALIBRATION_BATCH",
     "CALIBRATION_BATCHES",
-    "KV_TYPES",
-    "Plan",
-    "PlanRefused",
-    "PlanRow",
-    "SpeedModel",
+    "CorpusMeasure",
     "calibrate",
-    "check_load_memory",
-    "estimate_compute_bytes",
-    "estimate_overhead_bytes",
-    "make_plan",
+    "measure_corpus",
     "plan_corpus",
-    "read_available_memory",
 ]
 
-KV_TYPES: Final = ("f16", "q8_0", "q4_0")
-ROPE_SCALINGS: Final = ("linear", "yarn")
-CTX_ALIGN: Final = 256
-#: Tokens kept for the prompt frame and the question, and for the answer, on top of the
-#: corpus; plus room for follow-ups (the Reader's FOLLOW_UP_HEADROOM) when the window is
-#: chosen automatically.
-PROMPT_RESERVE: Final = 128
-ANSWER_RESERVE: Final = 256
-FOLLOW_UP_HEADROOM: Final = 512
 CALIBRATION_BATCH: Final = 512
 CALIBRATION_BATCHES: Final = 2
-MIB: Final = 1 << 20
-_MAX_WINDOW: Final = 1 << 22
-
-# Fitted on SmolLM2-135M and Gemma 3 270M (benchmarks/memory.py), llama-cpp-python
-# 0.3.36, Linux x86-64. Activations of one batch: this many f32 vectors of the
-# embedding size and of the feed-forward size per token stay live at the peak.
-_ACT_EMBD_VECTORS: Final = 8
-_ACT_FF_VECTORS: Final = 3
-# Without flash attention, bytes per cell and batch token beyond the f32 scores and
-# masks (measured: ggml-cpu's work buffer converting part of the scores to f16).
-_NO_FA_EXTRA_PER_CELL: Final = 10
-# Fixed process overhead of a loaded model (llama.cpp context, threadpool, Python
-# wrappers) and per vocabulary entry (token strings, maps, llama-cpp-python's copies).
-_FIXED_OVERHEAD: Final = 10 * MIB
-_PER_VOCAB_ENTRY: Final = 120
-
-
-class PlanRefused(EngineError):
-    """The corpus cannot be read with these settings; the message says why and what to do.
-    ``plan`` is the plan refused (None when a load was refused by ``check_load_memory``)."""
-
-    def __init__(self, message: str, *, plan: Plan | None) -> None:
-        super().__init__(message)
-        self.plan = plan
-
-
-# --- memory ----------------------------------------------------------------------------
-
-
-def read_available_memory() -> int | None:
-    """Memory the OS can give a new load now, in bytes, or None when unknown.
-
-    Linux: ``MemAvailable`` from /proc/meminfo (free memory plus reclaimable cache).
-    macOS: free plus inactive pages (``vm_stat``'s figures through sysctl are not in the
-    stdlib, so ``os.sysconf`` free pages are the floor). Windows:
-    ``GlobalMemoryStatusEx``'s ``ullAvailPhys``.
-    """
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    if sys.platform == "win32":
-        return _read_windows_available()
-    try:
-        pages = os.sysconf("SC_AVPHYS_PAGES")
-        size = os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-    return int(pages) * int(size) if pages > 0 and size > 0 else None
-
-
-def _read_windows_available() -> int | None:
-    class _MemoryStatus(ctypes.Structure):
-        _fields_ = [
-            ("dwLength", ctypes.c_ulong),
-            ("dwMemoryLoad", ctypes.c_ulong),
-            ("ullTotalPhys", ctypes.c_ulonglong),
-            ("ullAvailPhys", ctypes.c_ulonglong),
-            ("ullTotalPageFile", ctypes.c_ulonglong),
-            ("ullAvailPageFile", ctypes.c_ulonglong),
-            ("ullTotalVirtual", ctypes.c_ulonglong),
-            ("ullAvailVirtual", ctypes.c_ulonglong),
-            ("ullAvailExtendedVirtual", ctypes.c_ulonglong),
-        ]
-
-    status = _MemoryStatus()
-    status.dwLength = ctypes.sizeof(_MemoryStatus)
-    try:
-        windll: Any = getattr(ctypes, "windll")  # noqa: B009 - absent off Windows
-        ok = windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status))
-    except (AttributeError, OSError):
-        return None
-    return int(status.ullAvailPhys) if ok else None
-
-
-def align_ctx(n: int) -> int:
-    """Round a window up to a multiple of 256, as llama.cpp does."""
-    return max(CTX_ALIGN, -(-n // CTX_ALIGN) * CTX_ALIGN)
-
-
-def estimate_compute_bytes(model: ModelInfo, n_ctx: int, *, flash_attn: bool, n_ubatch: int = 512) -> int:
-    """Resident bytes of llama.cpp's compute buffer at the peak of a prefill.
-
-    Without flash attention the attention scores of one batch against every cell are
-    materialized in f32 (``n_head x n_kv x n_ubatch``, softmax in place), next to the
-    f32 masks (``n_kv x n_ubatch``; two for sliding-window models) and ggml-cpu's work
-    buffer. Flash attention never materializes the scores and takes f16 masks. The batch's activations come on top. Only the last token's
-    logits are computed in a prefill, so llama.cpp's reserved logits buffer (the
-    figure it logs) stays untouched.
-
-    Args:
-        model: the model's inspection.
-        n_ctx: the window (cells the full-attention layers attend to at the end).
-        flash_attn: whether flash attention is on (always for a quantized V cache).
-        n_ubatch: llama.cpp's physical batch.
-
-    Returns:
-        Bytes.
-    """
-    n_kv = align_ctx(n_ctx)
-    # Sliding-window models build a second mask for their sliding layers.
-    n_masks = 2 if model.n_sliding_layers else 1
-    if flash_attn:
-        attention = n_ubatch * n_kv * 2 * n_masks
-    else:
-        attention = n_ubatch * n_kv * (4 * (model.n_head + n_masks) + _NO_FA_EXTRA_PER_CELL)
-    activations = (
-        n_ubatch
-        * 4
-        * (
-            _ACT_EMBD_VECTORS * max(model.embedding_length, model.n_head * model.key_length)
-            + _ACT_FF_VECTORS * model.feed_forward_length
-        )
-    )
-    return attention + activations
-
-
-def _weights_bytes(model: ModelInfo) -> int:
-    # The whole file is mmapped and read (header and vocabulary pages too), plus the
-    # copy of repacked matrices.
-    return model.file_size + model.repackable_bytes
-
-
-def estimate_overhead_bytes(model: ModelInfo) -> int:
-    """Bytes a loaded model adds besides weights, KV cache and compute buffer:
-    llama.cpp's vocabulary structures and context, llama-cpp-python's wrappers."""
-    return _FIXED_OVERHEAD + _PER_VOCAB_ENTRY * model.vocab_size
-
-
-# --- speed -----------------------------------------------------------------------------
-
-
-def sum_attended_positions(model: ModelInfo, n_tokens: int, *, start: int = 0, sliding_full: bool = False) -> float:
-    """Positions attended by tokens ``start..n_tokens-1``, averaged over the layers'
-    KV heads: each full-attention layer attends to every earlier position, a
-    sliding-window layer to at most ``sliding_window`` of them.
-
-    ``sliding_full``: count sliding-window layers as full attention. That is their cost
-    when the cache keeps every position (``swa_full``) and flash attention is off:
-    llama.cpp then multiplies over every cell it keeps and masks afterwards. Measured
-    on Gemma 3 270M, f16, 2 threads: a cold read of 32,512 tokens took 618.5 s; fitted
-    from the same two 512-token calibration batches, the windowed count predicted 257 s
-    and this one 627 s. With flash attention the CPU kernel skips masked cells, and
-    the windowed count is the closer one (q8_0: 357 s predicted, 428 s measured; counted
-    as full, 926 s).
-    """
-
-    def triangle(n: int, window: int | None) -> float:
-        if window is None or n <= window:
-            return n * (n + 1) / 2
-        return window * (window + 1) / 2 + (n - window) * window
-
-    weights = [max(h, 1) for h in model.n_head_kv]
-    pattern = model.sliding_window_pattern
-    total = 0.0
-    for il, weight in enumerate(weights):
-        sliding = pattern is not None and il < len(pattern) and pattern[il] and model.sliding_window
-        window = model.sliding_window if sliding and not sliding_full else None
-        total += weight * (triangle(n_tokens, window) - triangle(start, window))
-    return total / sum(weights)
-
-
-@dataclass(frozen=True)
-class SpeedModel:
-    """Prefill seconds for ``n`` tokens: ``per_token * n + per_position * S(n)``, with
-    ``S`` from ``sum_attended_positions`` (``sliding_full`` as there)."""
-
-    kv_type: str
-    per_token_s: float
-    per_position_s: float
-    calibrated_tokens: int
-    sliding_full: bool = False
-
-    def estimate_seconds(self, model: ModelInfo, n_tokens: int) -> float:
-        """Seconds to prefill ``n_tokens`` from an empty context."""
-        attended = sum_attended_positions(model, n_tokens, sliding_full=self.sliding_full)
-        return self.per_token_s * n_tokens + self.per_position_s * attended
-
-    @classmethod
-    def fit(
-        cls, model: ModelInfo, kv_type: str, batch: int, seconds: Sequence[float], *, sliding_full: bool = False
-    ) -> SpeedModel:
-        """Fit the two costs to consecutive batch timings (least squares, costs >= 0)."""
-        rows: list[tuple[float, float, float]] = []
-        for i, secs in enumerate(seconds):
-            start, end = i * batch, (i + 1) * batch
-            rows.append(
-                (float(batch), sum_attended_positions(model, end, start=start, sliding_full=sliding_full), secs)
-            )
-        # Normal equations of y = a*x1 + b*x2.
-        s11 = sum(r[0] * r[0] for r in rows)
-        s12 = sum(r[0] * r[1] for r in rows)
-        s22 = sum(r[1] * r[1] for r in rows)
-        s1y = sum(r[0] * r[2] for r in rows)
-        s2y = sum(r[1] * r[2] for r in rows)
-        det = s11 * s22 - s12 * s12
-        a = b = -1.0
-        if len(rows) >= 2 and det > 0:
-            a = (s1y * s22 - s2y * s12) / det
-            b = (s11 * s2y - s12 * s1y) / det
-        if a <= 0 or b < 0:
-            # Timing noise (another program running): fall back to one rate, no growth.
-            a, b = sum(r[2] for r in rows) / sum(r[0] for r in rows), 0.0
-        return cls(kv_type, a, b, batch * len(seconds), sliding_full)
-
-
-# --- the plan --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlanRow:
-    """One KV cache type at the plan's window."""
-
-    kv_type: str
-    n_ctx: int
-    weights_bytes: int
-    kv_bytes: int
-    compute_bytes: int
-    overhead_bytes: int
-    fits_memory: bool
-    est_prefill_s: float | None
-    needs_flash_attn: bool
-    max_ctx_fitting: int
-    warning: str | None = None
-
-    @property
-    def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_bytes + self.compute_bytes + self.overhead_bytes
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What reading a corpus with a model will take, per KV cache type, and what to use."""
-
-    model: ModelInfo
-    corpus_tokens: int
-    tokens_exact: bool
-    needed_tokens: int
-    n_ctx: int
-    available_bytes: int | None
-    rows: tuple[PlanRow, ...]
-    recommended: PlanRow | None
-    rope_scaling: str | None
-    problems: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = field(default=())
-
-    @property
-    def ok(self) -> bool:
-        """True when the corpus can be read as planned (``recommended`` is set)."""
-        return not self.problems and self.recommended is not None
-
-    @property
-    def fits_window(self) -> bool:
-        return self.needed_tokens <= self.n_ctx
-
-    def row(self, kv_type: str) -> PlanRow:
-        """The row of one KV cache type."""
-        for row in self.rows:
-            if row.kv_type == kv_type:
-                return row
-        raise KeyError(kv_type)
-
-    def refusal(self) -> str | None:
-        """The message that refuses the load, or None when it can go ahead."""
-        if self.ok:
-            return None
-        return " ".join(self.problems) or "No KV cache type fits."
-
-    def raise_if_refused(self) -> None:
-        """Raises:
-        PlanRefused: the plan cannot be carried out; its message gives the numbers and
-            the ways out."""
-        message = self.refusal()
-        if message is not None:
-            raise PlanRefused(message, plan=self)
-
-    def load_kwargs(self) -> dict[str, Any]:
-        """Arguments for ``load_model`` that match this plan (window, cache, RoPE)."""
-        row = self.recommended or self.rows[0]
-        kwargs: dict[str, Any] = {"n_ctx": self.n_ctx, "kv_type": row.kv_type}
-        if self.rope_scaling is not None and self.n_ctx > self.model.context_length:
-            kwargs["rope_scaling"] = self.rope_scaling
-            kwargs["rope_freq_scale"] = self.model.context_length / self.n_ctx
-            if self.rope_scaling == "yarn":
-                kwargs["yarn_orig_ctx"] = self.model.context_length
-        return kwargs
-
-    def describe(self) -> list[str]:
-        """Lines a user can read: the corpus, a table per KV type, the verdict."""
-        m = self.model
-        approx = "" if self.tokens_exact else "about "
-        lines = [
-            f"Model: {m.name} ({m.file_type}, {_format_count(m.parameter_count)} parameters, "
-            f"trained on {m.context_length:,}-token windows)",
-            f"Corpus: {approx}{self.corpus_tokens:,} tokens; with question and answer {self.needed_tokens:,}; "
-            f"window {self.n_ctx:,} tokens",
-            "Memory available now: "
-            + (_format_bytes(self.available_bytes) if self.available_bytes is not None else "unknown"),
-            "",
-            f"{'KV cache':<9}{'weights':>10}{'KV cache':>10}{'compute':>10}{'other':>9}{'total':>10}"
-            f"{'fits':>6}  {'reading time':<14} largest window that fits",
-        ]
-        for row in self.rows:
-            speed = _format_duration(row.est_prefill_s) if row.est_prefill_s is not None else "not measured"
-            lines.append(
-                f"{row.kv_type:<9}{_format_bytes(row.weights_bytes):>10}{_format_bytes(row.kv_bytes):>10}"
-                f"{_format_bytes(row.compute_bytes):>10}{_format_bytes(row.overhead_bytes):>9}"
-                f"{_format_bytes(row.total_bytes):>10}{'yes' if row.fits_memory else 'NO':>6}  "
-                f"{speed:<14} {row.max_ctx_fitting:,}"
-            )
-        lines.append("")
-        for row in self.rows:
-            if row.warning:
-                lines.append(f"{row.kv_type}: {row.warning}")
-        lines.extend(self.warnings)
-        if self.ok and self.recommended is not None:
-            rec = self.recommended
-            speed = f", reading takes about {_format_duration(rec.est_prefill_s)}" if rec.est_prefill_s else ""
-            scaling = f", RoPE scaling {self.rope_scaling}" if "rope_scaling" in self.load_kwargs() else ""
-            lines.append(
-                f"Recommended: KV cache {rec.kv_type}, window {self.n_ctx:,} tokens{scaling} "
-                f"({_format_bytes(rec.total_bytes)}{speed})."
-            )
-        else:
-            lines.append("Cannot read: " + (self.refusal() or ""))
-        return lines
-
-
-def make_plan(
-    model: ModelInfo,
-    corpus_tokens: int,
-    *,
-    tokens_exact: bool = True,
-    n_ctx: int = 0,
-    kv_types: Sequence[str] = KV_TYPES,
-    answer_tokens: int = ANSWER_RESERVE,
-    prompt_tokens: int = PROMPT_RESERVE,
-    available_bytes: int | None = -1,
-    calibrations: Sequence[CalibrationRow] = (),
-    rope_scaling: str | None = None,
-    swa_full: bool = True,
-    n_ubatch: int = 512,
-) -> Plan:
-    """Plan reading ``corpus_tokens`` tokens with ``model`` on this machine.
-
-    Args:
-        model: the GGUF's inspection (``inspect_gguf``).
-        corpus_tokens: the corpus's tokens (exact model counts, or an estimate).
-        tokens_exact: False when ``corpus_tokens`` is an estimate (said in the text).
-        n_ctx: the window asked for; 0 chooses the smallest that holds the corpus,
-            question, answer and room for follow-ups (at most the trained length,
-            unless RoPE scaling is asked for).
-        kv_types: the cache types to compare (the first is the fallback recommendation).
-        answer_tokens: tokens kept for the answer.
-        prompt_tokens: tokens kept for the prompt frame and the question.
-        available_bytes: memory available; -1 reads it now, None means unknown
-            (then every type "fits" and the plan says memory is unknown).
-        calibrations: stored measurements for this model (``Store.get_calibrations``).
-        rope_scaling: "linear" or "yarn" to allow a window beyond the trained length.
-        swa_full: whether sliding-window layers keep the whole window (llama.cpp's
-            default, which ``load_model`` keeps).
-        n_ubatch: llama.cpp's physical batch.
-
-    Returns:
-        The ``Plan``.
-
-    Raises:
-        ValueError: a negative token count, an unknown KV type or RoPE scaling (bugs
-            in the caller).
-    """
-    if corpus_tokens < 0:
-        raise ValueError("corpus_tokens must not be negative")
-    if rope_scaling is not None and rope_scaling not in ROPE_SCALINGS:
-        raise ValueError(f"unknown RoPE scaling {rope_scaling!r}")
-    unknown = [t for t in kv_types if t not in KV_TYPES]
-    if unknown or not kv_types:
-        raise ValueError(f"unknown KV cache types {unknown!r}")
-    if available_bytes == -1:
-        available_bytes = read_available_memory()
-
-    trained = model.context_length
-    needed = corpus_tokens + prompt_tokens + answer_tokens
-    problems: list[str] = []
-    warnings: list[str] = []
-    if n_ctx:
-        window = align_ctx(n_ctx)
-    else:
-        window = align_ctx(needed + FOLLOW_UP_HEADROOM)
-        if window > trained and align_ctx(needed) <= trained:
-            window = trained  # fits without the follow-up room: no scaling needed
-        elif window > trained and rope_scaling is None:
-            window = align_ctx(trained) if trained % CTX_ALIGN else trained
-    if needed > window:
-        problems.append(
-            f"The corpus needs {needed:,} tokens (corpus {corpus_tokens:,}, question and answer "
-            f"{prompt_tokens + answer_tokens:,}) but the window holds {window:,}. "
-            + _ways_out_of_window(model, needed, explicit=bool(n_ctx), rope_scaling=rope_scaling)
-        )
-    if window > trained:
-        if rope_scaling is None:
-            problems.append(
-                f"A {window:,}-token window is beyond the {trained:,} tokens {model.name} was trained on: "
-                "it would read garbage past that point. Use a window of at most "
-                f"{trained:,}, or allow RoPE scaling (--rope yarn) and accept that answers may get worse."
-            )
-        else:
-            warnings.append(
-                f"Reading {window:,} tokens stretches {model.name} beyond its trained {trained:,} tokens with "
-                f"{rope_scaling} RoPE scaling ({window / trained:.1f}x): answers may be worse, especially "
-                "about text far from the end. Check important answers against the pages."
-            )
-
-    speed_models = _fit_speed_models(model, calibrations, swa_full=swa_full)
-    rows = tuple(
-        _make_row(
-            model,
-            kv,
-            window,
-            prefill_tokens=min(needed, window),
-            available=available_bytes,
-            speed=speed_models.get(kv),
-            swa_full=swa_full,
-            n_ubatch=n_ubatch,
-            f16_speed=speed_models.get("f16"),
-            ctx_limit=trained if rope_scaling is None else _MAX_WINDOW,
-        )
-        for kv in kv_types
-    )
-    if available_bytes is None:
-        warnings.append("Longread could not read how much memory is free: the memory check was skipped.")
-    recommended = _recommend(rows)
-    if recommended is None and rows:
-        smallest = min(rows, key=lambda r: r.total_bytes)
-        problems.append(
-            f"A {window:,}-token window needs at least {_format_bytes(smallest.total_bytes)} "
-            f"(KV cache {smallest.kv_type}: weights {_format_bytes(smallest.weights_bytes)}, "
-            f"KV cache {_format_bytes(smallest.kv_bytes)}, compute {_format_bytes(smallest.compute_bytes)}) "
-            f"but only {_format_bytes(available_bytes or 0)} is free. " + _ways_out_of_memory(rows)
-        )
-    return Plan(
-        model=model,
-        corpus_tokens=corpus_tokens,
-        tokens_exact=tokens_exact,
-        needed_tokens=needed,
-        n_ctx=window,
-        available_bytes=available_bytes,
-        rows=rows,
-        recommended=None if problems else recommended,
-        rope_scaling=rope_scaling,
-        problems=tuple(problems),
-        warnings=tuple(warnings),
-    )
-
-
-def _make_row(
-    model: ModelInfo,
-    kv_type: str,
-    n_ctx: int,
-    *,
-    prefill_tokens: int,
-    available: int | None,
-    speed: SpeedModel | None,
-    f16_speed: SpeedModel | None,
-    swa_full: bool,
-    n_ubatch: int,
-    ctx_limit: int,
-) -> PlanRow:
-    flash = kv_type != "f16"
-
-    def total_at(ctx: int) -> int:
-        return (
-            _weights_bytes(model)
-            + model.kv_cache_bytes(ctx, kv_type, kv_type, swa_full=swa_full, n_ubatch=n_ubatch)
-            + estimate_compute_bytes(model, ctx, flash_attn=flash, n_ubatch=n_ubatch)
-            + estimate_overhead_bytes(model)
-        )
-
-    est = speed.estimate_seconds(model, prefill_tokens) if speed is not None else None
-    warning = None
-    if flash:
-        warning = "needs flash attention (llama.cpp requires it for a quantized cache)"
-        if est is not None and f16_speed is not None:
-            f16_est = f16_speed.estimate_seconds(model, prefill_tokens)
-            if f16_est > 0:
-                warning += f"; measured on this machine, reading takes {est / f16_est:.1f}x the time of f16"
-        else:
-            warning += "; on CPUs that path often reads 2-4x slower than f16 (not measured here yet)"
-        warning += "."
-    fits = available is None or total_at(n_ctx) <= available
-    return PlanRow(
-        kv_type=kv_type,
-        n_ctx=n_ctx,
-        weights_bytes=_weights_bytes(model),
-        kv_bytes=model.kv_cache_bytes(n_ctx, kv_type, kv_type, swa_full=swa_full, n_ubatch=n_ubatch),
-        compute_bytes=estimate_compute_bytes(model, n_ctx, flash_attn=flash, n_ubatch=n_ubatch),
-        overhead_bytes=estimate_overhead_bytes(model),
-        fits_memory=fits,
-        est_prefill_s=est,
-        needs_flash_attn=flash,
-        max_ctx_fitting=_find_max_ctx(total_at, available, limit=ctx_limit),
-        warning=warning,
-    )
-
-
-def _find_max_ctx(total_at: Callable[[int], int], available: int | None, *, limit: int) -> int:
-    """The largest window (multiple of 256, at most ``limit``) whose total fits ``available``."""
-    if available is None:
-        return limit
-    lo, hi = 0, limit // CTX_ALIGN
-    if total_at(CTX_ALIGN) > available:
-        return 0
-    while lo < hi:  # total grows with the window: bisect on multiples of 256
-        mid = (lo + hi + 1) // 2
-        if total_at(mid * CTX_ALIGN) <= available:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo * CTX_ALIGN
-
-
-def _recommend(rows: Sequence[PlanRow]) -> PlanRow | None:
-    """The fastest measured type that fits; unmeasured, the first that fits (f16 first:
-    on CPUs the unquantized cache without flash attention reads fastest, DESIGN.md)."""
-    fitting = [r for r in rows if r.fits_memory]
-    if not fitting:
-        return None
-    measured = [r for r in fitting if r.est_prefill_s is not None]
-    if len(measured) == len(fitting):
-        return min(measured, key=lambda r: r.est_prefill_s or 0.0)
-    return fitting[0]
-
-
-def _fit_speed_models(
-    model: ModelInfo, calibrations: Sequence[CalibrationRow], *, swa_full: bool
-) -> dict[str, SpeedModel]:
-    found: dict[str, SpeedModel] = {}
-    for row in calibrations:  # newest first: keep the first per type
-        if row.kv_type not in found and row.batch_seconds:
-            # Without flash attention a full-size sliding-window cache costs full attention.
-            sliding_full = swa_full and not row.flash_attn
-            found[row.kv_type] = SpeedModel.fit(
-                model, row.kv_type, row.batch_size, row.batch_seconds, sliding_full=sliding_full
-            )
-    return found
-
-
-def _ways_out_of_window(model: ModelInfo, needed: int, *, explicit: bool, rope_scaling: str | None) -> str:
-    ways = []
-    if explicit:
-        ways.append(f"choose a window of at least {align_ctx(needed):,} tokens")
-    if needed > model.context_length and rope_scaling is None:
-        ways.append("use a model trained on longer windows")
-        ways.append("allow RoPE scaling (--rope yarn; answers may get worse)")
-    ways.append("read fewer documents at once")
-    ways.append("or read in waves, window by window")
-    return "Ways out: " + ", ".join(ways) + "."
-
-
-def _ways_out_of_memory(rows: Sequence[PlanRow]) -> str:
-    best = max(rows, key=lambda r: r.max_ctx_fitting)
-    ways = []
-    if best.max_ctx_fitting >= CTX_ALIGN:
-        ways.append(f"a window of at most {best.max_ctx_fitting:,} tokens fits with KV cache {best.kv_type}")
-    else:
-        ways.append("this model does not fit in the free memory at any window: choose a smaller model")
-    ways.append("close other programs")
-    ways.append("or read in waves, window by window")
-    return "Ways out: " + ", ".join(ways) + "."
-
-
-def check_load_memory(
-    model: ModelInfo,
-    *,
-    n_ctx: int,
-    kv_type: str,
-    swa_full: bool = True,
-    n_ubatch: int = 512,
-    available_bytes: int | None = -1,
-) -> PlanRow:
-    """Refuse a load that will not fit in the memory available now, before llama.cpp
-    tries it (an allocation that the OS grants lazily can end in the OOM killer).
-
-    Args:
-        model: the model's inspection.
-        n_ctx: the window to load.
-        kv_type: the KV cache type.
-        swa_full: whether sliding-window layers keep the whole window.
-        n_ubatch: llama.cpp's physical batch.
-        available_bytes: memory available; -1 reads it now; None skips the check.
-
-    Returns:
-        The plan row of the load (memory figures).
-
-    Raises:
-        PlanRefused: the load needs more memory than is available; the message gives the
-            numbers and the ways out.
-    """
-    if available_bytes == -1:
-        available_bytes = read_available_memory()
-    window = align_ctx(n_ctx)
-    rows = [
-        _make_row(
-            model,
-            kv,
-            window,
-            prefill_tokens=window,
-            available=available_bytes,
-            speed=None,
-            f16_speed=None,
-            swa_full=swa_full,
-            n_ubatch=n_ubatch,
-            ctx_limit=_MAX_WINDOW,
-        )
-        for kv in dict.fromkeys((kv_type, *KV_TYPES))
-    ]
-    row = rows[0]
-    if not row.fits_memory:
-        raise PlanRefused(
-            f"{model.path.name} with a {window:,}-token window and a {kv_type} KV cache needs about "
-            f"{_format_bytes(row.total_bytes)} (weights {_format_bytes(row.weights_bytes)}, KV cache "
-            f"{_format_bytes(row.kv_bytes)}, compute {_format_bytes(row.compute_bytes)}) but only "
-            f"{_format_bytes(available_bytes or 0)} is free. " + _ways_out_of_memory(rows),
-            plan=None,
-        )
-    return row
 
 
 def plan_corpus(
@@ -720,14 +69,10 @@ def plan_corpus(
     answer_tokens: int = ANSWER_RESERVE,
     calibrate_missing: bool = False,
     on_calibrate: Callable[[str], None] | None = None,
+    backend: Backend | None = None,
 ) -> Plan:
     """The plan for reading ``corpus`` with the model at ``model_path``: what the CLI's
-    ``longread plan`` and the GUI show.
-
-    Inspects the file (rejecting a bad one before llama.cpp sees it), counts the
-    corpus's tokens exactly with the model's vocabulary (cached per document in the
-    store), reads this machine's calibrations for the model and, if asked, measures the
-    missing ones first.
+    ``longread plan`` shows.
 
     Args:
         corpus: the documents.
@@ -739,37 +84,34 @@ def plan_corpus(
         answer_tokens: tokens kept for the answer.
         calibrate_missing: run ``calibrate`` for each KV type not measured yet.
         on_calibrate: called with the KV type before each calibration (for progress).
+        backend: the runtime (default: llama.cpp in this process).
 
     Returns:
         The ``Plan``.
 
     Raises:
         ModelFileError: the file is not a usable GGUF.
-        ModelError, GenerationError: llama.cpp failed while counting or calibrating.
+        ModelError, GenerationError: the runtime failed while counting or calibrating.
+        PlanRefused: a calibration load would not fit in memory.
     """
-    from engine.config import default_threads
-    from engine.models.bundled import model_sha256
-    from engine.models.gguf import inspect_gguf
-    from engine.runtime.llama import LLAMA_CPP_VERSION, load_tokenizer
-    from engine.tokens import corpus_tokens, count, tokenizer_key
-
-    info = inspect_gguf(model_path)
-    sha = model_sha256(model_path)
-    tokenizer = load_tokenizer(model_path)
+    backend = backend if backend is not None else default_backend()
+    info = backend.inspect_model(model_path)
+    sha = find_model_sha256(model_path)
+    tokenizer = backend.load_tokenizer(model_path)
     try:
         n_tokens = count(corpus_tokens(corpus, tokenizer, key=tokenizer_key(sha), store=store))
     finally:
         tokenizer.close()
     threads = n_threads or default_threads()
-    calibrations = store.get_calibrations(sha, n_threads=threads, llama_cpp_version=LLAMA_CPP_VERSION)
+    calibrations = store.get_calibrations(sha, n_threads=threads, llama_cpp_version=backend.version)
     if calibrate_missing:
         have = {c.kv_type for c in calibrations}
-        for kv in KV_TYPES:
+        for kv in KvType:
             if kv not in have:
                 if on_calibrate is not None:
                     on_calibrate(kv)
-                calibrate(model_path, kv, store=store, n_threads=threads, model_sha256=sha)
-        calibrations = store.get_calibrations(sha, n_threads=threads, llama_cpp_version=LLAMA_CPP_VERSION)
+                calibrate(model_path, kv, store=store, n_threads=threads, model_sha256=sha, backend=backend)
+        calibrations = store.get_calibrations(sha, n_threads=threads, llama_cpp_version=backend.version)
     return make_plan(
         info,
         n_tokens,
@@ -777,10 +119,73 @@ def plan_corpus(
         calibrations=calibrations,
         rope_scaling=rope_scaling,
         answer_tokens=answer_tokens,
+        available_bytes=read_available_memory(),
     )
 
 
-# --- calibration -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class CorpusMeasure:
+    """What the budget gauge shows: each document's exact tokens and the planner's plan."""
+
+    doc_tokens: tuple[int, ...]
+    plan: Plan
+
+
+def measure_corpus(
+    lane: ModelLane,
+    corpus: Corpus,
+    *,
+    store: Store,
+    settings: ReadSettings | None = None,
+    model_sha256: str | None = None,
+    n_ctx: int | None = None,
+) -> CorpusMeasure:
+    """Count ``corpus`` with the lane's model and plan a question about it on this machine.
+
+    The window is the one a question will get: ``n_ctx`` if given, else the settings'
+    window, else the loaded model's when it already holds the corpus, question frame and
+    answer at the settings' KV type (it is then used as it is), else the smallest that
+    fits with room for follow-ups. The prompt frame (instructions, chat template) is
+    counted exactly, with an empty question; the answer gets the settings' budget.
+    Runs on the model lane (one thread at a time, like the lane).
+
+    Args:
+        lane: the model lane (its tokenizer, settings, backend and model facts).
+        corpus: the documents, in reading order.
+        store: the token cache and calibrations.
+        settings: the reading's settings (default: the lane's).
+        model_sha256: the model file's hash if known (computed otherwise).
+        n_ctx: the window to plan for, when the caller has chosen it.
+
+    Returns:
+        The ``CorpusMeasure``.
+
+    Raises:
+        ModelFileError: the model file is not a usable GGUF.
+    """
+    sha = model_sha256 or find_model_sha256(lane.model_path)
+    tok = lane.tokenizer()
+    lists = corpus_tokens(corpus, tok, key=tokenizer_key(sha), store=store)
+    n_corpus = count(lists)
+    prompt_tokens = len(build_prompt(tok, lists, "")) - n_corpus
+    s = settings if settings is not None else lane.settings
+    window = s.n_ctx if n_ctx is None else n_ctx
+    model = lane.model
+    needed = n_corpus + prompt_tokens + s.max_answer_tokens
+    if not window and model is not None and model.kv_type == s.kv_type and model.n_ctx >= needed:
+        window = model.n_ctx
+    calibrations = store.get_calibrations(sha, n_threads=s.threads(), llama_cpp_version=lane.backend.version)
+    plan = make_plan(
+        lane.info,
+        n_corpus,
+        n_ctx=window,
+        prompt_tokens=prompt_tokens,
+        answer_tokens=s.max_answer_tokens,
+        available_bytes=read_available_memory(),
+        calibrations=calibrations,
+        n_ubatch=s.n_batch,
+    )
+    return CorpusMeasure(tuple(len(t) for t in lists), plan)
 
 
 def calibrate(
@@ -792,47 +197,40 @@ def calibrate(
     model_sha256: str | None = None,
     batch_size: int = CALIBRATION_BATCH,
     n_batches: int = CALIBRATION_BATCHES,
+    backend: Backend | None = None,
 ) -> CalibrationRow:
     """Measure prefill speed with a short real prefill and store it.
 
-    Loads the model with a window just big enough, prefills ``n_batches`` batches of
-    ``batch_size`` tokens and records each batch's seconds. Takes a few seconds for a
-    small model, a minute or two for a 7B one on a CPU.
+    Loads the model with a window just big enough (checked like every load), prefills
+    ``n_batches`` batches of ``batch_size`` tokens and records each batch's seconds.
+    Takes a few seconds for a small model, a minute or two for a 7B one on a CPU.
 
     Args:
         model_path: the GGUF.
-        kv_type: "f16", "q8_0" or "q4_0".
+        kv_type: a ``KvType`` value.
         store: where the measurement is kept (``Store.put_calibration``).
         n_threads: threads, as the reading will use.
         model_sha256: the file's hash if known (computed otherwise).
         batch_size: tokens per batch (the reading's batch).
         n_batches: batches to time (two or more separate the two costs).
+        backend: the runtime (default: llama.cpp in this process).
 
     Returns:
         The stored ``CalibrationRow``.
 
     Raises:
         ModelFileError, ModelError: the model cannot be loaded.
-        GenerationError: llama.cpp failed during the prefill.
+        PlanRefused: the load would not fit in the memory free now.
+        GenerationError: the runtime failed during the prefill.
     """
-    from engine.models.bundled import model_sha256 as find_sha
-    from engine.models.gguf import inspect_gguf
-    from engine.runtime.llama import LLAMA_CPP_VERSION, load_model
-    from engine.store.db import CalibrationRow
-
+    kv = KvType(kv_type)
     n_tokens = batch_size * n_batches
-    # As the Reader loads it: sliding-window models with a full-size cache.
-    swa_full = True if inspect_gguf(model_path).n_sliding_layers > 0 else None
-    model = load_model(
-        model_path,
-        n_ctx=n_tokens + CTX_ALIGN,
-        kv_type=kv_type,
-        n_threads=n_threads,
-        n_batch=batch_size,
-        swa_full=swa_full,
-    )
+    # As a reader loads it: the lane checks memory and gives sliding-window models a
+    # full-size cache.
+    lane = ModelLane(model_path, ReadSettings(kv_type=kv, n_threads=n_threads, n_batch=batch_size), backend=backend)
     try:
-        n_vocab = model.llama.n_vocab()
+        model = lane.ensure(n_tokens + CTX_ALIGN, kv)
+        n_vocab = model.n_vocab
         # Token ids spread over the vocabulary: the content does not change the speed.
         tokens = [(1009 + i * 7919) % max(n_vocab - 1, 1) + 1 for i in range(n_tokens)]
         seconds: list[float] = []
@@ -847,42 +245,15 @@ def calibrate(
         model.prefill(tokens, on_progress=on_progress)
         flash = model.flash_attn
     finally:
-        model.close()
+        lane.close()
     row = CalibrationRow(
-        model_sha256=model_sha256 or find_sha(model_path),
-        kv_type=kv_type,
+        model_sha256=model_sha256 or find_model_sha256(model_path),
+        kv_type=kv.value,
         n_threads=n_threads,
         batch_size=batch_size,
-        llama_cpp_version=LLAMA_CPP_VERSION,
+        llama_cpp_version=lane.backend.version,
         batch_seconds=tuple(seconds),
         flash_attn=flash,
     )
     store.put_calibration(row)
     return row
-
-
-# --- formatting ------------------------------------------------------------------------
-
-
-def _format_bytes(n: int) -> str:
-    if n >= 10 << 30:
-        return f"{n / (1 << 30):.0f} GiB"
-    if n >= 1 << 30:
-        return f"{n / (1 << 30):.1f} GiB"
-    return f"{max(0, math.ceil(n / MIB)):,} MiB"
-
-
-def _format_count(n: int) -> str:
-    if n >= 1_000_000_000:
-        return f"{n / 1e9:.1f}B"
-    return f"{n / 1e6:.0f}M"
-
-
-def _format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    if seconds < 60:
-        return f"about {max(1, round(seconds))} s"
-    if seconds < 3600:
-        return f"about {round(seconds / 60)} min"
-    return f"about {seconds / 3600:.1f} h"

@@ -126,10 +126,11 @@ def check_portable(lib_dir: Path) -> None:
         how = f"objdump found AVX-512 code in {', '.join(native)}"
     else:
         # macOS and Windows: llama.cpp's own feature line lists what the build uses.
-        from engine.runtime.llama import describe_cpu
+        from engine.lane import default_backend
 
-        native = ["AVX512"] if "AVX512" in describe_cpu().upper() else []
-        how = f"llama.cpp reports {describe_cpu()}"
+        features = default_backend().describe_system()
+        native = ["AVX512"] if "AVX512" in features.upper() else []
+        how = f"llama.cpp reports {features}"
     if native:
         raise BuildError(
             f"llama.cpp was built for this machine's CPU ({how}): the app would die with "

@@ -3,12 +3,12 @@
 Two parts, read top to bottom:
 - the window: the corpus's tokens plus room for the question and the answer, against
   the window Longread will open (and the model's trained length);
-- memory: the model's weights plus its KV cache at f16, q8_0 and q4_0, each against the
-  RAM this machine has free, with the chosen type marked. Choosing a row chooses the
-  cache type.
+- memory: the model's weights, its KV cache and working memory for each ``KvType``,
+  each against the memory this machine has free, with the chosen type marked. Choosing
+  a row chooses the cache type.
 When the corpus does not fit, a red line says so and buttons offer the ways out. The
-numbers come from ``app.budget.Measure`` (the engine's own ``Budget`` and the GGUF's
-KV cache sizes); the gauge only draws them.
+numbers are the planner's own ``Plan`` (``engine.planner.measure_corpus``: the rows
+``longread plan`` prints), worded by ``engine.units``; the gauge only draws them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.budget import Measure, format_bytes, format_duration
+from engine.planner import CorpusMeasure
+from engine.runtime.backend import KvType
+from engine.units import format_bytes, format_duration
 
 WEIGHTS = QColor("#9aa5b1")
 CORPUS = QColor("#2f6fdf")
@@ -36,9 +38,9 @@ OTHER = QColor("#c7b8e8")
 OK = "#1e7d32"
 BAD = "#b3261e"
 KV_NOTES = {
-    "f16": "full precision, fastest on CPUs",
-    "q8_0": "about half the cache; prefill 2-4x slower on CPUs",
-    "q4_0": "about a quarter of the cache; slowest prefill",
+    KvType.F16: "full precision, fastest on CPUs",
+    KvType.Q8_0: "about half the cache; prefill 2-4x slower on CPUs",
+    KvType.Q4_0: "about a quarter of the cache; slowest prefill",
 }
 
 
@@ -99,8 +101,8 @@ class BudgetGauge(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.measure: Measure | None = None
-        self.kv_type = "f16"
+        self.measure: CorpusMeasure | None = None
+        self.kv_type = KvType.F16
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         heading = QLabel("Does it fit?")
@@ -120,7 +122,7 @@ class BudgetGauge(QWidget):
         self.window_text.setWordWrap(True)
         layout.addWidget(self.window_text)
 
-        self.memory_caption = QLabel("Memory: model + KV cache, by cache type")
+        self.memory_caption = QLabel("Memory: model + KV cache + working memory, by cache type")
         self.memory_caption.setStyleSheet("font-weight: 600;")
         layout.addWidget(self.memory_caption)
         grid = QGridLayout()
@@ -129,7 +131,7 @@ class BudgetGauge(QWidget):
         self.kv_buttons: dict[str, QRadioButton] = {}
         self.memory_bars: dict[str, SegmentBar] = {}
         self.memory_texts: dict[str, QLabel] = {}
-        for i, kv in enumerate(("f16", "q8_0", "q4_0")):
+        for i, kv in enumerate(KvType):
             button = QRadioButton(kv)
             button.setToolTip(f"KV cache {kv}: {KV_NOTES[kv]}")
             self.kv_group.addButton(button)
@@ -160,13 +162,13 @@ class BudgetGauge(QWidget):
         self.ways = QWidget()
         self.ways.setLayout(ways)
         layout.addWidget(self.ways)
-        self.set_kv_type("f16")
+        self.set_kv_type(KvType.F16)
         self.show_measure(None)
 
     # -- inputs -------------------------------------------------------------------
 
     def set_kv_type(self, kv_type: str) -> None:
-        self.kv_type = kv_type
+        self.kv_type = KvType(kv_type)
         button = self.kv_buttons.get(kv_type)
         if button is not None and not button.isChecked():
             button.blockSignals(True)
@@ -185,25 +187,28 @@ class BudgetGauge(QWidget):
         self.verdict.setText(message)
         self.verdict.setStyleSheet(f"color: {BAD};")
 
-    def show_measure(self, measure: Measure | None) -> None:
+    def show_measure(self, measure: CorpusMeasure | None) -> None:
         self.measure = measure
         self._draw()
 
     # -- numbers the tests read -----------------------------------------------------
 
     def numbers(self) -> dict[str, int]:
-        """The figures drawn, by name (corpus/needed/window tokens, bytes per KV type)."""
+        """The figures drawn, by name (corpus/needed/window tokens, bytes per KV type);
+        ``available_bytes`` is missing when the free memory is unknown."""
         m = self.measure
         if m is None:
             return {}
+        plan = m.plan
         out = {
-            "corpus_tokens": m.budget.corpus_tokens,
-            "needed_tokens": m.budget.needed,
-            "n_ctx": m.budget.n_ctx,
-            "max_ctx": m.budget.max_ctx,
-            "available_bytes": m.memory.available_bytes,
+            "corpus_tokens": plan.corpus_tokens,
+            "needed_tokens": plan.needed_tokens,
+            "n_ctx": plan.n_ctx,
+            "max_ctx": plan.max_ctx,
         }
-        for row in m.memory.rows:
+        if plan.available_bytes is not None:
+            out["available_bytes"] = plan.available_bytes
+        for row in plan.rows:
             out[f"kv_{row.kv_type}_bytes"] = row.kv_bytes
             out[f"total_{row.kv_type}_bytes"] = row.total_bytes
         return out
@@ -212,14 +217,14 @@ class BudgetGauge(QWidget):
 
     def _on_kv_button_toggled(self, kv_type: str, checked: bool) -> None:
         if checked and kv_type != self.kv_type:
-            self.kv_type = kv_type
+            self.kv_type = KvType(kv_type)
             self._draw()
             self.kv_type_chosen.emit(kv_type)
 
     def _on_larger_button_clicked(self) -> None:
         m = self.measure
         if m is not None:
-            self.window_requested.emit(m.budget.max_ctx)
+            self.window_requested.emit(m.plan.max_ctx)
 
     def _draw(self) -> None:
         m = self.measure
@@ -234,34 +239,39 @@ class BudgetGauge(QWidget):
             self.verdict.setText("Add documents to see whether they fit the model.")
             self.verdict.setStyleSheet("color: #4b5563;")
             return
-        b = m.budget
-        scale = max(b.n_ctx, b.needed, 1)
-        room = b.needed - b.corpus_tokens
-        self.window_caption.setText(f"Context window: {b.n_ctx:,} tokens")
+        plan = m.plan
+        corpus, needed, n_ctx, max_ctx = plan.corpus_tokens, plan.needed_tokens, plan.n_ctx, plan.max_ctx
+        scale = max(n_ctx, needed, 1)
+        room = needed - corpus
+        self.window_caption.setText(f"Context window: {n_ctx:,} tokens")
         self.window_bar.set_segments(
-            [(b.corpus_tokens / scale, CORPUS), (room / scale, ROOM)],
-            marker=b.n_ctx / scale if b.needed > b.n_ctx else None,
-            over=b.needed > b.n_ctx,
+            [(corpus / scale, CORPUS), (room / scale, ROOM)],
+            marker=n_ctx / scale if needed > n_ctx else None,
+            over=needed > n_ctx,
         )
         self.window_text.setText(
-            f"<span style='color:{CORPUS.name()}'>■</span> documents {b.corpus_tokens:,} tokens  "
+            f"<span style='color:{CORPUS.name()}'>■</span> documents {corpus:,} tokens  "
             f"<span style='color:{ROOM.name()}'>■</span> question and answer {room:,}  "
-            f"= {b.needed:,} of {b.n_ctx:,} ({100 * b.needed / max(b.n_ctx, 1):.0f}%). "
-            f"The model was trained on windows of up to {b.max_ctx:,}."
+            f"= {needed:,} of {n_ctx:,} ({100 * needed / max(n_ctx, 1):.0f}%). "
+            f"The model was trained on windows of up to {max_ctx:,}."
         )
-        mem = m.memory
-        biggest = max(r.total_bytes for r in mem.rows)
-        # Scale to the biggest row so the costs can be compared; the free-RAM line is
-        # drawn only when it falls on the bar (far more RAM than needed is said in words).
-        mscale = biggest * 1.1 if mem.available_bytes > biggest * 1.1 else max(mem.available_bytes, biggest) * 1.05
-        for row in mem.rows:
+        available = plan.available_bytes
+        biggest = max(r.total_bytes for r in plan.rows)
+        # Scale to the biggest row so the costs can be compared; the free-memory line is
+        # drawn only when it falls on the bar (far more memory than needed is said in words).
+        if available is None or available > biggest * 1.1:
+            mscale = biggest * 1.1
+        else:
+            mscale = max(available, biggest) * 1.05
+        for row in plan.rows:
+            other = row.compute_bytes + row.overhead_bytes
             self.memory_bars[row.kv_type].set_segments(
-                [(row.weights_bytes / mscale, WEIGHTS), (row.kv_bytes / mscale, KV), (row.other_bytes / mscale, OTHER)],
-                marker=mem.available_bytes / mscale if mem.available_bytes <= mscale else None,
-                over=not row.fits,
+                [(row.weights_bytes / mscale, WEIGHTS), (row.kv_bytes / mscale, KV), (other / mscale, OTHER)],
+                marker=available / mscale if available is not None and available <= mscale else None,
+                over=not row.fits_memory,
             )
-            verdict = "fits" if row.fits else "too big"
-            color = OK if row.fits else BAD
+            verdict = "fits" if row.fits_memory else "too big"
+            color = OK if row.fits_memory else BAD
             weight = "font-weight:600;" if row.kv_type == self.kv_type else ""
             speed = f", reads in ~{format_duration(row.est_prefill_s)}" if row.est_prefill_s else ""
             self.memory_texts[row.kv_type].setText(
@@ -270,47 +280,53 @@ class BudgetGauge(QWidget):
             )
             self.memory_texts[row.kv_type].setToolTip(
                 f"model {format_bytes(row.weights_bytes)} + KV cache {format_bytes(row.kv_bytes)} "
-                f"for {mem.n_ctx:,} tokens + working memory {format_bytes(row.other_bytes)}; {KV_NOTES[row.kv_type]}"
+                f"for {n_ctx:,} tokens + working memory {format_bytes(other)}; {KV_NOTES[row.kv_type]}"
+                + (f". {row.warning}" if row.warning else "")
             )
-        chosen = mem.row(self.kv_type)
+        chosen = plan.row(self.kv_type)
+        free = format_bytes(available) if available is not None else "an unknown amount"
         self.memory_text.setText(
             f"<span style='color:{WEIGHTS.name()}'>■</span> model {format_bytes(chosen.weights_bytes)}  "
             f"<span style='color:{KV.name()}'>■</span> KV cache {format_bytes(chosen.kv_bytes)} at "
             f"{self.kv_type} ({KV_NOTES[self.kv_type]})  "
-            f"<span style='color:{OTHER.name()}'>■</span> working memory {format_bytes(chosen.other_bytes)}. "
-            "This computer has "
-            f"{format_bytes(mem.available_bytes)} of memory free."
+            f"<span style='color:{OTHER.name()}'>■</span> working memory "
+            f"{format_bytes(chosen.compute_bytes + chosen.overhead_bytes)}. "
+            f"This computer has {free} of memory free."
         )
         ways: list[str] = []
-        if not b.fits:
+        if not plan.fits_window:
             self.ways.setVisible(True)
-            can_grow = b.needed <= b.max_ctx and b.n_ctx < b.max_ctx
+            can_grow = needed <= max_ctx and n_ctx < max_ctx
             self.larger_button.setVisible(can_grow)
-            self.larger_button.setText(f"Use a {b.max_ctx:,}-token window")
+            self.larger_button.setText(f"Use a {max_ctx:,}-token window")
             if can_grow:
-                ways.append(f"a larger window (up to {b.max_ctx:,})")
+                ways.append(f"a larger window (up to {max_ctx:,})")
             ways.append("fewer or shorter documents")
-            if b.needed > b.max_ctx:
-                ways.append(f"a model trained on more than {b.max_ctx:,} tokens")
+            if needed > max_ctx:
+                ways.append(f"a model trained on more than {max_ctx:,} tokens")
             self.verdict.setText(
-                f"<b>Does not fit:</b> the documents need {b.needed:,} tokens with the question and "
-                f"answer, the window holds {b.n_ctx:,}. Ways out: " + "; ".join(ways) + "."
+                f"<b>Does not fit:</b> the documents need {needed:,} tokens with the question and "
+                f"answer, the window holds {n_ctx:,}. Ways out: " + "; ".join(ways) + "."
             )
             self.verdict.setStyleSheet(f"color: {BAD};")
-        elif not chosen.fits:
-            smaller = [r.kv_type for r in mem.rows if r.fits]
+        elif not chosen.fits_memory:
+            smaller = [r.kv_type for r in plan.rows if r.fits_memory]
             self.ways.setVisible(True)
             self.larger_button.setVisible(False)
             self.verdict.setText(
                 f"<b>Not enough memory</b> at {self.kv_type}: {format_bytes(chosen.total_bytes)} needed, "
-                f"{format_bytes(mem.available_bytes)} free. "
+                f"{free} free. "
                 + (f"Choose {' or '.join(smaller)} below, or " if smaller else "")
                 + "use fewer documents or a smaller model."
             )
             self.verdict.setStyleSheet(f"color: {BAD};")
+        elif plan.problems:
+            # Neither the window nor memory: a window beyond the trained length, say.
+            self.verdict.setText(f"<b>Cannot read:</b> {plan.refusal()}")
+            self.verdict.setStyleSheet(f"color: {BAD};")
         else:
             self.verdict.setText(
-                f"<b>Fits.</b> {b.needed:,} of {b.n_ctx:,} tokens; {format_bytes(chosen.total_bytes)} of "
-                f"{format_bytes(mem.available_bytes)} free memory at {self.kv_type}."
+                f"<b>Fits.</b> {needed:,} of {n_ctx:,} tokens; {format_bytes(chosen.total_bytes)} of "
+                f"{free} free memory at {self.kv_type}."
             )
             self.verdict.setStyleSheet(f"color: {OK};")

@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.budget import format_duration
 from engine.corpus import Corpus
 from engine.reading.citations import Citation, check_citations
+from engine.units import format_duration
 
 RENDER_EVERY_MS = 60
 MODES = ("Ask", "Think deeply", "Read in waves")
@@ -106,7 +106,9 @@ class ConversationView(QWidget):
         # How to answer: one pass (Ask), stored steps (Think deeply) or waves of pages.
         self.mode_box = QComboBox()
         self.mode_box.addItems(list(MODES))
-        self.mode_box.setToolTip("Ask: one pass. Think deeply: five stored steps. Read in waves: long documents in parts.")
+        self.mode_box.setToolTip(
+            "Ask: one pass. Think deeply: five stored steps. Read in waves: long documents in parts."
+        )
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.mode_box)
         buttons.addWidget(self.ask_button)

@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.budget import format_duration
 from engine.corpus import Corpus, Document
+from engine.units import format_duration
 
 _row_ids = itertools.count(1)
 ERROR_COLOR = QColor("#b3261e")
@@ -70,9 +70,7 @@ class DropZone(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("dropZone")
-        self.setStyleSheet(
-            "#dropZone { border: 2px dashed #8a94a6; border-radius: 12px; background: #f6f8fb; }"
-        )
+        self.setStyleSheet("#dropZone { border: 2px dashed #8a94a6; border-radius: 12px; background: #f6f8fb; }")
         layout = QVBoxLayout(self)
         layout.addStretch(2)
         title = QLabel("Drop PDFs or folders here, or press Ctrl+O")
@@ -339,7 +337,8 @@ class CorpusPanel(QWidget):
 
     def _apply_tree_order(self) -> None:
         order = [
-            int(self.tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole)) for i in range(self.tree.topLevelItemCount())
+            int(self.tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole))
+            for i in range(self.tree.topLevelItemCount())
         ]
         by_id = {r.id: r for r in self.rows}
         if sorted(order) != sorted(by_id) or order == [r.id for r in self.rows]:

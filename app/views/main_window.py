@@ -34,14 +34,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.budget import Measure, measure_corpus, summarize_model
 from app.resources import resource_path, sample_document
 from app.settings import AppSettings
 from app.tasks import IngestPool, Job, Lane
 from app.views.budget_gauge import BudgetGauge
 from app.views.conversation import ConversationView, TurnView
 from app.views.corpus_panel import CorpusPanel
-from app.views.model_picker import ModelEntry, ModelPicker
+from app.views.model_picker import ModelEntry, ModelPicker, summarize_model
 from app.views.page_viewer import PageViewer
 from app.views.sessions_sidebar import SessionsSidebar
 from app.views.settings_dialog import SettingsDialog
@@ -52,6 +51,7 @@ from engine.errors import EngineError, IngestError
 from engine.ingest import SUPPORTED_SUFFIXES, collect_files
 from engine.models.discover import DiscoveredModel, discover_models
 from engine.models.gguf import inspect_gguf
+from engine.planner import CorpusMeasure, measure_corpus
 from engine.reading.ask import AskResult, Reader
 from engine.reading.citations import Citation
 from engine.reading.deep import DeepSession, DeepStep, DeepThinker, list_deep
@@ -78,7 +78,7 @@ class MainWindow(QMainWindow):
     """Longread's window.
 
     Signals:
-        measured(object): the gauge got new numbers (a ``Measure``).
+        measured(object): the gauge got new numbers (an ``engine.planner.CorpusMeasure``).
         answered(object): an answer finished (an ``AskResult``).
         ask_cancelled(): the engine confirmed that a cancelled question stopped.
         sessions_listed(list): the sidebar was refreshed (session ids, in order).
@@ -401,10 +401,13 @@ class MainWindow(QMainWindow):
         self.gauge.show_busy(f"Counting tokens with {self.model_path.name}…")
         fingerprint = corpus.fingerprint
 
-        def run(ctx: _ModelContext, job: Job) -> Measure:
-            return measure_corpus(ctx.reader, corpus)
+        def run(ctx: _ModelContext, job: Job) -> CorpusMeasure:
+            reader = ctx.reader
+            return measure_corpus(
+                reader.lane, corpus, store=ctx.store, settings=reader.settings, model_sha256=reader.model_sha
+            )
 
-        def on_done(measure: Measure) -> None:
+        def on_done(measure: CorpusMeasure) -> None:
             self._measure_job = None
             if self.corpus_panel.corpus().fingerprint != fingerprint:
                 return

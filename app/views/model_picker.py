@@ -10,9 +10,25 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
-from app.budget import ModelSummary, format_bytes
+from engine.models.gguf import ModelInfo
+from engine.units import format_bytes
 
 _BROWSE = "__browse__"
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What the picker shows about a model file."""
+
+    name: str
+    architecture: str
+    context_length: int
+    size_bytes: int
+
+
+def summarize_model(info: ModelInfo) -> ModelSummary:
+    """The picker's line about a model, from its facts."""
+    return ModelSummary(info.name, info.architecture, info.context_length, info.file_size)
 
 
 @dataclass(frozen=True)

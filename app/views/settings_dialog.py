@@ -16,8 +16,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.settings import KV_CHOICES, AppSettings
+from app.settings import AppSettings
 from engine.config import default_threads
+from engine.runtime.backend import KvType
+
+KV_LABELS = {
+    KvType.F16: "f16: full precision, fastest on CPUs",
+    KvType.Q8_0: "q8_0: half the memory, slower reading",
+    KvType.Q4_0: "q4_0: a quarter of the memory, slowest reading",
+}
 
 
 class SettingsDialog(QDialog):
@@ -36,14 +43,9 @@ class SettingsDialog(QDialog):
         self.n_ctx.setValue(settings.n_ctx)
         form.addRow("Context window", self.n_ctx)
         self.kv_type = QComboBox()
-        labels = {
-            "f16": "f16: full precision, fastest on CPUs",
-            "q8_0": "q8_0: half the memory, slower reading",
-            "q4_0": "q4_0: a quarter of the memory, slowest reading",
-        }
-        for kv in KV_CHOICES:
-            self.kv_type.addItem(labels[kv], kv)
-        self.kv_type.setCurrentIndex(KV_CHOICES.index(settings.kv_type))
+        for kv in KvType:
+            self.kv_type.addItem(KV_LABELS[kv], kv.value)
+        self.kv_type.setCurrentIndex(list(KvType).index(settings.kv_type))
         form.addRow("KV cache", self.kv_type)
         self.threads = QSpinBox()
         self.threads.setRange(0, 256)
@@ -60,7 +62,9 @@ class SettingsDialog(QDialog):
         row_layout.addWidget(self.data_dir, 1)
         row_layout.addWidget(browse)
         form.addRow("Data folder", row)
-        note = QLabel("The data folder holds your documents, sessions and the log. A new folder is used from the next start.")
+        note = QLabel(
+            "The data folder holds your documents, sessions and the log. A new folder is used from the next start."
+        )
         note.setWordWrap(True)
         note.setStyleSheet("color: #6b7280;")
         form.addRow(note)
@@ -70,7 +74,9 @@ class SettingsDialog(QDialog):
         form.addRow(buttons)
 
     def _on_browse_clicked(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Data folder", self.data_dir.text() or self.data_dir.placeholderText())
+        folder = QFileDialog.getExistingDirectory(
+            self, "Data folder", self.data_dir.text() or self.data_dir.placeholderText()
+        )
         if folder:
             self.data_dir.setText(folder)
 

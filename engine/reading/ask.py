@@ -8,7 +8,7 @@ its own tokens), streams the answer, saves it as it grows, and records the run's
 numbers (an ``ask`` run of one ``answer`` step, engine/runs.py). It is used from one thread at a time.
 
 Warm corpora (issue 4): when the context does not already hold the corpus, ``ask``
-restores its KV snapshot from disk if one matches (engine/runtime/snapshot.py), and
+restores its KV snapshot from disk if one matches (engine/warm.py), and
 otherwise reads the corpus cold and saves one. ``AskResult.warm`` says which happened,
 how long the restore took and how long the cold read took when the snapshot was made.
 A damaged snapshot is removed and rebuilt, with a notice; it never answers.
@@ -28,18 +28,18 @@ from pathlib import Path
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import CancelToken, ContextOverflowError, EngineError, GenerationError
-from engine.lane import ModelLane, align_ctx
+from engine.lane import ModelLane
 from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
 from engine.reading.citations import Citation, check_citations
 from engine.reading.prompts import Prompt, build_prompt
 from engine.reading.stepping import RunRecorder, StepOutput, load_run, session_title, stored_corpus
 from engine.runs import RunKind, Status
-from engine.runtime.backend import Backend, PrefillProgress, PrefillStats, Tokenizer
+from engine.runtime.backend import Backend, PrefillProgress, PrefillStats, Tokenizer, align_ctx
 from engine.runtime.backend import Model as LoadedModel
-from engine.runtime.snapshot import MIN_SNAPSHOT_TOKENS, SnapshotCache, SnapshotInvalid, WarmStart, make_key
 from engine.store import Store
 from engine.tokens import corpus_tokens, count, tokenizer_key
+from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, SnapshotInvalid, WarmStart, make_key
 
 # Room left for follow-up questions when the window is chosen automatically, so that a
 # longer follow-up does not force a reload and a full prefill.
@@ -183,7 +183,12 @@ class Reader:
         if self.snapshots is None or prompt.corpus_end < MIN_SNAPSHOT_TOKENS:
             return []
         corpus = prompt.tokens[: prompt.corpus_end]
-        return self.snapshots.find_windows(model_sha256=self.model_sha, kv_type=self.settings.kv_type, corpus=corpus)
+        return self.snapshots.find_windows(
+            model_sha256=self.model_sha,
+            kv_type=self.settings.kv_type,
+            corpus=corpus,
+            runtime_version=self.lane.backend.version,
+        )
 
     # -- asking ------------------------------------------------------------------
 

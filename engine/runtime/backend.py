@@ -11,9 +11,17 @@ Implementations:
 
 The contract, whoever implements it:
 
+- ``Backend.inspect_model(path)`` gives the model's facts (``ModelInfo``: layers, KV
+  heads, trained window) without loading it; the planner computes memory from them.
+- ``Backend.describe_system()`` says in one line what the runtime's build runs with
+  (llama.cpp's CPU features: the selftest refuses an AVX-512-only build).
 - ``Backend.load_tokenizer(path)`` gives the vocabulary alone (fast, for exact counts);
-  ``Backend.load_model(path, ...)`` gives a ``Model``: a tokenizer plus one sequence of
-  context (``n_ctx`` tokens) with a KV cache of ``kv_type``.
+  ``Backend.load_model(path, settings)`` gives a ``Model``: a tokenizer plus one sequence
+  of context (``settings.n_ctx`` tokens) with a KV cache of ``settings.kv_type``. The
+  settings come checked: the planner (``engine.planning.check_load``, called by
+  ``ModelLane.ensure``) refuses a load that will not fit in memory before any backend
+  sees it, so a backend loads what it is given and reports its own failures as
+  ``ModelError``. Nothing in ``engine/runtime`` imports the planner.
 - ``Model.prefill(tokens)`` makes the context hold exactly ``tokens``, evaluating only
   what it does not already hold (the longest common prefix is kept), in batches of
   ``n_batch``, calling ``on_progress`` after each and ``should_cancel`` before each:
@@ -24,18 +32,93 @@ The contract, whoever implements it:
 - ``last_logits`` (the check logits of warm snapshots), ``save_sequence`` /
   ``load_sequence`` / ``clear`` (KV snapshots on disk). A backend that cannot save or
   restore raises ``GenerationError`` with the reason; the caller reads cold.
+  ``runtime_version`` goes into snapshot keys: a snapshot is never restored by another.
 - A ``Model`` is not thread-safe: one thread at a time (the GUI gives it one lane).
+- ``CTX_ALIGN`` / ``align_ctx`` (windows are multiples of 256), ``KvType`` and
+  ``LoadSettings`` live here because every layer uses them and none of them needs a
+  runtime: the planner, the lane, the CLI and the GUI import them from this module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from engine.models.gguf import ModelInfo
+
+#: Windows are multiples of this many tokens: llama.cpp pads ``n_ctx`` up to it, and
+#: llama-cpp-python's token buffer does not, so a longer prompt would crash in numpy.
+CTX_ALIGN: Final = 256
+
+
+def align_ctx(n: int) -> int:
+    """Round a window up to a multiple of ``CTX_ALIGN`` (at least one)."""
+    return max(CTX_ALIGN, -(-n // CTX_ALIGN) * CTX_ALIGN)
+
+
+class KvType(StrEnum):
+    """The KV cache types Longread offers, for both K and V caches (llama.cpp's names).
+
+    Quantized types need flash attention; on CPUs they halve (q8_0) or quarter (q4_0)
+    the cache and read 2-4x slower (DESIGN.md). Every list of KV types (the CLI's
+    choices, the settings dialog, the gauge, the planner) is this enum.
+    """
+
+    F16 = "f16"
+    Q8_0 = "q8_0"
+    Q4_0 = "q4_0"
+
+    @property
+    def needs_flash_attn(self) -> bool:
+        """llama.cpp needs flash attention for a quantized V cache."""
+        return self is not KvType.F16
+
+
+#: RoPE scalings that stretch a model beyond its trained window (the planner warns).
+ROPE_SCALINGS: Final = ("linear", "yarn")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadSettings:
+    """How a model is loaded: window, KV cache, threads, batch and RoPE scaling.
+
+    ``n_ctx`` is rounded up to a multiple of 256 and ``kv_type`` becomes a ``KvType``
+    here, once. ``planned_bytes`` is the resident memory the planner expects the load
+    to take, set when its check (``engine.planning.check_load``) passed it against the
+    memory free now; ``None`` means nobody checked (tests and benchmarks that load
+    directly).
+
+    Raises:
+        ValueError: an unknown KV type or RoPE scaling, or no threads (bugs in the caller).
+    """
+
+    n_ctx: int
+    n_threads: int
+    kv_type: KvType = KvType.F16
+    n_batch: int = 512
+    #: Keep a full-size cache for sliding-window layers (None: llama.cpp's default).
+    swa_full: bool | None = None
+    #: "linear" or "yarn" to stretch RoPE beyond the trained window; None: the model's own.
+    rope_scaling: str | None = None
+    #: RoPE frequency scale (trained / wanted window); 0: the model's.
+    rope_freq_scale: float = 0.0
+    #: YaRN's original (trained) window; 0: the model's.
+    yarn_orig_ctx: int = 0
+    planned_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n_ctx", align_ctx(self.n_ctx))
+        object.__setattr__(self, "kv_type", KvType(self.kv_type))
+        if self.rope_scaling is not None and self.rope_scaling not in ROPE_SCALINGS:
+            raise ValueError(f"unknown RoPE scaling {self.rope_scaling!r}")
+        if self.n_threads < 1 or self.n_batch < 1:
+            raise ValueError("n_threads and n_batch must be positive")
 
 
 @dataclass(frozen=True)
@@ -91,8 +174,17 @@ class Tokenizer(Protocol):
 class Model(Tokenizer, Protocol):
     """A tokenizer plus one sequence of context. One thread at a time."""
 
-    kv_type: str
     n_threads: int
+
+    @property
+    def kv_type(self) -> KvType:
+        """The K and V cache type."""
+        ...
+
+    @property
+    def runtime_version(self) -> str:
+        """The runtime's version (llama-cpp-python's): snapshots made by another are stale."""
+        ...
 
     @property
     def n_ctx(self) -> int: ...
@@ -148,15 +240,21 @@ class Backend(Protocol):
     name: str
     version: str
 
+    def describe_system(self) -> str:
+        """One line on what the runtime's build runs with (llama.cpp: its CPU features)."""
+        ...
+
+    def inspect_model(self, path: Path) -> ModelInfo:
+        """The model's facts (layers, KV heads, trained window) without loading it."""
+        ...
+
     def load_tokenizer(self, path: Path) -> Tokenizer: ...
 
-    def load_model(
-        self,
-        path: Path,
-        *,
-        n_ctx: int,
-        kv_type: str = "f16",
-        n_threads: int,
-        n_batch: int = 512,
-        swa_full: bool | None = None,
-    ) -> Model: ...
+    def load_model(self, path: Path, settings: LoadSettings) -> Model:
+        """Load the model at ``path`` as ``settings`` say (checked by the planner).
+
+        Raises:
+            ModelFileError: not a model file this backend can read.
+            ModelError: the runtime could not load it (out of memory, say).
+        """
+        ...

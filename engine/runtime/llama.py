@@ -3,9 +3,12 @@
 
 Contract:
 - ``load_tokenizer`` loads only the vocabulary (fast) for exact token counts.
-- ``load_model`` loads weights and a context of ``n_ctx`` tokens with the K and V cache
-  types asked for (flash attention on when the V cache is quantized, which llama.cpp
-  requires, off for f16, which is faster on CPUs: DESIGN.md) and every core's threads.
+- ``load_model(path, settings)`` loads weights and a context as ``LoadSettings`` say:
+  ``n_ctx`` tokens, the K and V cache type (flash attention on when the V cache is
+  quantized, which llama.cpp requires, off for f16, which is faster on CPUs: DESIGN.md),
+  threads for both prefill and generation. It does not check memory: the planner did
+  (``engine.planning.check_load`` in ``ModelLane.ensure``); this module imports
+  nothing above the runtime interface.
 - ``LoadedModel.prefill`` evaluates a token list in batches, reusing the longest prefix
   already in the context, reporting progress after each batch and honouring a cancel
   between batches: a cancel takes effect within one batch and leaves the cache
@@ -30,20 +33,29 @@ import llama_cpp
 import numpy as np
 
 from engine.errors import Cancelled, GenerationError, ModelError, ModelFileError
-from engine.models.gguf import inspect_gguf
-from engine.planner import check_load_memory
-from engine.runtime.backend import CancelFn, PrefillProgress, PrefillStats, ProgressFn
+from engine.models.gguf import ModelInfo, inspect_gguf
+from engine.runtime.backend import (
+    CancelFn,
+    KvType,
+    LoadSettings,
+    PrefillProgress,
+    PrefillStats,
+    ProgressFn,
+)
 
 log = logging.getLogger("longread.llama")
 
-KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+_GGML_TYPES = {
+    KvType.F16: llama_cpp.GGML_TYPE_F16,
+    KvType.Q8_0: llama_cpp.GGML_TYPE_Q8_0,
+    KvType.Q4_0: llama_cpp.GGML_TYPE_Q4_0,
+}
 LLAMA_CPP_VERSION = llama_cpp.__version__
 ROPE_SCALING_TYPES = {
     None: llama_cpp.LLAMA_ROPE_SCALING_TYPE_UNSPECIFIED,
     "linear": llama_cpp.LLAMA_ROPE_SCALING_TYPE_LINEAR,
     "yarn": llama_cpp.LLAMA_ROPE_SCALING_TYPE_YARN,
 }
-CTX_ALIGN = 256
 
 
 @llama_cpp.llama_log_callback  # type: ignore[misc,untyped-decorator]
@@ -56,11 +68,6 @@ def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
 
 # Keep the callback referenced for the life of the process: llama.cpp holds a raw pointer.
 llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
-
-
-def align_ctx(n: int) -> int:
-    """Round a window up to a multiple of 256 (llama.cpp pads; its Python buffers do not)."""
-    return max(CTX_ALIGN, -(-n // CTX_ALIGN) * CTX_ALIGN)
 
 
 def describe_cpu() -> str:
@@ -149,7 +156,7 @@ def load_tokenizer(path: Path) -> Tokenizer:
 class LoadedModel(Tokenizer):
     """Weights plus a context. One thread at a time."""
 
-    def __init__(self, llm: llama_cpp.Llama, path: Path, *, kv_type: str, n_threads: int) -> None:
+    def __init__(self, llm: llama_cpp.Llama, path: Path, *, kv_type: KvType, n_threads: int) -> None:
         super().__init__(llm, path)
         self.kv_type = kv_type
         self.n_threads = n_threads
@@ -166,7 +173,7 @@ class LoadedModel(Tokenizer):
 
     @property
     def flash_attn(self) -> bool:
-        return self.kv_type != "f16"
+        return self.kv_type.needs_flash_attn
 
     @property
     def context_tokens(self) -> list[int]:
@@ -181,6 +188,10 @@ class LoadedModel(Tokenizer):
     @property
     def n_vocab(self) -> int:
         return int(self._n_vocab)
+
+    @property
+    def runtime_version(self) -> str:
+        return LLAMA_CPP_VERSION
 
     @property
     def llama(self) -> llama_cpp.Llama:
@@ -304,7 +315,7 @@ class LoadedModel(Tokenizer):
         """A copy of the logits after the last evaluated token."""
         return np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(self._n_vocab,)).copy()
 
-    # -- KV snapshots (issue 4; engine/runtime/snapshot.py decides when and checks them) --
+    # -- KV snapshots (issue 4; engine/warm.py decides when and checks them) --
 
     def save_sequence(self, path: Path) -> int:
         """Write the context's KV cache and its tokens to ``path`` (llama.cpp's
@@ -356,74 +367,48 @@ class LoadedModel(Tokenizer):
         self._llm.reset()  # type: ignore[no-untyped-call]
 
 
-def load_model(
-    path: Path,
-    *,
-    n_ctx: int,
-    kv_type: str = "f16",
-    n_threads: int,
-    n_batch: int = 512,
-    swa_full: bool | None = None,
-    n_gpu_layers: int = -1,
-    rope_scaling: str | None = None,
-    rope_freq_scale: float = 0.0,
-    yarn_orig_ctx: int = 0,
-) -> LoadedModel:
-    """Load the GGUF at ``path`` with a context of ``n_ctx`` tokens.
+def load_model(path: Path, settings: LoadSettings, *, n_gpu_layers: int = -1) -> LoadedModel:
+    """Load the GGUF at ``path`` as ``settings`` say.
 
     Args:
         path: the GGUF file.
-        n_ctx: the window; rounded up to a multiple of 256.
-        kv_type: ``f16``, ``q8_0`` or ``q4_0`` for both K and V caches.
-        n_threads: threads for prefill and generation.
-        n_batch: tokens per prefill batch (also the cancel granularity).
-        swa_full: keep a full-size cache for sliding-window layers (None: llama.cpp's default).
+        settings: window, KV type, threads, batch (also the cancel granularity),
+            sliding-window mode and RoPE scaling, checked by the planner.
         n_gpu_layers: layers to offload on a GPU build (-1: all); ignored on CPU builds.
-        rope_scaling: ``"linear"`` or ``"yarn"`` to stretch RoPE beyond the trained
-            context (the planner decides, and warns that quality may drop); None keeps
-            the model's own setting.
-        rope_freq_scale: RoPE frequency scale (trained / wanted context); 0 = model's.
-        yarn_orig_ctx: YaRN's original (trained) context; 0 = model's.
 
     Raises:
         ModelFileError: not a GGUF or unreadable.
-        PlanRefused: the planner says it will not fit in the memory free now.
         ModelError: llama.cpp could not load it (for example, out of memory).
     """
-    if rope_scaling not in ROPE_SCALING_TYPES:
-        raise ModelError(f"Unknown RoPE scaling {rope_scaling!r}: choose linear or yarn.")
-    if kv_type not in KV_TYPES:
-        raise ModelError(f"Unknown KV cache type {kv_type!r}: choose f16, q8_0 or q4_0.")
-    info = inspect_gguf(path)  # before llama.cpp sees the file (issue 5)
-    n_ctx = align_ctx(n_ctx)
-    # Refuse with the numbers rather than let the OS kill the process (issue 5).
-    check_load_memory(info, n_ctx=n_ctx, kv_type=kv_type, swa_full=swa_full is not False, n_ubatch=n_batch)
-    kv = KV_TYPES[kv_type]
+    _check_file(path)
+    if settings.planned_bytes is not None:
+        log.debug("loading %s: the planner expects %d bytes", path.name, settings.planned_bytes)
+    kv = _GGML_TYPES[settings.kv_type]
     try:
         with _quiet_python_prints():
             llm = llama_cpp.Llama(
                 model_path=str(path),
-                n_ctx=n_ctx,
-                n_batch=n_batch,
-                n_ubatch=n_batch,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
+                n_ctx=settings.n_ctx,
+                n_batch=settings.n_batch,
+                n_ubatch=settings.n_batch,
+                n_threads=settings.n_threads,
+                n_threads_batch=settings.n_threads,
                 type_k=kv,
                 type_v=kv,
-                flash_attn=kv_type != "f16",
-                swa_full=swa_full,
-                rope_scaling_type=ROPE_SCALING_TYPES[rope_scaling],
-                rope_freq_scale=rope_freq_scale,
-                yarn_orig_ctx=yarn_orig_ctx,
+                flash_attn=settings.kv_type.needs_flash_attn,
+                swa_full=settings.swa_full,
+                rope_scaling_type=ROPE_SCALING_TYPES[settings.rope_scaling],
+                rope_freq_scale=settings.rope_freq_scale,
+                yarn_orig_ctx=settings.yarn_orig_ctx,
                 n_gpu_layers=n_gpu_layers,
                 verbose=True,
             )
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelError(
-            f"llama.cpp could not load {path.name} with a {n_ctx:,}-token window ({exc}). "
+            f"llama.cpp could not load {path.name} with a {settings.n_ctx:,}-token window ({exc}). "
             "Try a smaller window or another model file."
         ) from exc
-    return LoadedModel(llm, path, kv_type=kv_type, n_threads=n_threads)
+    return LoadedModel(llm, path, kv_type=settings.kv_type, n_threads=settings.n_threads)
 
 
 class LlamaBackend:
@@ -432,17 +417,14 @@ class LlamaBackend:
     name = "llama.cpp"
     version = LLAMA_CPP_VERSION
 
+    def describe_system(self) -> str:
+        return describe_cpu()
+
+    def inspect_model(self, path: Path) -> ModelInfo:
+        return inspect_gguf(path)
+
     def load_tokenizer(self, path: Path) -> Tokenizer:
         return load_tokenizer(path)
 
-    def load_model(
-        self,
-        path: Path,
-        *,
-        n_ctx: int,
-        kv_type: str = "f16",
-        n_threads: int,
-        n_batch: int = 512,
-        swa_full: bool | None = None,
-    ) -> LoadedModel:
-        return load_model(path, n_ctx=n_ctx, kv_type=kv_type, n_threads=n_threads, n_batch=n_batch, swa_full=swa_full)
+    def load_model(self, path: Path, settings: LoadSettings) -> LoadedModel:
+        return load_model(path, settings)

@@ -475,7 +475,7 @@ class Store:
             for r in rows
         ]
 
-    # -- KV snapshots (issue 4; engine/runtime/snapshot.py owns the files) ----------
+    # -- KV snapshots (issue 4; engine/warm.py owns the files) ----------
 
     def put_snapshot(self, row: dict[str, Any]) -> None:
         """Record (or replace) a snapshot file's row (columns of ``m002_snapshots``)."""

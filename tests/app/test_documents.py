@@ -8,13 +8,14 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QLineEdit
 
-from app.budget import KV_TYPES
 from engine.corpus import Corpus
 from engine.models.gguf import inspect_gguf
-from engine.planner import make_plan
+from engine.planning import make_plan
 from engine.reading.ask import Reader
 from engine.reading.citations import Citation
+from engine.runtime.backend import KvType
 from engine.store import open_store
+from engine.units import format_bytes
 from tests.app.dnd import drop_files
 from tests.conftest import fact_pages, write_pdf
 
@@ -126,11 +127,15 @@ def test_gauge_numbers_match_the_engine(qtbot, make_window, home: Path, smollm2_
     assert numbers["needed_tokens"] == budget.needed
     assert numbers["n_ctx"] == budget.n_ctx
     assert numbers["max_ctx"] == budget.max_ctx == inspect_gguf(smollm2_path).context_length
+    # The gauge shows the planner's own plan: the rows `longread plan` prints.
     info = inspect_gguf(smollm2_path)
     plan = make_plan(info, budget.corpus_tokens, n_ctx=budget.n_ctx, available_bytes=numbers["available_bytes"])
-    for kv in KV_TYPES:
+    assert measure.plan.rows == plan.rows
+    for kv in KvType:
         assert numbers[f"kv_{kv}_bytes"] == plan.row(kv).kv_bytes == info.kv_cache_bytes(budget.n_ctx, kv, kv)
         assert numbers[f"total_{kv}_bytes"] == plan.row(kv).total_bytes
+        # Worded as `longread plan` words it.
+        assert format_bytes(plan.row(kv).total_bytes) in window.gauge.memory_texts[kv].text()
     assert numbers["kv_q4_0_bytes"] < numbers["kv_q8_0_bytes"] < numbers["kv_f16_bytes"]
     assert window.corpus_panel.rows[0].tokens == measure.doc_tokens[0] == budget.corpus_tokens
     assert "Fits" in window.gauge.verdict.text()

@@ -92,7 +92,7 @@ def test_settings_are_kept_between_runs_and_reach_the_reader(qtbot, tmp_path: Pa
     with qtbot.waitSignal(window.measured, timeout=60000) as blocker:
         window.add_paths([Path(__file__).resolve().parents[2] / "resources" / "sample" / "harbor-lease-dispute.md"])
         window.apply_settings()
-    assert blocker.args[0].budget.n_ctx == 2048
+    assert blocker.args[0].plan.n_ctx == 2048
     assert window.gauge.kv_type == "q4_0" and window.gauge.kv_buttons["q4_0"].isChecked()
 
 

@@ -152,7 +152,7 @@ def test_a_cancelled_run_resumes_through_the_one_resume_path(
 def test_waves_are_steps_and_a_failed_wave_resumes(
     tmp_path: Path, home: Path, model_file: Path, backend: FakeBackend
 ) -> None:
-    library = _library(home, model_file, backend, n_ctx=1024)
+    library = _library(home, model_file, backend, n_ctx=2048)
     try:
         corpus = _corpus(library, tmp_path, [_page(i, "The code is 482913." if i == 4 else "") for i in range(1, 7)])
         failing = {"left": 1}

@@ -1,5 +1,6 @@
 """The planner (issue 5): memory per KV cache type, windows, RoPE scaling, calibration,
-and the load paths rejecting files that are not models. Real GGUFs, a real store."""
+the check every load passes, and the load paths rejecting files that are not models.
+Real GGUFs, a real store."""
 
 from __future__ import annotations
 
@@ -9,26 +10,30 @@ from pathlib import Path
 import pytest
 
 from engine import cli
+from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import ModelFileError
 from engine.ingest import read_documents
+from engine.lane import ModelLane
+from engine.machine import read_available_memory
 from engine.models.bundled import model_sha256
 from engine.models.gguf import inspect_gguf
-from engine.planner import (
-    KV_TYPES,
+from engine.planner import calibrate
+from engine.planning import (
     PlanRefused,
     SpeedModel,
-    _fit_speed_models,
-    calibrate,
+    check_load,
     estimate_compute_bytes,
+    fit_speed_models,
     make_plan,
-    read_available_memory,
     sum_attended_positions,
 )
 from engine.reading.ask import Reader
-from engine.runtime.llama import LLAMA_CPP_VERSION, load_model, load_tokenizer
+from engine.runtime.backend import KvType, LoadSettings
+from engine.runtime.llama import LLAMA_CPP_VERSION, LlamaBackend, LoadedModel, load_model, load_tokenizer
 from engine.store import Store
 from engine.store.db import CalibrationRow
+from engine.units import format_bytes
 
 GIB = 1 << 30
 
@@ -42,7 +47,7 @@ def test_plan_rows_add_up_and_use_the_model_shapes(smollm2_path: Path) -> None:
 
     assert plan.ok
     assert plan.n_ctx % 256 == 0 and plan.n_ctx >= plan.needed_tokens > 3000
-    assert [r.kv_type for r in plan.rows] == list(KV_TYPES)
+    assert [r.kv_type for r in plan.rows] == list(KvType)
     for row in plan.rows:
         assert row.kv_bytes == info.kv_cache_bytes(plan.n_ctx, row.kv_type, row.kv_type, swa_full=True)
         assert row.weights_bytes >= info.file_size
@@ -137,10 +142,11 @@ def test_beyond_trained_length_refuses_without_scaling_and_warns_with_it(smollm2
     scaled = make_plan(info, 3000, n_ctx=window, rope_scaling="yarn", available_bytes=16 * GIB)
     assert scaled.ok
     assert any("answers may be worse" in w for w in scaled.warnings)
-    kwargs = scaled.load_kwargs()
-    assert kwargs["rope_scaling"] == "yarn"
-    assert kwargs["rope_freq_scale"] == pytest.approx(info.context_length / window)
-    assert kwargs["yarn_orig_ctx"] == info.context_length
+    settings = scaled.load_settings(n_threads=2)
+    assert (settings.n_ctx, settings.kv_type, settings.rope_scaling) == (window, "f16", "yarn")
+    assert settings.rope_freq_scale == pytest.approx(info.context_length / window)
+    assert settings.yarn_orig_ctx == info.context_length
+    assert make_plan(info, 3000, available_bytes=16 * GIB).load_settings(n_threads=2).rope_scaling is None
 
     # A corpus longer than the trained length fits once scaling is allowed.
     long = make_plan(info, 12000, rope_scaling="linear", available_bytes=16 * GIB)
@@ -150,7 +156,7 @@ def test_beyond_trained_length_refuses_without_scaling_and_warns_with_it(smollm2
 def test_model_loads_with_yarn_beyond_its_trained_length(smollm2_path: Path) -> None:
     info = inspect_gguf(smollm2_path)
     plan = make_plan(info, 3000, n_ctx=info.context_length + 1024, rope_scaling="yarn", available_bytes=16 * GIB)
-    model = load_model(smollm2_path, n_threads=2, **plan.load_kwargs())
+    model = load_model(smollm2_path, plan.load_settings(n_threads=2))
     try:
         assert model.n_ctx == info.context_length + 1024 > info.context_length
         tokens = model.tokenize_text("The harbor office checks the mooring lines every morning.")
@@ -180,12 +186,10 @@ def test_a_full_size_sliding_cache_without_flash_attention_costs_full_attention(
     # The plan counts full attention for f16 (no flash attention) with swa_full, windowed
     # for a quantized cache (flash attention skips the masked cells) or without swa_full.
     seconds = (1.44, 1.71)  # two 512-token batches of Gemma 3 270M at f16, 2 threads, on this machine
-    rows = [
-        CalibrationRow("sha", kv, 2, 512, "0.3.36", seconds, flash_attn=kv != "f16") for kv in ("f16", "q8_0")
-    ]
-    fitted = _fit_speed_models(gemma, rows, swa_full=True)
+    rows = [CalibrationRow("sha", kv, 2, 512, "0.3.36", seconds, flash_attn=kv != "f16") for kv in ("f16", "q8_0")]
+    fitted = fit_speed_models(gemma, rows, swa_full=True)
     assert fitted["f16"].sliding_full and not fitted["q8_0"].sliding_full
-    assert not _fit_speed_models(gemma, rows, swa_full=False)["f16"].sliding_full
+    assert not fit_speed_models(gemma, rows, swa_full=False)["f16"].sliding_full
     # Measured: a cold read of 32,512 tokens took 618.5 s at f16 (benchmarks/reopen.py).
     assert fitted["f16"].estimate_seconds(gemma, 32512) == pytest.approx(618.5, rel=0.1)
     windowed = fitted["q8_0"].estimate_seconds(gemma, 32512)  # the same timings, counted windowed
@@ -252,7 +256,7 @@ def test_runtime_and_reader_reject_bad_files(bad_model: Path, store: Store, tmp_
     with pytest.raises(ModelFileError, match="model.gguf"):
         load_tokenizer(bad_model)
     with pytest.raises(ModelFileError, match="model.gguf"):
-        load_model(bad_model, n_ctx=512, n_threads=1)
+        load_model(bad_model, LoadSettings(n_ctx=512, n_threads=1))
 
     doc_path = tmp_path / "notes.txt"
     doc_path.write_text("The harbor office opens at eight.\n")
@@ -276,9 +280,12 @@ def test_cli_plan_prints_the_table(
 
     assert cli.main(["plan", str(doc), "--model", str(smollm2_path), "--no-calibrate"]) == cli.EXIT_OK
     out = capsys.readouterr().out
-    for kv in KV_TYPES:
+    for kv in KvType:
         assert f"\n{kv} " in out
     assert "Recommended: KV cache f16" in out
+    # Sizes in engine.units' words, the gauge's too (decimal units).
+    weights = make_plan(inspect_gguf(smollm2_path), 0, available_bytes=None).rows[0].weights_bytes
+    assert f" {format_bytes(weights)} " in out and " MB" in out and "MiB" not in out
 
     assert (
         cli.main(["plan", str(doc), "--model", str(smollm2_path), "--no-calibrate", "--ctx", "256"]) == cli.EXIT_ERROR
@@ -298,11 +305,52 @@ def test_cli_plan_rejects_a_text_file_named_gguf(
     assert "fake.gguf is not a GGUF model file" in capsys.readouterr().err
 
 
+class _CountingBackend(LlamaBackend):
+    """llama.cpp, counting the loads that reach it."""
+
+    def __init__(self) -> None:
+        self.loads: list[LoadSettings] = []
+
+    def load_model(self, path: Path, settings: LoadSettings) -> LoadedModel:
+        self.loads.append(settings)
+        return super().load_model(path, settings)
+
+
 def test_load_that_cannot_fit_is_refused_before_llama_cpp(smollm2_path: Path) -> None:
     info = inspect_gguf(smollm2_path)
     available = read_available_memory()
     assert available is not None
     # A window whose f16 KV cache alone is twice the free memory.
     window = (2 * available // int(info.kv_bytes_per_token()) // 256) * 256
-    with pytest.raises(PlanRefused, match=r"needs about .* but only .* is free\. Ways out: a window of at most"):
-        load_model(smollm2_path, n_ctx=window, n_threads=1)
+    backend = _CountingBackend()
+    lane = ModelLane(smollm2_path, ReadSettings(n_threads=1), backend=backend)
+    try:
+        with pytest.raises(PlanRefused, match=r"needs about .* but only .* is free\. Ways out: a window of at most"):
+            lane.ensure(window, "f16")
+        assert backend.loads == [] and lane.model is None
+
+        # A load that fits goes through, with the planner's figure on its settings.
+        model = lane.ensure(512, "q8_0")
+        (settings,) = backend.loads
+        assert (model.n_ctx, model.kv_type, settings.kv_type) == (512, "q8_0", "q8_0")
+        row = make_plan(info, 0, n_ctx=512, available_bytes=None).row(KvType.Q8_0)
+        assert settings.planned_bytes == row.total_bytes
+    finally:
+        lane.close()
+
+
+def test_the_load_check_is_pure_and_says_what_fits(smollm2_path: Path) -> None:
+    info = inspect_gguf(smollm2_path)
+    wanted = LoadSettings(n_ctx=1000, n_threads=2, kv_type="q4_0")
+    checked = check_load(info, wanted, available_bytes=16 * GIB)
+    assert checked.n_ctx == 1024 and checked.kv_type is KvType.Q4_0
+    assert checked.planned_bytes == make_plan(info, 0, n_ctx=1024, available_bytes=None).row("q4_0").total_bytes
+    assert check_load(info, wanted, available_bytes=None).planned_bytes == checked.planned_bytes
+
+    tight = checked.planned_bytes - 1
+    with pytest.raises(PlanRefused) as caught:
+        check_load(info, wanted, available_bytes=tight)
+    assert caught.value.plan is None
+    assert "q4_0 KV cache" in caught.value.message
+    with pytest.raises(ValueError):
+        LoadSettings(n_ctx=512, n_threads=1, kv_type="q5_1")

@@ -16,6 +16,7 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.ingest import read_documents
 from engine.reading.ask import Reader
+from engine.runtime.backend import LoadSettings
 from engine.runtime.llama import load_model
 from engine.store import Store
 from tests.conftest import fact_pages, write_pdf
@@ -64,7 +65,7 @@ def test_sliding_window_models_roll_back_exactly_with_swa_full(store: Store, gem
     text = (Path(__file__).parents[2] / "resources" / "sample" / "harbor-lease-dispute.md").read_text()
     logits = {}
     for swa_full in (True, False):
-        model = load_model(gemma_path, n_ctx=2048, kv_type="f16", n_threads=2, swa_full=swa_full)
+        model = load_model(gemma_path, LoadSettings(n_ctx=2048, n_threads=2, swa_full=swa_full))
         try:
             tokens = model.tokenize_template("", add_bos=True) + model.tokenize_text(text)
             corpus, later = tokens[:768], tokens[768:1768]  # 1,000 tokens past the 512 window

@@ -20,8 +20,8 @@ from engine.corpus import Corpus
 from engine.ingest import read_documents
 from engine.models.gguf import inspect_gguf
 from engine.reading.ask import AskResult, Reader
-from engine.runtime.snapshot import SnapshotCache, SnapshotInvalid, crc32_file, make_key
 from engine.store import Store
+from engine.warm import SnapshotCache, SnapshotInvalid, crc32_file, make_key
 from tests.conftest import fact_pages, write_pdf
 
 ROOT = Path(__file__).parents[2]
@@ -34,7 +34,9 @@ def _corpus(store: Store, pdf: Path) -> Corpus:
     return Corpus(tuple(docs))
 
 
-def _ask(store: Store, model: Path, corpus: Corpus, *, settings: ReadSettings = SETTINGS) -> tuple[AskResult, list[int]]:
+def _ask(
+    store: Store, model: Path, corpus: Corpus, *, settings: ReadSettings = SETTINGS
+) -> tuple[AskResult, list[int]]:
     """Ask with a fresh Reader (as after a restart); return the result and the context's tokens."""
     reader = Reader(store, model, settings)
     try:

@@ -1,8 +1,13 @@
-"""KV snapshots: a processed corpus saved to disk, so it is never read twice.
+"""Warm corpora: KV snapshots of a processed corpus saved to disk, so it is never read twice.
+
+The snapshot cache sits above the runtime: it asks a ``Model`` (engine/runtime/backend.py)
+to save, load and check its sequence, and works the same with llama.cpp, a fake or a
+future server backend.
 
 Contract:
 - A snapshot is the KV cache of a corpus prefix (``prompt.tokens[:corpus_end]``) written
-  with llama.cpp's sequence-state file (``LoadedModel.save_sequence``). The file holds
+  with the model's sequence-state file (``Model.save_sequence``; llama.cpp writes its
+  cache straight to disk, no logits copy). The file holds
   every corpus token but the last; restoring evaluates that last token again, which
   both completes the corpus and yields the next-token logits, compared with the ones
   recorded when the snapshot was made.
@@ -12,8 +17,9 @@ Contract:
   that wrote it (llama.cpp's in-memory cache layout is not all in the file). Reloading
   makes cold and warm the same computation: the same greedy answer, token for token.
 - A snapshot is found only by its fingerprint (``SnapshotKey.fingerprint``): model file
-  sha256, window, K and V types, flash attention, sliding-window mode, llama-cpp-python
-  version and the sha256 of the corpus tokens. llama.cpp checks none of this, so a
+  sha256, window, K and V types, flash attention, sliding-window mode, the runtime's
+  version (``Model.runtime_version``: llama-cpp-python's) and the sha256 of the corpus
+  tokens. llama.cpp checks none of this, so a
   snapshot made with other settings or another model is never looked up.
 - Before a restore the file's size and crc32 are checked; after it, the tokens, the
   context length and the logits. Any failure raises ``SnapshotInvalid`` after removing
@@ -26,7 +32,7 @@ Contract:
   the disk space free for snapshots (free space plus what snapshots already use), so a
   nearly full disk is never filled by a cache. 10 GB holds about 60 corpora of 8k
   tokens on SmolLM2, or one 100k-token corpus on an 8B model with a q8_0 cache.
-- No ``llama_cpp`` import here: the calls live on ``LoadedModel`` (engine/runtime/llama.py).
+- Only the runtime interface is used here: no ``llama_cpp``, no ``engine.runtime.llama``.
 """
 
 from __future__ import annotations
@@ -46,9 +52,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EngineError, GenerationError
-from engine.runtime.backend import Model as LoadedModel
-from engine.runtime.backend import PrefillStats
-from engine.runtime.llama import LLAMA_CPP_VERSION
+from engine.runtime.backend import Model, PrefillStats
 from engine.store import Store
 
 SNAPSHOT_DIR = "snapshots"
@@ -98,16 +102,16 @@ class SnapshotKey:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
 
 
-def make_key(model: LoadedModel, *, model_sha256: str, corpus: Sequence[int], swa_full: bool) -> SnapshotKey:
+def make_key(model: Model, *, model_sha256: str, corpus: Sequence[int], swa_full: bool) -> SnapshotKey:
     """Return the key of the snapshot of ``corpus`` (the corpus prefix tokens) in ``model``."""
     return SnapshotKey(
         model_sha256=model_sha256,
         n_ctx=model.n_ctx,
-        type_k=model.kv_type,
-        type_v=model.kv_type,
+        type_k=str(model.kv_type),
+        type_v=str(model.kv_type),
         flash_attn=model.flash_attn,
         swa_full=swa_full,
-        llama_cpp_version=LLAMA_CPP_VERSION,
+        llama_cpp_version=model.runtime_version,
         tokens_sha256=hash_tokens(corpus),
         n_tokens=len(corpus),
     )
@@ -269,9 +273,17 @@ class SnapshotCache:
         row = self.store.get_snapshot(key.fingerprint)
         return self._info(row) if row else None
 
-    def find_windows(self, *, model_sha256: str, kv_type: str, corpus: Sequence[int]) -> list[int]:
+    def find_windows(
+        self, *, model_sha256: str, kv_type: str, corpus: Sequence[int], runtime_version: str | None = None
+    ) -> list[int]:
         """The windows (n_ctx) that hold a snapshot of ``corpus`` for this model and KV
-        type, so an automatic window can pick one and restore instead of prefilling."""
+        type, so an automatic window can pick one and restore instead of prefilling.
+
+        Args:
+            runtime_version: the runtime that will restore (``Backend.version``); None
+                lists every version's windows (a restore still checks the whole key, so
+                a stale one is read cold, never used).
+        """
         rows = self.store.list_snapshots(tokens_sha256=hash_tokens(corpus))
         return sorted(
             {
@@ -279,12 +291,12 @@ class SnapshotCache:
                 for r in rows
                 if r["model_sha256"] == model_sha256
                 and r["type_k"] == kv_type
-                and r["llama_cpp_version"] == LLAMA_CPP_VERSION
+                and (runtime_version is None or r["llama_cpp_version"] == runtime_version)
                 and r["n_tokens"] == len(corpus)
             }
         )
 
-    def restore(self, model: LoadedModel, key: SnapshotKey, corpus: Sequence[int]) -> tuple[SnapshotInfo, PrefillStats]:
+    def restore(self, model: Model, key: SnapshotKey, corpus: Sequence[int]) -> tuple[SnapshotInfo, PrefillStats]:
         """Make ``model``'s context hold ``corpus`` from its snapshot, and prove it.
 
         Returns:
@@ -328,7 +340,7 @@ class SnapshotCache:
         self.store.touch_snapshot(info.key, _now())
         return info, stats
 
-    def write_pending(self, model: LoadedModel, key: SnapshotKey, *, estimate_bytes: int) -> Path | None:
+    def write_pending(self, model: Model, key: SnapshotKey, *, estimate_bytes: int) -> Path | None:
         """Write the context (the corpus but its last token) to a temporary file and
         reload the context from it (see the module doc: cold == warm).
 
@@ -337,7 +349,7 @@ class SnapshotCache:
             (the context is then untouched).
 
         Raises:
-            GenerationError: llama.cpp could not write or reload it (the temporary file
+            GenerationError: the runtime could not write or reload it (the temporary file
                 is removed; the context may be empty: read the corpus again).
         """
         if model.n_tokens != key.n_tokens - 1:
