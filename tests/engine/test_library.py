@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine.runtime.fake import FakeBackend
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
@@ -22,6 +21,7 @@ from engine.errors import Cancelled, CancelToken, EngineError, GenerationError
 from engine.library import Library
 from engine.reading.stepping import RunProgress
 from engine.runs import RunKind, Status, Step, status_for
+from engine.runtime.fake import FakeBackend
 from engine.store import open_store
 
 QUESTION = "What is the vault access code?"
