@@ -3,7 +3,8 @@
 ``main()`` calls ``multiprocessing.freeze_support()`` first (PDF extraction spawns child
 processes, which a frozen app must be able to start), sets ``LONGREAD_HOME`` from the
 saved data folder before anything opens the store, installs the log and crash dialog,
-builds the engine's paths (store, bundled model) and the window, and loads the files
+builds what the window is given (a factory of the engine's ``Library`` over the data
+folder's store, the bundled model, the settings) and the window, and loads the files
 named on the command line::
 
     longread-app resources/sample/harbor-lease-dispute.md
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.settings import AppSettings
     from engine.config import data_dir, db_path
     from engine.errors import EngineError
+    from engine.library import Library
     from engine.models.bundled import bundled_model_path
 
     app = QApplication(argv)
@@ -69,8 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.views.main_window import MainWindow
 
+    store_path = db_path()
+
+    def open_library() -> Library:
+        # One per thread that needs one (each lane, each document read): a Library is one thread's.
+        return Library(store_path)
+
     try:
-        window = MainWindow(db_path=db_path(), bundled_model=bundled, settings=settings, data_folder=folder)
+        window = MainWindow(library_factory=open_library, bundled_model=bundled, settings=settings, data_folder=folder)
     except EngineError as exc:  # the store cannot be opened or migrated (disk full, damaged, ...)
         QMessageBox.critical(None, "Longread cannot start", exc.message)
         return 1

@@ -1,7 +1,8 @@
 """``longread-app --selftest``: a headless check that an installed Longread works.
 
-It uses the engine only (no Qt), in a temporary data folder that it removes afterwards,
-and checks what a frozen bundle can get wrong:
+It uses the engine only (no Qt), through its front door (``engine.library.Library``), in a
+temporary data folder that it removes afterwards, and checks what a frozen bundle can get
+wrong:
 
 - the sample document is found among the resources and ingested (text path);
 - a PDF, written here with a known code on its second page, is ingested through the
@@ -9,12 +10,13 @@ and checks what a frozen bundle can get wrong:
 - tiktoken's offline estimate works (its ``tiktoken_ext`` plugin and data file came along);
 - the bundled model is found and loaded, and it answers a question about the PDF with
   the code (a real prefill and generation through llama.cpp's shared libraries);
-- the answer was written to the temporary store, and user data is never inside the bundle;
+- the answer was stored as a finished run, and user data is never inside the bundle;
 - llama.cpp's CPU features are printed, so a build for the builder's CPU (AVX-512) shows.
 
 Prints one line per check and returns 0 when every check passed, 1 otherwise (the
-failure names the check). The models are closed before returning: a ``Llama`` left to
-the garbage collector prints a traceback at exit in the frozen app (DESIGN.md).
+failure names the check). The library (and its model) is closed before returning: a
+``Llama`` left to the garbage collector prints a traceback at exit in the frozen app
+(DESIGN.md).
 """
 
 from __future__ import annotations
@@ -130,11 +132,10 @@ def _run_checks(tmp: Path, out: Callable[[str], None]) -> None:
     from engine.config import APP_NAME, ReadSettings, data_dir, db_path
     from engine.corpus import Corpus
     from engine.errors import EngineError
-    from engine.ingest import read_documents
     from engine.lane import default_backend
+    from engine.library import Library
     from engine.models.bundled import bundled_model_path
-    from engine.reading.ask import Reader
-    from engine.store import open_store
+    from engine.runs import Status
     from engine.tokens import estimate_corpus_tokens
 
     bundle = bundle_root()
@@ -154,11 +155,13 @@ def _run_checks(tmp: Path, out: Callable[[str], None]) -> None:
     pdf_path = write_text_pdf(tmp / "handbook.pdf", PDF_PAGES)
     sample = sample_document()
     _check(sample.is_file(), f"the sample document is missing: {sample}")
-    store = open_store(db_path())
-    reader: Reader | None = None
-    try:
+    model_path = bundled_model_path()
+    # Only the PDF is read by the model: it keeps the check to a few seconds of prefill,
+    # and the code must come from the PDF's second page.
+    settings = ReadSettings(max_answer_tokens=40)
+    with Library(db_path(), model_path=model_path, settings=settings, use_snapshots=False) as library:
         try:
-            docs, _ = read_documents([sample, pdf_path], store=store)
+            docs, _ = library.add_documents([sample, pdf_path])
         except EngineError as exc:
             raise _Failed(f"ingest: {exc.message}") from exc
         sample_doc, pdf_doc = docs
@@ -170,25 +173,17 @@ def _run_checks(tmp: Path, out: Callable[[str], None]) -> None:
         out(f"token estimate (tiktoken offline): {estimate:,} tokens")
         _check(estimate > 1000, "the token estimate is implausibly small")
 
-        model_path = bundled_model_path()
         out(f"model: {model_path}")
         if bundle is not None:
             _check(_inside(model_path, bundle), f"the bundled model is not the bundle's own: {model_path}")
-        # Only the PDF is read by the model: it keeps the check to a few seconds of prefill,
-        # and the code must come from the PDF's second page.
-        reader = Reader(store, model_path, ReadSettings(max_answer_tokens=40), use_snapshots=False)
         try:
-            result = reader.ask(Corpus((pdf_doc,)), QUESTION)
+            result = library.ask(Corpus((pdf_doc,)), QUESTION)
         except EngineError as exc:
             raise _Failed(f"ask: {exc.message}") from exc
         out(f"question: {QUESTION}")
         out(f"answer: {result.answer}")
         out(f"read {result.prefill.evaluated} tokens in {result.prefill.seconds:.1f} s, window {result.budget.n_ctx}")
         _check(PDF_CODE in result.answer, f"the answer does not give the code {PDF_CODE}")
-        turns = store.list_turns(result.session_id)
-        _check(len(turns) == 1 and turns[0].status == "done", "the answer was not stored")
+        runs = library.runs(result.session_id)
+        _check(len(runs) == 1 and runs[0].status is Status.DONE, "the answer was not stored")
         out(f"stored session {result.session_id} in {db_path()}")
-    finally:
-        if reader is not None:
-            reader.close()
-        store.close()

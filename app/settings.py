@@ -8,6 +8,7 @@ Tests pass a ``QSettings`` backed by a file in a temporary folder.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QSettings
@@ -88,8 +89,10 @@ class AppSettings:
         if path not in models:
             self._q.setValue("model/added", [*models, path])
 
-    def read_settings(self) -> ReadSettings:
-        return ReadSettings(n_ctx=self.n_ctx, kv_type=self.kv_type, n_threads=self.n_threads)
+    def read_settings(self, base: ReadSettings | None = None) -> ReadSettings:
+        """``base`` (default: the engine's defaults) with the window, KV type and threads
+        kept here; what the app does not set (answer budget, batch) stays ``base``'s."""
+        return replace(base or ReadSettings(), n_ctx=self.n_ctx, kv_type=self.kv_type, n_threads=self.n_threads)
 
     def sync(self) -> None:
         self._q.sync()

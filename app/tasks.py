@@ -3,11 +3,11 @@ queued signals.
 
 Contract:
 - A ``Lane`` is one worker thread that runs jobs one at a time, in the order they were
-  submitted (Anki's TaskManager). The model lane owns the engine ``Reader``: llama
-  contexts are not thread-safe, so only that thread ever touches it. The disk lane owns
-  a ``Store`` connection for session lists, search and renames. A lane builds its
-  context (``make_context``) on its own thread, so each thread has its own SQLite
-  connection (``open_store(path)``).
+  submitted (Anki's TaskManager). Its context is the engine's ``Library`` (the window's
+  lanes each have their own): the model lane's holds the loaded model, which is not
+  thread-safe, so only that thread ever touches it; the disk lane's serves session
+  lists, search, renames and export. A lane builds its context (``make_context``) on its
+  own thread, so each thread has its own SQLite connection.
 - ``Lane.submit(fn, ...)`` runs ``fn(context, job)`` on the lane; ``job.report(value)``
   sends progress to the main thread. ``on_done``/``on_progress``/``on_error``/
   ``on_cancelled`` run on the main thread. A job cancelled with ``job.cancel()`` stops
@@ -17,7 +17,8 @@ Contract:
   exception is a bug: it is raised again on the main thread, inside a slot, where
   ``sys.excepthook`` (the crash dialog, or pytest-qt in tests) takes it.
 - ``IngestPool`` reads documents in a ``QThreadPool``; each job opens and closes its own
-  store connection. PDFs are extracted in a child process by the engine.
+  ``Library`` (``library_factory()``) and calls ``Library.add_document``. PDFs are
+  extracted in a child process by the engine.
 - Workers never touch widgets.
 """
 
@@ -28,13 +29,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
 from engine.errors import Cancelled, CancelToken, EngineError, PasswordRequired
-from engine.ingest import read_document
-from engine.store import open_store
+
+if TYPE_CHECKING:
+    from engine.library import Library
+
+LibraryFactory = Callable[[], "Library"]
 
 log = logging.getLogger("longread.app.tasks")
 _ids = itertools.count(1)
@@ -229,27 +233,31 @@ class _IngestSignals(QObject):
 
 class _IngestRunnable(QRunnable):
     def __init__(
-        self, signals: _IngestSignals, row_id: int, path: Path, db_path: Path, password: str | None = None
+        self,
+        signals: _IngestSignals,
+        row_id: int,
+        path: Path,
+        library_factory: LibraryFactory,
+        password: str | None = None,
     ) -> None:
         super().__init__()
         self._signals = signals
         self._row_id = row_id
         self._path = path
-        self._db_path = db_path
+        self._library_factory = library_factory
         self._password = password
 
     def run(self) -> None:
         try:
-            store = open_store(self._db_path)
+            library = self._library_factory()
             try:
-                doc, fresh = read_document(
+                doc, fresh = library.add_document(
                     self._path,
-                    store=store,
                     password=self._password,
                     on_progress=lambda done, total, _stage: self._signals.progressed.emit(self._row_id, done, total),
                 )
             finally:
-                store.close()
+                library.close()
                 self._password = None
         except BaseException as exc:
             self._signals.failed.emit(self._row_id, exc)
@@ -273,9 +281,9 @@ class IngestPool(QObject):
     document_progressed = Signal(int, int, int)
     password_needed = Signal(int, str)
 
-    def __init__(self, db_path: Path, *, max_threads: int = 2, parent: QObject | None = None) -> None:
+    def __init__(self, library_factory: LibraryFactory, *, max_threads: int = 2, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._db_path = db_path
+        self._library_factory = library_factory
         self._pool = QThreadPool()
         self._pool.setMaxThreadCount(max_threads)
         self._signals = _IngestSignals()
@@ -285,7 +293,7 @@ class IngestPool(QObject):
 
     def read(self, row_id: int, path: Path, *, password: str | None = None) -> None:
         """Read ``path`` for row ``row_id``; ``password`` opens an encrypted PDF (never kept)."""
-        self._pool.start(_IngestRunnable(self._signals, row_id, path, self._db_path, password))
+        self._pool.start(_IngestRunnable(self._signals, row_id, path, self._library_factory, password))
 
     def wait(self, timeout_ms: int = 30000) -> bool:
         return self._pool.waitForDone(timeout_ms)

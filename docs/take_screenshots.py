@@ -18,13 +18,11 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = [
-    "What amount must Coastline pay Harbor Point in the end, and on which page does the award say so? "
-    "Cite the page.",
+    "What amount must Coastline pay Harbor Point in the end, and on which page does the award say so? Cite the page.",
     # Follow-ups reuse the read corpus (only the question is new), so asking again is
     # quick; a 135M model does not always cite, so the script asks until an answer does.
     "Which page states the final net amount? Answer with its page marker, like [harbor-lease-dispute.md p.1].",
@@ -44,20 +42,20 @@ def main() -> int:
     from app.resources import sample_document  # noqa: TID251 (a script that drives the GUI)
     from app.settings import AppSettings  # noqa: TID251 (a script that drives the GUI)
     from app.views.main_window import MainWindow  # noqa: TID251 (a script that drives the GUI)
+    from engine.config import ReadSettings
+    from engine.library import Library
     from engine.models.bundled import bundled_model_path
-    from engine.reading.ask import Reader
 
     _qt_app = QApplication(sys.argv[:1])  # kept alive for the whole run
     settings = AppSettings(QSettings(str(home / "settings.ini"), QSettings.Format.IniFormat))
 
-    def reader_factory(store, path, read_settings):  # type: ignore[no-untyped-def]
-        return Reader(store, path, replace(read_settings, max_answer_tokens=60))
+    def open_library() -> Library:
+        return Library(home / "longread.db", settings=ReadSettings(max_answer_tokens=60))
 
     window = MainWindow(
-        db_path=home / "longread.db",
+        library_factory=open_library,
         bundled_model=bundled_model_path(),
         settings=settings,
-        reader_factory=reader_factory,
         data_folder=home,
     )
     window.resize(1400, 900)

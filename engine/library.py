@@ -257,8 +257,11 @@ class Library:
         self.store.restore_session(session_id)
 
     def purge_session(self, session_id: int) -> None:
-        """Delete a trashed session for good."""
-        self.store.delete_session(session_id)
+        """Delete a trashed session for good. One restored since it was trashed (an undo
+        that came first), or gone already, is left as it is."""
+        session = self.store.get_session(session_id)
+        if session is not None and session.deleted_at is not None:
+            self.store.delete_session(session_id)
 
     def export_markdown(self, session_id: int) -> str:
         """A session as Markdown: every run, its steps and checked citations."""

@@ -5,7 +5,11 @@ streams, so a fast model cannot flood the main thread). Citations are found with
 engine's ``check_citations`` against the corpus: a valid one is a link
 (``cite:N``) that opens the page; one that names a missing page or misquotes it is
 marked and explained under the answer. Below the transcript: the prefill progress bar
-(tokens/s and time left), the question box (Ctrl+Enter asks) and Ask / Cancel (Esc).
+(tokens/s and time left), the question box (Ctrl+Enter asks), the way of reading (a
+``RunKind``: Ask, Think deeply, Read in waves) and Ask / Cancel (Esc).
+
+A stored run becomes a turn with ``TurnView.from_run`` (the same for every kind of run);
+``describe_ask`` is the line under a fresh answer (how the documents got into the model).
 """
 
 from __future__ import annotations
@@ -28,11 +32,16 @@ from PySide6.QtWidgets import (
 )
 
 from engine.corpus import Corpus
+from engine.reading.ask import AskResult
 from engine.reading.citations import Citation, check_citations
+from engine.runs import Run, RunKind, Status
+from engine.runtime.backend import PrefillProgress
 from engine.units import format_duration
 
 RENDER_EVERY_MS = 60
-MODES = ("Ask", "Think deeply", "Read in waves")
+MODES = {"Ask": RunKind.ASK, "Think deeply": RunKind.THINK, "Read in waves": RunKind.WAVES}
+# How a stored run that did not finish reads in the transcript.
+_SHOWN_STATUSES = (Status.DONE, Status.CANCELLED, Status.FAILED)
 
 
 @dataclass
@@ -41,10 +50,19 @@ class TurnView:
 
     question: str
     answer: str = ""
-    status: str = "running"  # running | done | cancelled | failed | interrupted
+    status: Status = Status.RUNNING  # running, done, cancelled, failed or interrupted
     error: str = ""
     note: str = ""
     citations: list[Citation] = field(default_factory=list)
+
+    @classmethod
+    def from_run(cls, run: Run) -> TurnView:
+        """A stored run of any kind as a turn: its question, its answer (the partial one
+        of a stopped run) and a note on how it was read."""
+        step = run.answer_step
+        answer = run.answer or (step.text if step is not None else "")
+        status = run.status if run.status in _SHOWN_STATUSES else Status.INTERRUPTED
+        return cls(run.question, answer, status, run.error or "", _describe_run(run))
 
 
 class ConversationView(QWidget):
@@ -135,6 +153,11 @@ class ConversationView(QWidget):
 
     # -- state --------------------------------------------------------------------
 
+    @property
+    def mode(self) -> RunKind:
+        """The way of reading chosen next to Ask."""
+        return MODES[self.mode_box.currentText()]
+
     def set_busy(self, busy: bool) -> None:
         self.busy = busy
         self.cancel_button.setEnabled(busy)
@@ -164,13 +187,19 @@ class ConversationView(QWidget):
         self._render()
         return turn
 
-    def show_progress(self, done: int, total: int, rate: float, eta_s: float, reused: int) -> None:
+    def show_progress(self, p: PrefillProgress) -> None:
+        """Where reading the documents for an answer is (the bar, speed and time left)."""
         self.progress.setVisible(True)
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-        reused_text = f", {reused:,} already read" if reused else ""
-        self.progress.setFormat(f"Reading the documents: {done:,} / {total:,} tokens{reused_text}")
-        self.status.setText(f"{rate:,.0f} tokens/s, about {format_duration(eta_s)} left. Esc cancels.")
+        self.progress.setRange(0, p.total)
+        self.progress.setValue(p.done)
+        reused_text = f", {p.reused:,} already read" if p.reused else ""
+        self.progress.setFormat(f"Reading the documents: {p.done:,} / {p.total:,} tokens{reused_text}")
+        self.status.setText(f"{p.tokens_per_s:,.0f} tokens/s, about {format_duration(p.eta_s)} left. Esc cancels.")
+
+    def show_run_progress(self, text: str) -> None:
+        """Where a run of steps is (``RunProgress.describe()``); its steps have the timeline."""
+        self.progress.setVisible(False)
+        self.status.setText(f"{text}. Esc cancels.")
 
     def append_text(self, piece: str) -> None:
         if not self.turns:
@@ -183,7 +212,7 @@ class ConversationView(QWidget):
         if not self._render_timer.isActive():
             self._render_timer.start()
 
-    def finish_turn(self, *, status: str, answer: str | None = None, error: str = "", note: str = "") -> None:
+    def finish_turn(self, *, status: Status, answer: str | None = None, error: str = "", note: str = "") -> None:
         if not self.turns:
             return
         turn = self.turns[-1]
@@ -194,7 +223,9 @@ class ConversationView(QWidget):
         turn.note = note
         turn.citations = check_citations(turn.answer, self.corpus) if turn.answer else []
         self.set_busy(False)
-        self.status.setText(note if status == "done" else error or {"cancelled": "Cancelled."}.get(status, ""))
+        self.status.setText(
+            note if status is Status.DONE else error or ("Cancelled." if status is Status.CANCELLED else "")
+        )
         self._render_timer.stop()
         self._render()
 
@@ -245,12 +276,10 @@ class ConversationView(QWidget):
             parts.append(
                 "<p style='margin-bottom:2px'><b>You:</b> " + html.escape(turn.question).replace("\n", "<br>") + "</p>"
             )
-            if turn.status == "done" or turn.status != "running":
-                citations = check_citations(turn.answer, self.corpus) if turn.answer else []
-            else:
-                citations = []
+            running = turn.status == Status.RUNNING
+            citations = check_citations(turn.answer, self.corpus) if turn.answer and not running else []
             answer_html = self._answer_html(turn.answer, citations) if turn.answer else ""
-            if turn.status == "running" and not turn.answer:
+            if running and not turn.answer:
                 answer_html = "<i style='color:#6b7280'>reading the documents…</i>"
             parts.append("<p style='margin-top:2px'><b>Longread:</b> " + answer_html + "</p>")
             problems = [c for c in citations if not c.ok]
@@ -259,9 +288,9 @@ class ConversationView(QWidget):
                     f"<p style='color:#b3261e; margin-left:16px'>⚠ [{html.escape(c.document)} p.{c.page}]: "
                     f"{html.escape(c.problem or 'not checked')}</p>"
                 )
-            if turn.status in ("cancelled", "interrupted"):
+            if turn.status in (Status.CANCELLED, Status.INTERRUPTED):
                 parts.append(f"<p style='color:#6b7280'><i>{turn.status.capitalize()}: the answer stops here.</i></p>")
-            if turn.status == "failed":
+            if turn.status == Status.FAILED:
                 parts.append(f"<p style='color:#b3261e'>{html.escape(turn.error or 'Failed.')}</p>")
             if turn.note:
                 parts.append(f"<p style='color:#6b7280; font-size:small'>{html.escape(turn.note)}</p>")
@@ -285,3 +314,35 @@ class ConversationView(QWidget):
             pos = c.end
         out.append(html.escape(answer[pos:]))
         return "".join(out).replace("\n", "<br>")
+
+
+def describe_ask(result: AskResult) -> str:
+    """The line under a fresh answer: how the documents got into the model, and the speeds."""
+    p = result.prefill
+    warm = result.warm  # issue 4: how the corpus got into the context
+    if warm is not None and warm.source == "snapshot":
+        was = f" (reading them took {warm.cold_prefill_s:.0f} s)" if warm.cold_prefill_s else ""
+        read = f"restored the documents in {warm.restore_s:.1f} s{was}"
+    elif warm is not None and warm.source == "context" and p.evaluated < 64:
+        read = "the documents were already read"
+    elif p.evaluated and p.seconds > 0:
+        read = f"read {p.evaluated:,} tokens in {p.seconds:.1f} s ({p.evaluated / p.seconds:,.0f} tokens/s)"
+    else:
+        read = "read nothing new"
+    if p.reused:
+        read += f", {p.reused:,} already in memory"
+    notice = f" {warm.notice}" if warm is not None and warm.notice else ""
+    return f"{read}; answered {result.answer_tokens} tokens in {result.generate_s:.1f} s.{notice}"
+
+
+def _describe_run(run: Run) -> str:
+    """The line under a stored run's answer: the model, and for an ask its window and read."""
+    if run.kind is not RunKind.ASK:
+        return f"{run.kind.label} with {run.model}."
+    step = run.answer_step
+    if step is None or step.prefill_tokens is None:
+        return ""
+    return (
+        f"{run.model}, window {run.settings.get('n_ctx', '?')}, KV {run.settings.get('kv_type', '?')}; "
+        f"read {step.prefill_tokens:,} tokens in {step.prefill_s or 0:.1f} s."
+    )

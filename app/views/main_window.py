@@ -1,24 +1,34 @@
-"""The main window: sessions | documents, model and gauge | questions and answers.
+"""The main window: sessions | documents, model and gauge | timeline, questions and answers.
 
-The window is the controller. It owns two lanes and a pool (``app.tasks``): the model
-lane (the engine ``Reader``: counting tokens, asking), the disk lane (sessions, search,
-model discovery and inspection) and the ingest pool (reading documents, several at a
-time). The main thread only ever queues work and draws results: it never waits on the
-model, the disk or a PDF. Dropped files and folders become documents (a dropped
-``.gguf`` becomes the model); Ctrl+O opens a file dialog.
+The window is layout and wiring. What it does with documents, sessions, models and
+reading goes through the engine's one front door, ``engine.library.Library``, from three
+kinds of background work (``app.tasks``): the model lane (counting tokens, asking,
+thinking deeply, reading in waves, resuming), the disk lane (sessions, search, rename,
+trash, purge, export; finding and checking model files) and the ingest pool (reading
+documents, several at a time). A ``Library`` is one thread's: each lane opens its own
+with ``library_factory()`` on its own thread, and each ingest job too. The main thread
+only queues work and draws results: it never waits on the model, the disk or a PDF.
+Dropped files and folders become documents (a dropped ``.gguf`` becomes the model);
+Ctrl+O opens a file dialog.
 
-Collaborators are passed in (``db_path``, the bundled model, ``AppSettings``, a reader
-factory, a model-discovery function), so tests build their own window with a temporary
-store, settings file and the real SmolLM2.
+Every question is a run (engine/runs.py) of the kind the conversation's mode says; its
+text streams into the conversation (or into the running step's row of the timeline), its
+steps into the timeline. A reopened session shows its runs as turns and its latest
+deep-thinking run or read in waves as a timeline, with Resume (``Library.resume``) when
+that run did not finish.
+
+Collaborators are passed in (``library_factory``, the bundled model, ``AppSettings``, a
+model-discovery function, the data folder): the composition root (``app.main``) builds
+the real ones; tests pass a factory with a temporary store and a fake backend or the
+real SmolLM2.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
@@ -26,7 +36,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QInputDialog,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QMessageBox,
     QSplitter,
@@ -34,44 +43,36 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.intake import Dropped, collect_documents, split_models
+from app.model_files import Discover, check_model, list_models
 from app.resources import resource_path, sample_document
 from app.settings import AppSettings
 from app.tasks import IngestPool, Job, Lane
 from app.views.budget_gauge import BudgetGauge
-from app.views.conversation import ConversationView, TurnView
+from app.views.conversation import ConversationView, TurnView, describe_ask
 from app.views.corpus_panel import CorpusPanel
-from app.views.model_picker import ModelEntry, ModelPicker, summarize_model
+from app.views.model_picker import ModelEntry, ModelPicker
 from app.views.page_viewer import PageViewer
+from app.views.password_prompt import PasswordPrompt
 from app.views.sessions_sidebar import SessionsSidebar
 from app.views.settings_dialog import SettingsDialog
 from app.views.timeline import TimelineView
-from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import EngineError, IngestError
-from engine.ingest import SUPPORTED_SUFFIXES, collect_files
-from engine.models.discover import DiscoveredModel, discover_models
-from engine.models.gguf import inspect_gguf
+from engine.errors import EngineError, StorageError
+from engine.ingest import SUPPORTED_SUFFIXES
+from engine.library import DEFAULT_NOTE_TOKENS, DEFAULT_STEP_TOKENS, Library, RunResult
+from engine.models.discover import discover_models
 from engine.planner import CorpusMeasure, measure_corpus
-from engine.reading.ask import AskResult, Reader
+from engine.reading.ask import AskResult
 from engine.reading.citations import Citation
-from engine.reading.deep import DeepSession, DeepStep, DeepThinker, list_deep
-from engine.reading.export import export_markdown
-from engine.reading.waves import WaveRead, WaveReader, WaveRow, list_reads
-from engine.runtime.llama import PrefillProgress
-from engine.store import Store, open_store
+from engine.runs import Run, RunKind, Status, Step
 
 log = logging.getLogger("longread.app")
 
-ReaderFactory = Callable[[Store, Path, ReadSettings], Reader]
 MEASURE_DELAY_MS = 150
-
-
-@dataclass
-class _ModelContext:
-    """What the model lane owns: its store connection and the reader."""
-
-    store: Store
-    reader: Reader
+# Starts a run on the model lane's library with the lane's callbacks (``Library.ask``,
+# ``think``, ``read_in_waves`` or ``resume``) and returns its result.
+RunStart = Callable[[Library, dict[str, Any]], RunResult]
 
 
 class MainWindow(QMainWindow):
@@ -79,11 +80,11 @@ class MainWindow(QMainWindow):
 
     Signals:
         measured(object): the gauge got new numbers (an ``engine.planner.CorpusMeasure``).
-        answered(object): an answer finished (an ``AskResult``).
-        ask_cancelled(): the engine confirmed that a cancelled question stopped.
+        answered(object): a run finished (an ``AskResult``, ``DeepResult`` or ``WaveResult``).
+        ask_cancelled(): the engine confirmed that a cancelled run stopped.
         sessions_listed(list): the sidebar was refreshed (session ids, in order).
         session_restored(int): a session was reopened and shown.
-        model_changed(object): the reader now uses this model ``Path``.
+        model_changed(object): the library now reads with this model ``Path``.
         model_failed(str): a chosen model file cannot be used (the message says why).
         exported(object): the session was written as Markdown to this ``Path``.
     """
@@ -100,65 +101,55 @@ class MainWindow(QMainWindow):
     def __init__(
         self,
         *,
-        db_path: Path,
+        library_factory: Callable[[], Library],
         bundled_model: Path,
         settings: AppSettings,
-        reader_factory: ReaderFactory = Reader,
-        discover: Callable[[], Sequence[DiscoveredModel]] = discover_models,
-        data_folder: Path | None = None,
+        data_folder: Path,
+        discover: Discover = discover_models,
     ) -> None:
         super().__init__()
-        self.db_path = db_path
         self.bundled_model = bundled_model
         self.settings = settings
-        self.data_folder = data_folder or db_path.parent
-        self._reader_factory = reader_factory
+        self.data_folder = data_folder
         self._discover = discover
         self.model_path = Path(settings.model_path) if settings.model_path else bundled_model
         if not self.model_path.is_file():
             self.model_path = bundled_model
         self.session_id: int | None = None
         self._restoring = False
-        self._ask_job: Job | None = None
+        self._run_job: Job | None = None
+        self._run_kind = RunKind.ASK
         self._measure_job: Job | None = None
-        # Encrypted PDFs waiting for their password, asked one at a time.
-        self._locked: list[int] = []
-        # A reopened deep-thinking run or read in waves that did not finish: (kind, id, question).
-        self._resumable: tuple[str, int, str] | None = None
-        self.password_dialog: QInputDialog | None = None
+        self._resumable: Run | None = None  # a reopened deep-thinking run or read in waves that did not finish
         self._closed = False
         self.model_problem = ""
         # Output budgets of Think deeply (per step) and Read in waves (per wave's notes).
-        self.step_tokens = 256
-        self.note_tokens = 96
+        self.step_tokens = DEFAULT_STEP_TOKENS
+        self.note_tokens = DEFAULT_NOTE_TOKENS
 
         self.setWindowTitle("Longread")
         self.setWindowIcon(QIcon(str(resource_path("icons/longread.svg"))))
         self.resize(1400, 900)
         self.setAcceptDrops(True)
 
-        model_path, read_settings = self.model_path, settings.read_settings()
         # Open (and migrate) the store once before the lanes and the pool each open their
-        # own connection: migrations racing on a fresh file fail with "busy" in WAL mode
-        # (a deferred transaction cannot upgrade after another connection wrote). This
-        # runs before the window is shown; afterwards the main thread never touches disk.
-        open_store(db_path).close()
+        # own library: migrations racing on a fresh file fail with "busy" in WAL mode (a
+        # deferred transaction cannot upgrade after another connection wrote). This runs
+        # before the window is shown; afterwards the main thread never touches disk. The
+        # factory's settings are the base the app's own (window, KV type, threads) go on.
+        with library_factory() as first:
+            self._read_base = first.settings
+        model_path, read_settings = self.model_path, settings.read_settings(self._read_base)
 
-        def make_model_context() -> _ModelContext:
-            store = open_store(db_path)
-            return _ModelContext(store, reader_factory(store, model_path, read_settings))
+        def open_model_library() -> Library:
+            library = library_factory()
+            library.use_model(model_path)
+            library.use_settings(read_settings)
+            return library
 
-        def close_model_context(ctx: _ModelContext) -> None:
-            ctx.reader.close()
-            ctx.store.close()
-
-        self.model_lane = Lane("model lane", make_model_context, close_context=close_model_context, parent=self)
-        self.disk_lane = Lane("disk lane", lambda: open_store(db_path), close_context=lambda s: s.close(), parent=self)
-        self.ingest = IngestPool(db_path, parent=self)
-        self.ingest.document_read.connect(self._on_ingest_document_read)
-        self.ingest.document_failed.connect(self._on_ingest_document_failed)
-        self.ingest.document_progressed.connect(self._on_ingest_document_progressed)
-        self.ingest.password_needed.connect(self._on_ingest_password_needed)
+        self.model_lane = Lane("model lane", open_model_library, close_context=Library.close, parent=self)
+        self.disk_lane = Lane("disk lane", library_factory, close_context=Library.close, parent=self)
+        self.ingest = IngestPool(library_factory, parent=self)
         self.model_lane.busy_changed.connect(self._on_model_lane_busy_changed)
 
         self._build()
@@ -178,6 +169,7 @@ class MainWindow(QMainWindow):
         self.gauge = BudgetGauge()
         self.gauge.set_kv_type(self.settings.kv_type)
         self.conversation = ConversationView()
+        self.passwords = PasswordPrompt(self.corpus_panel, self)
         for target in (self.conversation.question, self.conversation.transcript, self.corpus_panel.tree):
             target.setAcceptDrops(False)  # drops land on the window: files become documents
 
@@ -218,10 +210,16 @@ class MainWindow(QMainWindow):
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard and mouse", None, self._show_shortcuts)
 
+        self.ingest.document_read.connect(lambda row_id, doc, _fresh: self.corpus_panel.set_read(row_id, doc))
+        self.ingest.document_failed.connect(self.corpus_panel.set_failed)
+        self.ingest.document_progressed.connect(self.corpus_panel.set_progress)
+        self.ingest.password_needed.connect(self._on_ingest_password_needed)
         self.corpus_panel.corpus_changed.connect(self._on_corpus_panel_corpus_changed)
         self.corpus_panel.open_requested.connect(self.open_file_dialog)
         self.corpus_panel.sample_requested.connect(lambda: self.add_paths([sample_document()]))
-        self.corpus_panel.unlock_requested.connect(self._on_corpus_panel_unlock_requested)
+        self.corpus_panel.unlock_requested.connect(self.passwords.request)
+        self.passwords.password_given.connect(self._on_passwords_password_given)
+        self.passwords.declined.connect(self._on_passwords_declined)
         self.conversation.ask_requested.connect(self.ask)
         self.conversation.cancel_requested.connect(self.cancel_ask)
         self.conversation.citation_activated.connect(self.open_citation)
@@ -275,104 +273,42 @@ class MainWindow(QMainWindow):
 
     def add_paths(self, paths: Sequence[Path]) -> None:
         """Add files and folders: documents are read in the pool, a ``.gguf`` becomes the model."""
-        models = [p for p in paths if p.suffix.lower() == ".gguf"]
-        documents = [p for p in paths if p.suffix.lower() != ".gguf"]
+        models, documents = split_models(paths)
         for model in models:
             self.use_model(model, added=True)
-        if not documents:
-            return
+        if documents:
+            self.disk_lane.submit(
+                lambda _library, _job: collect_documents(documents), name="collect", on_done=self._read_dropped
+            )
 
-        def collect(store: Store, job: Job) -> list[tuple[list[Path], str, list[tuple[Path, str]]]]:
-            out: list[tuple[list[Path], str, list[tuple[Path, str]]]] = []
-            for path in documents:
-                try:
-                    found = collect_files([path])
-                except IngestError as exc:
-                    out.append(([path], exc.message, []))
-                    continue
-                if not found.files and path.is_dir():
-                    out.append(([path], f"{path.name}: no documents Longread reads in this folder.", found.skipped))
-                    continue
-                out.append((found.files, "", found.skipped))
-            return out
-
-        def on_collected(groups: list[tuple[list[Path], str, list[tuple[Path, str]]]]) -> None:
-            skipped = 0
-            for files, error, skipped_files in groups:
-                skipped += len(skipped_files)
-                if error:
-                    self.corpus_panel.add_failed(files[0], error)
-                    continue
-                for file in files:
-                    self.ingest.read(self.corpus_panel.add_pending(file), file)
-            if skipped:
-                self.statusBar().showMessage(f"Skipped {skipped} files in those folders that are not documents Longread reads.", 8000)
-
-        self.disk_lane.submit(collect, name="collect", on_done=on_collected)
-
-    def _on_ingest_document_read(self, row_id: int, doc: Any, fresh: bool) -> None:
-        self.corpus_panel.set_read(row_id, doc)
-
-    def _on_ingest_document_progressed(self, row_id: int, done: int, total: int) -> None:
-        self.corpus_panel.set_progress(row_id, done, total)
-
-    def _on_ingest_document_failed(self, row_id: int, message: str) -> None:
-        self.corpus_panel.set_failed(row_id, message)
+    def _read_dropped(self, dropped: list[Dropped]) -> None:
+        """A row per document file (read in the pool), a failed row per path that has none."""
+        for path in dropped:
+            if path.error:
+                self.corpus_panel.add_failed(path.path, path.error)
+            for file in path.files:
+                self.ingest.read(self.corpus_panel.add_pending(file), file)
+        skipped = sum(path.skipped for path in dropped)
+        if skipped:
+            self.statusBar().showMessage(
+                f"Skipped {skipped} files in those folders that are not documents Longread reads.", 8000
+            )
 
     def _on_ingest_password_needed(self, row_id: int, message: str) -> None:
         self.corpus_panel.set_locked(row_id, message)
-        if row_id not in self._locked:
-            self._locked.append(row_id)
-        self._ask_next_password()
+        self.passwords.request(row_id)
 
-    def _on_corpus_panel_unlock_requested(self, row_id: int) -> None:
-        if row_id not in self._locked:
-            self._locked.append(row_id)
-        self._ask_next_password()
+    def _on_passwords_password_given(self, row_id: int, path: Path, password: str) -> None:
+        self.corpus_panel.set_reading(row_id)
+        self.ingest.read(row_id, path, password=password)
 
-    def _ask_next_password(self) -> None:
-        """Ask for the password of the next locked PDF, in a window-modal dialog.
+    def _on_passwords_declined(self, name: str) -> None:
+        self.statusBar().showMessage(f"{name} was not read: double-click it in the list to enter its password.", 8000)
 
-        The dialog does not block the main thread (``open``, not ``exec``). The password
-        goes to the ingest job that reads the file and is not kept anywhere else.
-        """
-        if self.password_dialog is not None or self._closed:
-            return
-        row = None
-        while self._locked and row is None:
-            candidate = self.corpus_panel.row(self._locked.pop(0))
-            if candidate is not None and candidate.state == "locked":
-                row = candidate
-        if row is None:
-            return
-        row_id = row.id
-        dialog = QInputDialog(self)
-        dialog.setWindowTitle(f"Password for {row.name}")
-        dialog.setLabelText(
-            f"{row.message}\n\nLongread uses the password to read the text once; it is not saved."
-        )
-        dialog.setTextEchoMode(QLineEdit.EchoMode.Password)
-        dialog.setOkButtonText("Read it")
-        dialog.setCancelButtonText("Not now")
-
-        def on_finished(result: int) -> None:
-            password = dialog.textValue()
-            dialog.setTextValue("")
-            dialog.deleteLater()
-            self.password_dialog = None
-            current = self.corpus_panel.row(row_id)
-            if result == QInputDialog.DialogCode.Accepted.value and password and current is not None:
-                self.corpus_panel.set_reading(row_id)
-                self.ingest.read(row_id, current.path, password=password)
-            elif current is not None and current.state == "locked":
-                self.statusBar().showMessage(
-                    f"{current.name} was not read: double-click it in the list to enter its password.", 8000
-                )
-            self._ask_next_password()
-
-        dialog.finished.connect(on_finished)
-        self.password_dialog = dialog
-        dialog.open()
+    @property
+    def password_dialog(self) -> QInputDialog | None:
+        """The open password dialog of a locked PDF, if one is open."""
+        return self.passwords.dialog
 
     def _on_corpus_panel_corpus_changed(self) -> None:
         corpus = self.corpus_panel.corpus()
@@ -401,10 +337,10 @@ class MainWindow(QMainWindow):
         self.gauge.show_busy(f"Counting tokens with {self.model_path.name}…")
         fingerprint = corpus.fingerprint
 
-        def run(ctx: _ModelContext, job: Job) -> CorpusMeasure:
-            reader = ctx.reader
+        def run(library: Library, job: Job) -> CorpusMeasure:
+            reader = library.reader
             return measure_corpus(
-                reader.lane, corpus, store=ctx.store, settings=reader.settings, model_sha256=reader.model_sha
+                reader.lane, corpus, store=library.store, settings=reader.settings, model_sha256=reader.model_sha
             )
 
         def on_done(measure: CorpusMeasure) -> None:
@@ -425,10 +361,10 @@ class MainWindow(QMainWindow):
 
     @property
     def asking(self) -> bool:
-        return self._ask_job is not None
+        return self._run_job is not None
 
     def ask(self, question: str) -> None:
-        """Ask ``question`` about the documents on the model lane."""
+        """Ask ``question`` about the documents, the way the conversation's mode says."""
         corpus = self.corpus_panel.corpus()
         if self.asking:
             return
@@ -439,147 +375,105 @@ class MainWindow(QMainWindow):
             self.conversation.status.setText("Some documents are still being read; ask again when they are ready.")
             return
         self._resumable = None
-        self.timeline.resume_button.setVisible(False)
-        if self.conversation.mode_box.currentText() != "Ask":
-            self._ask_in_steps(corpus, question, waves=self.conversation.mode_box.currentText() == "Read in waves")
-            return
-        self.conversation.question.clear()
-        self.conversation.start_turn(question)
-        session_id = self.session_id
+        self.timeline.hide_resume()
+        kind, session_id = self.conversation.mode, self.session_id
+        step_tokens, note_tokens = self.step_tokens, self.note_tokens
 
-        def run(ctx: _ModelContext, job: Job) -> AskResult:
-            return ctx.reader.ask(
-                corpus,
-                question,
-                session_id=session_id,
-                on_progress=lambda p: job.report(p),
-                on_text=lambda piece: job.report(piece),
-                cancel=job.token,
-            )
+        def start(library: Library, events: dict[str, Any]) -> RunResult:
+            if kind is RunKind.THINK:
+                return library.think(corpus, question, session_id=session_id, step_tokens=step_tokens, **events)
+            if kind is RunKind.WAVES:
+                return library.read_in_waves(corpus, question, session_id=session_id, note_tokens=note_tokens, **events)
+            return library.ask(corpus, question, session_id=session_id, **events)
 
-        def on_progress(value: PrefillProgress | str) -> None:
-            if isinstance(value, str):
-                self.conversation.append_text(value)
-            else:
-                self.conversation.show_progress(value.done, value.total, value.tokens_per_s, value.eta_s, value.reused)
-
-        def on_done(result: AskResult) -> None:
-            self._ask_job = None
-            self.session_id = result.session_id
-            self.sidebar.current_id = result.session_id
-            self.conversation.finish_turn(status="done", answer=result.answer, note=_describe_result(result))
-            self.refresh_sessions()
-            self.answered.emit(result)
-
-        def on_error(exc: EngineError) -> None:
-            self._ask_job = None
-            self.conversation.finish_turn(status="failed", error=exc.message)
-            self.refresh_sessions()
-
-        def on_cancelled() -> None:
-            self.statusBar().showMessage("Stopped. The partial answer is kept in the session.", 5000)
-            self.refresh_sessions()
-            self.ask_cancelled.emit()
-
-        self._ask_job = self.model_lane.submit(
-            run, name="ask", on_done=on_done, on_progress=on_progress, on_error=on_error, on_cancelled=on_cancelled
-        )
-
-    def cancel_ask(self) -> None:
-        """Stop the question now: the UI is idle at once, the engine stops within a batch."""
-        job = self._ask_job
-        if job is None:
-            return
-        job.cancel()
-        self._ask_job = None
-        self.timeline.mark_stopped()
-        self.conversation.finish_turn(status="cancelled")
+        self._run(kind, question, start)
 
     def resume_steps(self) -> None:
-        """Go on with the reopened deep-thinking run or read in waves that did not finish:
-        finished steps and waves are kept as stored, the rest run now."""
-        if self.asking or self._resumable is None:
+        """Go on with the reopened run that did not finish: its done steps are kept as
+        stored, the rest run now (``Library.resume``)."""
+        run = self._resumable
+        if self.asking or run is None:
             return
-        kind, run_id, question = self._resumable
-        corpus = self.corpus_panel.corpus()
-        if not corpus.documents:
+        if not self.corpus_panel.corpus().documents:
             self.conversation.status.setText("This session's documents are gone; it cannot be resumed.")
             return
         self._resumable = None
         turns = self.conversation.turns
-        if turns and turns[-1].question == question and turns[-1].status != "done":
-            # The stopped run's turn: the resumed run takes its place.
-            self.conversation.set_turns(turns[:-1])
-        self._ask_in_steps(corpus, question, waves=kind == "waves", resume_id=run_id)
+        if turns and turns[-1].question == run.question and turns[-1].status != Status.DONE:
+            self.conversation.set_turns(turns[:-1])  # the stopped run's turn: the resumed run takes its place
+        self._run(run.kind, run.question, lambda library, events: library.resume(run.id, **events), steps=run.steps)
 
-    def _ask_in_steps(self, corpus: Corpus, question: str, *, waves: bool, resume_id: int | None = None) -> None:
-        """Think deeply (five stored steps) or read in waves, on the model lane; each
-        step or wave is a timeline row, the progress line goes to the status area.
-        ``resume_id`` goes on with a stored run instead of starting one."""
+    def cancel_ask(self) -> None:
+        """Stop the run now: the UI is idle at once, the engine stops within a batch."""
+        job = self._run_job
+        if job is None:
+            return
+        job.cancel()
+        self._run_job = None
+        if self._run_kind is not RunKind.ASK:
+            self.timeline.mark_stopped()
+        self.conversation.finish_turn(status=Status.CANCELLED)
+
+    def _run(self, kind: RunKind, question: str, start: RunStart, *, steps: Iterable[Step] = ()) -> None:
+        """Run a question on the model lane: the text streams into the conversation (or
+        the running step's row), progress goes to the status line, steps to the timeline."""
         self.conversation.question.clear()
         self.conversation.start_turn(question)
-        rows = list(self.timeline.rows) if resume_id is not None else []
-        self.timeline.start("Reading in waves" if waves else "Thinking deeply")
-        for row in rows:
-            self.timeline.show_step(row.key, row.heading, row.status, row.text)
-        session_id, step_tokens, note_tokens = self.session_id, self.step_tokens, self.note_tokens
+        if kind is not RunKind.ASK:
+            self.timeline.start(kind, steps)
+        self._run_kind = kind
+        handlers: dict[str, Callable[[Any], None]] = {
+            "text": self._show_run_text,
+            "prefill": self.conversation.show_progress,  # an ask: reading the documents
+            "progress": lambda p: self.conversation.show_run_progress(p.describe()),  # a run of steps
+            "step": self.timeline.show_step,
+        }
 
-        def run(ctx: _ModelContext, job: Job) -> Any:
-            # The engine runs the steps with its own model lane, borrowing the reader's
-            # loaded model while it fits (it never closes a borrowed model).
-            settings, model = ctx.reader.settings, ctx.reader.model
-            runner: DeepThinker | WaveReader
-            if waves:
-                runner = WaveReader(ctx.store, ctx.reader.model_path, settings, max_note_tokens=note_tokens, model=model)
-            else:
-                runner = DeepThinker(ctx.store, ctx.reader.model_path, settings, step_tokens=step_tokens, model=model)
-            try:
-                run_id = resume_id if resume_id is not None else runner.start(corpus, question, session_id=session_id)
-                return runner.run(
-                    run_id,
-                    on_progress=lambda p: job.report(("progress", p.describe())),
-                    on_text=lambda piece: job.report(("text", piece)),
-                    on_step=lambda row: job.report(("step", row)),
-                    cancel=job.token,
-                )
-            finally:
-                runner.close()
+        def run(library: Library, job: Job) -> RunResult:
+            def report(tag: str) -> Callable[[Any], None]:
+                return lambda value: job.report((tag, value))
 
-        def on_progress(value: tuple[str, Any]) -> None:
-            kind, data = value
-            if kind == "progress":
-                self.conversation.progress.setVisible(False)
-                self.conversation.status.setText(f"{data}. Esc cancels.")
-            elif kind == "text":
-                if not self.timeline.append_text(data):
-                    self.conversation.append_text(data)
-            elif isinstance(data, WaveRow):
-                self.timeline.show_step(data.position, f"Wave {data.position}: {data.pages}", data.status, data.notes)
-            elif isinstance(data, DeepStep):
-                self.timeline.show_step(data.position, f"Step {data.position}: {data.heading}", data.status, data.text)
+            events: dict[str, Any] = {"on_text": report("text"), "cancel": job.token}
+            events["on_progress"] = report("prefill" if kind is RunKind.ASK else "progress")
+            if kind is not RunKind.ASK:
+                events["on_step"] = report("step")
+            return start(library, events)
 
-        def on_done(result: Any) -> None:
-            self._ask_job = None
+        def on_done(result: RunResult) -> None:
+            self._run_job = None
             self.session_id = result.session_id
             self.sidebar.current_id = result.session_id
-            self.conversation.finish_turn(status="done", answer=result.answer)
+            note = describe_ask(cast(AskResult, result)) if kind is RunKind.ASK else ""
+            self.conversation.finish_turn(status=Status.DONE, answer=result.answer, note=note)
             self.refresh_sessions()
             self.answered.emit(result)
 
         def on_error(exc: EngineError) -> None:
-            self._ask_job = None
-            self.timeline.mark_stopped()
-            self.conversation.finish_turn(status="failed", error=exc.message)
+            self._run_job = None
+            if kind is not RunKind.ASK:
+                self.timeline.mark_stopped()
+            self.conversation.finish_turn(status=Status.FAILED, error=exc.message)
             self.refresh_sessions()
 
         def on_cancelled() -> None:
-            self.statusBar().showMessage("Stopped. The steps so far are kept in the session.", 5000)
+            kept = "The partial answer is" if kind is RunKind.ASK else "The steps so far are"
+            self.statusBar().showMessage(f"Stopped. {kept} kept in the session.", 5000)
             self.refresh_sessions()
             self.ask_cancelled.emit()
 
-        self._ask_job = self.model_lane.submit(
-            run, name="steps", on_done=on_done, on_progress=on_progress, on_error=on_error, on_cancelled=on_cancelled
+        self._run_job = self.model_lane.submit(
+            run,
+            name=kind.value,
+            on_done=on_done,
+            on_progress=lambda event: handlers[event[0]](event[1]),
+            on_error=on_error,
+            on_cancelled=on_cancelled,
         )
+
+    def _show_run_text(self, piece: str) -> None:
+        # A step's text streams into its timeline row; an answer into the conversation.
+        if self._run_kind is RunKind.ASK or not self.timeline.append_text(piece):
+            self.conversation.append_text(piece)
 
     def export_session(self, path: Path | None = None) -> None:
         """Write the current session as Markdown (asks where when ``path`` is None)."""
@@ -594,8 +488,8 @@ class MainWindow(QMainWindow):
             path = Path(chosen)
         target = path
 
-        def run(store: Store, job: Job) -> Path:
-            text = export_markdown(store, session_id)
+        def run(library: Library, job: Job) -> Path:
+            text = library.export_markdown(session_id)
             try:
                 target.write_text(text, encoding="utf-8")
             except OSError as exc:
@@ -627,9 +521,8 @@ class MainWindow(QMainWindow):
     def refresh_sessions(self) -> None:
         text = self.sidebar.search.text()
 
-        def run(store: Store, job: Job) -> list[tuple[Any, int]]:
-            sessions = store.search_sessions(text)
-            return [(s, store.count_questions(s.id)) for s in sessions]
+        def run(library: Library, job: Job) -> list[tuple[Any, int]]:
+            return [(s, library.count_questions(s.id)) for s in library.sessions(text)]
 
         def on_done(rows: list[tuple[Any, int]]) -> None:
             self.sidebar.show_sessions(rows)
@@ -638,34 +531,31 @@ class MainWindow(QMainWindow):
         self.disk_lane.submit(run, name="sessions", on_done=on_done)
 
     def open_session(self, session_id: int) -> None:
-        """Show a stored session: its documents and turns exactly as they were."""
+        """Show a stored session: its documents and runs exactly as they were."""
         if self.asking:
             self.statusBar().showMessage("Wait for the answer (or press Esc) before opening another session.", 5000)
             return
 
-        def run(store: Store, job: Job) -> tuple[Corpus, list[Any], list[DeepSession | WaveRead]]:
-            session = store.get_session(session_id)
-            if session is None:
-                raise EngineError("That session no longer exists.")
-            corpus = store.get_corpus(session.corpus_id) if session.corpus_id else None
-            runs: list[DeepSession | WaveRead] = [*list_deep(store, session_id), *list_reads(store, session_id)]
-            runs.sort(key=lambda r: r.created_at)
-            return corpus or Corpus(), store.list_turns(session_id), runs
+        def run(library: Library, job: Job) -> tuple[Corpus, list[Run]]:
+            try:
+                corpus = library.session_corpus(session_id)
+            except StorageError:
+                raise
+            except EngineError as exc:  # purged meanwhile (by another window or process)
+                raise EngineError("That session no longer exists.") from exc
+            return corpus or Corpus(), library.runs(session_id)
 
-        def on_done(result: tuple[Corpus, list[Any], list[DeepSession | WaveRead]]) -> None:
-            corpus, turns, runs = result
+        def on_done(result: tuple[Corpus, list[Run]]) -> None:
+            corpus, runs = result
             self._restoring = True
             try:
                 self.session_id = session_id
                 self.sidebar.current_id = session_id
                 self.corpus_panel.set_documents(corpus.documents)
                 self.conversation.set_corpus(corpus)
-                # Questions, deep-thinking runs and reads in waves, in the order they were asked.
-                views = [(t.created_at, _turn_view(t)) for t in turns] + [(r.created_at, _run_turn(r)) for r in runs]
-                views.sort(key=lambda pair: pair[0])
-                self.conversation.set_turns([view for _, view in views])
+                self.conversation.set_turns([TurnView.from_run(r) for r in runs])  # in the order asked
                 self.conversation.status.setText("")
-                self._show_run(runs[-1] if runs else None)
+                self._show_steps(next((r for r in reversed(runs) if r.kind is not RunKind.ASK), None))
             finally:
                 self._restoring = False
             self.session_restored.emit(session_id)
@@ -676,27 +566,14 @@ class MainWindow(QMainWindow):
 
         self.disk_lane.submit(run, name="open session", on_done=on_done, on_error=on_error)
 
-    def _show_run(self, run: DeepSession | WaveRead | None) -> None:
-        """Show a reopened session's latest deep-thinking run or read in waves as a
-        timeline, with Resume when it stopped before its end."""
-        self._resumable = None
+    def _show_steps(self, run: Run | None) -> None:
+        """A reopened session's latest deep-thinking run or read in waves as its timeline,
+        resumable when it stopped before its end."""
+        self._resumable = run if run is not None and run.status is not Status.DONE else None
         if run is None:
             self.timeline.clear()
-            return
-        if isinstance(run, WaveRead):
-            self.timeline.start("Read in waves")
-            for wave in run.waves:
-                self.timeline.show_step(wave.position, f"Wave {wave.position}: {wave.pages}", wave.status, wave.notes)
-            done, total, kind, unit = run.done_waves, run.n_waves, "waves", "waves"
         else:
-            self.timeline.start("Thought deeply")
-            for step in run.steps:
-                self.timeline.show_step(step.position, f"Step {step.position}: {step.heading}", step.status, step.text)
-            done = sum(1 for step in run.steps if step.status == "done")
-            total, kind, unit = len(run.steps), "deep", "steps"
-        if run.status != "done":
-            self._resumable = (kind, run.id, run.question)
-            self.timeline.show_resume(f"Stopped after {done} of {total} {unit} ({run.status}). Resume goes on from there.")
+            self.timeline.show_run(run)
 
     def new_session(self) -> None:
         if self.asking:
@@ -713,50 +590,31 @@ class MainWindow(QMainWindow):
             self._restoring = False
 
     def _on_sidebar_rename_requested(self, session_id: int, title: str) -> None:
-        self.disk_lane.submit(lambda store, job: store.rename_session(session_id, title), on_done=lambda _r: self.refresh_sessions())
+        self._change_sessions(lambda library: library.rename_session(session_id, title))
 
     def _on_sidebar_delete_requested(self, session_id: int) -> None:
         if session_id == self.session_id:
             self.new_session()
-        self.disk_lane.submit(lambda store, job: store.trash_session(session_id), on_done=lambda _r: self.refresh_sessions())
+        self._change_sessions(lambda library: library.trash_session(session_id))
 
     def _on_sidebar_undo_requested(self, session_id: int) -> None:
-        self.disk_lane.submit(lambda store, job: store.restore_session(session_id), on_done=lambda _r: self.refresh_sessions())
+        self._change_sessions(lambda library: library.restore_session(session_id))
 
     def _on_sidebar_purge_due(self, session_id: int) -> None:
-        def purge(store: Store, job: Job) -> None:
-            session = store.get_session(session_id)
-            if session is not None and session.deleted_at is not None:
-                store.delete_session(session_id)
+        self.disk_lane.submit(lambda library, job: library.purge_session(session_id), name="purge")
 
-        self.disk_lane.submit(purge)
+    def _change_sessions(self, change: Callable[[Library], None]) -> None:
+        self.disk_lane.submit(lambda library, job: change(library), on_done=lambda _r: self.refresh_sessions())
 
-    # -- models and settings ------------------------------------------------------
+    # -- models and settings --------------------------------------------------------
 
     def _load_models(self) -> None:
-        bundled = self.bundled_model
+        bundled, current, discover = self.bundled_model, self.model_path, self._discover
         added = [Path(p) for p in self.settings.added_models]
-        current = self.model_path
-        discover = self._discover
-
-        def run(store: Store, job: Job) -> list[ModelEntry]:
-            candidates: list[tuple[Path, str]] = [(bundled, "bundled")]
-            candidates += [(p, "added") for p in added]
-            if current not in [c[0] for c in candidates]:
-                candidates.append((current, "added"))
-            candidates += [(m.path, m.source) for m in discover()]
-            entries = []
-            for path, source in candidates:
-                try:
-                    entries.append(ModelEntry(path, source, summarize_model(inspect_gguf(path))))
-                except EngineError as exc:
-                    entries.append(ModelEntry(path, source, problem=exc.message))
-                except OSError as exc:
-                    entries.append(ModelEntry(path, source, problem=f"cannot be read ({exc.strerror})"))
-            return entries
-
         self.disk_lane.submit(
-            run, name="models", on_done=lambda entries: self.picker.set_entries(entries, current=self.model_path)
+            lambda library, job: list_models(bundled=bundled, added=added, current=current, discover=discover),
+            name="models",
+            on_done=lambda entries: self.picker.set_entries(entries, current=self.model_path),
         )
 
     def open_model_dialog(self) -> None:
@@ -770,14 +628,11 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Wait for the answer (or press Esc) before changing the model.", 5000)
             self.picker.set_entries(self.picker.entries, current=self.model_path)
             return
-        settings = self.settings.read_settings()
-        factory = self._reader_factory
 
-        def swap(ctx: _ModelContext, job: Job) -> ModelEntry:
-            summary = summarize_model(inspect_gguf(path))  # raises ModelFileError on a bad file
-            ctx.reader.close()
-            ctx.reader = factory(ctx.store, path, settings)
-            return ModelEntry(path, "added" if added else "chosen", summary)
+        def swap(library: Library, job: Job) -> ModelEntry:
+            entry = check_model(path, "added" if added else "chosen")  # raises ModelFileError on a bad file
+            library.use_model(path)
+            return entry
 
         def on_done(entry: ModelEntry) -> None:
             self.model_path = path
@@ -799,14 +654,14 @@ class MainWindow(QMainWindow):
         self.model_lane.submit(swap, name="model", on_done=on_done, on_error=on_error)
 
     def apply_settings(self) -> None:
-        """Give the reader the current settings and measure again."""
-        settings = self.settings.read_settings()
+        """Give the library the current settings and measure again."""
+        settings = self.settings.read_settings(self._read_base)
         self.gauge.set_kv_type(settings.kv_type)
-
-        def run(ctx: _ModelContext, job: Job) -> None:
-            ctx.reader.settings = settings
-
-        self.model_lane.submit(run, name="settings", on_done=lambda _r: self.schedule_measure())
+        self.model_lane.submit(
+            lambda library, job: library.use_settings(settings),
+            name="settings",
+            on_done=lambda _r: self.schedule_measure(),
+        )
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.settings, current_data_dir=str(self.data_folder), parent=self)
@@ -839,58 +694,21 @@ class MainWindow(QMainWindow):
             "Click a page citation in an answer to see the page.",
         )
 
-    # -- closing ------------------------------------------------------------------
+    # -- closing --------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.shutdown()
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        """Stop the lanes and free the model (before exit: a Llama left to the GC can crash)."""
+        """Stop the lanes and free the model (before exit: a model left to the GC can crash)."""
         if self._closed:
             return
         self._closed = True
-        if self._ask_job is not None:
-            self._ask_job.cancel()
+        self.passwords.stop()
+        if self._run_job is not None:
+            self._run_job.cancel()
         self.settings.sync()
         self.model_lane.shutdown()
         self.disk_lane.shutdown()
         self.ingest.wait()
-
-
-def _describe_result(result: AskResult) -> str:
-    p = result.prefill
-    warm = getattr(result, "warm", None)  # issue 4: how the corpus got into the context
-    if warm is not None and warm.source == "snapshot":
-        was = f" (reading them took {warm.cold_prefill_s:.0f} s)" if warm.cold_prefill_s else ""
-        read = f"restored the documents in {warm.restore_s:.1f} s{was}"
-    elif warm is not None and warm.source == "context" and p.evaluated < 64:
-        read = "the documents were already read"
-    elif p.evaluated and p.seconds > 0:
-        read = f"read {p.evaluated:,} tokens in {p.seconds:.1f} s ({p.evaluated / p.seconds:,.0f} tokens/s)"
-    else:
-        read = "read nothing new"
-    if p.reused:
-        read += f", {p.reused:,} already in memory"
-    notice = f" {warm.notice}" if warm is not None and warm.notice else ""
-    return f"{read}; answered {result.answer_tokens} tokens in {result.generate_s:.1f} s.{notice}"
-
-
-def _turn_view(turn: Any) -> TurnView:
-    return TurnView(turn.question, turn.answer, turn.status, turn.error or "", _describe_turn(turn))
-
-
-def _run_turn(run: DeepSession | WaveRead) -> TurnView:
-    """A deep-thinking run or a read in waves as a conversation turn: its question and answer."""
-    status = run.status if run.status in ("done", "cancelled", "failed") else "interrupted"
-    how = "Read in waves" if isinstance(run, WaveRead) else "Thought deeply"
-    return TurnView(run.question, run.answer, status, run.error or "", f"{how} with {run.model}.")
-
-
-def _describe_turn(turn: Any) -> str:
-    if turn.prefill_tokens is None:
-        return ""
-    return (
-        f"{turn.model}, window {turn.settings.get('n_ctx', '?')}, KV {turn.settings.get('kv_type', '?')}; "
-        f"read {turn.prefill_tokens:,} tokens in {turn.prefill_s or 0:.1f} s."
-    )

@@ -1,7 +1,7 @@
 """The sessions sidebar: every session, newest first, with search, rename and delete/undo.
 
-The sidebar shows rows it is given and says what the user wants; the main window runs
-the store work on the disk lane. A deleted session disappears at once and an "Undo" bar
+The sidebar shows rows it is given and says what the user wants; the main window asks
+the engine's ``Library`` for them on the disk lane. A deleted session disappears at once and an "Undo" bar
 stays for ``UNDO_MS``; after that the main window purges it.
 """
 
@@ -98,11 +98,13 @@ class SessionsSidebar(QWidget):
         self._undo_timer.timeout.connect(self._on_undo_timer_timeout)
 
     def show_sessions(self, rows: list[tuple[SessionRow, int]]) -> None:
-        """Show ``(session, number of turns)`` rows, in the order given."""
+        """Show ``(session, number of questions)`` rows, in the order given; a question is
+        a run of any kind (an ask, a deep-thinking run, a read in waves)."""
         self.list.clear()
-        for session, n_turns in rows:
+        for session, n_questions in rows:
             when = session.updated_at[:16].replace("T", " ")
-            item = QListWidgetItem(f"{session.title}\n{when} · {n_turns} question{'s' if n_turns != 1 else ''}")
+            plural = "s" if n_questions != 1 else ""
+            item = QListWidgetItem(f"{session.title}\n{when} · {n_questions} question{plural}")
             item.setData(Qt.ItemDataRole.UserRole, session.id)
             item.setToolTip(session.title)
             self.list.addItem(item)

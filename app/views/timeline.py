@@ -1,36 +1,55 @@
-"""The timeline of a deep-thinking or wave read: one row per step or wave.
+"""The timeline of a deep-thinking run or a read in waves: one row per stored step.
 
-Contract: ``show_step(key, heading, status, text)`` adds or updates a row (the engine's
-``on_step`` rows: status pending, running, done, interrupted, cancelled or failed);
+Contract: the rows are the run's ``engine.runs.Step`` objects as the engine reports them
+(``on_step``) or as the store holds them. ``start(kind, steps)`` shows a run that is
+running now (a resumed one passes its stored steps); ``show_run(run)`` shows a stored run
+as it was left and, when it did not finish, a Resume button (``resume_requested``).
+``show_step(step)`` adds or updates the row at the step's position; the final ``answer``
+step of a read in waves has no row (its text is the conversation's answer).
 ``append_text(piece)`` streams into the running row and returns False when no row is
-running (the final answer then belongs to the conversation); ``mark_stopped()`` turns
-running and pending rows into ``interrupted`` when the user cancels; ``show_resume(text)``
-shows a Resume button (a reopened run that did not finish), which emits
-``resume_requested``; ``clear()`` hides the timeline. Rendering is
-throttled like the conversation's, so a fast model cannot flood the main thread.
-Widgets only: the window feeds it from the model lane's reports.
+running (the text then belongs to the conversation); ``mark_stopped()`` turns running and
+pending rows ``interrupted`` when the user cancels; ``clear()`` hides the timeline.
+Rendering is throttled like the conversation's, so a fast model cannot flood the main
+thread. Widgets only: the window feeds it from the model lane's reports.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
+from engine.runs import Run, RunKind, Status, Step
+
 RENDER_EVERY_MS = 60
-_COLORS = {"done": "#15803d", "running": "#1a56db", "pending": "#6b7280", "interrupted": "#b45309"}
+_COLORS = {
+    Status.DONE: "#15803d",
+    Status.RUNNING: "#1a56db",
+    Status.PENDING: "#6b7280",
+    Status.INTERRUPTED: "#b45309",
+}
+# The title while a run is running (a stored one is titled with ``RunKind.label``).
+_RUNNING_TITLES = {RunKind.THINK: "Thinking deeply", RunKind.WAVES: "Reading in waves", RunKind.ASK: "Answering"}
 
 
 @dataclass
 class TimelineRow:
     """One step or wave as shown."""
 
-    key: int
-    heading: str
-    status: str
+    key: int  # the step's position
+    heading: str  # "Step 2: Examination", "Wave 3: filing.pdf p.13-18"
+    status: Status
     text: str = ""
+
+
+def step_heading(step: Step) -> str:
+    """``Step 2: Examination`` or ``Wave 3: filing.pdf p.13-18``."""
+    if step.kind == "wave":
+        return f"{step.heading}: {step.label}"
+    return f"Step {step.position}: {step.heading}"
 
 
 class TimelineView(QWidget):
@@ -45,6 +64,7 @@ class TimelineView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.rows: list[TimelineRow] = []
+        self.kind: RunKind | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         header = QHBoxLayout()
@@ -66,39 +86,45 @@ class TimelineView(QWidget):
         self._render_timer.timeout.connect(self._render)
         self.setVisible(False)
 
-    def start(self, title: str) -> None:
-        """Clear the rows and show the timeline for a new run."""
-        self.rows = []
-        self.title.setText(title)
-        self.resume_button.setVisible(False)
-        self.setVisible(True)
-        self._render()
+    def start(self, kind: RunKind, steps: Iterable[Step] = ()) -> None:
+        """Show a run that runs now: its ``steps`` so far (a resumed run's stored ones)."""
+        self._show(kind, _RUNNING_TITLES[kind], steps)
 
-    def show_resume(self, text: str) -> None:
-        """Offer to resume a run that stopped before its end (``text`` says where it stopped)."""
-        self.title.setText(text)
-        self.resume_button.setVisible(True)
+    def show_run(self, run: Run) -> None:
+        """Show a stored run as it was left, with Resume when it stopped before its end."""
+        self._show(run.kind, run.kind.label, run.steps)
+        if run.status is not Status.DONE:
+            self.title.setText(f"{run.describe_stop()} Resume goes on from there.")
+            self.resume_button.setVisible(True)
+
+    def hide_resume(self) -> None:
+        """Another question is asked: the stopped run is no longer offered."""
+        self.resume_button.setVisible(False)
 
     def clear(self) -> None:
         """No run to show: hide the timeline."""
         self.rows = []
+        self.kind = None
         self.resume_button.setVisible(False)
         self.setVisible(False)
         self._render()
 
-    def show_step(self, key: int, heading: str, status: str, text: str) -> None:
-        row = next((r for r in self.rows if r.key == key), None)
+    def show_step(self, step: Step) -> None:
+        """Add or update the row of ``step`` (a running step keeps the text streamed so far)."""
+        if self.kind is RunKind.WAVES and step.kind == "answer":
+            return
+        row = next((r for r in self.rows if r.key == step.position), None)
         if row is None:
-            row = TimelineRow(key, heading, status, text)
+            row = TimelineRow(step.position, step_heading(step), step.status, step.text)
             self.rows.append(row)
             self.rows.sort(key=lambda r: r.key)
-        row.heading, row.status = heading, status
-        if text or status != "running":
-            row.text = text
+        row.heading, row.status = step_heading(step), step.status
+        if step.text or step.status is not Status.RUNNING:
+            row.text = step.text
         self._schedule()
 
     def append_text(self, piece: str) -> bool:
-        row = next((r for r in self.rows if r.status == "running"), None)
+        row = next((r for r in self.rows if r.status is Status.RUNNING), None)
         if row is None:
             return False
         row.text += piece
@@ -107,12 +133,22 @@ class TimelineView(QWidget):
 
     def mark_stopped(self) -> None:
         for row in self.rows:
-            if row.status in ("running", "pending"):
-                row.status = "interrupted"
+            if row.status in (Status.RUNNING, Status.PENDING):
+                row.status = Status.INTERRUPTED
         self._render()
 
     def statuses(self) -> list[str]:
-        return [r.status for r in self.rows]
+        return [str(r.status) for r in self.rows]
+
+    def _show(self, kind: RunKind, title: str, steps: Iterable[Step]) -> None:
+        self.rows = []
+        self.kind = kind
+        self.title.setText(title)
+        self.resume_button.setVisible(False)
+        self.setVisible(True)
+        for step in steps:
+            self.show_step(step)
+        self._render()
 
     def _schedule(self) -> None:
         if not self._render_timer.isActive():
@@ -125,7 +161,7 @@ class TimelineView(QWidget):
             color = _COLORS.get(row.status, "#b3261e")
             parts.append(
                 f"<p style='margin-bottom:2px'><b>{html.escape(row.heading)}</b> "
-                f"<span style='color:{color}'>({html.escape(row.status)})</span></p>"
+                f"<span style='color:{color}'>({html.escape(str(row.status))})</span></p>"
             )
             if row.text:
                 parts.append("<p style='margin-top:2px'>" + html.escape(row.text).replace("\n", "<br>") + "</p>")

@@ -1,12 +1,19 @@
-"""A real main window over a temporary store and settings file, reading with the real
-bundled SmolLM2 (tests pick a small answer budget and batch so each runs in seconds)."""
+"""Real main windows over a temporary store and settings file.
+
+Two tiers, one window: ``make_window`` builds windows whose ``Library`` reads with the
+fake backend (``engine/runtime/fake.py``: scripted replies, recorded prompts), so the
+window's wiring is tested in seconds; ``make_real_window`` builds them over the real
+bundled SmolLM2 (those tests are marked ``slow``). Either way the window gets a
+``library_factory`` as ``app.main`` gives it one, and tests may pass their own. The model
+path is SmolLM2's in both: the window reads its GGUF header for the picker and the gauge.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,8 +24,9 @@ from PySide6.QtCore import QSettings  # noqa: E402
 from app.settings import AppSettings  # noqa: E402
 from app.views.main_window import MainWindow  # noqa: E402
 from engine.config import ReadSettings  # noqa: E402
-from engine.reading.ask import Reader  # noqa: E402
-from engine.store import Store  # noqa: E402
+from engine.library import Library  # noqa: E402
+
+WindowMaker = Callable[..., MainWindow]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,27 +43,36 @@ def app_settings(tmp_path: Path) -> AppSettings:
     return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
 
 
-def small_reader(*, max_answer_tokens: int = 24, n_batch: int = 128) -> Callable[[Store, Path, ReadSettings], Reader]:
-    """A reader factory with a short answer budget and small prefill batches."""
-
-    def make(store: Store, path: Path, settings: ReadSettings) -> Reader:
-        return Reader(store, path, replace(settings, max_answer_tokens=max_answer_tokens, n_batch=n_batch))
-
-    return make
+def library_factory(
+    db: Path,
+    *,
+    backend: Any = None,
+    max_answer_tokens: int = 24,
+    n_batch: int = 128,
+    make: Callable[..., Library] = Library,
+) -> Callable[[], Library]:
+    """Libraries (``make``'s) over the store ``db`` with a short answer budget and small
+    prefill batches (the window sets the model, the window size, the KV type, the threads)."""
+    settings = ReadSettings(max_answer_tokens=max_answer_tokens, n_batch=n_batch)
+    return lambda: make(db, backend=backend, settings=settings)
 
 
 @pytest.fixture
-def make_window(
-    qtbot, home: Path, smollm2_path: Path, app_settings: AppSettings
-) -> Iterator[Callable[..., MainWindow]]:
+def fake_backend() -> Any:
+    """A scripted backend (``enqueue`` replies, read ``prompts``), shared by every library
+    of the test so that token ids agree between the lanes and between windows."""
+    fake = pytest.importorskip("engine.runtime.fake", reason="engine/runtime/fake.py comes with branch runtime")
+    return fake.FakeBackend()
+
+
+@pytest.fixture
+def _windows(qtbot, home: Path, smollm2_path: Path, app_settings: AppSettings) -> Iterator[WindowMaker]:
     windows: list[MainWindow] = []
 
-    def make(**kwargs: object) -> MainWindow:
-        kwargs.setdefault("reader_factory", small_reader())
+    def make(**kwargs: Any) -> MainWindow:
         kwargs.setdefault("discover", lambda: [])
-        window = MainWindow(
-            db_path=home / "longread.db", bundled_model=smollm2_path, settings=app_settings, **kwargs  # type: ignore[arg-type]
-        )
+        kwargs.setdefault("data_folder", home)
+        window = MainWindow(bundled_model=smollm2_path, settings=app_settings, **kwargs)
         qtbot.addWidget(window)
         window.show()
         windows.append(window)
@@ -64,3 +81,25 @@ def make_window(
     yield make
     for window in windows:
         window.shutdown()
+
+
+@pytest.fixture
+def make_window(_windows: WindowMaker, home: Path, fake_backend: Any) -> WindowMaker:
+    """Windows reading with ``fake_backend`` (unless given another ``library_factory``)."""
+
+    def make(**kwargs: Any) -> MainWindow:
+        kwargs.setdefault("library_factory", library_factory(home / "longread.db", backend=fake_backend))
+        return _windows(**kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_real_window(_windows: WindowMaker, home: Path) -> WindowMaker:
+    """Windows reading with the real SmolLM2 through llama.cpp (tests marked ``slow``)."""
+
+    def make(**kwargs: Any) -> MainWindow:
+        kwargs.setdefault("library_factory", library_factory(home / "longread.db"))
+        return _windows(**kwargs)
+
+    return make

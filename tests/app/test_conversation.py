@@ -1,21 +1,26 @@
-"""Asking with the real SmolLM2: streaming, storing, cancelling, reopening, citations,
-and a main thread that keeps ticking while the model works."""
+"""Asking from the window: streaming, storing, cancelling, reopening, citations, and a
+main thread that keeps ticking while the model works. The wiring is tested with the fake
+backend (scripted answers, fast); asking, cancelling a prefill and responsiveness also
+with the real SmolLM2 (``slow``)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QModelIndex, Qt, QTimer, QUrl
 from PySide6.QtTest import QTest
 
 from app.views.conversation import TurnView
 from app.views.page_viewer import PageViewer
-from engine.store import open_store
-from tests.app.conftest import small_reader
+from engine.library import Library
+from engine.runs import RunKind, Status
+from tests.app.conftest import library_factory
 from tests.conftest import fact_pages, write_pdf
 
 QUESTION = "What is the vault access code?"
+SCRIPTED = 'The code is 482913: "The vault access code is 482913." [handbook.pdf p.3]'
 
 
 def _load(qtbot, window, paths: list[Path]) -> None:
@@ -27,14 +32,13 @@ def _load(qtbot, window, paths: list[Path]) -> None:
     qtbot.waitUntil(lambda: all(r.tokens for r in panel.rows) and window.gauge.measure is not None, timeout=120000)
 
 
-def test_asking_streams_the_answer_into_the_view_and_stores_the_turn(
-    qtbot, make_window, fact_pdf: Path, home: Path
-) -> None:
-    window = make_window()
-    _load(qtbot, window, [fact_pdf])
-    view = window.conversation
-    view.question.setPlainText(QUESTION)
-    view.question.setFocus()
+def _stored_runs(home: Path, session_id: int) -> list:
+    with Library(home / "longread.db") as library:
+        return library.runs(session_id)
+
+
+def _spy_stream(view) -> list[str]:
+    """Record the pieces of answer the view is given."""
     streamed: list[str] = []
     original = view.append_text
 
@@ -43,6 +47,86 @@ def test_asking_streams_the_answer_into_the_view_and_stores_the_turn(
         original(piece)
 
     view.append_text = spy  # type: ignore[method-assign]
+    return streamed
+
+
+def test_an_answer_streams_into_the_conversation_and_is_stored_as_a_run(
+    qtbot, make_window, fake_backend, fact_pdf: Path, home: Path
+) -> None:
+    window = make_window()
+    _load(qtbot, window, [fact_pdf])
+    fake_backend.enqueue(SCRIPTED)
+    view = window.conversation
+    view.question.setPlainText(QUESTION)
+    view.question.setFocus()
+    streamed = _spy_stream(view)
+    with qtbot.waitSignal(window.answered, timeout=60000) as blocker:
+        QTest.keyClick(view.question, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # Ctrl+Enter
+        assert window.asking and not view.ask_button.isEnabled()
+    result = blocker.args[0]
+
+    assert len(streamed) > 1 and "".join(streamed) == SCRIPTED == result.answer
+    # The model was given the whole document and the question.
+    prompt = fake_backend.prompts[-1].text
+    assert "The vault access code is 482913." in prompt and QUESTION in prompt
+    assert view.turns[-1].status == "done" and view.turns[-1].answer == SCRIPTED
+    assert "answered" in view.turns[-1].note
+    qtbot.waitUntil(lambda: "The code is 482913" in view.transcript.toPlainText())
+    assert view.link_count() == 1  # the citation checks out: a link to the page
+    assert not window.asking and view.ask_button.isEnabled()
+    (run,) = _stored_runs(home, result.session_id)
+    assert (run.id, run.kind, run.question, run.answer, run.status) == (
+        result.run_id,
+        RunKind.ASK,
+        QUESTION,
+        SCRIPTED,
+        Status.DONE,
+    )
+    assert [(s.kind, s.status, s.text) for s in run.steps] == [("answer", Status.DONE, SCRIPTED)]
+    qtbot.waitUntil(lambda: window.sidebar.session_ids() == [result.session_id])
+
+
+def test_cancelling_a_scripted_read_returns_to_idle_and_keeps_the_run(
+    qtbot, make_window, fake_backend, tmp_path: Path, home: Path
+) -> None:
+    window = make_window()
+    _load(qtbot, window, [write_pdf(tmp_path / "long.pdf", fact_pages(12, fact_page=9))])
+    fake_backend.token_delay_s = 0.002  # the prefill takes seconds, in batches of 128 tokens
+    view = window.conversation
+    view.question.setPlainText(QUESTION)
+    view.ask_button.click()
+    qtbot.waitUntil(lambda: view.progress.maximum() > 0 and view.progress.value() > 0, timeout=30000)
+    assert view.progress.value() < view.progress.maximum()
+    with qtbot.waitSignal(window.ask_cancelled, timeout=30000):
+        view.question.setFocus()
+        QTest.keyClick(view.question, Qt.Key.Key_Escape)
+        assert not window.asking and view.ask_button.isEnabled() and not view.progress.isVisible()
+    assert view.turns[-1].status == "cancelled"
+    with Library(home / "longread.db") as library:
+        (session,) = library.sessions()
+        (run,) = library.runs(session.id)
+    assert run.status is Status.CANCELLED and run.steps[0].status is Status.CANCELLED
+    assert run.steps[0].prefill_tokens is None  # stopped during the prefill
+    assert fake_backend.prompts == []  # nothing was generated
+    # The lane is free again: the next question is answered, in the same session.
+    fake_backend.token_delay_s = 0.0
+    fake_backend.enqueue(SCRIPTED)
+    view.question.setPlainText(QUESTION)
+    with qtbot.waitSignal(window.answered, timeout=60000) as blocker:
+        view.ask_button.click()
+    assert blocker.args[0].answer == SCRIPTED
+
+
+@pytest.mark.slow
+def test_asking_streams_the_answer_into_the_view_and_stores_the_turn(
+    qtbot, make_real_window, fact_pdf: Path, home: Path
+) -> None:
+    window = make_real_window()
+    _load(qtbot, window, [fact_pdf])
+    view = window.conversation
+    view.question.setPlainText(QUESTION)
+    view.question.setFocus()
+    streamed = _spy_stream(view)
     with qtbot.waitSignal(window.answered, timeout=600000) as blocker:
         QTest.keyClick(view.question, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # Ctrl+Enter
         assert window.asking and not view.ask_button.isEnabled()
@@ -54,17 +138,14 @@ def test_asking_streams_the_answer_into_the_view_and_stores_the_turn(
     assert view.turns[-1].answer == result.answer
     qtbot.waitUntil(lambda: result.answer[:20] in view.transcript.toPlainText())
     assert not window.asking and view.ask_button.isEnabled()
-    store = open_store(home / "longread.db")
-    try:
-        turns = store.list_turns(result.session_id)
-    finally:
-        store.close()
-    assert [(t.question, t.answer, t.status) for t in turns] == [(QUESTION, result.answer, "done")]
+    runs = _stored_runs(home, result.session_id)
+    assert [(r.kind, r.question, r.answer, r.status) for r in runs] == [(RunKind.ASK, QUESTION, result.answer, "done")]
     qtbot.waitUntil(lambda: window.sidebar.session_ids() == [result.session_id])
 
 
-def test_cancel_stops_a_prefill_and_the_ui_returns_to_idle(qtbot, make_window, tmp_path: Path, home: Path) -> None:
-    window = make_window(reader_factory=small_reader(n_batch=64))
+@pytest.mark.slow
+def test_cancel_stops_a_prefill_and_the_ui_returns_to_idle(qtbot, make_real_window, tmp_path: Path, home: Path) -> None:
+    window = make_real_window(library_factory=library_factory(home / "longread.db", n_batch=64))
     long_pdf = write_pdf(tmp_path / "long.pdf", fact_pages(12, fact_page=9))
     _load(qtbot, window, [long_pdf])
     view = window.conversation
@@ -83,26 +164,25 @@ def test_cancel_stops_a_prefill_and_the_ui_returns_to_idle(qtbot, make_window, t
         assert view.ask_button.isEnabled() and not view.cancel_button.isEnabled()
         assert not view.progress.isVisible()
     assert view.turns[-1].status == "cancelled"
-    store = open_store(home / "longread.db")
-    try:
-        sessions = store.list_sessions()
-        turns = store.list_turns(sessions[0].id)
-    finally:
-        store.close()
-    assert turns[-1].status == "cancelled"
-    assert turns[-1].prefill_tokens is None  # stopped during the prefill
+    with Library(home / "longread.db") as library:
+        runs = library.runs(library.sessions()[0].id)
+    assert runs[-1].status == "cancelled"
+    assert runs[-1].answer_step is not None and runs[-1].answer_step.prefill_tokens is None  # stopped in the prefill
     # The lane is free again: the next question is answered.
     view.question.setPlainText(QUESTION)
     with qtbot.waitSignal(window.answered, timeout=600000):
         view.ask_button.click()
 
 
-def test_reopening_a_session_restores_documents_and_turns(qtbot, make_window, tmp_path: Path, fact_pdf: Path) -> None:
+def test_reopening_a_session_restores_documents_and_turns(
+    qtbot, make_window, fake_backend, tmp_path: Path, fact_pdf: Path
+) -> None:
     window = make_window()
     notes = tmp_path / "notes.md"
     notes.write_text("# Notes\n\nThe harbor office opens at 7 am.\n")
     _load(qtbot, window, [fact_pdf, notes])
-    with qtbot.waitSignal(window.answered, timeout=600000) as first:
+    fake_backend.enqueue(SCRIPTED, "Staff check them every morning [handbook.pdf p.1].")
+    with qtbot.waitSignal(window.answered, timeout=60000) as first:
         window.ask(QUESTION)
     session_id = first.args[0].session_id
     shown = [(t.question, t.answer, t.status) for t in window.conversation.turns]
@@ -115,12 +195,16 @@ def test_reopening_a_session_restores_documents_and_turns(qtbot, make_window, tm
 
     assert [(d.name, d.n_pages) for d in window.corpus_panel.corpus().documents] == docs
     assert [(t.question, t.answer, t.status) for t in window.conversation.turns] == shown
+    assert shown == [(QUESTION, SCRIPTED, "done")]
+    assert "SmolLM2" in window.conversation.turns[0].note  # the model and window it was read with
     assert window.session_id == session_id
-    # A follow-up continues the same session.
-    with qtbot.waitSignal(window.answered, timeout=600000) as follow:
+    assert not window.timeline.isVisible()  # no deep-thinking run or read in waves here
+    # A follow-up continues the same session, its prompt after the first one's corpus.
+    with qtbot.waitSignal(window.answered, timeout=60000) as follow:
         window.ask("Who checks the mooring lines?")
     assert follow.args[0].session_id == session_id
     assert len(window.conversation.turns) == 2
+    assert "Who checks the mooring lines?" in fake_backend.prompts[-1].text
 
 
 def test_a_citation_opens_the_pdf_page_with_its_text(qtbot, make_window, fact_pdf: Path) -> None:
@@ -145,10 +229,11 @@ def test_a_citation_opens_the_pdf_page_with_its_text(qtbot, make_window, fact_pd
     qtbot.waitUntil(lambda: viewer.search is not None and viewer.search.rowCount(QModelIndex()) > 0, timeout=10000)
 
 
+@pytest.mark.slow
 def test_the_main_thread_never_waits_while_the_model_reads_and_answers(
-    qtbot, make_window, tmp_path: Path, capsys
+    qtbot, make_real_window, tmp_path: Path, home: Path, capsys
 ) -> None:
-    window = make_window(reader_factory=small_reader(max_answer_tokens=48, n_batch=256))
+    window = make_real_window(library_factory=library_factory(home / "longread.db", max_answer_tokens=48, n_batch=256))
     pdf = write_pdf(tmp_path / "long.pdf", fact_pages(8, fact_page=7))
     _load(qtbot, window, [pdf])
     gaps: list[float] = []

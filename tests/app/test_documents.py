@@ -1,29 +1,28 @@
 """Documents in: drops of real PDFs and text, bad files on their own rows, the gauge's
-numbers against the engine's, and a dropped GGUF becoming the model."""
+numbers against the engine's (with the real SmolLM2, ``slow``), and a dropped GGUF
+becoming the model. The other tests count tokens with the fake backend."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+import pytest
 from PySide6.QtWidgets import QLineEdit
 
 from engine.corpus import Corpus
+from engine.library import Library
 from engine.models.gguf import inspect_gguf
 from engine.planning import make_plan
-from engine.reading.ask import Reader
 from engine.reading.citations import Citation
 from engine.runtime.backend import KvType
-from engine.store import open_store
 from engine.units import format_bytes
 from tests.app.dnd import drop_files
 from tests.conftest import fact_pages, write_pdf
 
 
 def _wait_read(qtbot, window, n_rows: int) -> None:
-    qtbot.waitUntil(
-        lambda: len(window.corpus_panel.rows) == n_rows and not window.corpus_panel.reading, timeout=60000
-    )
+    qtbot.waitUntil(lambda: len(window.corpus_panel.rows) == n_rows and not window.corpus_panel.reading, timeout=60000)
 
 
 def test_drop_adds_documents_with_their_page_counts(qtbot, make_window, tmp_path: Path) -> None:
@@ -104,25 +103,19 @@ def test_a_bad_file_shows_its_error_row_and_the_others_load(qtbot, make_window, 
     assert "3 not added" in window.corpus_panel.total_label.text()
 
 
-def test_gauge_numbers_match_the_engine(qtbot, make_window, home: Path, smollm2_path: Path) -> None:
-    window = make_window(reader_factory=Reader)  # the app's own reader and settings
+@pytest.mark.slow
+def test_gauge_numbers_match_the_engine(qtbot, make_real_window, home: Path, smollm2_path: Path) -> None:
+    window = make_real_window(library_factory=lambda: Library(home / "longread.db"))  # the app's own settings
     sample = Path(__file__).resolve().parents[2] / "resources" / "sample" / "harbor-lease-dispute.md"
     with qtbot.waitSignal(window.measured, timeout=60000) as blocker:
         window.add_paths([sample])
     measure = blocker.args[0]
     numbers = window.gauge.numbers()
 
-    # The engine's own estimate, from a separate reader and store connection.
-    store = open_store(home / "longread.db")
-    try:
-        corpus = Corpus(tuple(d for d in window.corpus_panel.corpus().documents))
-        reader = Reader(store, smollm2_path, window.settings.read_settings())
-        try:
-            _prompt, budget = reader.prepare(corpus, "")
-        finally:
-            reader.close()
-    finally:
-        store.close()
+    # The engine's own estimate, from a separate library (its own store connection and model).
+    corpus = Corpus(tuple(d for d in window.corpus_panel.corpus().documents))
+    with Library(home / "longread.db", model_path=smollm2_path, settings=window.settings.read_settings()) as library:
+        _prompt, budget = library.prepare_ask(corpus, "")
     assert numbers["corpus_tokens"] == budget.corpus_tokens
     assert numbers["needed_tokens"] == budget.needed
     assert numbers["n_ctx"] == budget.n_ctx
@@ -192,7 +185,9 @@ def test_an_encrypted_pdf_asks_for_its_password_and_never_keeps_it(
     for text in fact_pages(3, fact_page=2, fact="The vault access code is 550731."):
         pdf.add_page()
         pdf.multi_cell(180, 5, text)
-    pdf.set_encryption(owner_password="owner-secret", user_password="letmein", encryption_method=EncryptionMethod.AES_256)
+    pdf.set_encryption(
+        owner_password="owner-secret", user_password="letmein", encryption_method=EncryptionMethod.AES_256
+    )
     sealed = tmp_path / "sealed.pdf"
     pdf.output(str(sealed))
 
@@ -221,7 +216,8 @@ def test_an_encrypted_pdf_asks_for_its_password_and_never_keeps_it(
     assert window.password_dialog is None and locked.state == "locked"
     assert "double-click it" in window.statusBar().currentMessage()
     item = next(
-        panel.tree.topLevelItem(i) for i in range(panel.tree.topLevelItemCount())
+        panel.tree.topLevelItem(i)
+        for i in range(panel.tree.topLevelItemCount())
         if panel.tree.topLevelItem(i).text(3) == "Needs a password"
     )
     panel.tree.itemActivated.emit(item, 0)

@@ -1,6 +1,6 @@
 """Sessions sidebar (search, rename, delete with undo), settings kept between runs, and
-the crash report. Sessions are written to the real store file the way ``Reader.ask``
-writes them; no model is needed here."""
+the crash report. Sessions are written to the real store file by ``Library.ask`` with
+the fake backend's scripted answers; no real model is needed here."""
 
 from __future__ import annotations
 
@@ -13,28 +13,30 @@ from app.errors import CrashDialog, format_report
 from app.main import _parse_args
 from app.settings import AppSettings
 from app.views.settings_dialog import SettingsDialog
-from engine.store import open_store
+from engine.corpus import Corpus
+from engine.library import Library
+
+SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "sample" / "harbor-lease-dispute.md"
 
 
-def _make_sessions(db: Path) -> list[int]:
-    store = open_store(db)
-    try:
+def _make_sessions(db: Path, smollm2_path: Path, fake_backend: object) -> list[int]:
+    """Two sessions of one question each, asked through the library."""
+    with Library(db, model_path=smollm2_path, backend=fake_backend) as library:  # type: ignore[arg-type]
+        doc, _fresh = library.add_document(SAMPLE)
         ids = []
-        for title, question, answer in [
-            ("Roof", "Who repaired the roof?", "Harbor Point paid for emergency repairs."),
-            ("Deposit", "Was the deposit returned?", "No, it was withheld."),
+        for question, answer in [
+            ("Who repaired the roof?", "Harbor Point paid for emergency repairs."),
+            ("Was the deposit returned?", "No, it was withheld."),
         ]:
-            session_id = store.create_session(title=title, corpus_id=None)
-            turn = store.start_turn(session_id, question, model="m.gguf", settings={})
-            store.finish_turn(turn, answer=answer, status="done")
-            ids.append(session_id)
+            fake_backend.enqueue(answer)  # type: ignore[attr-defined]
+            ids.append(library.ask(Corpus((doc,)), question).session_id)
         return ids
-    finally:
-        store.close()
 
 
-def test_sidebar_lists_searches_renames_and_deletes_with_undo(qtbot, make_window, home: Path) -> None:
-    roof, deposit = _make_sessions(home / "longread.db")
+def test_sidebar_lists_searches_renames_and_deletes_with_undo(
+    qtbot, make_window, home: Path, smollm2_path: Path, fake_backend
+) -> None:
+    roof, deposit = _make_sessions(home / "longread.db", smollm2_path, fake_backend)
     window = make_window()
     sidebar = window.sidebar
     qtbot.waitUntil(lambda: sidebar.session_ids() == [deposit, roof])  # newest first
@@ -63,11 +65,10 @@ def test_sidebar_lists_searches_renames_and_deletes_with_undo(qtbot, make_window
     sidebar._undo_timer.setInterval(1)
     sidebar._undo_timer.start()
     qtbot.waitUntil(lambda: not sidebar.undo_bar.isVisibleTo(window))
-    store = open_store(home / "longread.db")
-    try:
-        qtbot.waitUntil(lambda: store.get_session(deposit) is None, timeout=10000)
-    finally:
-        store.close()
+    with Library(home / "longread.db") as library:
+        qtbot.waitUntil(lambda: library.store.get_session(deposit) is None, timeout=10000)  # purged for good
+        assert library.runs(deposit) == []
+        assert [s.id for s in library.sessions()] == [roof]
 
 
 def test_settings_are_kept_between_runs_and_reach_the_reader(qtbot, tmp_path: Path, make_window) -> None:
