@@ -46,12 +46,6 @@ def test_single_owner_of_native_dependencies() -> None:
 
 # --- the runtime interface (issue 12) --------------------------------------------------------
 
-# Importers the lead's merge updates (engine/reading and the CLI are being rewritten): each
-# entry must still be a violation, so the list can only shrink.
-PENDING_MERGE = {
-}
-
-
 def _modules(*tops: str) -> Iterator[tuple[str, ast.Module]]:
     for top in tops:
         for path in sorted((ROOT / top).rglob("*.py")):
@@ -99,9 +93,7 @@ def test_nothing_above_the_runtime_reaches_into_llama_cpp() -> None:
             ]
         if problems:
             found[rel] = problems
-    pending = {rel for rel in PENDING_MERGE if not rel.startswith("engine/runtime/")}
-    assert set(found) - pending == set(), found
-    assert pending <= set(found), f"fixed, remove from PENDING_MERGE: {pending - set(found)}"
+    assert found == {}, found
 
 
 def test_the_runtime_imports_nothing_above_it() -> None:
@@ -113,9 +105,7 @@ def test_the_runtime_imports_nothing_above_it() -> None:
         for rel, tree in _modules("engine/runtime")
     }
     found = {rel: names for rel, names in found.items() if names}
-    pending = {rel for rel in PENDING_MERGE if rel.startswith("engine/runtime/")}
-    assert set(found) - pending == set(), found
-    assert pending <= set(found), f"fixed, remove from PENDING_MERGE: {pending - set(found)}"
+    assert found == {}, found
 
 
 def _engine_import_graph() -> dict[str, set[str]]:
