@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import fact_pages, write_encrypted_pdf, write_pdf
 
 ROOT = Path(__file__).parents[2]
@@ -30,6 +32,7 @@ def _run(
     )
 
 
+@pytest.mark.slow  # a CLI child process reads with the bundled model
 def test_ask_streams_an_answer_and_stores_the_session(fact_pdf: Path, home: Path) -> None:
     out = _run(home, "ask", str(fact_pdf), "-q", "What is the vault access code?", "--max-answer", "30")
     assert out.returncode == 0, out.stderr
@@ -49,6 +52,7 @@ def test_ask_streams_an_answer_and_stores_the_session(fact_pdf: Path, home: Path
     assert "handbook.pdf (4 p.)" in shown.stdout
 
 
+@pytest.mark.slow  # a CLI child process reads with the bundled model
 def test_follow_up_in_a_session_uses_its_documents(fact_pdf: Path, home: Path) -> None:
     first = _run(home, "ask", str(fact_pdf), "-q", "What is the vault access code?", "--max-answer", "20")
     assert first.returncode == 0, first.stderr
@@ -70,6 +74,7 @@ def test_bad_file_exits_1_with_a_message_and_no_traceback(tmp_path: Path, home: 
     assert out.stdout == ""
 
 
+@pytest.mark.slow  # a CLI child process reads with the bundled model
 def test_corpus_that_does_not_fit_exits_1(fact_pdf: Path, home: Path) -> None:
     out = _run(home, "ask", str(fact_pdf), "-q", "What is the code?", "--ctx", "256")
     assert out.returncode == 1
@@ -86,6 +91,7 @@ def test_not_a_model_exits_1(fact_pdf: Path, home: Path, tmp_path: Path) -> None
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow  # a CLI child process reads with the bundled model
 def test_ctrl_c_exits_130_and_keeps_the_question(tmp_path: Path, home: Path) -> None:
     pdf = write_pdf(tmp_path / "long.pdf", fact_pages(40))
     env = {**os.environ, "LONGREAD_HOME": str(home)}
@@ -108,6 +114,7 @@ def test_ctrl_c_exits_130_and_keeps_the_question(tmp_path: Path, home: Path) -> 
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+@pytest.mark.slow  # a CLI child process reads with the bundled model
 def test_encrypted_pdf_takes_its_password_from_the_environment(tmp_path: Path, home: Path) -> None:
     pdf = write_encrypted_pdf(tmp_path / "sealed.pdf", owner="owner-secret", user="letmein")
     no_password = {"LONGREAD_PDF_PASSWORD": ""}
@@ -124,6 +131,7 @@ def test_encrypted_pdf_takes_its_password_from_the_environment(tmp_path: Path, h
     assert "482913" in db.execute("SELECT text FROM pages WHERE number = 3").fetchone()[0]
 
 
+@pytest.mark.slow  # a CLI child process reads with the bundled model
 def test_encrypted_pdf_takes_its_password_from_a_file_descriptor(tmp_path: Path, home: Path) -> None:
     pdf = write_encrypted_pdf(tmp_path / "sealed.pdf", owner="owner-secret", user="pass word")
     read_end, write_end = os.pipe()

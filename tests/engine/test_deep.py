@@ -117,6 +117,7 @@ def _poll(db: Path, sql: str, *, until: float) -> None:
     raise AssertionError(f"timed out waiting for: {sql}")
 
 
+@pytest.mark.slow  # a CLI child process reads with the bundled model
 def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()

@@ -52,6 +52,7 @@ def small_pdf(tmp_path: Path) -> Path:
     return write_pdf(tmp_path / "handbook.pdf", fact_pages(3, fact_page=2))
 
 
+@pytest.mark.slow  # real GGUFs (by fixture name, or in a CLI child)
 @pytest.mark.parametrize("model_fixture", ["smollm2_path", "gemma_path"])
 def test_restored_output_equals_cold_output_token_for_token(
     model_fixture: str, request: pytest.FixtureRequest, store: Store, tmp_path: Path
@@ -184,6 +185,7 @@ def _run_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # real GGUFs (by fixture name, or in a CLI child)
 def test_a_new_process_restores_instead_of_reading(home: Path, small_pdf: Path) -> None:
     ask = ("ask", str(small_pdf), "-q", QUESTION, "--max-answer", "12", "--threads", "2")
     first = _run_cli(home, *ask)

@@ -234,6 +234,7 @@ def _kill_and_resume_waves(tmp_path: Path, *, n_pages: int, ctx: int, note_token
         store.close()
 
 
+@pytest.mark.slow  # a CLI child process reads with the bundled model
 def test_killed_read_resumes_without_reading_finished_waves_again(tmp_path: Path) -> None:
     # About 2.9k tokens in a 1,024-token window: five or six waves.
     _kill_and_resume_waves(tmp_path, n_pages=18, ctx=1024, note_tokens=24, timeout=900)
