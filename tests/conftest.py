@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -108,3 +110,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def poll_store(db: Path, sql: str, *, until: float) -> int:
+    """Read the store read-only (as another program would) until ``sql`` counts > 0."""
+    while time.monotonic() < until:
+        if db.exists():
+            try:
+                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+                try:
+                    n = int(conn.execute(sql).fetchone()[0])
+                finally:
+                    conn.close()
+                if n > 0:
+                    return n
+            except sqlite3.OperationalError:
+                pass  # not migrated yet
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for: {sql}")

@@ -23,7 +23,7 @@ from engine.reading.export import export_markdown
 from engine.reading.stepping import RunProgress
 from engine.runs import Step
 from engine.store import Store, open_store
-from tests.conftest import fact_pages, write_pdf
+from tests.conftest import fact_pages, poll_store, write_pdf
 
 ROOT = Path(__file__).parents[2]
 # Tests use every core (the default): pytest runs one model at a time, and a killed
@@ -101,22 +101,6 @@ def test_a_corpus_that_does_not_fit_is_refused_before_anything_is_stored(
     assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
 
 
-def _poll(db: Path, sql: str, *, until: float) -> None:
-    while time.monotonic() < until:
-        if db.exists():
-            try:
-                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-                try:
-                    if int(conn.execute(sql).fetchone()[0]) > 0:
-                        return
-                finally:
-                    conn.close()
-            except sqlite3.OperationalError:
-                pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for: {sql}")
-
-
 @pytest.mark.slow  # a CLI child process reads with the bundled model
 def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
@@ -135,7 +119,7 @@ def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, t
     )
     try:
         # Kill while a step after the first is being generated.
-        _poll(db, "SELECT count(*) FROM steps WHERE status = 'running' AND position >= 2", until=time.monotonic() + 600)
+        poll_store(db, "SELECT count(*) FROM steps WHERE status = 'running' AND position >= 2", until=time.monotonic() + 600)
         first.send_signal(signal.SIGKILL)
         first.wait(30)
     finally:

@@ -23,7 +23,7 @@ from engine.reading.waves import WaveReader, plan_waves, sub_document
 from engine.runs import Step
 from engine.runtime.llama import load_tokenizer
 from engine.store import Store, open_store
-from tests.conftest import FILLER, write_pdf
+from tests.conftest import FILLER, poll_store, write_pdf
 
 ROOT = Path(__file__).parents[2]
 # Tests use every core (the default): pytest runs one model at a time, and a killed
@@ -146,24 +146,6 @@ def _cli(home: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _poll(db: Path, sql: str, *, until: float) -> int:
-    """Read the store read-only (as another program would) until ``sql`` counts > 0."""
-    while time.monotonic() < until:
-        if db.exists():
-            try:
-                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-                try:
-                    n = int(conn.execute(sql).fetchone()[0])
-                finally:
-                    conn.close()
-                if n > 0:
-                    return n
-            except sqlite3.OperationalError:
-                pass  # not migrated yet
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for: {sql}")
-
-
 def _kill_and_resume_waves(tmp_path: Path, *, n_pages: int, ctx: int, note_tokens: int, timeout: float) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -174,7 +156,7 @@ def _kill_and_resume_waves(tmp_path: Path, *, n_pages: int, ctx: int, note_token
     first = _cli(home, "waves", str(pdf), "-q", QUESTION, *args)
     try:
         # Kill while a wave after a finished one is being read (not in the gap between waves).
-        _poll(
+        poll_store(
             db,
             "SELECT count(*) FROM steps WHERE kind = 'wave' AND status = 'running' AND position >= 2",
             until=time.monotonic() + timeout,
