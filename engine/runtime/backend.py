@@ -41,11 +41,14 @@ The contract, whoever implements it:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+
+from engine.errors import Cancelled, GenerationError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -143,6 +146,57 @@ class PrefillStats:
 
 ProgressFn = Callable[[PrefillProgress], None]
 CancelFn = Callable[[], bool]
+
+
+def prefill_in_batches(
+    tokens: Sequence[int],
+    *,
+    reused: int,
+    n_ctx: int,
+    n_batch: int,
+    keep: Callable[[int], None],
+    evaluate: Callable[[Sequence[int]], None],
+    on_progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
+) -> PrefillStats:
+    """The one prefill loop every ``Model`` runs: evaluate ``tokens[reused:]`` in batches
+    of ``n_batch``, checking ``should_cancel`` before each batch and reporting progress
+    after it, so every backend cancels and reports alike.
+
+    Args:
+        tokens: the whole prompt; the context already holds ``tokens[:reused]``.
+        reused: how many leading tokens the context keeps (at most ``len(tokens) - 1``:
+            the last token is always evaluated again, its logits start the answer).
+        keep: cuts the context back to its first ``n`` tokens (called once, after the
+            checks, before the first batch).
+        evaluate: appends one batch to the context (raises ``GenerationError`` on failure).
+
+    Raises:
+        GenerationError: no tokens, or more than the window holds.
+        Cancelled: ``should_cancel`` returned True before a batch; the context holds every
+            batch evaluated until then.
+    """
+    total = len(tokens)
+    if total == 0:
+        raise GenerationError("There is nothing to read: the prompt is empty.")
+    if total > n_ctx:
+        raise GenerationError(f"The prompt has {total:,} tokens but the window holds {n_ctx:,}.")
+    reused = min(reused, total - 1)
+    keep(reused)
+    start = time.perf_counter()
+    done = reused
+    while done < total:
+        if should_cancel is not None and should_cancel():
+            raise Cancelled()
+        batch = tokens[done : min(total, done + n_batch)]
+        evaluate(batch)
+        done += len(batch)
+        if on_progress is not None:
+            elapsed = time.perf_counter() - start
+            rate = (done - reused) / elapsed if elapsed > 0 else 0.0
+            eta = (total - done) / rate if rate > 0 else 0.0
+            on_progress(PrefillProgress(done, total, rate, eta, reused))
+    return PrefillStats(evaluated=total - reused, reused=reused, seconds=time.perf_counter() - start)
 
 
 @runtime_checkable

@@ -54,9 +54,9 @@ from engine.runtime.backend import (
     CancelFn,
     KvType,
     LoadSettings,
-    PrefillProgress,
     PrefillStats,
     ProgressFn,
+    prefill_in_batches,
 )
 
 BOS: Final = "<|endoftext|>"
@@ -255,36 +255,33 @@ class FakeModel(FakeTokenizer):
             GenerationError: no tokens, or more than the window holds.
             Cancelled: ``should_cancel`` returned True before a batch.
         """
-        total = len(tokens)
-        if total == 0:
-            raise GenerationError("There is nothing to read: the prompt is empty.")
-        if total > self._n_ctx:
-            raise GenerationError(f"The prompt has {total:,} tokens but the window holds {self._n_ctx:,}.")
         reused = 0
         for have, want in zip(self._context, tokens, strict=False):
             if have != want:
                 break
             reused += 1
-        reused = min(reused, total - 1)  # the last token is evaluated again: its logits start the answer
-        del self._context[reused:]
-        start = time.perf_counter()
-        done = reused
-        while done < total:
-            if should_cancel is not None and should_cancel():
-                raise Cancelled()
-            batch = tokens[done : min(total, done + self._n_batch)]
-            if self._backend.token_delay_s > 0:
-                time.sleep(self._backend.token_delay_s * len(batch))
+        backend = self._backend
+
+        def keep(n: int) -> None:
+            del self._context[n:]
+
+        def evaluate(batch: Sequence[int]) -> None:
+            if backend.token_delay_s > 0:
+                time.sleep(backend.token_delay_s * len(batch))
             self._context.extend(int(t) for t in batch)
-            done += len(batch)
-            if on_progress is not None:
-                elapsed = time.perf_counter() - start
-                rate = (done - reused) / elapsed if elapsed > 0 else 0.0
-                eta = (total - done) / rate if rate > 0 else 0.0
-                on_progress(PrefillProgress(done, total, rate, eta, reused))
-            if self._backend.on_batch is not None:
-                self._backend.on_batch(done, total)
-        stats = PrefillStats(evaluated=total - reused, reused=reused, seconds=time.perf_counter() - start)
+            if backend.on_batch is not None:
+                backend.on_batch(len(self._context), len(tokens))
+
+        stats = prefill_in_batches(
+            tokens,
+            reused=reused,
+            n_ctx=self._n_ctx,
+            n_batch=self._n_batch,
+            keep=keep,
+            evaluate=evaluate,
+            on_progress=on_progress,
+            should_cancel=should_cancel,
+        )
         self.prefills.append(stats)
         return stats
 

@@ -25,7 +25,6 @@ import contextlib
 import ctypes
 import io
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -38,9 +37,9 @@ from engine.runtime.backend import (
     CancelFn,
     KvType,
     LoadSettings,
-    PrefillProgress,
     PrefillStats,
     ProgressFn,
+    prefill_in_batches,
 )
 
 log = logging.getLogger("longread.llama")
@@ -216,34 +215,27 @@ class LoadedModel(Tokenizer):
             ContextOverflow is the caller's job; here ``GenerationError`` if the tokens
             exceed the window or llama.cpp fails, ``Cancelled`` if cancelled.
         """
-        total = len(tokens)
-        if total == 0:
-            raise GenerationError("There is nothing to read: the prompt is empty.")
-        if total > self.n_ctx:
-            raise GenerationError(f"The prompt has {total:,} tokens but the window holds {self.n_ctx:,}.")
-        reused = self._common_prefix(tokens)
-        if reused >= total:
-            reused = total - 1  # evaluate the last token again: its logits start the answer
         llm = self._llm
-        llm.n_tokens = reused
-        start = time.perf_counter()
-        done = reused
-        step = self.n_batch
-        while done < total:
-            if should_cancel is not None and should_cancel():
-                raise Cancelled()
-            batch = tokens[done : min(total, done + step)]
+
+        def keep(n: int) -> None:
+            llm.n_tokens = n
+
+        def evaluate(batch: Sequence[int]) -> None:
             try:
                 llm.eval(batch)
             except RuntimeError as exc:
                 raise GenerationError(f"llama.cpp failed while reading the corpus: {exc}.") from exc
-            done += len(batch)
-            if on_progress is not None:
-                elapsed = time.perf_counter() - start
-                rate = (done - reused) / elapsed if elapsed > 0 else 0.0
-                eta = (total - done) / rate if rate > 0 else 0.0
-                on_progress(PrefillProgress(done, total, rate, eta, reused))
-        return PrefillStats(evaluated=total - reused, reused=reused, seconds=time.perf_counter() - start)
+
+        return prefill_in_batches(
+            tokens,
+            reused=self._common_prefix(tokens),
+            n_ctx=self.n_ctx,
+            n_batch=self.n_batch,
+            keep=keep,
+            evaluate=evaluate,
+            on_progress=on_progress,
+            should_cancel=should_cancel,
+        )
 
     def _common_prefix(self, tokens: Sequence[int]) -> int:
         n = self._llm.n_tokens
