@@ -24,19 +24,27 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Unpack
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import CancelToken, ContextOverflowError, EngineError, GenerationError
-from engine.lane import ModelLane
 from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
 from engine.reading.citations import Citation, check_citations
 from engine.reading.prompts import Prompt, build_prompt
-from engine.reading.stepping import RunRecorder, StepOutput, load_run, session_title, stored_corpus
+from engine.reading.stepping import (
+    LaneOptions,
+    LaneReader,
+    RunRecorder,
+    StepOutput,
+    load_run,
+    session_title,
+    stored_corpus,
+)
 from engine.runs import RunKind, Status
-from engine.runtime.backend import Backend, PrefillProgress, PrefillStats, Tokenizer, align_ctx
 from engine.runtime.backend import Model as LoadedModel
+from engine.runtime.backend import PrefillProgress, PrefillStats, Tokenizer, align_ctx
 from engine.store import Store
 from engine.tokens import corpus_tokens, count, tokenizer_key
 from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, SnapshotInvalid, WarmStart, make_key
@@ -81,7 +89,7 @@ class AskResult:
     warm: WarmStart | None = None
 
 
-class Reader:
+class Reader(LaneReader):
     """Reads corpora with one local model. One thread at a time.
 
     Args:
@@ -90,8 +98,7 @@ class Reader:
         settings: window, KV type, threads, answer budget.
         snapshots: the KV snapshot cache (default: the data folder's); ``None`` with
             ``use_snapshots=False`` turns snapshots off (prefix reuse stays on).
-        lane: the model holder to share with other readers (default: a new one).
-        backend: the runtime, for a new lane (default: llama.cpp in this process).
+        options: where the model comes from (``LaneOptions``: model, lane, backend).
     """
 
     def __init__(
@@ -102,13 +109,9 @@ class Reader:
         *,
         snapshots: SnapshotCache | None = None,
         use_snapshots: bool = True,
-        lane: ModelLane | None = None,
-        backend: Backend | None = None,
+        **options: Unpack[LaneOptions],
     ) -> None:
-        self.store = store
-        self.model_path = model_path
-        self.settings = settings or ReadSettings()
-        self.lane = lane if lane is not None else ModelLane(model_path, self.settings, backend=backend)
+        super().__init__(store, model_path, settings, **options)
         self._model_sha: str | None = None
         self.snapshots = snapshots if snapshots is not None or not use_snapshots else SnapshotCache(store)
 
@@ -137,10 +140,6 @@ class Reader:
     def tokenizer(self) -> Tokenizer:
         """The loaded model if there is one, else the vocabulary alone (fast)."""
         return self.lane.tokenizer()
-
-    def close(self) -> None:
-        """Free the model. Call before exit: a Llama left to the GC can fail at shutdown."""
-        self.lane.close()
 
     def _ensure_model(self, n_ctx: int) -> LoadedModel:
         return self.lane.ensure(n_ctx, self.settings.kv_type)

@@ -27,14 +27,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Unpack
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import CancelToken, ContextOverflowError
-from engine.lane import ModelLane
 from engine.reading.citations import Citation, check_citations
 from engine.reading.prompts import PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import (
+    LaneOptions,
+    LaneReader,
     RunProgress,
     RunRecorder,
     StepFn,
@@ -45,8 +47,7 @@ from engine.reading.stepping import (
     stored_corpus,
 )
 from engine.runs import Run, RunKind, Status, Step
-from engine.runtime.backend import Backend, PrefillProgress
-from engine.runtime.backend import Model as LoadedModel
+from engine.runtime.backend import PrefillProgress
 from engine.store import Store
 from engine.tokens import corpus_tokens
 
@@ -112,7 +113,7 @@ def step_question(question: str, done: list[Step], kind: StepKind) -> str:
     )
 
 
-class DeepThinker:
+class DeepThinker(LaneReader):
     """Works questions over a whole corpus in stored steps. One thread at a time.
 
     Args:
@@ -120,9 +121,7 @@ class DeepThinker:
         model_path: the GGUF to think with.
         settings: window (0: the model's trained length, the full one), KV type, threads.
         step_tokens: the most tokens one step may write.
-        model: an already loaded model to use while it fits (not closed by ``close``).
-        lane: the model holder to share with other readers (default: a new one).
-        backend: the runtime, for a new lane (default: llama.cpp in this process).
+        options: where the model comes from (``LaneOptions``: model, lane, backend).
     """
 
     def __init__(
@@ -132,19 +131,10 @@ class DeepThinker:
         settings: ReadSettings | None = None,
         *,
         step_tokens: int = 256,
-        model: LoadedModel | None = None,
-        lane: ModelLane | None = None,
-        backend: Backend | None = None,
+        **options: Unpack[LaneOptions],
     ) -> None:
-        self.store = store
-        self.model_path = model_path
-        self.settings = settings or ReadSettings()
+        super().__init__(store, model_path, settings, **options)
         self.step_tokens = step_tokens
-        self.lane = lane if lane is not None else ModelLane(model_path, self.settings, model=model, backend=backend)
-
-    def close(self) -> None:
-        """Free the model. Call before exit."""
-        self.lane.close()
 
     def _frame(self, tokenizer: TokenizerLike) -> PromptFrame:
         return render_frame(tokenizer.chat_template, system=DEEP_SYSTEM)

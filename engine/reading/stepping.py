@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TypedDict, Unpack
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
@@ -28,14 +29,50 @@ from engine.lane import ModelLane
 from engine.procs import current_process, is_alive
 from engine.reading.citations import Citation, citations_to_json
 from engine.runs import Run, RunKind, Status, Step, status_for
+from engine.runtime.backend import Backend, PrefillProgress
 from engine.runtime.backend import Model as LoadedModel
-from engine.runtime.backend import PrefillProgress
 from engine.store import Store
 from engine.units import format_duration
 
 TextFn = Callable[[str], None]
 ProgressFn = Callable[[PrefillProgress], None]
 CancelFn = Callable[[], bool]
+
+
+class LaneOptions(TypedDict, total=False):
+    """Where a reader's model comes from (each optional)."""
+
+    model: LoadedModel | None  # an already loaded model to use while it fits (never closed here)
+    lane: ModelLane | None  # the model holder to share with other readers (default: a new one)
+    backend: Backend | None  # the runtime, for a new lane (default: llama.cpp in this process)
+
+
+class LaneReader:
+    """What every reader holds: the store, the model file, the settings, the model holder.
+
+    Args:
+        store: the store (documents, sessions, runs).
+        model_path: the GGUF to read with.
+        settings: window, KV type, threads, answer budget.
+        options: ``model``, ``lane`` or ``backend`` (``LaneOptions``).
+    """
+
+    def __init__(
+        self, store: Store, model_path: Path, settings: ReadSettings | None = None, **options: Unpack[LaneOptions]
+    ) -> None:
+        self.store = store
+        self.model_path = model_path
+        self.settings = settings or ReadSettings()
+        lane = options.get("lane")
+        self.lane = (
+            lane
+            if lane is not None
+            else ModelLane(model_path, self.settings, model=options.get("model"), backend=options.get("backend"))
+        )
+
+    def close(self) -> None:
+        """Free the model this reader loaded (a shared lane's owner frees it). Call before exit."""
+        self.lane.close()
 
 
 def now_iso() -> str:

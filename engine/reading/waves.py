@@ -36,15 +36,16 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, layout_document
 from engine.errors import CancelToken, ContextOverflowError
-from engine.lane import ModelLane
 from engine.reading.citations import Citation, check_citations
 from engine.reading.prompts import SYSTEM_PROMPT, PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import (
+    LaneOptions,
+    LaneReader,
     RunProgress,
     RunRecorder,
     StepFn,
@@ -56,8 +57,8 @@ from engine.reading.stepping import (
     stored_corpus,
 )
 from engine.runs import RunKind, Status, Step
-from engine.runtime.backend import Backend, PrefillProgress
 from engine.runtime.backend import Model as LoadedModel
+from engine.runtime.backend import PrefillProgress
 from engine.store import Store
 
 WAVE_SYSTEM = (
@@ -229,17 +230,15 @@ class WaveResult:
     ran: list[int]
 
 
-class WaveReader:
+class WaveReader(LaneReader):
     """Reads corpora in waves with one local model. One thread at a time.
 
     Args:
-        store: the store (documents, sessions, reads and waves).
+        store: the store (documents, sessions, runs).
         model_path: the GGUF to read with.
         settings: window (0: the model's trained length), KV type, threads, answer budget.
         max_note_tokens: the most tokens a wave's notes may take.
-        model: an already loaded model to use while it fits (not closed by ``close``).
-        lane: the model holder to share with other readers (default: a new one).
-        backend: the runtime, for a new lane (default: llama.cpp in this process).
+        options: where the model comes from (``LaneOptions``: model, lane, backend).
     """
 
     def __init__(
@@ -249,19 +248,10 @@ class WaveReader:
         settings: ReadSettings | None = None,
         *,
         max_note_tokens: int = 96,
-        model: LoadedModel | None = None,
-        lane: ModelLane | None = None,
-        backend: Backend | None = None,
+        **options: Unpack[LaneOptions],
     ) -> None:
-        self.store = store
-        self.model_path = model_path
-        self.settings = settings or ReadSettings()
+        super().__init__(store, model_path, settings, **options)
         self.max_note_tokens = max_note_tokens
-        self.lane = lane if lane is not None else ModelLane(model_path, self.settings, model=model, backend=backend)
-
-    def close(self) -> None:
-        """Free the model. Call before exit."""
-        self.lane.close()
 
     # -- planning --------------------------------------------------------------
 
