@@ -46,6 +46,7 @@ from engine.store.db import SessionRow
 from engine.warm import SnapshotCache
 
 if TYPE_CHECKING:
+    from engine.planner import CorpusMeasure
     from engine.planning import Plan
 
 TextFn = Callable[[str], None]
@@ -301,6 +302,16 @@ class Library:
             answer_tokens=answer_tokens if answer_tokens is not None else self.settings.max_answer_tokens,
             calibrate_missing=calibrate_missing,
             on_calibrate=on_calibrate,
+        )
+
+    def measure(self, corpus: Corpus) -> CorpusMeasure:
+        """Count ``corpus`` with the model and plan a question about it on this machine:
+        what the window's gauge shows (the planner's own plan, as ``longread plan``)."""
+        from engine.planner import measure_corpus
+
+        reader = self.reader
+        return measure_corpus(
+            reader.lane, corpus, store=self.store, settings=reader.settings, model_sha256=reader.model_sha
         )
 
     # -- reading ---------------------------------------------------------------

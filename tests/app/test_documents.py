@@ -153,11 +153,11 @@ def test_gauge_says_when_the_corpus_does_not_fit_and_offers_ways_out(
 
 
 def test_dropped_gguf_becomes_the_model_and_a_bad_one_is_refused(
-    qtbot, make_window, tmp_path: Path, smollm2_path: Path, app_settings
+    qtbot, make_window, tmp_path: Path, gguf_file: Path, app_settings
 ) -> None:
     window = make_window()
     copy = tmp_path / "my-model.gguf"
-    shutil.copyfile(smollm2_path, copy)
+    shutil.copyfile(gguf_file, copy)
     with qtbot.waitSignal(window.model_changed, timeout=60000) as blocker:
         assert drop_files(window, [copy])
     assert blocker.args[0] == copy

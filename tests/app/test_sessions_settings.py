@@ -19,9 +19,9 @@ from engine.library import Library
 SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "sample" / "harbor-lease-dispute.md"
 
 
-def _make_sessions(db: Path, smollm2_path: Path, fake_backend: object) -> list[int]:
+def _make_sessions(db: Path, gguf_file: Path, fake_backend: object) -> list[int]:
     """Two sessions of one question each, asked through the library."""
-    with Library(db, model_path=smollm2_path, backend=fake_backend) as library:  # type: ignore[arg-type]
+    with Library(db, model_path=gguf_file, backend=fake_backend) as library:  # type: ignore[arg-type]
         doc, _fresh = library.add_document(SAMPLE)
         ids = []
         for question, answer in [
@@ -34,9 +34,9 @@ def _make_sessions(db: Path, smollm2_path: Path, fake_backend: object) -> list[i
 
 
 def test_sidebar_lists_searches_renames_and_deletes_with_undo(
-    qtbot, make_window, home: Path, smollm2_path: Path, fake_backend
+    qtbot, make_window, home: Path, gguf_file: Path, fake_backend
 ) -> None:
-    roof, deposit = _make_sessions(home / "longread.db", smollm2_path, fake_backend)
+    roof, deposit = _make_sessions(home / "longread.db", gguf_file, fake_backend)
     window = make_window()
     sidebar = window.sidebar
     qtbot.waitUntil(lambda: sidebar.session_ids() == [deposit, roof])  # newest first
