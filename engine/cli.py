@@ -37,6 +37,7 @@ from engine.corpus import Corpus
 from engine.errors import Cancelled, CancelToken, EngineError
 from engine.library import Library, describe_documents
 from engine.reading.ask import AskResult
+from engine.reading.facts import AnswerCheck
 from engine.runs import RunKind, Status
 from engine.runtime.backend import KvType, PrefillProgress
 from engine.units import format_bytes, format_duration
@@ -280,9 +281,8 @@ def _report(result: AskResult) -> None:
         f"answered {result.answer_tokens} tokens in {result.generate_s:.1f} s. "
         f"Session {result.session_id}, question {result.run_id}."
     )
-    for c in result.citations:
-        if not c.ok:
-            _err(f"Unverified citation [{c.document} p.{c.page}]: {c.problem}.")
+    for line in AnswerCheck(result.citations, result.unfounded).problems():
+        _err(line)
 
 
 def _report_warm(result: AskResult) -> None:

@@ -6,7 +6,7 @@ dispatches to ``run_reading_command``.
 the documents window by window; both take ``--resume SESSION`` to finish a session that
 was stopped (killed, cancelled, crashed), never redoing a finished step or wave. Steps,
 notes and answers stream to stdout; progress ("Wave 3 of 12, about 2 min left") and
-citations that fail their check go to stderr. ``export SESSION --markdown`` prints a
+citations that fail their check, facts on no page and an answer citing nothing go to stderr. ``export SESSION --markdown`` prints a
 session as Markdown.
 """
 
@@ -24,6 +24,7 @@ from engine.corpus import Corpus
 from engine.errors import CancelToken, EngineError
 from engine.reading.citations import Citation
 from engine.reading.deep import DeepResult
+from engine.reading.facts import AnswerCheck, Unfounded
 from engine.reading.stepping import RunProgress
 from engine.reading.waves import WaveResult
 from engine.runs import RunKind, Status, Step
@@ -144,10 +145,10 @@ class _Throttled:
             self.last_key, self.last_t = key, now
 
 
-def _report_citations(citations: list[Citation]) -> None:
-    for c in citations:
-        if not c.ok:
-            _err(f"Unverified citation [{c.document} p.{c.page}]: {c.problem}.")
+def _report_problems(citations: list[Citation], unfounded: list[Unfounded]) -> None:
+    """Failed citations, facts on no page, an answer citing nothing (engine/reading/facts.py)."""
+    for line in AnswerCheck(citations, unfounded).problems():
+        _err(line)
 
 
 def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int:
@@ -196,5 +197,5 @@ def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int
         )
     skipped = total - ran
     _err(head + (f", {skipped} already done before" if skipped else "") + f". Session {result.session_id}.")
-    _report_citations(result.citations)
+    _report_problems(result.citations, result.unfounded)
     return 0

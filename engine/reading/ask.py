@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.config import ReadSettings
@@ -32,6 +32,7 @@ from engine.lane import ModelLane
 from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
 from engine.reading.citations import Citation, check_citations
+from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
 from engine.reading.prompts import Prompt, build_prompt
 from engine.reading.stepping import RunRecorder, StepOutput, load_run, session_title, stored_corpus
 from engine.runs import RunKind, Status
@@ -79,6 +80,7 @@ class AskResult:
     answer_tokens: int
     generate_s: float
     warm: WarmStart | None = None
+    unfounded: list[Unfounded] = field(default_factory=list)  # facts on no page (engine/reading/facts.py)
 
 
 class Reader:
@@ -267,15 +269,17 @@ class Reader:
         prompt, budget = self.prepare(corpus, run.question)
         if run.status is Status.DONE:
             step = run.answer_step
+            citations = check_citations(run.answer, corpus)
             return AskResult(
                 session_id=run.session_id,
                 run_id=run.id,
                 answer=run.answer,
-                citations=check_citations(run.answer, corpus),
+                citations=citations,
                 budget=budget,
                 prefill=PrefillStats(0, 0, 0.0),
                 answer_tokens=(step.output_tokens or 0) if step else 0,
                 generate_s=0.0,
+                unfounded=find_unfounded(run.answer, corpus, question=run.question, citations=citations),
             )
         return self._answer(run_id, corpus, prompt, budget, on_progress=on_progress, on_text=on_text, cancel=cancel)
 
@@ -328,6 +332,7 @@ class Reader:
         text = "".join(answer).strip()
         answer_tokens = model.n_tokens - len(prompt.tokens)
         citations = check_citations(text, corpus)
+        unfounded = find_unfounded(text, corpus, question=run.question, citations=citations)
         out = StepOutput(
             text=text,
             prompt_tokens=len(prompt.tokens),
@@ -337,7 +342,7 @@ class Reader:
             prefill_s=prefill.seconds,
             generate_s=generate_s,
         )
-        recorder.finish_step(0, out, text=text, citations=citations)
+        recorder.finish_step(0, out, text=text, citations=citations, detail=unfounded_detail(unfounded))
         recorder.done(answer=text, citations=citations)
         return AskResult(
             session_id=run.session_id,
@@ -349,6 +354,7 @@ class Reader:
             answer_tokens=answer_tokens,
             generate_s=generate_s,
             warm=warm,
+            unfounded=unfounded,
         )
 
     def _load_corpus(

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from engine.corpus import Corpus, Document, layout_document
 from engine.errors import CancelToken, ContextOverflowError
 from engine.lane import ModelLane
 from engine.reading.citations import Citation, check_citations
+from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
 from engine.reading.prompts import SYSTEM_PROMPT, PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import (
     RunProgress,
@@ -227,6 +228,7 @@ class WaveResult:
     citations: list[Citation]
     waves: list[Step]
     ran: list[int]
+    unfounded: list[Unfounded] = field(default_factory=list)  # facts on no page (engine/reading/facts.py)
 
 
 class WaveReader:
@@ -385,7 +387,8 @@ class WaveReader:
         recorder.claim()
         corpus = stored_corpus(self.store, run.session_id, what=f"read {run_id}")
         if run.status is Status.DONE:
-            return WaveResult(run.id, run.session_id, run.answer, run.citations, run.waves, ran=[])
+            unfounded = find_unfounded(run.answer, corpus, question=run.question, citations=run.citations)
+            return WaveResult(run.id, run.session_id, run.answer, run.citations, run.waves, [], unfounded)
         n_ctx = int(run.settings["n_ctx"])
         max_note = int(run.settings.get("max_note_tokens", self.max_note_tokens))
         model, gen_settings = resume_model(self.lane, self.settings, run.settings)
@@ -474,9 +477,10 @@ class WaveReader:
             recorder.fail(n, exc)
             raise
         citations = check_citations(out.text, corpus)
-        recorder.finish_step(n, out, text=out.text, citations=citations)
+        unfounded = find_unfounded(out.text, corpus, question=run.question, citations=citations)
+        recorder.finish_step(n, out, text=out.text, citations=citations, detail=unfounded_detail(unfounded))
         recorder.done(answer=out.text, citations=citations)
-        return WaveResult(run_id, run.session_id, out.text, citations, recorder.steps[:n], ran)
+        return WaveResult(run_id, run.session_id, out.text, citations, recorder.steps[:n], ran, unfounded)
 
 
 def _clean_notes(text: str) -> str:

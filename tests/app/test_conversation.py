@@ -269,3 +269,18 @@ def test_the_main_thread_never_waits_while_the_model_reads_and_answers(
     # The issue's bar: the main thread never waits more than 100 ms because of the model
     # (on top of the scheduling delays the machine already had with the model idle).
     assert worst_ms < 100 + baseline_ms
+
+
+def test_a_number_on_no_page_and_an_uncited_answer_are_flagged_in_the_view(qtbot) -> None:
+    """Issue 13 item 5: the window shows the same filter as the CLI and the export."""
+    from app.views.conversation import ConversationView
+    from engine.corpus import Corpus, Document, make_pages
+
+    view = ConversationView()
+    qtbot.addWidget(view)
+    view.set_corpus(Corpus((Document("0" * 64, "lease.md", "md", make_pages(["The code is 574354."])),)))
+    view.set_turns([TurnView("What is the code?", "The code is 1234567890, not 574354.", Status.DONE)])
+    text = view.transcript.toPlainText()
+    assert "1234567890 ⚠" in text and "574354 ⚠" not in text
+    assert "“1234567890”: this number is on no page of the documents" in text
+    assert "Unverified: this answer cites no page" in text
