@@ -26,7 +26,7 @@ from engine.reading.citations import Citation
 from engine.reading.deep import DeepResult
 from engine.reading.facts import AnswerCheck, Unfounded
 from engine.reading.stepping import RunProgress
-from engine.reading.waves import WaveResult
+from engine.reading.waves import WaveResult, dropped_notes
 from engine.runs import RunKind, Status, Step
 from engine.runtime.backend import KvType
 
@@ -170,6 +170,11 @@ def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int
                 _out(f"\n## Wave {step.position}: {step.label}\n")
             elif kind is RunKind.THINK:
                 _out(f"\n## {step.position}. {step.heading}\n")
+        elif step.status is Status.DONE and step.kind == "wave":
+            # What the wave carries: the page's own sentences its pointers found (issue 13 item 1).
+            dropped = dropped_notes(step)
+            gone = f"; {dropped} dropped (not on their pages)" if dropped else ""
+            _out(f"\n-> carried{gone}:\n{step.text}\n")
         elif step.status is Status.DONE and (step.kind != "answer" or kind is RunKind.THINK):
             _out("\n")
 

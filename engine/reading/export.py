@@ -82,6 +82,12 @@ def export_markdown(store: Store, session_id: int) -> str:
             else:
                 head = f"### {step.position}. {step.heading}"
             out += ["", head + _status(step.status), ""]
+            dropped = int(step.detail.get("dropped_notes", 0)) if step.kind == "wave" else 0
+            if dropped:
+                out += [
+                    f"*{dropped} note{'s' if dropped != 1 else ''} dropped: not found on {'their' if dropped != 1 else 'its'} page.*",
+                    "",
+                ]
             if step.text:
                 final = step.kind == "answer" and step.done
                 out.append(_checked(step.text, corpus, question=run.question, final=final))

@@ -299,3 +299,20 @@ def flag_answer(answer: str, check: AnswerCheck, *, final: bool = True) -> str:
 def unfounded_detail(unfounded: list[Unfounded]) -> dict[str, Any]:
     """The facts on no page, for a step's ``detail`` (kept with the answer as stored)."""
     return {"unfounded": [asdict(u) for u in unfounded]}
+
+
+def fact_tokens(text: str) -> list[str]:
+    """The facts of ``text`` that hold a digit (numbers, amounts, dates, codes), as
+    compared (``canonical``), in order, page markers left out."""
+    text = _CITE_SPAN.sub(" ", text)
+    return [canonical(t) for m in _TOKEN.finditer(text) if _has_digit(t := m.group(0).rstrip(".,:"))]
+
+
+def fact_forms(text: str) -> set[str]:
+    """Every form under which a fact of ``text`` founds a fact elsewhere (``HB-2024-117``
+    also founds ``2024``), as ``find_unfounded`` compares them."""
+    forms: set[str] = set()
+    for m in _TOKEN.finditer(text):
+        if _has_digit(m.group(0)):
+            forms |= _token_forms(m.group(0))
+    return forms

@@ -3,9 +3,10 @@
 Follows Chain-of-Agents (Google, 2024) and ReadAgent's gist memory (DeepMind, 2024):
 the corpus is split at page boundaries into waves that each fit the window with room
 for the instructions, the question, the notes so far and the wave's own notes. Each wave
-reads its pages and writes short notes relevant to the question, with page markers; the
-pages are then dropped and only the notes go on. A final pass answers from the notes
-and its citations are checked against the real pages.
+reads its pages and points at the passages relevant to the question, with page markers;
+the engine copies those passages from the pages (grounded notes, issue 13 item 1,
+engine/reading/notes.py); the pages are then dropped and only the notes go on. A final
+pass answers from the notes and its citations are checked against the real pages.
 
 Contract:
 - ``plan_waves`` splits at page boundaries, never inside a page; every page is read by
@@ -21,7 +22,13 @@ Contract:
   killed mid-wave loses only that wave: the store marks the row ``interrupted`` when it
   next opens, and ``run`` reads it again. A ``done`` wave is never read again: its notes
   come from the store. A cancel marks the wave ``cancelled``; it is read on resume.
-- Notes that say nothing relevant ("Nothing relevant.") are stored but not carried.
+- Notes are grounded (``ground_notes``): each note the model writes points at its page
+  (its marker, which must name a page of the wave, else the wave's page it is found on)
+  by the facts it names or its first words; the engine stores the page's own sentences
+  (``[name p.N] exact text``, one per line) as the wave's text, and a note that is not
+  on its page is dropped, never carried: the wave's ``detail`` keeps ``dropped_notes``,
+  ``pointed_notes`` and the model's ``raw_notes``. A wave left with no note stores
+  "Nothing relevant.", which is not carried.
   When the carried notes outgrow a wave's room, the oldest are left out of that wave
   (they all reach the final answer while they fit its window).
 - ``on_progress(RunProgress)`` reports "wave 3 of 12" with an ETA after each prefill
@@ -42,8 +49,9 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, layout_document
 from engine.errors import CancelToken, ContextOverflowError
 from engine.lane import ModelLane
-from engine.reading.citations import Citation, check_citations
+from engine.reading.citations import MARKER, Citation, check_citations
 from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
+from engine.reading.notes import ground_notes
 from engine.reading.prompts import SYSTEM_PROMPT, PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import (
     RunProgress,
@@ -64,14 +72,17 @@ from engine.store import Store
 WAVE_SYSTEM = (
     "You are Longread, a careful reader taking notes. A long corpus is read part by part; "
     "you see one part now. Write brief notes with the facts from these pages that help "
-    "answer the question: copy numbers, names, dates and codes exactly, each followed by "
-    "its page marker, for example [report.pdf p.3]. If these pages say nothing about the "
-    "question, write: Nothing relevant."
+    "answer the question, one per line: copy numbers, names, dates and codes exactly, each "
+    "note starting with its page marker, for example [report.pdf p.3]. If these pages say "
+    "nothing about the question, write: Nothing relevant."
 )
+# The notes are the model's own words and the engine points for it (engine/reading/notes.py):
+# asked to point itself (by quoting, by sentence starts, by sentence numbers), SmolLM2-135M
+# did no better, and mostly echoed the instructions' example (benchmarks/pointing.py).
 WAVE_INTRO = "Read this part of the documents. Each page starts with a marker like [name p.N].\n\n"
 FINAL_INTRO = (
-    "These are notes taken while reading the documents part by part. Each note starts "
-    "with the pages it came from, like [name p.N-M].\n\n"
+    "These are passages copied from the documents while reading them part by part. Each "
+    "passage starts with the marker of its page, like [name p.N].\n\n"
 )
 NOTHING = "Nothing relevant."
 # Room kept in each wave for the model's own notes beyond max_note_tokens, and slack for
@@ -445,8 +456,14 @@ class WaveReader:
                 recorder.fail(i, exc)
                 raise
             eta.add(out)
-            notes = _clean_notes(out.text)
-            done = recorder.finish_step(i, out, text=notes, citations=check_citations(notes, corpus))
+            grounded = ground_notes(out.text, corpus, wave_pages(wave))
+            notes = "\n".join(grounded.notes) or NOTHING
+            detail = {
+                "dropped_notes": grounded.dropped,
+                "pointed_notes": grounded.pointed,
+                "raw_notes": out.text,
+            }
+            done = recorder.finish_step(i, out, text=notes, citations=check_citations(notes, corpus), detail=detail)
             ran.append(done.position)
 
         # The final pass: the question over every relevant note.
@@ -483,20 +500,34 @@ class WaveReader:
         return WaveResult(run_id, run.session_id, out.text, citations, recorder.steps[:n], ran, unfounded)
 
 
-def _clean_notes(text: str) -> str:
-    return text.strip() or NOTHING
+def wave_pages(step: Step) -> set[tuple[str, int]]:
+    """The (document name, page) pairs a wave step reads."""
+    return {(s.name, p) for s in wave_segments(step) for p in range(s.first, s.last + 1)}
+
+
+def dropped_notes(step: Step) -> int:
+    """How many of a wave's notes were not on their pages (dropped, never carried)."""
+    return int(step.detail.get("dropped_notes", 0))
 
 
 def _notes_block(carried: list[Step]) -> list[str]:
-    return [f"[{w.label}] {' '.join(w.text.split())}" for w in carried]
+    """One line per carried note: grounded notes carry their own page's marker; a wave
+    stored before notes were grounded carries its pages' label."""
+    lines = []
+    for w in carried:
+        for line in w.text.splitlines():
+            line = " ".join(line.split())
+            if line:
+                lines.append(line if MARKER.match(line) else f"[{w.label}] {line}")
+    return lines
 
 
 def _wave_question(question: str, notes: list[str]) -> str:
     earlier = "\n".join(notes) if notes else "None yet."
     return (
-        f"{question.strip()}\n\nNotes from the parts read before:\n{earlier}\n\n"
-        "Write brief notes on the pages above that help answer the question, with their page markers. "
-        f"If they say nothing about it, write: {NOTHING}"
+        f"{question.strip()}\n\nPassages kept from the parts read before:\n{earlier}\n\n"
+        "Write brief notes on the pages above that help answer the question, one per line, each starting "
+        f"with its page marker. If they say nothing about it, write: {NOTHING}"
     )
 
 

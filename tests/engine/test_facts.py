@@ -109,7 +109,9 @@ def test_ask_think_and_waves_all_flag_the_invented_code(tmp_path: Path, library:
     backend.enqueue("P", "E", "H", "C", invented)
     thought = library.think(corpus, question, step_tokens=16)
     assert [u.text for u in thought.unfounded] == ["1234567890"]
-    backend.enqueue(*[lambda prompt: invented if "notes taken while reading" in prompt else "Nothing relevant."] * 9)
+    backend.enqueue(
+        *[lambda prompt: invented if "passages copied from the documents" in prompt else "Nothing relevant."] * 9
+    )
     waved = library.read_in_waves(corpus, question, note_tokens=16)
     assert [u.text for u in waved.unfounded] == ["1234567890"]
 
