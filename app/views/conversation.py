@@ -75,9 +75,12 @@ class ConversationView(QWidget):
         ask_requested(str): the user asked a question (Ctrl+Enter or Ask).
         cancel_requested(): the user pressed Cancel or Esc.
         citation_activated(object): a citation link was clicked (a ``Citation``).
+        waves_requested(str): the user took the offer to read a question that did not
+            fit in waves instead (``offer_waves``).
     """
 
     ask_requested = Signal(str)
+    waves_requested = Signal(str)
     cancel_requested = Signal()
     citation_activated = Signal(object)
 
@@ -109,7 +112,15 @@ class ConversationView(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setStyleSheet("color: #4b5563;")
-        layout.addWidget(self.status)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status, 1)
+        # Offered next to a refusal: the question did not fit the window (issue 13 item 6).
+        self.waves_button = QPushButton()
+        self.waves_button.setVisible(False)
+        self.waves_button.clicked.connect(self._on_waves_button_clicked)
+        status_row.addWidget(self.waves_button)
+        layout.addLayout(status_row)
+        self._waves_question = ""
 
         self.question = QPlainTextEdit()
         self.question.setPlaceholderText("Ask a question about these documents. Ctrl+Enter asks.")
@@ -179,7 +190,23 @@ class ConversationView(QWidget):
             turn.citations = check_citations(turn.answer, self.corpus) if turn.answer else []
         self._render()
 
+    def offer_waves(self, question: str, eta: str) -> None:
+        """Offer to read ``question`` in waves (``Read in waves (about 12 min)``) next to
+        the refusal of an ask that did not fit the window."""
+        self._waves_question = question
+        self.waves_button.setText(f"Read in waves ({eta})")
+        self.waves_button.setToolTip("Read the documents window by window, keeping passages, then answer")
+        self.waves_button.setVisible(True)
+
+    def _on_waves_button_clicked(self) -> None:
+        if self.busy or not self._waves_question:
+            return
+        self.waves_button.setVisible(False)
+        self.mode_box.setCurrentText(next(name for name, kind in MODES.items() if kind is RunKind.WAVES))
+        self.waves_requested.emit(self._waves_question)
+
     def start_turn(self, question: str) -> TurnView:
+        self.waves_button.setVisible(False)
         turn = TurnView(question)
         self.turns.append(turn)
         self.set_busy(True)

@@ -31,10 +31,12 @@ from engine.errors import CancelToken, ContextOverflowError, EngineError, Genera
 from engine.lane import ModelLane
 from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
+from engine.planning import fit_speed_models
 from engine.reading.citations import Citation, check_citations
 from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
 from engine.reading.prompts import Prompt, build_prompt
 from engine.reading.stepping import RunRecorder, StepOutput, load_run, session_title, stored_corpus
+from engine.reading.waves import WaveReader, WavesEstimate
 from engine.runs import RunKind, Status
 from engine.runtime.backend import Backend, PrefillProgress, PrefillStats, Tokenizer, align_ctx
 from engine.runtime.backend import Model as LoadedModel
@@ -160,8 +162,33 @@ class Reader:
         prompt = build_prompt(tok, lists, question)
         budget = self.budget(prompt, count(lists))
         if not budget.fits:
-            raise _overflow(budget, explicit=bool(self.settings.n_ctx))
+            raise _overflow(
+                budget,
+                explicit=bool(self.settings.n_ctx),
+                waves=self.estimate_waves(budget, question, n_pages=corpus.n_pages),
+            )
         return prompt, budget
+
+    def estimate_waves(self, budget: Budget, question: str, *, n_pages: int) -> WavesEstimate | None:
+        """About how long reading the corpus in waves would take instead (issue 13 item
+        6): from the planner's speed model of this machine for the settings' KV type
+        when a calibration exists, else a rough guess (said so). None if no estimate can
+        be made (the window cannot hold a page and the notes)."""
+        calibrations = self.store.get_calibrations(
+            self.model_sha, n_threads=self.settings.threads(), llama_cpp_version=self.lane.backend.version
+        )
+        speeds = fit_speed_models(self.model_info, calibrations, swa_full=self.swa_full)
+        waves = WaveReader(self.store, self.model_path, self.settings, lane=self.lane)  # default note budget
+        try:
+            return waves.estimate(
+                budget.corpus_tokens,
+                question,
+                n_pages=n_pages,
+                speed=speeds.get(str(self.settings.kv_type)),
+                answer_tokens=self.settings.max_answer_tokens,
+            )
+        except EngineError:
+            return None
 
     def budget(self, prompt: Prompt, corpus_tokens: int) -> Budget:
         """The window a prompt needs under the current settings."""
@@ -451,7 +478,7 @@ def _common_prefix(have: list[int], want: list[int]) -> int:
     return n
 
 
-def _overflow(budget: Budget, *, explicit: bool) -> ContextOverflowError:
+def _overflow(budget: Budget, *, explicit: bool, waves: WavesEstimate | None = None) -> ContextOverflowError:
     numbers = (
         f"corpus {budget.corpus_tokens:,} tokens, with the question and room for the answer "
         f"{budget.needed:,}; window {budget.n_ctx:,}"
@@ -462,11 +489,15 @@ def _overflow(budget: Budget, *, explicit: bool) -> ContextOverflowError:
     ways.append("fewer or shorter documents")
     if budget.needed > budget.max_ctx:
         ways.append(f"a model trained on a longer context (this one stops at {budget.max_ctx:,})")
-    ways.append("reading it in waves (longread waves), which keeps notes window by window")
+    if waves is None:
+        ways.append("reading it in waves (longread waves), which keeps notes window by window")
+    else:
+        ways.append(f"reading it in waves, window by window, with notes (longread waves: {waves.describe()})")
     return ContextOverflowError(
         f"The corpus does not fit the model's window: {numbers}. Ways out: " + "; ".join(ways) + ".",
         corpus_tokens=budget.corpus_tokens,
         needed_tokens=budget.needed,
         n_ctx=budget.n_ctx,
         max_ctx=budget.max_ctx,
+        waves_eta=waves.about if waves is not None else None,
     )

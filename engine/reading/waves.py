@@ -49,6 +49,7 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, layout_document
 from engine.errors import CancelToken, ContextOverflowError
 from engine.lane import ModelLane
+from engine.planning import SpeedModel
 from engine.reading.citations import MARKER, Citation, check_citations
 from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
 from engine.reading.notes import ground_notes
@@ -225,6 +226,43 @@ class _Eta:
         return tokens_left / rate + steps_left * per_step
 
 
+# -- estimate -----------------------------------------------------------------------
+
+# Rough speeds for an estimate before this machine was measured (`longread plan`
+# measures it): SmolLM2 on the project's two cores reads about 90 tokens/s at an 8k
+# window (docs/architecture.md, "Measured facts"); writing is not calibrated, and 10
+# tokens/s is a deliberately low guess for a small model on a laptop CPU.
+ROUGH_READ_TOKENS_S = 90.0
+ROUGH_WRITE_TOKENS_S = 10.0
+
+
+@dataclass(frozen=True)
+class WavesEstimate:
+    """About how long a read in waves takes, before it starts (issue 13 item 6)."""
+
+    n_waves: int
+    n_ctx: int
+    seconds: float
+    measured: bool  # reading speed from this machine's calibration, else a rough guess
+
+    @property
+    def about(self) -> str:
+        """``about 12 min``: what the refusal and the window's button say."""
+        minutes = self.seconds / 60
+        return "about 1 min" if minutes < 1.5 else f"about {round(minutes)} min"
+
+    def describe(self) -> str:
+        """``about 12 min for 9 waves of 8,192 tokens, at this machine's measured speed``."""
+        basis = (
+            "at this machine's measured reading speed"
+            if self.measured
+            else "a rough guess: this machine's speed is not measured yet (longread plan measures it)"
+        )
+        return (
+            f"{self.about} for {self.n_waves} wave{'s' if self.n_waves != 1 else ''} of {self.n_ctx:,} tokens, {basis}"
+        )
+
+
 # -- reading ------------------------------------------------------------------------
 
 
@@ -289,6 +327,48 @@ class WaveReader:
         """Tokens kept in each wave for the notes carried from earlier waves."""
         return min(n_ctx // 4, max(4 * max_note_tokens, 128))
 
+    def page_room(self, n_ctx: int, question: str) -> int:
+        """Tokens each wave of a ``n_ctx`` window leaves for pages, once the instructions,
+        the question, the carried notes and the wave's own notes are in."""
+        wave_frame, _ = self._frames()
+        fixed = len(build_prompt(self.lane.tokenizer(), [], _wave_question(question, []), frame=wave_frame))
+        return n_ctx - fixed - self.notes_room(n_ctx, self.max_note_tokens) - self.max_note_tokens - MARGIN_TOKENS
+
+    def estimate(
+        self, corpus_tokens: int, question: str, *, n_pages: int, speed: SpeedModel | None, answer_tokens: int
+    ) -> WavesEstimate:
+        """About how long reading ``corpus_tokens`` in waves takes on the full window:
+        each wave's prompt read at ``speed`` (the planner's model of this machine), else
+        at the rough ``ROUGH_READ_TOKENS_S``; the notes and answer written at the rough
+        ``ROUGH_WRITE_TOKENS_S`` (generation is not calibrated). Nothing is loaded.
+
+        Raises:
+            ContextOverflowError: the window cannot hold a page and the notes (no read in
+                waves would start).
+        """
+        n_ctx = self.lane.full_window()
+        room = self.page_room(n_ctx, question)
+        if room < MIN_PAGE_ROOM:
+            raise ContextOverflowError(
+                f"A {n_ctx:,}-token window leaves no room for pages in a wave.",
+                corpus_tokens=corpus_tokens,
+                needed_tokens=n_ctx - room + MIN_PAGE_ROOM,
+                n_ctx=n_ctx,
+            )
+        # Waves end at page boundaries: as many whole pages of the average size as fit.
+        pages = max(n_pages, 1)
+        per_wave_pages = max(1, int(room // max(corpus_tokens / pages, 1)))
+        n_waves = -(-pages // per_wave_pages)
+        per_wave = min(n_ctx, n_ctx - room + min(room, corpus_tokens))
+        final = min(n_ctx, n_waves * 2 * self.max_note_tokens + 256)
+        if speed is not None:
+            info = self.lane.info
+            read_s = n_waves * speed.estimate_seconds(info, per_wave) + speed.estimate_seconds(info, final)
+        else:
+            read_s = (n_waves * per_wave + final) / ROUGH_READ_TOKENS_S
+        write_s = (n_waves * self.max_note_tokens + answer_tokens) / ROUGH_WRITE_TOKENS_S
+        return WavesEstimate(n_waves, n_ctx, read_s + write_s, measured=speed is not None)
+
     def plan(self, corpus: Corpus, question: str, *, n_ctx: int | None = None) -> tuple[int, list[WavePlan]]:
         """Choose the window and split ``corpus`` into waves for ``question``.
 
@@ -300,10 +380,9 @@ class WaveReader:
         """
         tok = self.lane.tokenizer()
         n_ctx = n_ctx or self.lane.full_window()
-        wave_frame, _ = self._frames()
-        fixed = len(build_prompt(tok, [], _wave_question(question, []), frame=wave_frame))
-        room = n_ctx - fixed - self.notes_room(n_ctx, self.max_note_tokens) - self.max_note_tokens - MARGIN_TOKENS
+        room = self.page_room(n_ctx, question)
         if room < MIN_PAGE_ROOM:
+            fixed = n_ctx - room - self.notes_room(n_ctx, self.max_note_tokens) - self.max_note_tokens - MARGIN_TOKENS
             raise ContextOverflowError(
                 f"A {n_ctx:,}-token window leaves no room for pages once the instructions, the question "
                 f"and the notes are in ({room:,} tokens). Choose a larger window or a shorter question.",
