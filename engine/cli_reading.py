@@ -200,6 +200,11 @@ def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int
             len(result.ran),
             len(result.waves),
         )
+    if isinstance(result, WaveResult):
+        run = library.get_run(result.run_id)
+        looked = run.answer_step.detail.get("looked_up") if run and run.answer_step else None
+        if looked:  # look before answering (issue 13 item 2)
+            _err(f"Read again in full before answering: {', '.join(looked)}.")
     skipped = total - ran
     _err(head + (f", {skipped} already done before" if skipped else "") + f". Session {result.session_id}.")
     _report_problems(result.citations, result.unfounded)

@@ -75,7 +75,14 @@ def export_markdown(store: Store, session_id: int) -> str:
         for step in run.steps:
             if run.kind is RunKind.WAVES and step.kind == "answer":
                 if step.text:
-                    out += ["", "### Answer", "", _checked(step.text, corpus, question=run.question, final=step.done)]
+                    out += ["", "### Answer", ""]
+                    looked = step.detail.get("looked_up")
+                    if looked:  # look before answering (issue 13 item 2)
+                        by = {"model": "named by the model", "notes": "the pages of the notes"}.get(
+                            str(step.detail.get("lookup_by")), ""
+                        )
+                        out += [f"*Read again in full before answering: {', '.join(looked)} ({by}).*", ""]
+                    out.append(_checked(step.text, corpus, question=run.question, final=step.done))
                 continue
             if step.kind == "wave":
                 head = f"### Wave {step.position} of {n_waves}: {step.label}"

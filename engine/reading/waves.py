@@ -31,6 +31,13 @@ Contract:
   "Nothing relevant.", which is not carried.
   When the carried notes outgrow a wave's room, the oldest are left out of that wave
   (they all reach the final answer while they fit its window).
+- Look before answering (issue 13 item 2, ReadAgent's look-up): the final pass first
+  sees the notes and the question and may name up to ``LOOKUP_PAGES`` pages to read
+  again; when it names none, the pages the notes come from (most noted first) are read
+  again. Those pages are laid in whole, after the notes, with their true markers, as
+  many as fit the window; then it answers. The answer step's ``detail`` keeps the pages
+  laid in (``looked_up``), who chose them (``lookup_by``: model, notes or none) and what
+  the look-up cost.
 - ``on_progress(RunProgress)`` reports "wave 3 of 12" with an ETA after each prefill
   batch and each generated piece; ``on_text`` streams notes and answer; ``on_step``
   receives a ``Step`` each time a wave or the answer changes status (for a timeline).
@@ -40,6 +47,7 @@ Contract:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -86,6 +94,9 @@ FINAL_INTRO = (
     "passage starts with the marker of its page, like [name p.N].\n\n"
 )
 NOTHING = "Nothing relevant."
+# Look before answering (issue 13 item 2): the final pass may read this many pages again.
+LOOKUP_PAGES = 3
+LOOKUP_TOKENS = 32
 # Room kept in each wave for the model's own notes beyond max_note_tokens, and slack for
 # the question and notes tokenizing a little longer than planned.
 MARGIN_TOKENS = 32
@@ -545,11 +556,10 @@ class WaveReader:
             done = recorder.finish_step(i, out, text=notes, citations=check_citations(notes, corpus), detail=detail)
             ran.append(done.position)
 
-        # The final pass: the question over every relevant note.
+        # The final pass: look before answering (ReadAgent's look-up), then the question
+        # over every relevant note and the pages looked up, laid in with their true markers.
         relevant = [w for w in steps[:n] if is_relevant(w)]
-        tokens = _fit_final(
-            model, relevant, run.question, frame=final_frame, n_ctx=n_ctx, max_answer=self.settings.max_answer_tokens
-        )
+        max_answer = self.settings.max_answer_tokens
 
         def on_final_prefill(p: PrefillProgress) -> None:
             if on_progress is not None:
@@ -560,10 +570,30 @@ class WaveReader:
 
         recorder.start_step(n)
         try:
+            ask_pages, _ = _fit_final(
+                model,
+                relevant,
+                _lookup_question(run.question),
+                frame=final_frame,
+                n_ctx=n_ctx,
+                max_answer=LOOKUP_TOKENS,
+            )
+            look = run_step(
+                model,
+                ask_pages,
+                max_tokens=LOOKUP_TOKENS,
+                settings=gen_settings,
+                on_progress=on_final_prefill,
+                should_cancel=cancel,
+            )
+            wanted, by = looked_up_pages(look.text, corpus, relevant)
+            tokens, laid = _fit_final(
+                model, relevant, run.question, frame=final_frame, n_ctx=n_ctx, max_answer=max_answer, pages=wanted
+            )
             out = run_step(
                 model,
                 tokens,
-                max_tokens=self.settings.max_answer_tokens,
+                max_tokens=max_answer,
                 settings=gen_settings,
                 on_progress=on_final_prefill,
                 on_text=on_text,
@@ -574,7 +604,15 @@ class WaveReader:
             raise
         citations = check_citations(out.text, corpus)
         unfounded = find_unfounded(out.text, corpus, question=run.question, citations=citations)
-        recorder.finish_step(n, out, text=out.text, citations=citations, detail=unfounded_detail(unfounded))
+        detail = {
+            **unfounded_detail(unfounded),
+            "looked_up": [f"{d.name} p.{p}" for d, p in laid],
+            "lookup_by": by,
+            "lookup_raw": look.text,
+            "lookup_tokens": look.prompt_tokens + look.output_tokens,
+            "lookup_s": round(look.prefill_s + look.generate_s, 3),
+        }
+        recorder.finish_step(n, out, text=out.text, citations=citations, detail=detail)
         recorder.done(answer=out.text, citations=citations)
         return WaveResult(run_id, run.session_id, out.text, citations, recorder.steps[:n], ran, unfounded)
 
@@ -629,13 +667,76 @@ def _fit_wave(
         notes = notes[1:]  # the oldest notes give way first (they all reach the final answer)
 
 
+def _lookup_question(question: str) -> str:
+    return (
+        f"{question.strip()}\n\nBefore answering, you may read up to {LOOKUP_PAGES} pages again in full. "
+        "Write the markers of the pages to read again, like [report.pdf p.3], or write: None."
+    )
+
+
+def looked_up_pages(
+    text: str, corpus: Corpus, relevant: list[Step], *, limit: int | None = None
+) -> tuple[list[tuple[Document, int]], str]:
+    """The pages to read again before answering: those the look-up names (pages of the
+    corpus, at most ``limit``, in the order named), else the pages the carried notes come
+    from, most noted first (a small model often names none).
+
+    Returns:
+        the pages, and who chose them: ``model``, ``notes`` or ``none``.
+    """
+    limit = LOOKUP_PAGES if limit is None else limit
+    single = corpus.documents[0] if len(corpus.documents) == 1 else None
+
+    def pick(source: str) -> list[tuple[Document, int]]:
+        """Every existing page a marker of ``source`` names, once per mention, in order."""
+        found: list[tuple[Document, int]] = []
+        for m in MARKER.finditer(source):
+            name = (m.group("name") or "").strip().strip('"')
+            doc = corpus.find(name) if name else single
+            page = int(m.group("page"))
+            if doc is not None and doc.page(page) is not None:
+                found.append((doc, page))
+        return found
+
+    def unique(found: list[tuple[Document, int]]) -> list[tuple[Document, int]]:
+        keys = list(dict.fromkeys((d.name, p) for d, p in found))
+        docs = {d.name: d for d, _ in found}
+        return [(docs[name], p) for name, p in keys]
+
+    named = unique(pick(text))[:limit]
+    if named:
+        return named, "model"
+    mentions = pick("\n".join(_notes_block(relevant)))
+    counts = Counter((d.name, p) for d, p in mentions)
+    noted = sorted(unique(mentions), key=lambda dp: -counts[(dp[0].name, dp[1])])  # stable among equals
+    return (noted[:limit], "notes") if noted else ([], "none")
+
+
 def _fit_final(
-    model: LoadedModel, relevant: list[Step], question: str, *, frame: PromptFrame, n_ctx: int, max_answer: int
-) -> list[int]:
+    model: LoadedModel,
+    relevant: list[Step],
+    question: str,
+    *,
+    frame: PromptFrame,
+    n_ctx: int,
+    max_answer: int,
+    pages: list[tuple[Document, int]] | None = None,
+) -> tuple[list[int], list[tuple[Document, int]]]:
+    """The final prompt: the notes, then ``pages`` laid out whole with their true markers,
+    then the question. Pages that do not fit give way first (the last named first), then
+    the oldest notes. Returns the tokens and the pages laid in."""
     notes = _notes_block(relevant)
+    laid = list(pages or [])
     while True:
         text = "\n".join(notes) if notes else "The documents gave no notes relevant to the question."
-        prompt = build_prompt(model, [model.tokenize_text(text + "\n")], question, frame=frame)
-        if len(prompt) + max_answer <= n_ctx or not notes:
-            return prompt.tokens
-        notes = notes[1:]
+        lists = [model.tokenize_text(text + "\n")]
+        if laid:
+            lists.append(model.tokenize_text("\nPages read again in full:\n\n"))
+            lists += [model.tokenize_text(layout_document(sub_document(d, p, p))) for d, p in laid]
+        prompt = build_prompt(model, lists, question, frame=frame)
+        if len(prompt) + max_answer <= n_ctx or not (notes or laid):
+            return prompt.tokens, laid
+        if laid:
+            laid = laid[:-1]
+        else:
+            notes = notes[1:]

@@ -158,3 +158,54 @@ def test_a_real_small_model_carries_only_page_text(tmp_path: Path, store: Store,
         f"carried {carried!r}; dropped {[w.detail.get('dropped_notes') for w in result.waves]}; "
         f"raw {[w.detail.get('raw_notes') for w in result.waves]!r}; answer {result.answer!r}"
     )
+
+
+# -- look before answering (issue 13 item 2) --------------------------------------------
+
+
+def test_the_final_pass_reads_the_pages_it_looks_up_with_their_markers(tmp_path: Path, library: Library) -> None:
+    pages = [f"Page {i} of the handbook. " + FILLER * 30 for i in range(1, 7)]
+    pages[1] = "Page 2 of the handbook. The archive opens at 9:30. " + FILLER * 29
+    pages[4] = f"Page 5 of the handbook. The archive access code is {CODE}. " + FILLER * 29
+    path = tmp_path / "handbook.txt"
+    path.write_text("".join(p.ljust(2990)[:2990] + "\n\n" for p in pages), encoding="utf-8")
+    docs, _ = library.add_documents([path])
+    corpus = Corpus(tuple(docs))
+    backend = library.lane.backend
+    assert isinstance(backend, FakeBackend)
+
+    def reply(prompt: str) -> str:
+        if "read up to 3 pages again in full" in prompt:  # the look-up
+            return "[handbook.txt p.5] [handbook.txt p.2] [handbook.txt p.9] [handbook.txt p.5]"
+        if "passages copied from the documents" in prompt:
+            return f"The code is {CODE} [handbook.txt p.5]."
+        return "Nothing relevant."  # no wave keeps a note: the pages come from the look-up alone
+
+    backend.enqueue(*[reply] * 30)
+    result = library.read_in_waves(corpus, "What is the archive access code?", note_tokens=32)
+    lookup, final = backend.prompts[-2].text, backend.prompts[-1].text
+    assert "read up to 3 pages again in full" in lookup and "read up to 3" not in final
+    # The pages named that exist, once each, whole, with their true markers, in the order named.
+    page5 = f"[handbook.txt p.5]\n{docs[0].pages[4].text.strip()}"
+    page2 = f"[handbook.txt p.2]\n{docs[0].pages[1].text.strip()}"
+    assert page5 in final and page2 in final and final.index(page5) < final.index(page2)
+    assert "p.9]" not in final.split("read again in full")[-1]
+    run = library.get_run(result.run_id)
+    assert run is not None and run.answer_step is not None
+    detail = run.answer_step.detail
+    assert (detail["looked_up"], detail["lookup_by"]) == (["handbook.txt p.5", "handbook.txt p.2"], "model")
+    assert detail["lookup_tokens"] > 0
+    markdown = library.export_markdown(result.session_id)
+    assert "*Read again in full before answering: handbook.txt p.5, handbook.txt p.2 (named by the model).*" in markdown
+    assert result.answer == f"The code is {CODE} [handbook.txt p.5]." and [c.ok for c in result.citations] == [True]
+
+
+def test_looked_up_pages_fall_back_to_the_noted_pages_most_noted_first() -> None:
+    from engine.reading.waves import looked_up_pages
+    from engine.runs import Status, Step
+
+    corpus = _corpus()
+    notes = Step(1, 1, "wave", Status.DONE, text="[h.md p.2] A.\n[h.md p.1] B.\n[h.md p.2] C.")
+    assert looked_up_pages("None.", corpus, [notes]) == ([(corpus.documents[0], 2), (corpus.documents[0], 1)], "notes")
+    assert looked_up_pages("None.", corpus, []) == ([], "none")
+    assert looked_up_pages("[h.md p.1]", corpus, [notes], limit=1) == ([(corpus.documents[0], 1)], "model")
