@@ -1,7 +1,8 @@
 """``longread``: the headless commands.
 
 ``longread ask FILE_OR_FOLDER... -q QUESTION`` streams the answer to stdout and progress
-to stderr; ``longread sessions`` lists sessions; ``longread show ID`` prints one;
+to stderr (a question that does not fit the window is refused with the ``longread waves``
+command for the same files and question, and about how long it would take); ``longread sessions`` lists sessions; ``longread show ID`` prints one;
 ``longread plan FILE_OR_FOLDER... [--model PATH] [--ctx N]`` prints what reading them
 will cost (memory and time per KV cache type) and the settings to use.
 ``longread snapshots [--clear] [--budget GB]`` lists, clears or caps the saved corpus
@@ -23,6 +24,7 @@ import argparse
 import getpass
 import logging
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -34,9 +36,10 @@ from engine.cli_reading import COMMANDS as READING_COMMANDS
 from engine.cli_reading import add_reading_parsers, read_corpus, run_reading_command
 from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import Cancelled, CancelToken, EngineError
+from engine.errors import Cancelled, CancelToken, ContextOverflowError, EngineError
 from engine.library import Library, describe_documents
 from engine.reading.ask import AskResult
+from engine.reading.facts import AnswerCheck
 from engine.runs import RunKind, Status
 from engine.runtime.backend import KvType, PrefillProgress
 from engine.units import format_bytes, format_duration
@@ -246,7 +249,13 @@ def _ask(args: argparse.Namespace, library: Library) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     progress = _ProgressPrinter()
     try:
-        prompt, budget = library.prepare_ask(corpus, args.question)
+        try:
+            prompt, budget = library.prepare_ask(corpus, args.question)
+        except ContextOverflowError as exc:
+            _err(f"longread: {exc.message}")
+            if exc.waves_eta:  # waves can read it in this window (else the message says why not)
+                _err(_waves_command(args, corpus, exc))
+            return EXIT_ERROR
         _err(
             f"Corpus: {describe_documents(corpus.documents)}, {budget.corpus_tokens:,} tokens; "
             f"window {budget.n_ctx:,} tokens, KV cache {settings.kv_type}; model {library.model_path.name}"
@@ -270,6 +279,24 @@ def _ask(args: argparse.Namespace, library: Library) -> int:
         progress.finish()
 
 
+def _waves_command(args: argparse.Namespace, corpus: Corpus, exc: ContextOverflowError) -> str:
+    """The way on from a refusal: the waves command for the same files and question,
+    with its estimate (issue 13 item 6)."""
+    paths = [str(p) for p in args.paths] or [d.path or d.name for d in corpus.documents]
+    files = " ".join(shlex.quote(p) for p in paths)
+    options = "".join(
+        f" {flag} {value}"
+        for flag, value in (
+            ("--model", args.model),
+            ("--ctx", args.ctx or None),
+            ("--kv", None if args.kv == "f16" else args.kv),
+        )
+        if value
+    )
+    eta = f" ({exc.waves_eta})" if exc.waves_eta else ""
+    return f"Read it in waves: longread waves {files} -q {shlex.quote(args.question)}{options}{eta}"
+
+
 def _report(result: AskResult) -> None:
     _report_warm(result)
     p = result.prefill
@@ -280,9 +307,8 @@ def _report(result: AskResult) -> None:
         f"answered {result.answer_tokens} tokens in {result.generate_s:.1f} s. "
         f"Session {result.session_id}, question {result.run_id}."
     )
-    for c in result.citations:
-        if not c.ok:
-            _err(f"Unverified citation [{c.document} p.{c.page}]: {c.problem}.")
+    for line in AnswerCheck(result.citations, result.unfounded).problems():
+        _err(line)
 
 
 def _report_warm(result: AskResult) -> None:

@@ -6,7 +6,7 @@ dispatches to ``run_reading_command``.
 the documents window by window; both take ``--resume SESSION`` to finish a session that
 was stopped (killed, cancelled, crashed), never redoing a finished step or wave. Steps,
 notes and answers stream to stdout; progress ("Wave 3 of 12, about 2 min left") and
-citations that fail their check go to stderr. ``export SESSION --markdown`` prints a
+citations that fail their check, facts on no page and an answer citing nothing go to stderr. ``export SESSION --markdown`` prints a
 session as Markdown.
 """
 
@@ -24,8 +24,9 @@ from engine.corpus import Corpus
 from engine.errors import CancelToken, EngineError
 from engine.reading.citations import Citation
 from engine.reading.deep import DeepResult
+from engine.reading.facts import AnswerCheck, Unfounded
 from engine.reading.stepping import RunProgress
-from engine.reading.waves import WaveResult
+from engine.reading.waves import WaveResult, dropped_notes
 from engine.runs import RunKind, Status, Step
 from engine.runtime.backend import KvType
 
@@ -144,10 +145,10 @@ class _Throttled:
             self.last_key, self.last_t = key, now
 
 
-def _report_citations(citations: list[Citation]) -> None:
-    for c in citations:
-        if not c.ok:
-            _err(f"Unverified citation [{c.document} p.{c.page}]: {c.problem}.")
+def _report_problems(citations: list[Citation], unfounded: list[Unfounded]) -> None:
+    """Failed citations, facts on no page, an answer citing nothing (engine/reading/facts.py)."""
+    for line in AnswerCheck(citations, unfounded).problems():
+        _err(line)
 
 
 def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int:
@@ -169,6 +170,11 @@ def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int
                 _out(f"\n## Wave {step.position}: {step.label}\n")
             elif kind is RunKind.THINK:
                 _out(f"\n## {step.position}. {step.heading}\n")
+        elif step.status is Status.DONE and step.kind == "wave":
+            # What the wave carries: the page's own sentences its pointers found (issue 13 item 1).
+            dropped = dropped_notes(step)
+            gone = f"; {dropped} dropped (not on their pages)" if dropped else ""
+            _out(f"\n-> carried{gone}:\n{step.text}\n")
         elif step.status is Status.DONE and (step.kind != "answer" or kind is RunKind.THINK):
             _out("\n")
 
@@ -194,7 +200,12 @@ def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int
             len(result.ran),
             len(result.waves),
         )
+    if isinstance(result, WaveResult):
+        run = library.get_run(result.run_id)
+        looked = run.answer_step.detail.get("looked_up") if run and run.answer_step else None
+        if looked:  # look before answering (issue 13 item 2)
+            _err(f"Read again in full before answering: {', '.join(looked)}.")
     skipped = total - ran
     _err(head + (f", {skipped} already done before" if skipped else "") + f". Session {result.session_id}.")
-    _report_citations(result.citations)
+    _report_problems(result.citations, result.unfounded)
     return 0

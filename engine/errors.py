@@ -95,12 +95,16 @@ class ContextOverflowError(EngineError):
         needed_tokens: int,
         n_ctx: int,
         max_ctx: int | None = None,
+        waves_eta: str | None = None,
     ) -> None:
         super().__init__(message)
         self.corpus_tokens = corpus_tokens
         self.needed_tokens = needed_tokens
         self.n_ctx = n_ctx
         self.max_ctx = max_ctx
+        # "about 12 min": reading it in waves instead, when that was estimated (issue 13
+        # item 6): the CLI names the command with it, the window offers a button.
+        self.waves_eta = waves_eta
 
 
 class GenerationError(EngineError):

@@ -4,7 +4,8 @@ The view keeps the turns as data and renders them to HTML (throttled while an an
 streams, so a fast model cannot flood the main thread). Citations are found with the
 engine's ``check_citations`` against the corpus: a valid one is a link
 (``cite:N``) that opens the page; one that names a missing page or misquotes it is
-marked and explained under the answer. Below the transcript: the prefill progress bar
+marked and explained under the answer, as are the numbers, dates, codes and quotations
+found on no page and an answer that cites nothing (``check_answer``, engine/reading/facts.py). Below the transcript: the prefill progress bar
 (tokens/s and time left), the question box (Ctrl+Enter asks), the way of reading (a
 ``RunKind``: Ask, Think deeply, Read in waves) and Ask / Cancel (Esc).
 
@@ -15,6 +16,7 @@ A stored run becomes a turn with ``TurnView.from_run`` (the same for every kind 
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl, Signal
@@ -34,6 +36,7 @@ from PySide6.QtWidgets import (
 from engine.corpus import Corpus
 from engine.reading.ask import AskResult
 from engine.reading.citations import Citation, check_citations
+from engine.reading.facts import AnswerCheck, Unfounded, check_answer
 from engine.runs import Run, RunKind, Status
 from engine.runtime.backend import PrefillProgress
 from engine.units import format_duration
@@ -72,9 +75,12 @@ class ConversationView(QWidget):
         ask_requested(str): the user asked a question (Ctrl+Enter or Ask).
         cancel_requested(): the user pressed Cancel or Esc.
         citation_activated(object): a citation link was clicked (a ``Citation``).
+        waves_requested(str): the user took the offer to read a question that did not
+            fit in waves instead (``offer_waves``).
     """
 
     ask_requested = Signal(str)
+    waves_requested = Signal(str)
     cancel_requested = Signal()
     citation_activated = Signal(object)
 
@@ -106,7 +112,15 @@ class ConversationView(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setStyleSheet("color: #4b5563;")
-        layout.addWidget(self.status)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status, 1)
+        # Offered next to a refusal: the question did not fit the window (issue 13 item 6).
+        self.waves_button = QPushButton()
+        self.waves_button.setVisible(False)
+        self.waves_button.clicked.connect(self._on_waves_button_clicked)
+        status_row.addWidget(self.waves_button)
+        layout.addLayout(status_row)
+        self._waves_question = ""
 
         self.question = QPlainTextEdit()
         self.question.setPlaceholderText("Ask a question about these documents. Ctrl+Enter asks.")
@@ -176,7 +190,23 @@ class ConversationView(QWidget):
             turn.citations = check_citations(turn.answer, self.corpus) if turn.answer else []
         self._render()
 
+    def offer_waves(self, question: str, eta: str) -> None:
+        """Offer to read ``question`` in waves (``Read in waves (about 12 min)``) next to
+        the refusal of an ask that did not fit the window."""
+        self._waves_question = question
+        self.waves_button.setText(f"Read in waves ({eta})")
+        self.waves_button.setToolTip("Read the documents window by window, keeping passages, then answer")
+        self.waves_button.setVisible(True)
+
+    def _on_waves_button_clicked(self) -> None:
+        if self.busy or not self._waves_question:
+            return
+        self.waves_button.setVisible(False)
+        self.mode_box.setCurrentText(next(name for name, kind in MODES.items() if kind is RunKind.WAVES))
+        self.waves_requested.emit(self._waves_question)
+
     def start_turn(self, question: str) -> TurnView:
+        self.waves_button.setVisible(False)
         turn = TurnView(question)
         self.turns.append(turn)
         self.set_busy(True)
@@ -277,8 +307,9 @@ class ConversationView(QWidget):
                 "<p style='margin-bottom:2px'><b>You:</b> " + html.escape(turn.question).replace("\n", "<br>") + "</p>"
             )
             running = turn.status == Status.RUNNING
-            citations = check_citations(turn.answer, self.corpus) if turn.answer and not running else []
-            answer_html = self._answer_html(turn.answer, citations) if turn.answer else ""
+            check = self._check(turn) if turn.answer and not running else AnswerCheck([])
+            citations = check.citations
+            answer_html = self._answer_html(turn.answer, citations, check.unfounded) if turn.answer else ""
             if running and not turn.answer:
                 answer_html = "<i style='color:#6b7280'>reading the documents…</i>"
             parts.append("<p style='margin-top:2px'><b>Longread:</b> " + answer_html + "</p>")
@@ -287,6 +318,15 @@ class ConversationView(QWidget):
                 parts.append(
                     f"<p style='color:#b3261e; margin-left:16px'>⚠ [{html.escape(c.document)} p.{c.page}]: "
                     f"{html.escape(c.problem or 'not checked')}</p>"
+                )
+            for u in check.unfounded:
+                parts.append(
+                    f"<p style='color:#b3261e; margin-left:16px'>⚠ “{html.escape(u.text)}”: {html.escape(u.problem)}</p>"
+                )
+            if turn.status == Status.DONE and turn.answer and check.cites_nothing:
+                parts.append(
+                    "<p style='color:#b3261e; margin-left:16px'>⚠ Unverified: this answer cites no page, so "
+                    "nothing in it was checked against the documents.</p>"
                 )
             if turn.status in (Status.CANCELLED, Status.INTERRUPTED):
                 parts.append(f"<p style='color:#6b7280'><i>{turn.status.capitalize()}: the answer stops here.</i></p>")
@@ -299,11 +339,25 @@ class ConversationView(QWidget):
         bar = self.transcript.verticalScrollBar()
         bar.setValue(bar.maximum())
 
-    def _answer_html(self, answer: str, citations: list[Citation]) -> str:
+    def _check(self, turn: TurnView) -> AnswerCheck:
+        if not self.corpus.documents:  # nothing to check facts against
+            return AnswerCheck(check_citations(turn.answer, self.corpus))
+        return check_answer(turn.answer, self.corpus, question=turn.question)
+
+    def _answer_html(self, answer: str, citations: list[Citation], unfounded: Sequence[Unfounded] = ()) -> str:
         out = []
         pos = 0
-        for c in citations:
+        spans: list[Citation | Unfounded] = sorted([*citations, *unfounded], key=lambda s: s.start)
+        for c in spans:
+            if c.start < pos:
+                continue
             out.append(html.escape(answer[pos : c.start]))
+            if isinstance(c, Unfounded):
+                label = html.escape(answer[c.start : c.end])
+                tip = html.escape(c.problem)
+                out.append(f"<span style='color:#b3261e; background:#fde8e8' title='{tip}'>{label} ⚠</span>")
+                pos = c.end
+                continue
             label = html.escape(answer[c.start : c.end])
             if c.exists:
                 self._links.append(c)

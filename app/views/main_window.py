@@ -58,7 +58,7 @@ from app.views.sessions_sidebar import SessionsSidebar
 from app.views.settings_dialog import SettingsDialog
 from app.views.timeline import TimelineView
 from engine.corpus import Corpus
-from engine.errors import EngineError, StorageError
+from engine.errors import ContextOverflowError, EngineError, StorageError
 from engine.ingest import SUPPORTED_SUFFIXES
 from engine.library import DEFAULT_NOTE_TOKENS, DEFAULT_STEP_TOKENS, Library, RunResult
 from engine.models.discover import discover_models
@@ -221,6 +221,7 @@ class MainWindow(QMainWindow):
         self.passwords.password_given.connect(self._on_passwords_password_given)
         self.passwords.declined.connect(self._on_passwords_declined)
         self.conversation.ask_requested.connect(self.ask)
+        self.conversation.waves_requested.connect(self.ask)  # the mode is set to waves first
         self.conversation.cancel_requested.connect(self.cancel_ask)
         self.conversation.citation_activated.connect(self.open_citation)
         self.timeline.resume_requested.connect(self.resume_steps)
@@ -450,6 +451,8 @@ class MainWindow(QMainWindow):
             if kind is not RunKind.ASK:
                 self.timeline.mark_stopped()
             self.conversation.finish_turn(status=Status.FAILED, error=exc.message)
+            if kind is RunKind.ASK and isinstance(exc, ContextOverflowError) and exc.waves_eta:
+                self.conversation.offer_waves(question, exc.waves_eta)  # issue 13 item 6
             self.refresh_sessions()
 
         def on_cancelled() -> None:

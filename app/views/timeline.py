@@ -48,7 +48,9 @@ class TimelineRow:
 def step_heading(step: Step) -> str:
     """``Step 2: Examination`` or ``Wave 3: filing.pdf p.13-18``."""
     if step.kind == "wave":
-        return f"{step.heading}: {step.label}"
+        dropped = int(step.detail.get("dropped_notes", 0))  # grounded notes (issue 13 item 1)
+        extra = f" ({dropped} note{'s' if dropped != 1 else ''} dropped: not on its page)" if dropped else ""
+        return f"{step.heading}: {step.label}{extra}"
     return f"Step {step.position}: {step.heading}"
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Unpack
 
@@ -31,7 +31,9 @@ from engine.corpus import Corpus
 from engine.errors import CancelToken, ContextOverflowError, EngineError, GenerationError
 from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
+from engine.planning import fit_speed_models
 from engine.reading.citations import Citation, check_citations
+from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
 from engine.reading.prompts import Prompt, build_prompt
 from engine.reading.stepping import (
     LaneOptions,
@@ -42,6 +44,7 @@ from engine.reading.stepping import (
     session_title,
     stored_corpus,
 )
+from engine.reading.waves import WaveReader, WavesEstimate
 from engine.runs import RunKind, Status
 from engine.runtime.backend import Model as LoadedModel
 from engine.runtime.backend import PrefillProgress, PrefillStats, Tokenizer, align_ctx
@@ -87,6 +90,7 @@ class AskResult:
     answer_tokens: int
     generate_s: float
     warm: WarmStart | None = None
+    unfounded: list[Unfounded] = field(default_factory=list)  # facts on no page (engine/reading/facts.py)
 
 
 class Reader(LaneReader):
@@ -157,8 +161,33 @@ class Reader(LaneReader):
         prompt = build_prompt(tok, lists, question)
         budget = self.budget(prompt, count(lists))
         if not budget.fits:
-            raise _overflow(budget, explicit=bool(self.settings.n_ctx))
+            raise _overflow(
+                budget,
+                explicit=bool(self.settings.n_ctx),
+                waves=self.estimate_waves(budget, question, n_pages=corpus.n_pages),
+            )
         return prompt, budget
+
+    def estimate_waves(self, budget: Budget, question: str, *, n_pages: int) -> WavesEstimate | None:
+        """About how long reading the corpus in waves would take instead (issue 13 item
+        6): from the planner's speed model of this machine for the settings' KV type
+        when a calibration exists, else a rough guess (said so). None if no estimate can
+        be made (the window cannot hold a page and the notes)."""
+        calibrations = self.store.get_calibrations(
+            self.model_sha, n_threads=self.settings.threads(), llama_cpp_version=self.lane.backend.version
+        )
+        speeds = fit_speed_models(self.model_info, calibrations, swa_full=self.swa_full)
+        waves = WaveReader(self.store, self.model_path, self.settings, lane=self.lane)  # default note budget
+        try:
+            return waves.estimate(
+                budget.corpus_tokens,
+                question,
+                n_pages=n_pages,
+                speed=speeds.get(str(self.settings.kv_type)),
+                answer_tokens=self.settings.max_answer_tokens,
+            )
+        except EngineError:
+            return None
 
     def budget(self, prompt: Prompt, corpus_tokens: int) -> Budget:
         """The window a prompt needs under the current settings."""
@@ -266,15 +295,17 @@ class Reader(LaneReader):
         prompt, budget = self.prepare(corpus, run.question)
         if run.status is Status.DONE:
             step = run.answer_step
+            citations = check_citations(run.answer, corpus)
             return AskResult(
                 session_id=run.session_id,
                 run_id=run.id,
                 answer=run.answer,
-                citations=check_citations(run.answer, corpus),
+                citations=citations,
                 budget=budget,
                 prefill=PrefillStats(0, 0, 0.0),
                 answer_tokens=(step.output_tokens or 0) if step else 0,
                 generate_s=0.0,
+                unfounded=find_unfounded(run.answer, corpus, question=run.question, citations=citations),
             )
         return self._answer(run_id, corpus, prompt, budget, on_progress=on_progress, on_text=on_text, cancel=cancel)
 
@@ -327,6 +358,7 @@ class Reader(LaneReader):
         text = "".join(answer).strip()
         answer_tokens = model.n_tokens - len(prompt.tokens)
         citations = check_citations(text, corpus)
+        unfounded = find_unfounded(text, corpus, question=run.question, citations=citations)
         out = StepOutput(
             text=text,
             prompt_tokens=len(prompt.tokens),
@@ -336,7 +368,7 @@ class Reader(LaneReader):
             prefill_s=prefill.seconds,
             generate_s=generate_s,
         )
-        recorder.finish_step(0, out, text=text, citations=citations)
+        recorder.finish_step(0, out, text=text, citations=citations, detail=unfounded_detail(unfounded))
         recorder.done(answer=text, citations=citations)
         return AskResult(
             session_id=run.session_id,
@@ -348,6 +380,7 @@ class Reader(LaneReader):
             answer_tokens=answer_tokens,
             generate_s=generate_s,
             warm=warm,
+            unfounded=unfounded,
         )
 
     def _load_corpus(
@@ -444,7 +477,7 @@ def _common_prefix(have: list[int], want: list[int]) -> int:
     return n
 
 
-def _overflow(budget: Budget, *, explicit: bool) -> ContextOverflowError:
+def _overflow(budget: Budget, *, explicit: bool, waves: WavesEstimate | None = None) -> ContextOverflowError:
     numbers = (
         f"corpus {budget.corpus_tokens:,} tokens, with the question and room for the answer "
         f"{budget.needed:,}; window {budget.n_ctx:,}"
@@ -455,11 +488,15 @@ def _overflow(budget: Budget, *, explicit: bool) -> ContextOverflowError:
     ways.append("fewer or shorter documents")
     if budget.needed > budget.max_ctx:
         ways.append(f"a model trained on a longer context (this one stops at {budget.max_ctx:,})")
-    ways.append("reading it in waves (longread waves), which keeps notes window by window")
+    if waves is None:
+        ways.append("reading it in waves (longread waves), which keeps notes window by window")
+    else:
+        ways.append(f"reading it in waves, window by window, with notes (longread waves: {waves.describe()})")
     return ContextOverflowError(
         f"The corpus does not fit the model's window: {numbers}. Ways out: " + "; ".join(ways) + ".",
         corpus_tokens=budget.corpus_tokens,
         needed_tokens=budget.needed,
         n_ctx=budget.n_ctx,
         max_ctx=budget.max_ctx,
+        waves_eta=waves.about if waves is not None else None,
     )

@@ -24,6 +24,8 @@ _CITE = re.compile(
     r"\[(?:(?P<name>[^\[\]]+?)[,;]?\s+)?(?:p\.|pp\.|page|pages)\s*(?P<page>\d{1,5})(?:\s*[-\u2013]\s*(?P<last>\d{1,5}))?(?:,?\s*OCR)?\]",
     re.IGNORECASE,
 )
+#: A page marker or citation, ``[name p.N]`` (its groups: name, page, last).
+MARKER = _CITE
 _QUOTE = re.compile(r"[\"\u201c]([^\"\u201c\u201d]{8,400})[\"\u201d]\s*$")
 
 

@@ -25,7 +25,7 @@ Contract:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Unpack
 
@@ -33,6 +33,7 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import CancelToken, ContextOverflowError
 from engine.reading.citations import Citation, check_citations
+from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
 from engine.reading.prompts import PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import (
     LaneOptions,
@@ -102,6 +103,7 @@ class DeepResult:
     citations: list[Citation]
     steps: list[Step]
     ran: list[int]
+    unfounded: list[Unfounded] = field(default_factory=list)  # facts on no page (engine/reading/facts.py)
 
 
 def step_question(question: str, done: list[Step], kind: StepKind) -> str:
@@ -276,7 +278,9 @@ class DeepThinker(LaneReader):
                 recorder.fail(i, exc)
                 raise
             gen_times.append(out.generate_s)
-            step = recorder.finish_step(i, out, text=out.text, citations=check_citations(out.text, corpus))
+            citations = check_citations(out.text, corpus)
+            facts = find_unfounded(out.text, corpus, question=run.question, citations=citations)
+            step = recorder.finish_step(i, out, text=out.text, citations=citations, detail=unfounded_detail(facts))
             ran.append(step.position)
         result = self._result(run, corpus, recorder.steps, ran)
         recorder.done(answer=result.answer, citations=result.citations)
@@ -284,4 +288,6 @@ class DeepThinker(LaneReader):
 
     def _result(self, run: Run, corpus: Corpus, steps: list[Step], ran: list[int]) -> DeepResult:
         answer = next((s.text for s in reversed(steps) if s.kind == "answer" and s.done), "")
-        return DeepResult(run.id, run.session_id, answer, check_citations(answer, corpus), steps, ran)
+        citations = check_citations(answer, corpus)
+        unfounded = find_unfounded(answer, corpus, question=run.question, citations=citations)
+        return DeepResult(run.id, run.session_id, answer, citations, steps, ran, unfounded)

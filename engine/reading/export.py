@@ -2,24 +2,30 @@
 
 ``export_markdown`` renders every run a session holds (engine/runs.py), in the order they
 were asked, with
-each step's numbers (tokens, seconds) and every citation re-checked against the stored
-pages: a citation that fails is flagged in the text (``flag_citations``), as in the CLI
-and the GUI.
+each step's numbers (tokens, seconds) and every citation and fact re-checked against the
+stored pages (engine/reading/facts.py): a citation that fails, or a number, date, code or
+quotation on no page, is flagged in the text (``flag_answer``), and an answer's problems
+are listed under it, as in the CLI and the GUI. An answer that cites nothing is marked
+unverified.
 """
 
 from __future__ import annotations
 
 from engine.corpus import Corpus
 from engine.errors import EngineError
-from engine.reading.citations import check_citations, flag_citations
+from engine.reading.facts import check_answer, flag_answer
 from engine.runs import RunKind, Status
 from engine.store import Store
 
 
-def _checked(text: str, corpus: Corpus | None) -> str:
+def _checked(text: str, corpus: Corpus | None, *, question: str, final: bool) -> str:
+    """``text`` flagged; an answer (``final``) with its problems listed under it."""
     if corpus is None or not text:
         return text
-    return flag_citations(text, check_citations(text, corpus))
+    check = check_answer(text, corpus, question=question)
+    flagged = flag_answer(text, check, final=final)
+    problems = check.problems(final=final) if final else []
+    return flagged + "".join(f"\n\n> \u26a0 {line}" for line in problems)
 
 
 def _status(status: Status) -> str:
@@ -57,7 +63,8 @@ def export_markdown(store: Store, session_id: int) -> str:
         if run.kind is RunKind.ASK:
             asked += 1
             text = run.answer or (run.answer_step.text if run.answer_step else "")
-            out += ["", f"## Q{asked}: {run.question}", "", _checked(text, corpus) + _status(run.status)]
+            checked = _checked(text, corpus, question=run.question, final=run.status is Status.DONE)
+            out += ["", f"## Q{asked}: {run.question}", "", checked + _status(run.status)]
             continue
         out += ["", f"## {'Deep thinking' if run.kind is RunKind.THINK else 'Read in waves'}: {run.question}"]
         out[-1] += _status(run.status)
@@ -68,15 +75,29 @@ def export_markdown(store: Store, session_id: int) -> str:
         for step in run.steps:
             if run.kind is RunKind.WAVES and step.kind == "answer":
                 if step.text:
-                    out += ["", "### Answer", "", _checked(step.text, corpus)]
+                    out += ["", "### Answer", ""]
+                    looked = step.detail.get("looked_up")
+                    if looked:  # look before answering (issue 13 item 2)
+                        by = {"model": "named by the model", "notes": "the pages of the notes"}.get(
+                            str(step.detail.get("lookup_by")), ""
+                        )
+                        out += [f"*Read again in full before answering: {', '.join(looked)} ({by}).*", ""]
+                    out.append(_checked(step.text, corpus, question=run.question, final=step.done))
                 continue
             if step.kind == "wave":
                 head = f"### Wave {step.position} of {n_waves}: {step.label}"
             else:
                 head = f"### {step.position}. {step.heading}"
             out += ["", head + _status(step.status), ""]
+            dropped = int(step.detail.get("dropped_notes", 0)) if step.kind == "wave" else 0
+            if dropped:
+                out += [
+                    f"*{dropped} note{'s' if dropped != 1 else ''} dropped: not found on {'their' if dropped != 1 else 'its'} page.*",
+                    "",
+                ]
             if step.text:
-                out.append(_checked(step.text, corpus))
+                final = step.kind == "answer" and step.done
+                out.append(_checked(step.text, corpus, question=run.question, final=final))
             numbers = _numbers(
                 step.prompt_tokens, step.prefill_tokens, step.output_tokens, step.prefill_s, step.generate_s
             )

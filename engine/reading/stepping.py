@@ -15,6 +15,7 @@ The model holder (``ModelLane``) lives in engine/lane.py. One thread at a time.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -237,11 +238,23 @@ class RunRecorder:
         """Keep a step's text as it streams."""
         self.store.save_step_text(self.run.id, self.steps[index].position, text)
 
-    def finish_step(self, index: int, out: StepOutput, *, text: str, citations: list[Citation]) -> Step:
-        """Record a done step with its text, checked citations and numbers."""
+    def finish_step(
+        self,
+        index: int,
+        out: StepOutput,
+        *,
+        text: str,
+        citations: list[Citation],
+        detail: dict[str, Any] | None = None,
+    ) -> Step:
+        """Record a done step with its text, checked citations and numbers; ``detail``
+        adds keys to the step's ``detail`` (a wave's dropped notes, an answer's
+        unfounded facts)."""
+        extra = {} if detail is None else {"detail": {**self.steps[index].detail, **detail}}
         return self._set(
             index,
             status=Status.DONE,
+            **extra,
             text=text,
             citations=citations,
             prompt_tokens=out.prompt_tokens,
@@ -278,6 +291,8 @@ class RunRecorder:
         stored = dict(fields)
         if "citations" in stored:
             stored["citations"] = citations_to_json(stored["citations"])
+        if "detail" in stored:
+            stored["detail"] = json.dumps(stored["detail"], ensure_ascii=False)
         self.store.update_step(self.run.id, step.position, **stored)
         updated = replace(step, **fields)
         self.steps[index] = updated

@@ -3,9 +3,10 @@
 Follows Chain-of-Agents (Google, 2024) and ReadAgent's gist memory (DeepMind, 2024):
 the corpus is split at page boundaries into waves that each fit the window with room
 for the instructions, the question, the notes so far and the wave's own notes. Each wave
-reads its pages and writes short notes relevant to the question, with page markers; the
-pages are then dropped and only the notes go on. A final pass answers from the notes
-and its citations are checked against the real pages.
+reads its pages and points at the passages relevant to the question, with page markers;
+the engine copies those passages from the pages (grounded notes, issue 13 item 1,
+engine/reading/notes.py); the pages are then dropped and only the notes go on. A final
+pass answers from the notes and its citations are checked against the real pages.
 
 Contract:
 - ``plan_waves`` splits at page boundaries, never inside a page; every page is read by
@@ -21,9 +22,22 @@ Contract:
   killed mid-wave loses only that wave: the store marks the row ``interrupted`` when it
   next opens, and ``run`` reads it again. A ``done`` wave is never read again: its notes
   come from the store. A cancel marks the wave ``cancelled``; it is read on resume.
-- Notes that say nothing relevant ("Nothing relevant.") are stored but not carried.
+- Notes are grounded (``ground_notes``): each note the model writes points at its page
+  (its marker, which must name a page of the wave, else the wave's page it is found on)
+  by the facts it names or its first words; the engine stores the page's own sentences
+  (``[name p.N] exact text``, one per line) as the wave's text, and a note that is not
+  on its page is dropped, never carried: the wave's ``detail`` keeps ``dropped_notes``,
+  ``pointed_notes`` and the model's ``raw_notes``. A wave left with no note stores
+  "Nothing relevant.", which is not carried.
   When the carried notes outgrow a wave's room, the oldest are left out of that wave
   (they all reach the final answer while they fit its window).
+- Look before answering (issue 13 item 2, ReadAgent's look-up): the final pass first
+  sees the notes and the question and may name up to ``LOOKUP_PAGES`` pages to read
+  again; when it names none, the pages the notes come from (most noted first) are read
+  again. Those pages are laid in whole, after the notes, with their true markers, as
+  many as fit the window; then it answers. The answer step's ``detail`` keeps the pages
+  laid in (``looked_up``), who chose them (``lookup_by``: model, notes or none) and what
+  the look-up cost.
 - ``on_progress(RunProgress)`` reports "wave 3 of 12" with an ETA after each prefill
   batch and each generated piece; ``on_text`` streams notes and answer; ``on_step``
   receives a ``Step`` each time a wave or the answer changes status (for a timeline).
@@ -33,15 +47,19 @@ Contract:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Unpack
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, layout_document
 from engine.errors import CancelToken, ContextOverflowError
-from engine.reading.citations import Citation, check_citations
+from engine.planning import SpeedModel
+from engine.reading.citations import MARKER, Citation, check_citations
+from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
+from engine.reading.notes import ground_notes
 from engine.reading.prompts import SYSTEM_PROMPT, PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import (
     LaneOptions,
@@ -64,16 +82,22 @@ from engine.store import Store
 WAVE_SYSTEM = (
     "You are Longread, a careful reader taking notes. A long corpus is read part by part; "
     "you see one part now. Write brief notes with the facts from these pages that help "
-    "answer the question: copy numbers, names, dates and codes exactly, each followed by "
-    "its page marker, for example [report.pdf p.3]. If these pages say nothing about the "
-    "question, write: Nothing relevant."
+    "answer the question, one per line: copy numbers, names, dates and codes exactly, each "
+    "note starting with its page marker, for example [report.pdf p.3]. If these pages say "
+    "nothing about the question, write: Nothing relevant."
 )
+# The notes are the model's own words and the engine points for it (engine/reading/notes.py):
+# asked to point itself (by quoting, by sentence starts, by sentence numbers), SmolLM2-135M
+# did no better, and mostly echoed the instructions' example (benchmarks/pointing.py).
 WAVE_INTRO = "Read this part of the documents. Each page starts with a marker like [name p.N].\n\n"
 FINAL_INTRO = (
-    "These are notes taken while reading the documents part by part. Each note starts "
-    "with the pages it came from, like [name p.N-M].\n\n"
+    "These are passages copied from the documents while reading them part by part. Each "
+    "passage starts with the marker of its page, like [name p.N].\n\n"
 )
 NOTHING = "Nothing relevant."
+# Look before answering (issue 13 item 2): the final pass may read this many pages again.
+LOOKUP_PAGES = 3
+LOOKUP_TOKENS = 32
 # Room kept in each wave for the model's own notes beyond max_note_tokens, and slack for
 # the question and notes tokenizing a little longer than planned.
 MARGIN_TOKENS = 32
@@ -214,6 +238,43 @@ class _Eta:
         return tokens_left / rate + steps_left * per_step
 
 
+# -- estimate -----------------------------------------------------------------------
+
+# Rough speeds for an estimate before this machine was measured (`longread plan`
+# measures it): SmolLM2 on the project's two cores reads about 90 tokens/s at an 8k
+# window (docs/architecture.md, "Measured facts"); writing is not calibrated, and 10
+# tokens/s is a deliberately low guess for a small model on a laptop CPU.
+ROUGH_READ_TOKENS_S = 90.0
+ROUGH_WRITE_TOKENS_S = 10.0
+
+
+@dataclass(frozen=True)
+class WavesEstimate:
+    """About how long a read in waves takes, before it starts (issue 13 item 6)."""
+
+    n_waves: int
+    n_ctx: int
+    seconds: float
+    measured: bool  # reading speed from this machine's calibration, else a rough guess
+
+    @property
+    def about(self) -> str:
+        """``about 12 min``: what the refusal and the window's button say."""
+        minutes = self.seconds / 60
+        return "about 1 min" if minutes < 1.5 else f"about {round(minutes)} min"
+
+    def describe(self) -> str:
+        """``about 12 min for 9 waves of 8,192 tokens, at this machine's measured speed``."""
+        basis = (
+            "at this machine's measured reading speed"
+            if self.measured
+            else "a rough guess: this machine's speed is not measured yet (longread plan measures it)"
+        )
+        return (
+            f"{self.about} for {self.n_waves} wave{'s' if self.n_waves != 1 else ''} of {self.n_ctx:,} tokens, {basis}"
+        )
+
+
 # -- reading ------------------------------------------------------------------------
 
 
@@ -228,6 +289,7 @@ class WaveResult:
     citations: list[Citation]
     waves: list[Step]
     ran: list[int]
+    unfounded: list[Unfounded] = field(default_factory=list)  # facts on no page (engine/reading/facts.py)
 
 
 class WaveReader(LaneReader):
@@ -266,6 +328,48 @@ class WaveReader(LaneReader):
         """Tokens kept in each wave for the notes carried from earlier waves."""
         return min(n_ctx // 4, max(4 * max_note_tokens, 128))
 
+    def page_room(self, n_ctx: int, question: str) -> int:
+        """Tokens each wave of a ``n_ctx`` window leaves for pages, once the instructions,
+        the question, the carried notes and the wave's own notes are in."""
+        wave_frame, _ = self._frames()
+        fixed = len(build_prompt(self.lane.tokenizer(), [], _wave_question(question, []), frame=wave_frame))
+        return n_ctx - fixed - self.notes_room(n_ctx, self.max_note_tokens) - self.max_note_tokens - MARGIN_TOKENS
+
+    def estimate(
+        self, corpus_tokens: int, question: str, *, n_pages: int, speed: SpeedModel | None, answer_tokens: int
+    ) -> WavesEstimate:
+        """About how long reading ``corpus_tokens`` in waves takes on the full window:
+        each wave's prompt read at ``speed`` (the planner's model of this machine), else
+        at the rough ``ROUGH_READ_TOKENS_S``; the notes and answer written at the rough
+        ``ROUGH_WRITE_TOKENS_S`` (generation is not calibrated). Nothing is loaded.
+
+        Raises:
+            ContextOverflowError: the window cannot hold a page and the notes (no read in
+                waves would start).
+        """
+        n_ctx = self.lane.full_window()
+        room = self.page_room(n_ctx, question)
+        if room < MIN_PAGE_ROOM:
+            raise ContextOverflowError(
+                f"A {n_ctx:,}-token window leaves no room for pages in a wave.",
+                corpus_tokens=corpus_tokens,
+                needed_tokens=n_ctx - room + MIN_PAGE_ROOM,
+                n_ctx=n_ctx,
+            )
+        # Waves end at page boundaries: as many whole pages of the average size as fit.
+        pages = max(n_pages, 1)
+        per_wave_pages = max(1, int(room // max(corpus_tokens / pages, 1)))
+        n_waves = -(-pages // per_wave_pages)
+        per_wave = min(n_ctx, n_ctx - room + min(room, corpus_tokens))
+        final = min(n_ctx, n_waves * 2 * self.max_note_tokens + 256)
+        if speed is not None:
+            info = self.lane.info
+            read_s = n_waves * speed.estimate_seconds(info, per_wave) + speed.estimate_seconds(info, final)
+        else:
+            read_s = (n_waves * per_wave + final) / ROUGH_READ_TOKENS_S
+        write_s = (n_waves * self.max_note_tokens + answer_tokens) / ROUGH_WRITE_TOKENS_S
+        return WavesEstimate(n_waves, n_ctx, read_s + write_s, measured=speed is not None)
+
     def plan(self, corpus: Corpus, question: str, *, n_ctx: int | None = None) -> tuple[int, list[WavePlan]]:
         """Choose the window and split ``corpus`` into waves for ``question``.
 
@@ -277,10 +381,9 @@ class WaveReader(LaneReader):
         """
         tok = self.lane.tokenizer()
         n_ctx = n_ctx or self.lane.full_window()
-        wave_frame, _ = self._frames()
-        fixed = len(build_prompt(tok, [], _wave_question(question, []), frame=wave_frame))
-        room = n_ctx - fixed - self.notes_room(n_ctx, self.max_note_tokens) - self.max_note_tokens - MARGIN_TOKENS
+        room = self.page_room(n_ctx, question)
         if room < MIN_PAGE_ROOM:
+            fixed = n_ctx - room - self.notes_room(n_ctx, self.max_note_tokens) - self.max_note_tokens - MARGIN_TOKENS
             raise ContextOverflowError(
                 f"A {n_ctx:,}-token window leaves no room for pages once the instructions, the question "
                 f"and the notes are in ({room:,} tokens). Choose a larger window or a shorter question.",
@@ -375,7 +478,8 @@ class WaveReader(LaneReader):
         recorder.claim()
         corpus = stored_corpus(self.store, run.session_id, what=f"read {run_id}")
         if run.status is Status.DONE:
-            return WaveResult(run.id, run.session_id, run.answer, run.citations, run.waves, ran=[])
+            unfounded = find_unfounded(run.answer, corpus, question=run.question, citations=run.citations)
+            return WaveResult(run.id, run.session_id, run.answer, run.citations, run.waves, [], unfounded)
         n_ctx = int(run.settings["n_ctx"])
         max_note = int(run.settings.get("max_note_tokens", self.max_note_tokens))
         model, gen_settings = resume_model(self.lane, self.settings, run.settings)
@@ -432,15 +536,20 @@ class WaveReader(LaneReader):
                 recorder.fail(i, exc)
                 raise
             eta.add(out)
-            notes = _clean_notes(out.text)
-            done = recorder.finish_step(i, out, text=notes, citations=check_citations(notes, corpus))
+            grounded = ground_notes(out.text, corpus, wave_pages(wave))
+            notes = "\n".join(grounded.notes) or NOTHING
+            detail = {
+                "dropped_notes": grounded.dropped,
+                "pointed_notes": grounded.pointed,
+                "raw_notes": out.text,
+            }
+            done = recorder.finish_step(i, out, text=notes, citations=check_citations(notes, corpus), detail=detail)
             ran.append(done.position)
 
-        # The final pass: the question over every relevant note.
+        # The final pass: look before answering (ReadAgent's look-up), then the question
+        # over every relevant note and the pages looked up, laid in with their true markers.
         relevant = [w for w in steps[:n] if is_relevant(w)]
-        tokens = _fit_final(
-            model, relevant, run.question, frame=final_frame, n_ctx=n_ctx, max_answer=self.settings.max_answer_tokens
-        )
+        max_answer = self.settings.max_answer_tokens
 
         def on_final_prefill(p: PrefillProgress) -> None:
             if on_progress is not None:
@@ -451,10 +560,30 @@ class WaveReader(LaneReader):
 
         recorder.start_step(n)
         try:
+            ask_pages, _ = _fit_final(
+                model,
+                relevant,
+                _lookup_question(run.question),
+                frame=final_frame,
+                n_ctx=n_ctx,
+                max_answer=LOOKUP_TOKENS,
+            )
+            look = run_step(
+                model,
+                ask_pages,
+                max_tokens=LOOKUP_TOKENS,
+                settings=gen_settings,
+                on_progress=on_final_prefill,
+                should_cancel=cancel,
+            )
+            wanted, by = looked_up_pages(look.text, corpus, relevant)
+            tokens, laid = _fit_final(
+                model, relevant, run.question, frame=final_frame, n_ctx=n_ctx, max_answer=max_answer, pages=wanted
+            )
             out = run_step(
                 model,
                 tokens,
-                max_tokens=self.settings.max_answer_tokens,
+                max_tokens=max_answer,
                 settings=gen_settings,
                 on_progress=on_final_prefill,
                 on_text=on_text,
@@ -464,25 +593,48 @@ class WaveReader(LaneReader):
             recorder.fail(n, exc)
             raise
         citations = check_citations(out.text, corpus)
-        recorder.finish_step(n, out, text=out.text, citations=citations)
+        unfounded = find_unfounded(out.text, corpus, question=run.question, citations=citations)
+        detail = {
+            **unfounded_detail(unfounded),
+            "looked_up": [f"{d.name} p.{p}" for d, p in laid],
+            "lookup_by": by,
+            "lookup_raw": look.text,
+            "lookup_tokens": look.prompt_tokens + look.output_tokens,
+            "lookup_s": round(look.prefill_s + look.generate_s, 3),
+        }
+        recorder.finish_step(n, out, text=out.text, citations=citations, detail=detail)
         recorder.done(answer=out.text, citations=citations)
-        return WaveResult(run_id, run.session_id, out.text, citations, recorder.steps[:n], ran)
+        return WaveResult(run_id, run.session_id, out.text, citations, recorder.steps[:n], ran, unfounded)
 
 
-def _clean_notes(text: str) -> str:
-    return text.strip() or NOTHING
+def wave_pages(step: Step) -> set[tuple[str, int]]:
+    """The (document name, page) pairs a wave step reads."""
+    return {(s.name, p) for s in wave_segments(step) for p in range(s.first, s.last + 1)}
+
+
+def dropped_notes(step: Step) -> int:
+    """How many of a wave's notes were not on their pages (dropped, never carried)."""
+    return int(step.detail.get("dropped_notes", 0))
 
 
 def _notes_block(carried: list[Step]) -> list[str]:
-    return [f"[{w.label}] {' '.join(w.text.split())}" for w in carried]
+    """One line per carried note: grounded notes carry their own page's marker; a wave
+    stored before notes were grounded carries its pages' label."""
+    lines = []
+    for w in carried:
+        for line in w.text.splitlines():
+            line = " ".join(line.split())
+            if line:
+                lines.append(line if MARKER.match(line) else f"[{w.label}] {line}")
+    return lines
 
 
 def _wave_question(question: str, notes: list[str]) -> str:
     earlier = "\n".join(notes) if notes else "None yet."
     return (
-        f"{question.strip()}\n\nNotes from the parts read before:\n{earlier}\n\n"
-        "Write brief notes on the pages above that help answer the question, with their page markers. "
-        f"If they say nothing about it, write: {NOTHING}"
+        f"{question.strip()}\n\nPassages kept from the parts read before:\n{earlier}\n\n"
+        "Write brief notes on the pages above that help answer the question, one per line, each starting "
+        f"with its page marker. If they say nothing about it, write: {NOTHING}"
     )
 
 
@@ -505,13 +657,76 @@ def _fit_wave(
         notes = notes[1:]  # the oldest notes give way first (they all reach the final answer)
 
 
+def _lookup_question(question: str) -> str:
+    return (
+        f"{question.strip()}\n\nBefore answering, you may read up to {LOOKUP_PAGES} pages again in full. "
+        "Write the markers of the pages to read again, like [report.pdf p.3], or write: None."
+    )
+
+
+def looked_up_pages(
+    text: str, corpus: Corpus, relevant: list[Step], *, limit: int | None = None
+) -> tuple[list[tuple[Document, int]], str]:
+    """The pages to read again before answering: those the look-up names (pages of the
+    corpus, at most ``limit``, in the order named), else the pages the carried notes come
+    from, most noted first (a small model often names none).
+
+    Returns:
+        the pages, and who chose them: ``model``, ``notes`` or ``none``.
+    """
+    limit = LOOKUP_PAGES if limit is None else limit
+    single = corpus.documents[0] if len(corpus.documents) == 1 else None
+
+    def pick(source: str) -> list[tuple[Document, int]]:
+        """Every existing page a marker of ``source`` names, once per mention, in order."""
+        found: list[tuple[Document, int]] = []
+        for m in MARKER.finditer(source):
+            name = (m.group("name") or "").strip().strip('"')
+            doc = corpus.find(name) if name else single
+            page = int(m.group("page"))
+            if doc is not None and doc.page(page) is not None:
+                found.append((doc, page))
+        return found
+
+    def unique(found: list[tuple[Document, int]]) -> list[tuple[Document, int]]:
+        keys = list(dict.fromkeys((d.name, p) for d, p in found))
+        docs = {d.name: d for d, _ in found}
+        return [(docs[name], p) for name, p in keys]
+
+    named = unique(pick(text))[:limit]
+    if named:
+        return named, "model"
+    mentions = pick("\n".join(_notes_block(relevant)))
+    counts = Counter((d.name, p) for d, p in mentions)
+    noted = sorted(unique(mentions), key=lambda dp: -counts[(dp[0].name, dp[1])])  # stable among equals
+    return (noted[:limit], "notes") if noted else ([], "none")
+
+
 def _fit_final(
-    model: LoadedModel, relevant: list[Step], question: str, *, frame: PromptFrame, n_ctx: int, max_answer: int
-) -> list[int]:
+    model: LoadedModel,
+    relevant: list[Step],
+    question: str,
+    *,
+    frame: PromptFrame,
+    n_ctx: int,
+    max_answer: int,
+    pages: list[tuple[Document, int]] | None = None,
+) -> tuple[list[int], list[tuple[Document, int]]]:
+    """The final prompt: the notes, then ``pages`` laid out whole with their true markers,
+    then the question. Pages that do not fit give way first (the last named first), then
+    the oldest notes. Returns the tokens and the pages laid in."""
     notes = _notes_block(relevant)
+    laid = list(pages or [])
     while True:
         text = "\n".join(notes) if notes else "The documents gave no notes relevant to the question."
-        prompt = build_prompt(model, [model.tokenize_text(text + "\n")], question, frame=frame)
-        if len(prompt) + max_answer <= n_ctx or not notes:
-            return prompt.tokens
-        notes = notes[1:]
+        lists = [model.tokenize_text(text + "\n")]
+        if laid:
+            lists.append(model.tokenize_text("\nPages read again in full:\n\n"))
+            lists += [model.tokenize_text(layout_document(sub_document(d, p, p))) for d, p in laid]
+        prompt = build_prompt(model, lists, question, frame=frame)
+        if len(prompt) + max_answer <= n_ctx or not (notes or laid):
+            return prompt.tokens, laid
+        if laid:
+            laid = laid[:-1]
+        else:
+            notes = notes[1:]

@@ -5,6 +5,7 @@ with the real SmolLM2 (``slow``)."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -269,3 +270,42 @@ def test_the_main_thread_never_waits_while_the_model_reads_and_answers(
     # The issue's bar: the main thread never waits more than 100 ms because of the model
     # (on top of the scheduling delays the machine already had with the model idle).
     assert worst_ms < 100 + baseline_ms
+
+
+def test_a_number_on_no_page_and_an_uncited_answer_are_flagged_in_the_view(qtbot) -> None:
+    """Issue 13 item 5: the window shows the same filter as the CLI and the export."""
+    from app.views.conversation import ConversationView
+    from engine.corpus import Corpus, Document, make_pages
+
+    view = ConversationView()
+    qtbot.addWidget(view)
+    view.set_corpus(Corpus((Document("0" * 64, "lease.md", "md", make_pages(["The code is 574354."])),)))
+    view.set_turns([TurnView("What is the code?", "The code is 1234567890, not 574354.", Status.DONE)])
+    text = view.transcript.toPlainText()
+    assert "1234567890 ⚠" in text and "574354 ⚠" not in text
+    assert "“1234567890”: this number is on no page of the documents" in text
+    assert "Unverified: this answer cites no page" in text
+
+
+def test_a_question_that_does_not_fit_offers_to_read_in_waves(
+    qtbot, make_window, fake_backend, tmp_path: Path, home: Path
+) -> None:
+    """Issue 13 item 6: the refusal comes with "Read in waves (about N min)", which reads
+    the same question in waves."""
+    big = tmp_path / "big.txt"
+    big.write_text(" ".join(f"Clause {i} says the rent is due on day {i % 28 + 1}." for i in range(4000)), "utf-8")
+    window = make_window()
+    _load(qtbot, window, [big])
+    view = window.conversation
+    view.question.setPlainText(QUESTION)
+    view._on_ask_button_clicked()
+    qtbot.waitUntil(lambda: not window.asking and view.turns[-1].status == "failed", timeout=60000)
+    assert "does not fit" in view.turns[-1].error
+    button = view.waves_button
+    assert button.isVisible() and re.fullmatch(r"Read in waves \(about \d+ min\)", button.text())
+    with qtbot.waitSignal(window.answered, timeout=120000) as blocker:
+        button.click()
+    assert view.mode is RunKind.WAVES and not button.isVisible()
+    # The refused ask stored nothing; the read in waves is the session's one run.
+    runs = _stored_runs(home, blocker.args[0].session_id)
+    assert [(r.kind, r.question, r.status) for r in runs] == [(RunKind.WAVES, QUESTION, Status.DONE)]

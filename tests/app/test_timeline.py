@@ -136,9 +136,10 @@ def test_read_in_waves_shows_a_row_per_wave_and_the_answer_in_the_conversation(
 
 def _wave_reply(prompt: str) -> str:
     """Notes for a wave (the one that read page 9 finds the code), or the final answer."""
-    if "These are notes taken while reading" in prompt:
+    if "passages copied from the documents" in prompt:  # the look-up (it names p.9) and the answer
         return "The vault access code is 482913 [h.pdf p.9]."
-    return "Code 482913 [h.pdf p.9]." if "The vault access code is 482913." in prompt else "Nothing relevant."
+    pages = prompt.split("Passages kept")[0]  # not the notes carried from earlier waves
+    return "Code 482913 [h.pdf p.9]." if "The vault access code is 482913." in pages else "Nothing relevant."
 
 
 class _RecordingLibrary(Library):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -80,6 +81,21 @@ def test_corpus_that_does_not_fit_exits_1(fact_pdf: Path, home: Path) -> None:
     assert out.returncode == 1
     assert "does not fit" in out.stderr and "window 256" in out.stderr
     assert "Traceback" not in out.stderr
+    assert "Read it in waves" not in out.stderr  # a 256-token window holds no wave either
+
+
+def test_a_corpus_past_the_window_is_refused_with_the_waves_command(tmp_path: Path, home: Path) -> None:
+    """Issue 13 item 6: no dead end: the refusal names the waves command and its time."""
+    big = tmp_path / "big.txt"
+    big.write_text(" ".join(f"Clause {i} says the rent is due on day {i % 28 + 1}." for i in range(4000)), "utf-8")
+    out = _run(home, "ask", str(big), "-q", "What is the code?")
+    assert out.returncode == 1 and "does not fit" in out.stderr, out.stderr
+    assert re.search(
+        rf"Read it in waves: longread waves {re.escape(str(big))} -q 'What is the code\?' \(about \d+ min\)",
+        out.stderr,
+    ), out.stderr
+    # No machine speed is measured in a fresh home: the estimate says it is rough.
+    assert "a rough guess: this machine's speed is not measured yet" in out.stderr
 
 
 def test_not_a_model_exits_1(fact_pdf: Path, home: Path, tmp_path: Path) -> None:
@@ -97,7 +113,11 @@ def test_ctrl_c_exits_130_and_keeps_the_question(tmp_path: Path, home: Path) -> 
     env = {**os.environ, "LONGREAD_HOME": str(home)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "ask", str(pdf), "-q", "What is the code?"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stderr is not None
     deadline = time.monotonic() + 240

@@ -162,7 +162,11 @@ def test_waves_are_steps_and_a_failed_wave_resumes(
             if "p.3]" in prompt and failing["left"]:
                 failing["left"] -= 1
                 raise GenerationError("llama.cpp failed while reading the corpus: test.")
-            return "482913 [handbook.txt p.4]" if "482913" in prompt.split("Notes from")[0] else "Nothing relevant."
+            return (
+                "[handbook.txt p.4] Page 4 of the handbook."
+                if "482913" in prompt.split("Passages kept")[0]
+                else "Nothing relevant."
+            )
 
         backend.enqueue(*[reply] * 20)
         with pytest.raises(GenerationError):
@@ -247,7 +251,9 @@ def test_export_walks_every_run_in_the_order_asked(tmp_path: Path, library: Libr
     library.ask(corpus, "Third question?", session_id=first.session_id)
 
     markdown = library.export_markdown(first.session_id)
-    order = [markdown.index(s) for s in ("## Q1: First question?", "## Deep thinking: Second question?", "## Q2: Third")]
+    order = [
+        markdown.index(s) for s in ("## Q1: First question?", "## Deep thinking: Second question?", "## Q2: Third")
+    ]
     assert order == sorted(order)
     assert "### 5. Answer" in markdown
     assert "[handbook.txt p.9] [\u26a0 unverified: handbook.txt has no page 9" in markdown

@@ -1,0 +1,206 @@
+"""Grounded notes: the model points at passages of its pages, the engine copies them.
+
+A wave's notes (engine/reading/waves.py) are carried to every later wave and to the final
+answer, so a note in the model's own words carries its inventions forward as facts
+(issue 13: four waves wrote "The secret access code for the archive is: 1234567890", a
+number on no page). Here a note is only ever text of a page:
+
+- the model writes notes, one per line, each with a page marker of its wave; every
+  sentence of a note is one note; its page is the one its marker names, else the wave's
+  page it is found on;
+- the engine points for it: a note that names facts (numbers, dates, codes: the tokens
+  ``engine/reading/facts.py`` checks) points at the sentences of its page that hold them
+  all; a note without one points by its words, the whole note or its first words (at
+  least ``MIN_POINT_WORDS``: a quotation or a sentence start), matched with case,
+  whitespace and end-of-line hyphenation folded as citations' quotes are. The sentences
+  pointed at are copied exactly as the page has them, so a code or a date is carried
+  byte for byte (whitespace aside: a note is one line);
+- a note naming a fact that is not on its page, a marker of a page this wave did not
+  read, or words that are not on its page is *dropped*: counted, never carried. The
+  model's own words never reach a later wave.
+
+Why the engine points: asked to point itself (copy sentences word for word, write their
+first six words, or give the numbers of numbered sentences), SmolLM2-135M found the
+answer of 0, 0 and 1 of 8 questions and most of its pointers resolved to nothing; its
+own notes, grounded here, carried 7 true sentences and dropped 11 with invented numbers
+(benchmarks/pointing.py; the numbers are in that script's docstring).
+
+Qt-free, pure functions of text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from engine.corpus import Corpus, Document, Page, page_marker
+from engine.reading.citations import MARKER, normalize
+from engine.reading.facts import fact_forms, fact_tokens
+
+MIN_POINT_WORDS = 4
+MAX_NOTE_CHARS = 600  # one note: a sentence or two, never a page
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])[\"')\]\u201d]?\s+|\n+")
+
+
+@dataclass(frozen=True)
+class Grounded:
+    """What grounding a wave's notes gave: the notes to carry and how many were dropped."""
+
+    notes: list[str]  # "[name p.N] exact text of the page"
+    dropped: int
+    pointed: int  # notes the model wrote (lines that were not "nothing relevant")
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """The (start, end) offsets of the sentences of a page: split after ``. ! ? ; :``
+    followed by space, and at line breaks (tables, lists, headings)."""
+    spans = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        end = m.start() + (len(m.group(0)) - len(m.group(0).lstrip("\"')]\u201d")))
+        if text[start:end].strip():
+            spans.append((start, end))
+        start = m.end()
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans
+
+
+def _normalized_units(text: str) -> tuple[str, list[tuple[int, int, int, int]]]:
+    """The page normalized sentence by sentence, joined by spaces, with each sentence's
+    (normalized start, normalized end, page start, page end)."""
+    parts: list[str] = []
+    units = []
+    at = 0
+    for s, e in sentences(text):
+        norm = normalize(text[s:e])
+        if not norm:
+            continue
+        units.append((at, at + len(norm), s, e))
+        parts.append(norm)
+        at += len(norm) + 1
+    return " ".join(parts), units
+
+
+def locate(pointer: str, page_text: str) -> str | None:
+    """The exact sentences of ``page_text`` that ``pointer`` points at, or None.
+
+    The whole pointer is looked for first, then its first 8, 6 and ``MIN_POINT_WORDS``
+    words (a sentence start); the sentences the match falls in are copied from the page.
+    """
+    hay, units = _normalized_units(page_text)
+    words = normalize(pointer.strip().strip("\"'\u201c\u201d").rstrip(".…").rstrip()).split()
+    if len(words) < MIN_POINT_WORDS and len(" ".join(words)) < 12:
+        return None  # too short to point at one place
+    tries = [words] + [words[:k] for k in (8, 6, MIN_POINT_WORDS) if len(words) > k]
+    for w in tries:
+        needle = " ".join(w)
+        at = hay.find(needle)
+        if at < 0:
+            continue
+        end = at + len(needle)
+        hit = [u for u in units if u[0] < end and at < u[1]]
+        if not hit:
+            continue
+        text = page_text[hit[0][2] : hit[-1][3]].strip()
+        return text if len(text) <= MAX_NOTE_CHARS else text[:MAX_NOTE_CHARS].rsplit(" ", 1)[0] + " …"
+    return None
+
+
+def ground_notes(raw: str, corpus: Corpus, pages: set[tuple[str, int]]) -> Grounded:
+    """Resolve a wave's raw notes to exact text of its own pages.
+
+    Each sentence the model wrote is one note. Its page is the one its line's marker
+    names (it must be a page of this wave), else the wave's page where it is found. A
+    note points by the facts it names (numbers, dates, codes: each must be on its page,
+    and the sentences holding them are copied), else by its words (the whole note or its
+    first words: ``locate``). A note with a fact on no page of its own, or whose words
+    are not on its page, is dropped.
+
+    Args:
+        raw: what the model wrote.
+        corpus: the documents (the true page texts).
+        pages: the (document name, page number) pairs this wave read.
+
+    Returns:
+        the notes to carry, ``[name p.N] text`` with the page's own text, in the order
+        written and without repeats, and how many notes were dropped.
+    """
+    notes: list[str] = []
+    dropped = pointed = 0
+    wave = [(d, p) for d in corpus.documents for p in d.pages if (d.name, p.number) in pages]
+    single = corpus.documents[0] if len(corpus.documents) == 1 else None
+    for marker, pointer in _note_units(raw):
+        pointed += 1
+        candidates = wave
+        if marker is not None:
+            name = (marker.group("name") or "").strip().strip('"')
+            doc = corpus.find(name) if name else single
+            number = int(marker.group("page"))
+            candidates = [(d, p) for d, p in wave if doc is not None and d.name == doc.name and p.number == number]
+        found = _point(pointer, candidates)
+        if not found:
+            dropped += 1
+            continue
+        for note in found:
+            if note not in notes:
+                notes.append(note)
+    return Grounded(notes, dropped, pointed)
+
+
+MAX_SENTENCES_PER_NOTE = 3
+MIN_FACT_CHARS = 3  # "4" or "12" would point at too many sentences
+
+
+def _point(pointer: str, candidates: list[tuple[Document, Page]]) -> list[str]:
+    """The page sentences ``pointer`` points at on one of ``candidates`` (the first page
+    that holds them all), as notes; empty when it points at nothing there."""
+    facts = [f for f in fact_tokens(pointer) if len(f) >= MIN_FACT_CHARS]
+    for doc, page in candidates:
+        if facts:
+            spans = sentences(page.text)
+            forms = [fact_forms(page.text[s:e]) for s, e in spans]
+            hits: list[int] = []
+            for fact in facts:
+                where = next((i for i, f in enumerate(forms) if fact in f), None)
+                if where is None:
+                    hits = []
+                    break  # a fact not on this page: the note is not about it
+                if where not in hits:
+                    hits.append(where)
+            if hits:
+                chosen = sorted(hits)[:MAX_SENTENCES_PER_NOTE]
+                return [_note(doc, page, page.text[spans[i][0] : spans[i][1]]) for i in chosen]
+            continue
+        text = locate(pointer, page.text)
+        if text is not None:
+            return [_note(doc, page, text)]
+    return []
+
+
+def _note(doc: Document, page: Page, text: str) -> str:
+    return f"{page_marker(doc.name, page.number)} {' '.join(text.split())}"
+
+
+_NOTHING = re.compile(r"^\W*(nothing|no)\b[^.]{0,40}\b(relevant|information|mention)", re.IGNORECASE)
+# A model's note is cut at sentence ends only ("The code is: 574354" is one note).
+_NOTE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[])")
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s*")
+
+
+def _note_units(raw: str) -> list[tuple[re.Match[str] | None, str]]:
+    """The notes of a wave's raw text: each sentence of each line, with the marker its
+    line carries (None if none) and the text around the marker."""
+    units: list[tuple[re.Match[str] | None, str]] = []
+    for line in raw.splitlines():
+        line = _BULLET.sub("", line).strip()
+        if not line or _NOTHING.match(line):
+            continue
+        marker = MARKER.search(line)
+        if marker is not None:
+            line = (line[: marker.start()] + " " + line[marker.end() :]).strip(" -:\u2013")
+        for text in _NOTE_END.split(line):
+            text = text.strip()
+            if text and not _NOTHING.match(text):
+                units.append((marker, text))
+    return units

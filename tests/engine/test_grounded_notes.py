@@ -1,0 +1,211 @@
+"""Grounded notes (issue 13 item 1): a wave's notes are its pages' own sentences, found
+from where the model points; a note not on its page is dropped, counted, never carried.
+
+Fast tests on real text documents and a real SQLite file with the fake backend; one slow
+test reads a real PDF in waves with SmolLM2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.config import ReadSettings
+from engine.corpus import Corpus, Document, make_pages
+from engine.ingest import read_documents
+from engine.library import Library
+from engine.reading.notes import ground_notes, locate, sentences
+from engine.reading.waves import WaveReader, wave_pages
+from engine.runtime.fake import FakeBackend
+from engine.store import Store
+from tests.conftest import write_pdf
+
+CODE = "HB-2024/117-Q"
+PAGES = [
+    "The harbor office opens at dawn. Visitors sign in at the desk.",
+    f"Section 4.\nThe archive access code is {CODE}, issued on March 3, 2024. Keep it secret.",
+]
+
+
+def _corpus() -> Corpus:
+    return Corpus((Document("0" * 64, "h.md", "md", make_pages(PAGES)),))
+
+
+def test_the_engine_copies_the_sentence_the_model_points_at() -> None:
+    page = PAGES[1]
+    assert [page[s:e] for s, e in sentences(page)] == [
+        "Section 4.",
+        f"The archive access code is {CODE}, issued on March 3, 2024.",
+        "Keep it secret.",
+    ]
+    sentence = f"The archive access code is {CODE}, issued on March 3, 2024."
+    # A sentence start, the whole sentence re-wrapped, or a start with the model's own
+    # (wrong) ending: the page's sentence, byte for byte, whatever the model wrote after.
+    assert locate("The archive access code", page) == sentence
+    assert locate(f"the archive  access\ncode is {CODE}", page) == sentence
+    assert locate("The archive access code is 1234567890", page) == sentence
+    assert locate("The vault code is 1234567890", page) is None
+    assert locate("Keep", page) is None  # too short to point at one place
+
+
+def test_a_note_not_on_its_page_is_dropped_and_counted() -> None:
+    raw = "\n".join(
+        [
+            "[h.md p.2] The archive access code is",  # on its page: kept, copied whole
+            "[h.md p.1] The archive access code is",  # on another page than its marker: dropped
+            "[h.md p.2] The secret code for the archive is 1234567890.",  # not on the page: dropped
+            "The archive access code is",  # no marker: found on the wave's page 2 (a repeat)
+            "[h.md p.7] Visitors sign in at the desk.",  # no such page: dropped
+            "- [h.md p.1] Visitors sign in at the desk.",  # a bullet, kept
+            "Nothing relevant.",  # not a note
+        ]
+    )
+    grounded = ground_notes(raw, _corpus(), {("h.md", 1), ("h.md", 2)})
+    assert grounded.notes == [
+        f"[h.md p.2] The archive access code is {CODE}, issued on March 3, 2024.",
+        "[h.md p.1] Visitors sign in at the desk.",
+    ]
+    assert (grounded.dropped, grounded.pointed) == (3, 6)
+    # A page the wave did not read is not its page, even if the words are there.
+    assert ground_notes("[h.md p.2] The archive access code is", _corpus(), {("h.md", 1)}).dropped == 1
+
+
+# -- through the Library: waves store grounded notes and carry nothing else -------------
+
+FILLER = "The harbor office checks the mooring lines every morning and logs the tides. "
+
+
+@pytest.fixture
+def library(home: Path, tmp_path: Path) -> Iterator[Library]:
+    model = tmp_path / "fake-model.gguf"
+    model.write_bytes(b"not weights")
+    lib = Library(
+        home / "longread.db",
+        model_path=model,
+        backend=FakeBackend(),
+        settings=ReadSettings(max_answer_tokens=32, n_batch=64, n_ctx=2048),
+    )
+    yield lib
+    lib.close()
+
+
+def test_waves_carry_the_code_byte_for_byte_and_drop_invented_notes(tmp_path: Path, library: Library) -> None:
+    pages = [f"Page {i} of the handbook. " + FILLER * 30 for i in range(1, 7)]
+    pages[3] = f"Page 4 of the handbook. The archive access code is {CODE}. " + FILLER * 29
+    path = tmp_path / "handbook.txt"
+    path.write_text("".join(p.ljust(2990)[:2990] + "\n\n" for p in pages), encoding="utf-8")
+    docs, _ = library.add_documents([path])
+    corpus = Corpus(tuple(docs))
+    backend = library.lane.backend
+    assert isinstance(backend, FakeBackend)
+
+    def reply(prompt: str) -> str:
+        if "passages copied from the documents" in prompt:
+            return "The code is HB-2024/117-Q [handbook.txt p.4]."
+        own = prompt.split("Passages kept")[0]
+        if CODE in own:  # the wave reading page 4 points at the sentence, then invents
+            return "[handbook.txt p.4] The archive access code is\n[handbook.txt p.4] The code is 1234567890."
+        # Every other wave invents the code, as SmolLM2 did.
+        first = own.rsplit("[handbook.txt p.", 1)[-1].split("]")[0]
+        return f"[handbook.txt p.{first}] The secret access code for the archive is: 1234567890"
+
+    backend.enqueue(*[reply] * 30)
+    result = library.read_in_waves(corpus, "What is the archive access code?", note_tokens=32)
+    waves = result.waves
+    assert len(waves) >= 3
+    holder = next(w for w in waves if ("handbook.txt", 4) in wave_pages(w))
+    assert holder.text == f"[handbook.txt p.4] The archive access code is {CODE}."
+    assert holder.detail["dropped_notes"] == 1 and holder.detail["pointed_notes"] == 2
+    assert "1234567890" in holder.detail["raw_notes"]  # what the model wrote is kept, not carried
+    for w in waves:
+        if w is not holder:
+            assert w.text == "Nothing relevant." and w.detail["dropped_notes"] == 1
+    # Nothing invented reaches a later wave or the final pass; the code does, exactly.
+    final = backend.prompts[-1].text
+    assert "1234567890" not in "".join(p.text for p in backend.prompts)
+    assert f"[handbook.txt p.4] The archive access code is {CODE}." in final
+    assert result.answer == f"The code is {CODE} [handbook.txt p.4]." and result.unfounded == []
+    # The count is shown: the stored step, the export.
+    run = library.get_run(result.run_id)
+    assert run is not None and [w.detail["dropped_notes"] for w in run.waves] == [1] * len(waves)
+    assert "*1 note dropped: not found on its page.*" in library.export_markdown(result.session_id)
+
+
+@pytest.mark.slow
+def test_a_real_small_model_carries_only_page_text(tmp_path: Path, store: Store, smollm2_path: Path) -> None:
+    """SmolLM2 points; whatever it writes, every carried note is a sentence of its page,
+    copied exactly, and a code it points at is carried byte for byte."""
+    code_page = f"The archive access code is {CODE}. " + FILLER * 2
+    pdf = write_pdf(tmp_path / "h.pdf", [FILLER * 3, code_page, FILLER * 3])
+    docs, _ = read_documents([pdf], store=store)
+    corpus = Corpus(tuple(docs))
+    reader = WaveReader(store, smollm2_path, ReadSettings(n_ctx=1024, max_answer_tokens=32), max_note_tokens=48)
+    try:
+        result = reader.read(corpus, "What is the archive access code?")
+    finally:
+        reader.close()
+    doc = corpus.documents[0]
+    carried = [line for w in result.waves for line in w.text.splitlines() if line != "Nothing relevant."]
+    for line in carried:
+        marker, text = line.split("] ", 1)
+        page = doc.page(int(marker.rsplit("p.", 1)[1]))
+        assert page is not None and text in " ".join(page.text.split()), line
+    # Greedy SmolLM2 notes the code's sentence here (seen: the note carried it exactly).
+    assert f"[h.pdf p.2] The archive access code is {CODE}." in carried
+    print(
+        f"carried {carried!r}; dropped {[w.detail.get('dropped_notes') for w in result.waves]}; "
+        f"raw {[w.detail.get('raw_notes') for w in result.waves]!r}; answer {result.answer!r}"
+    )
+
+
+# -- look before answering (issue 13 item 2) --------------------------------------------
+
+
+def test_the_final_pass_reads_the_pages_it_looks_up_with_their_markers(tmp_path: Path, library: Library) -> None:
+    pages = [f"Page {i} of the handbook. " + FILLER * 30 for i in range(1, 7)]
+    pages[1] = "Page 2 of the handbook. The archive opens at 9:30. " + FILLER * 29
+    pages[4] = f"Page 5 of the handbook. The archive access code is {CODE}. " + FILLER * 29
+    path = tmp_path / "handbook.txt"
+    path.write_text("".join(p.ljust(2990)[:2990] + "\n\n" for p in pages), encoding="utf-8")
+    docs, _ = library.add_documents([path])
+    corpus = Corpus(tuple(docs))
+    backend = library.lane.backend
+    assert isinstance(backend, FakeBackend)
+
+    def reply(prompt: str) -> str:
+        if "read up to 3 pages again in full" in prompt:  # the look-up
+            return "[handbook.txt p.5] [handbook.txt p.2] [handbook.txt p.9] [handbook.txt p.5]"
+        if "passages copied from the documents" in prompt:
+            return f"The code is {CODE} [handbook.txt p.5]."
+        return "Nothing relevant."  # no wave keeps a note: the pages come from the look-up alone
+
+    backend.enqueue(*[reply] * 30)
+    result = library.read_in_waves(corpus, "What is the archive access code?", note_tokens=32)
+    lookup, final = backend.prompts[-2].text, backend.prompts[-1].text
+    assert "read up to 3 pages again in full" in lookup and "read up to 3" not in final
+    # The pages named that exist, once each, whole, with their true markers, in the order named.
+    page5 = f"[handbook.txt p.5]\n{docs[0].pages[4].text.strip()}"
+    page2 = f"[handbook.txt p.2]\n{docs[0].pages[1].text.strip()}"
+    assert page5 in final and page2 in final and final.index(page5) < final.index(page2)
+    assert "p.9]" not in final.split("read again in full")[-1]
+    run = library.get_run(result.run_id)
+    assert run is not None and run.answer_step is not None
+    detail = run.answer_step.detail
+    assert (detail["looked_up"], detail["lookup_by"]) == (["handbook.txt p.5", "handbook.txt p.2"], "model")
+    assert detail["lookup_tokens"] > 0
+    markdown = library.export_markdown(result.session_id)
+    assert "*Read again in full before answering: handbook.txt p.5, handbook.txt p.2 (named by the model).*" in markdown
+    assert result.answer == f"The code is {CODE} [handbook.txt p.5]." and [c.ok for c in result.citations] == [True]
+
+
+def test_looked_up_pages_fall_back_to_the_noted_pages_most_noted_first() -> None:
+    from engine.reading.waves import looked_up_pages
+    from engine.runs import Status, Step
+
+    corpus = _corpus()
+    notes = Step(1, 1, "wave", Status.DONE, text="[h.md p.2] A.\n[h.md p.1] B.\n[h.md p.2] C.")
+    assert looked_up_pages("None.", corpus, [notes]) == ([(corpus.documents[0], 2), (corpus.documents[0], 1)], "notes")
+    assert looked_up_pages("None.", corpus, []) == ([], "none")
+    assert looked_up_pages("[h.md p.1]", corpus, [notes], limit=1) == ([(corpus.documents[0], 1)], "model")
