@@ -71,6 +71,7 @@ __all__ = [
     "ProbeReport",
     "Sample",
     "default_grid",
+    "describe_report",
     "effective_context",
     "stored_effective_context",
     "load_prose",
@@ -625,3 +626,27 @@ def effective_context(cells: Iterable[ProbeCell], *, threshold: float = THRESHOL
 def stored_effective_context(store: Store, model_sha256: str) -> dict[KvType, MeasuredContext]:
     """The effective context per KV type from a model's stored cells (empty: never probed)."""
     return effective_context(store.get_probe_cells(model_sha256, suite=SUITE))
+
+
+def describe_report(report: ProbeReport, *, model: str = "") -> list[str]:
+    """Lines a user can read: mean score per task and length, per KV type, and the
+    effective context with the threshold it used."""
+    means = task_means(report.cells)
+    lengths = sorted({c.length for c in report.cells})
+    tasks = [t for t in TASKS if any(c.task == t for c in report.cells)]
+    lines = [
+        f"Effective context of {model or 'the model'} (window {report.n_ctx:,}; every task at least "
+        f"{THRESHOLD:.1%}, RULER's threshold; {report.ran} cell{'s' if report.ran != 1 else ''} run now)",
+    ]
+    for kv, m in report.effective.items():
+        lines.append("")
+        verdict = f"{m.tokens:,} tokens" if m.tokens else "none"
+        lines.append(f"KV cache {kv}: effective context {verdict}" + (f" (ended by {m.weakest})" if m.weakest else ""))
+        lines.append(f"  {'task':<20}" + "".join(f"{n:>9,}" for n in lengths))
+        for task in tasks:
+            row = [means.get((kv.value, task, n)) for n in lengths]
+            lines.append(
+                f"  {TASK_LABELS.get(task, task):<20}"
+                + "".join(f"{v:>9.0%}" if v is not None else f"{'-':>9}" for v in row)
+            )
+    return lines

@@ -45,7 +45,7 @@ def draw_heatmap(cells: Iterable[ProbeCell], path: Path, *, title: str = "", dpi
     depths = sorted({c.depth for c in cells if c.depth != SPREAD})
     effective = effective_context(cells)
 
-    fig = Figure(figsize=(2.6 * len(tasks) + 1.2, 2.4 * len(kvs) + 0.9), dpi=dpi, layout="constrained")
+    fig = Figure(figsize=(max(2.6 * len(tasks) + 1.2, 6.4), 2.4 * len(kvs) + 1.1), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(kvs), len(tasks), squeeze=False)
     image = None
@@ -80,8 +80,8 @@ def draw_heatmap(cells: Iterable[ProbeCell], path: Path, *, title: str = "", dpi
         fig.colorbar(image, ax=axes, shrink=0.8, label="score")
     window = max(c.n_ctx for c in cells)
     fig.suptitle(
-        f"{title + ': ' if title else ''}what the model finds, by length and depth "
-        f"(window {window:,}; effective context: every task at least {THRESHOLD:.1%})",
+        f"{title + chr(10) if title else ''}what the model finds, by length and depth "
+        f"(window {window:,}; effective: every task at least {THRESHOLD:.1%})",
         fontsize=10,
     )
     path = Path(path)

@@ -231,3 +231,61 @@ def test_longread_plan_reads_the_stored_measurement(store: Store, tmp_path: Path
     assert plan.measured and plan.measured[0].tokens == 512
     assert plan.row(KvType.F16).reliability is not None
     assert "beyond what this model reliably reads (measured 512 tokens at f16)" in "\n".join(plan.describe())
+
+
+# -- a real model ---------------------------------------------------------------------
+
+
+def _check_png(path: Path) -> None:
+    from matplotlib.image import imread
+
+    pixels = imread(str(path))
+    height, width = pixels.shape[:2]
+    assert height >= 200 and width >= 400, pixels.shape
+    rgb = pixels[..., :3].reshape(-1, 3)
+    assert rgb.std() > 0.05  # not blank
+    colours = {tuple(round(float(x), 2) for x in px) for px in rgb[:: max(len(rgb) // 5000, 1)]}
+    assert len(colours) > 20
+
+
+def test_a_real_probe_on_smollm2_stores_its_rows_and_draws_a_heatmap(
+    smollm2_path: Path, store: Store, tmp_path: Path
+) -> None:
+    grid = ProbeGrid(lengths=(512,), depths=(0.5,), tasks=("niah_single", "niah_multivalue"))
+    with Library(store, model_path=smollm2_path, settings=ReadSettings(n_threads=2)) as library:
+        report = library.probe(grid=grid, n_ctx=512)
+        stored = library.probe_cells()
+        assert [(c.task, c.length, c.depth, c.n_ctx) for c in stored] == [
+            ("niah_multivalue", 512, 0.5, 512),
+            ("niah_single", 512, 0.5, 512),
+        ]
+        single = next(c for c in stored if c.task == "niah_single")
+        assert single.score == 1.0, single.output  # SmolLM2 finds one needle in 512 tokens
+        assert 400 < single.prompt_tokens <= 512 and single.prefill_s > 0
+        assert library.effective_context()[KvType.F16] == report.effective[KvType.F16]
+        png = library.draw_probe(tmp_path / "probe.png")
+    assert png is not None
+    _check_png(png)
+
+
+def test_longread_probe_prints_the_table_and_saves_the_heatmap(home: Path, tmp_path: Path, smollm2_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[2]
+    png = tmp_path / "smollm2.png"
+    args = ["probe", "--ctx", "512", "--lengths", "512", "--depths", "0.5", "--tasks", "niah_single"]
+    out = subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args, "--threads", "2", "--png", str(png)],
+        cwd=root,
+        env={**os.environ, "LONGREAD_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Probe cell 1/1: f16 niah_single 512 tokens" in out.stderr
+    assert "KV cache f16: effective context 512 tokens" in out.stdout
+    assert "85.6%" in out.stdout and f"Heatmap: {png}" in out.stdout
+    _check_png(png)
