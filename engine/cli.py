@@ -36,7 +36,7 @@ from types import FrameType
 from engine import __version__
 from engine.cli_reading import COMMANDS as READING_COMMANDS
 from engine.cli_reading import add_reading_parsers, read_corpus, run_reading_command
-from engine.config import ReadSettings, data_dir
+from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import Cancelled, CancelToken, EngineError
 from engine.library import Library, describe_documents
@@ -433,8 +433,7 @@ def _probe(args: argparse.Namespace, library: Library) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     print("\n".join(describe_report(report, model=library.model_path.name)))
-    png = args.png or data_dir() / "probes" / f"{library.model_path.stem}-{report.model_sha256[:12]}.png"
-    drawn = library.draw_probe(png)
+    drawn = library.draw_probe(args.png)
     if drawn is not None:
         print(f"Heatmap: {drawn}")
     return EXIT_OK

@@ -354,13 +354,18 @@ class Library:
 
         return self.store.get_probe_cells(model_sha256(self.model_path), suite=SUITE)
 
-    def draw_probe(self, path: Path) -> Path | None:
-        """Draw the model's probe heatmap as PNG at ``path`` (None: never probed)."""
+    def draw_probe(self, path: Path | None = None) -> Path | None:
+        """Draw the model's probe heatmap as PNG at ``path`` (default: ``probes/`` in the
+        data folder, named after the model file and its hash); None: never probed."""
+        from engine.config import data_dir
+        from engine.models.bundled import model_sha256
         from engine.probe_plot import draw_heatmap
 
         cells = self.probe_cells()
         if not cells:
             return None
+        if path is None:
+            path = data_dir() / "probes" / f"{self.model_path.stem}-{model_sha256(self.model_path)[:12]}.png"
         return draw_heatmap(cells, path, title=self.model_path.name)
 
     # -- reading ---------------------------------------------------------------
