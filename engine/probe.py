@@ -98,7 +98,7 @@ SPREAD: Final = -1.0
 
 _SYSTEM = "You are a careful reader. Answer from the text given, briefly."
 _INTRO = "Read this text carefully; you will be asked about it.\n\n"
-_MAX_TOKENS: Final = {"niah_single": 30, "niah_multikey": 30, "niah_multivalue": 64, "vt": 48, "cwe": 48}
+_MAX_TOKENS: Final = {"niah_single": 30, "niah_multikey": 30, "niah_multivalue": 48, "vt": 32, "cwe": 32}
 _CWE_COMMON: Final = 5
 _VT_HOPS: Final = 4
 _MV_VALUES: Final = 4
