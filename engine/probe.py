@@ -598,7 +598,7 @@ def effective_context(cells: Iterable[ProbeCell], *, threshold: float = THRESHOL
         window = max(c.n_ctx for c in mine)
         mine = [c for c in mine if c.n_ctx == window]
         means = task_means(mine)
-        tasks = sorted({c.task for c in mine})
+        tasks = [t for t in TASKS if any(c.task == t for c in mine)]
         lengths = sorted({c.length for c in mine})
         effective = 0
         weakest = ""
@@ -606,9 +606,9 @@ def effective_context(cells: Iterable[ProbeCell], *, threshold: float = THRESHOL
             scores = {t: means[(kv.value, t, length)] for t in tasks if (kv.value, t, length) in means}
             if len(scores) < len(tasks):
                 break  # a length not measured for every task ends what is known
-            worst = min(scores, key=lambda t: scores[t])
-            if scores[worst] < threshold:
-                weakest = f"{TASK_LABELS.get(worst, worst)} {scores[worst]:.0%} at {length:,} tokens"
+            failing = [f"{TASK_LABELS.get(t, t)} {scores[t]:.0%}" for t in tasks if scores[t] < threshold]
+            if failing:
+                weakest = ", ".join(failing) + f" at {length:,} tokens"
                 break
             effective = length
         out[kv] = MeasuredContext(
