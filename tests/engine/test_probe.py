@@ -22,6 +22,7 @@ from engine.probe import (
     THRESHOLD,
     ProbeGrid,
     ProbeProgress,
+    describe_report,
     effective_context,
     load_prose,
     make_sample,
@@ -150,8 +151,12 @@ def test_the_effective_context_is_the_longest_length_every_task_passes(store: St
     backend.enqueue(*[forgetful(350)] * len(GRID.cells()))
     report = _library(store, backend, tmp_path).probe(grid=GRID)
     m = report.effective[KvType.F16]
-    assert m.tokens == 512 and m.threshold == THRESHOLD and "1,024 tokens" in m.weakest
+    assert m.tokens == 512 and m.threshold == THRESHOLD and m.weakest.endswith("at 1,024 tokens")
     assert m.describe() == "measured 512 tokens at f16"
+    text = "\n".join(describe_report(report, model="fake.gguf"))
+    assert "KV cache f16: effective context 512 tokens (ended by single needle 0%, " in text
+    assert "every task at least 85.6%, RULER's threshold" in text
+    assert re.search(r"single needle\s+100%\s+0%", text)
 
 
 def test_a_cancelled_probe_keeps_its_cells_and_resumes(store: Store, tmp_path: Path) -> None:
