@@ -81,7 +81,7 @@ def draw_heatmap(cells: Iterable[ProbeCell], path: Path, *, title: str = "", dpi
     window = max(c.n_ctx for c in cells)
     fig.suptitle(
         f"{title + chr(10) if title else ''}what the model finds, by length and depth "
-        f"(window {window:,}; effective: every task at least {THRESHOLD:.1%})",
+        f"(window {window:,}; effective: every task at least {THRESHOLD:.1%}; blank: not measured)",
         fontsize=10,
     )
     path = Path(path)
