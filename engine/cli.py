@@ -7,6 +7,10 @@ command for the same files and question, and about how long it would take); ``lo
 will cost (memory and time per KV cache type) and the settings to use.
 ``longread snapshots [--clear] [--budget GB]`` lists, clears or caps the saved corpus
 snapshots; ``ask`` says on stderr when a corpus was restored from one.
+``longread probe [--model PATH] [--kv f16 q8_0 q4_0] [--quick]`` measures what the model
+reads reliably (its effective context, engine/probe.py), stores it for ``plan`` and the
+window, prints the table and saves a heatmap PNG; Ctrl-C keeps the cells done and the
+same command resumes.
 ``longread think``, ``longread waves`` and ``longread export`` (deep thinking, reading in
 waves, Markdown export, all resumable: engine/cli_reading.py).
 The password of encrypted PDFs never goes on the command line, where ``ps`` and the
@@ -38,6 +42,8 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import Cancelled, CancelToken, ContextOverflowError, EngineError
 from engine.library import Library, describe_documents
+from engine.probe import TASKS as PROBE_TASKS
+from engine.probe import ProbeGrid, ProbeProgress, default_grid, describe_report
 from engine.reading.ask import AskResult
 from engine.reading.facts import AnswerCheck
 from engine.runs import RunKind, Status
@@ -155,6 +161,18 @@ def _build_parser() -> argparse.ArgumentParser:
     snaps = sub.add_parser("snapshots", help="list the saved corpus snapshots (KV caches on disk)")
     snaps.add_argument("--clear", action="store_true", help="delete every snapshot")
     snaps.add_argument("--budget", type=float, metavar="GB", help="cap their total size (0: no snapshots)")
+    probe = sub.add_parser("probe", help="measure what the model reads reliably (its effective context)")
+    probe.add_argument("--model", type=Path, help="a GGUF model file (default: the bundled SmolLM2-135M-Instruct)")
+    probe.add_argument("--kv", nargs="+", choices=list(KvType), default=["f16"], help="KV cache types (default f16)")
+    probe.add_argument("--quick", action="store_true", help="a small grid: 1k tokens and half the window, mid-depth")
+    probe.add_argument("--ctx", type=int, default=0, help="window to load (default: the model's trained window)")
+    probe.add_argument(
+        "--lengths", type=int, nargs="+", help="lengths to test in tokens (default: 1k, 2k, ... the window)"
+    )
+    probe.add_argument("--depths", type=float, nargs="+", help="depths to test, 0..1 (default 0.1 0.5 0.9)")
+    probe.add_argument("--tasks", nargs="+", choices=list(PROBE_TASKS), help="tasks (default: all five)")
+    probe.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
+    probe.add_argument("--png", type=Path, help="where to save the heatmap (default: in the data folder)")
     add_reading_parsers(sub)  # think, waves, export (issue 6)
     return parser
 
@@ -176,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _plan(args, library)
             if args.command == "snapshots":
                 return _snapshots(args, library)
+            if args.command == "probe":
+                return _probe(args, library)
             if args.command in READING_COMMANDS:
                 return run_reading_command(args, library)
             return _show(library, args.session_id)
@@ -193,9 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> ReadSettings:
+    kv = getattr(args, "kv", None)
+    if isinstance(kv, list):  # ``probe --kv`` takes several; the first loads first
+        kv = kv[0]
     return ReadSettings(
         n_ctx=getattr(args, "ctx", 0) or 0,
-        kv_type=KvType(getattr(args, "kv", None) or KvType.F16),
+        kv_type=KvType(kv or KvType.F16),
         n_threads=getattr(args, "threads", 0) or 0,
         max_answer_tokens=getattr(args, "max_answer", None) or 256,
     )
@@ -405,6 +428,41 @@ def _plan(args: argparse.Namespace, library: Library) -> int:
     print(f"Documents: {describe_documents(corpus.documents)}")
     print("\n".join(plan.describe()))
     return EXIT_OK if plan.ok else EXIT_ERROR
+
+
+def _probe(args: argparse.Namespace, library: Library) -> int:
+    """``longread probe``: run (or resume) the probe grid, print the table, save the heatmap."""
+    grid: ProbeGrid | None = None
+    if args.lengths or args.depths or args.tasks or args.quick:
+        base = default_grid(args.ctx or library.lane.full_window(), quick=args.quick)
+        grid = ProbeGrid(
+            lengths=tuple(args.lengths or base.lengths),
+            depths=tuple(args.depths or base.depths),
+            tasks=tuple(args.tasks or base.tasks),
+        )
+    cancel = CancelToken()
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel()
+        _err("\nCancelling... the cells done are kept; run the same command to go on.")
+
+    def on_progress(p: ProbeProgress) -> None:
+        eta = f", about {format_duration(p.eta_s)} left" if p.eta_s else ""
+        score = f" -> {p.last_score:.0%}" if p.last_score is not None else ""
+        _err(f"Probe cell {p.done}/{p.total}: {p.kv_type} {p.task} {p.length:,} tokens{score}{eta}")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        report = library.probe(kv_types=args.kv, grid=grid, quick=args.quick, on_progress=on_progress, cancel=cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print("\n".join(describe_report(report, model=library.model_path.name)))
+    drawn = library.draw_probe(args.png)
+    if drawn is not None:
+        print(f"Heatmap: {drawn}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

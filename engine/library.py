@@ -47,7 +47,10 @@ from engine.warm import SnapshotCache
 
 if TYPE_CHECKING:
     from engine.planner import CorpusMeasure
-    from engine.planning import Plan
+    from engine.planning import MeasuredContext, Plan
+    from engine.probe import ProbeGrid, ProbeProgress, ProbeReport
+    from engine.runtime.backend import KvType
+    from engine.store.db import ProbeCell
 
 TextFn = Callable[[str], None]
 RunResult = AskResult | DeepResult | WaveResult
@@ -313,6 +316,68 @@ class Library:
         return measure_corpus(
             reader.lane, corpus, store=self.store, settings=reader.settings, model_sha256=reader.model_sha
         )
+
+    # -- effective context (issue 14) -----------------------------------------
+
+    def probe(
+        self,
+        *,
+        kv_types: Sequence[str] = ("f16",),
+        quick: bool = False,
+        grid: ProbeGrid | None = None,
+        n_ctx: int = 0,
+        on_progress: Callable[[ProbeProgress], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> ProbeReport:
+        """Measure what this model reads reliably (engine/probe.py): run the probe grid for
+        each KV type, store each cell, skip those stored before (so a cancelled probe resumes).
+
+        Raises:
+            Cancelled: cancelled (the cells finished stay stored).
+            PlanRefused, ModelError, GenerationError: the model could not be loaded or run.
+        """
+        from engine.models.bundled import model_sha256
+        from engine.probe import run_probe
+
+        return run_probe(
+            self.lane,
+            self.store,
+            model_sha256=model_sha256(self.model_path),
+            kv_types=kv_types,
+            grid=grid,
+            n_ctx=n_ctx or self.settings.n_ctx,
+            quick=quick,
+            on_progress=on_progress,
+            cancel=cancel,
+        )
+
+    def effective_context(self) -> dict[KvType, MeasuredContext]:
+        """The model's measured effective context per KV type (empty: never probed)."""
+        from engine.models.bundled import model_sha256
+        from engine.probe import stored_effective_context
+
+        return stored_effective_context(self.store, model_sha256(self.model_path))
+
+    def probe_cells(self) -> list[ProbeCell]:
+        """The model's stored probe cells (the current suite), for tables and heatmaps."""
+        from engine.models.bundled import model_sha256
+        from engine.probe import SUITE
+
+        return self.store.get_probe_cells(model_sha256(self.model_path), suite=SUITE)
+
+    def draw_probe(self, path: Path | None = None) -> Path | None:
+        """Draw the model's probe heatmap as PNG at ``path`` (default: ``probes/`` in the
+        data folder, named after the model file and its hash); None: never probed."""
+        from engine.config import data_dir
+        from engine.models.bundled import model_sha256
+        from engine.probe_plot import draw_heatmap
+
+        cells = self.probe_cells()
+        if not cells:
+            return None
+        if path is None:
+            path = data_dir() / "probes" / f"{self.model_path.stem}-{model_sha256(self.model_path)[:12]}.png"
+        return draw_heatmap(cells, path, title=self.model_path.name)
 
     # -- reading ---------------------------------------------------------------
 

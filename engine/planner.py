@@ -36,6 +36,7 @@ from engine.lane import ModelLane, default_backend
 from engine.machine import read_available_memory
 from engine.models.bundled import model_sha256 as find_model_sha256
 from engine.planning import ANSWER_RESERVE, Plan, make_plan
+from engine.probe import stored_effective_context
 from engine.reading.prompts import build_prompt
 from engine.runtime.backend import CTX_ALIGN, Backend, KvType
 from engine.store.db import CalibrationRow
@@ -120,6 +121,7 @@ def plan_corpus(
         rope_scaling=rope_scaling,
         answer_tokens=answer_tokens,
         available_bytes=read_available_memory(),
+        measured=stored_effective_context(store, sha),
     )
 
 
@@ -184,6 +186,7 @@ def measure_corpus(
         available_bytes=read_available_memory(),
         calibrations=calibrations,
         n_ubatch=s.n_batch,
+        measured=stored_effective_context(store, sha),
     )
     return CorpusMeasure(tuple(len(t) for t in lists), plan)
 

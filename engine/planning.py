@@ -22,6 +22,12 @@ The contract:
 - ``check_load(model, settings, available_bytes=...)`` is the check every load passes:
   it returns the settings with ``planned_bytes`` set, or raises ``PlanRefused`` with
   the numbers and the ways out, so the OS never has to kill the process (issue 5).
+- A model's measured effective context (``MeasuredContext``, from ``engine/probe.py``'s
+  probes, issue 14) is passed in per KV type: a corpus that fits the window but is longer
+  than what the model reliably reads gets the row's ``reliability`` note ("fits the
+  window, beyond what this model reliably reads (measured 2,048 tokens at q8_0)") and,
+  when the recommended type is such a row, ``Plan.waves``: read in waves of the measured
+  length instead, with their number and time.
 - ``SpeedModel`` turns calibration timings (two batches at different positions) into a
   prediction for a long corpus: ``T(N) = a*N + b*S(N)`` with ``S(N)`` the positions
   attended, summed over the corpus, sliding-window layers counted at their window.
@@ -39,7 +45,8 @@ llama-cpp-python 0.3.36 on Linux; ``benchmarks/memory.py`` re-measures them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
@@ -54,11 +61,13 @@ if TYPE_CHECKING:
 __all__ = [
     "ANSWER_RESERVE",
     "FOLLOW_UP_HEADROOM",
+    "MeasuredContext",
     "PROMPT_RESERVE",
     "Plan",
     "PlanRefused",
     "PlanRow",
     "SpeedModel",
+    "WavesAdvice",
     "check_load",
     "estimate_compute_bytes",
     "estimate_overhead_bytes",
@@ -117,6 +126,7 @@ def estimate_compute_bytes(model: ModelInfo, n_ctx: int, *, flash_attn: bool, n_
         n_ctx: the window (cells the full-attention layers attend to at the end).
         flash_attn: whether flash attention is on (always for a quantized V cache).
         n_ubatch: llama.cpp's physical batch.
+        measured: the effective context probed per KV type (``engine.probe``), if any.
 
     Returns:
         Bytes.
@@ -228,6 +238,45 @@ class SpeedModel:
         return cls(kv_type, a, b, batch * len(seconds), sliding_full)
 
 
+# --- the measured effective context (issue 14) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class MeasuredContext:
+    """What a probe measured at one KV cache type (engine/probe.py): the longest length, in
+    tokens of prompt and answer, at which every task scored at least ``threshold``.
+    ``tokens`` is 0 when even ``shortest_tested`` fell below; ``weakest`` names the task
+    and length that ended it ("" when every length tested passed)."""
+
+    kv_type: KvType
+    tokens: int
+    shortest_tested: int
+    longest_tested: int
+    window: int
+    threshold: float
+    weakest: str = ""
+
+    def describe(self) -> str:
+        """``measured 2,048 tokens at q8_0`` (or what fell short)."""
+        if self.tokens:
+            return f"measured {self.tokens:,} tokens at {self.kv_type}"
+        return f"below {self.threshold:.1%} even at {self.shortest_tested:,} tokens at {self.kv_type}"
+
+
+@dataclass(frozen=True)
+class WavesAdvice:
+    """Read a corpus beyond the effective context in waves of the measured length."""
+
+    kv_type: KvType
+    wave_tokens: int
+    n_waves: int
+    est_s: float | None
+
+    def describe(self) -> str:
+        took = f", about {format_duration(self.est_s)} of reading" if self.est_s else ""
+        return f"read in {self.n_waves} waves of about {self.wave_tokens:,} tokens (KV cache {self.kv_type}{took})"
+
+
 # --- the plan --------------------------------------------------------------------------
 
 
@@ -246,6 +295,8 @@ class PlanRow:
     needs_flash_attn: bool
     max_ctx_fitting: int
     warning: str | None = None
+    #: Set when the corpus fits the window but not the measured effective context.
+    reliability: str | None = None
 
     @property
     def total_bytes(self) -> int:
@@ -268,6 +319,10 @@ class Plan:
     problems: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
     swa_full: bool = True
+    #: The probe measurements used (issue 14) and, when the recommended type cannot be
+    #: trusted with the whole corpus, the waves to read in instead.
+    measured: tuple[MeasuredContext, ...] = ()
+    waves: WavesAdvice | None = None
 
     @property
     def max_ctx(self) -> int:
@@ -354,15 +409,24 @@ class Plan:
         for row in self.rows:
             if row.warning:
                 lines.append(f"{row.kv_type}: {row.warning}")
+            if row.reliability:
+                lines.append(f"{row.kv_type}: {row.reliability}.")
         lines.extend(self.warnings)
         if self.ok and self.recommended is not None:
             rec = self.recommended
             speed = f", reading takes about {format_duration(rec.est_prefill_s)}" if rec.est_prefill_s else ""
             scaling = f", RoPE scaling {self.rope_scaling}" if self.stretched else ""
-            lines.append(
-                f"Recommended: KV cache {rec.kv_type}, window {self.n_ctx:,} tokens{scaling} "
-                f"({format_bytes(rec.total_bytes)}{speed})."
+            whole = (
+                f"KV cache {rec.kv_type}, window {self.n_ctx:,} tokens{scaling} "
+                f"({format_bytes(rec.total_bytes)}{speed})"
             )
+            if self.waves is not None:
+                lines.append(
+                    f"Recommended: {self.waves.describe()}: the corpus {rec.reliability}. "
+                    f"Reading it whole is possible: {whole}."
+                )
+            else:
+                lines.append(f"Recommended: {whole}.")
         else:
             lines.append("Cannot read: " + (self.refusal() or ""))
         return lines
@@ -382,6 +446,7 @@ def make_plan(
     rope_scaling: str | None = None,
     swa_full: bool = True,
     n_ubatch: int = 512,
+    measured: Mapping[KvType, MeasuredContext] | None = None,
 ) -> Plan:
     """Plan reading ``corpus_tokens`` tokens with ``model`` on this machine.
 
@@ -466,6 +531,8 @@ def make_plan(
         )
         for kv in kinds
     )
+    measured = measured or {}
+    rows = tuple(_with_reliability(row, measured.get(row.kv_type), needed, window) for row in rows)
     if available_bytes is None:
         warnings.append("Longread could not read how much memory is free: the memory check was skipped.")
     recommended = _recommend(rows)
@@ -490,7 +557,43 @@ def make_plan(
         problems=tuple(problems),
         warnings=tuple(warnings),
         swa_full=swa_full,
+        measured=tuple(measured.values()),
+        waves=None
+        if problems or recommended is None
+        else _advise_waves(
+            model,
+            recommended,
+            measured.get(recommended.kv_type),
+            corpus_tokens=corpus_tokens,
+            frame_tokens=prompt_tokens + answer_tokens,
+            speed=speed_models.get(recommended.kv_type),
+        ),
     )
+
+
+def _with_reliability(row: PlanRow, m: MeasuredContext | None, needed: int, window: int) -> PlanRow:
+    if m is None or needed <= m.tokens or needed > window:
+        return row
+    return replace(row, reliability=f"fits the window, beyond what this model reliably reads ({m.describe()})")
+
+
+def _advise_waves(
+    model: ModelInfo,
+    row: PlanRow,
+    m: MeasuredContext | None,
+    *,
+    corpus_tokens: int,
+    frame_tokens: int,
+    speed: SpeedModel | None,
+) -> WavesAdvice | None:
+    """Waves of the measured length for a corpus beyond it (None when it is within it, or
+    when nothing was read reliably: smaller waves would then be a guess)."""
+    if m is None or row.reliability is None or m.tokens <= frame_tokens:
+        return None
+    per_wave = m.tokens - frame_tokens
+    n_waves = max(1, math.ceil(corpus_tokens / per_wave))
+    est = n_waves * speed.estimate_seconds(model, m.tokens) if speed is not None else None
+    return WavesAdvice(row.kv_type, m.tokens, n_waves, est)
 
 
 def _make_row(

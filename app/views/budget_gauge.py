@@ -37,6 +37,7 @@ KV = QColor("#e0912f")
 OTHER = QColor("#c7b8e8")
 OK = "#1e7d32"
 BAD = "#b3261e"
+WARN = "#9a6700"
 KV_NOTES = {
     KvType.F16: "full precision, fastest on CPUs",
     KvType.Q8_0: "about half the cache; prefill 2-4x slower on CPUs",
@@ -324,6 +325,20 @@ class BudgetGauge(QWidget):
             # Neither the window nor memory: a window beyond the trained length, say.
             self.verdict.setText(f"<b>Cannot read:</b> {plan.refusal()}")
             self.verdict.setStyleSheet(f"color: {BAD};")
+        elif chosen.reliability:
+            # Issue 14: the window holds it, but the probe measured less than that.
+            waves = plan.waves if plan.waves is not None and plan.waves.kv_type == self.kv_type else None
+            measured = next((m.describe() for m in plan.measured if m.kv_type == self.kv_type), "")
+            self.verdict.setText(
+                f"<b>Fits the window, beyond what this model reliably reads</b> "
+                f"({measured}): {needed:,} of {n_ctx:,} tokens. "
+                + (
+                    f"Better: {waves.describe()}."
+                    if waves is not None
+                    else "Check important answers against the pages."
+                )
+            )
+            self.verdict.setStyleSheet(f"color: {WARN};")
         else:
             self.verdict.setText(
                 f"<b>Fits.</b> {needed:,} of {n_ctx:,} tokens; {format_bytes(chosen.total_bytes)} of "

@@ -51,6 +51,7 @@ from app.tasks import IngestPool, Job, Lane
 from app.views.budget_gauge import BudgetGauge
 from app.views.conversation import ConversationView, TurnView, describe_ask
 from app.views.corpus_panel import CorpusPanel
+from app.views.model_details import ModelDetails, ModelDetailsDialog, load_model_details
 from app.views.model_picker import ModelEntry, ModelPicker
 from app.views.page_viewer import PageViewer
 from app.views.password_prompt import PasswordPrompt
@@ -201,6 +202,7 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&Open documents…", QKeySequence.StandardKey.Open, self.open_file_dialog)
         self._action(file_menu, "Choose a &model file…", None, self.open_model_dialog)
+        self._action(file_menu, "Model &details…", None, self.show_model_details)
         self._action(file_menu, "&New session", QKeySequence.StandardKey.New, self.new_session)
         self._action(file_menu, "&Export session as Markdown…", None, self.export_session)
         file_menu.addSeparator()
@@ -234,6 +236,7 @@ class MainWindow(QMainWindow):
         self.sidebar.new_requested.connect(self.new_session)
         self.picker.model_chosen.connect(self.use_model)
         self.picker.browse_requested.connect(self.open_model_dialog)
+        self.picker.details_requested.connect(self.show_model_details)
         self.gauge.kv_type_chosen.connect(self._on_gauge_kv_type_chosen)
         self.gauge.window_requested.connect(self._on_gauge_window_requested)
         self.gauge.remove_requested.connect(self._on_gauge_remove_requested)
@@ -661,6 +664,23 @@ class MainWindow(QMainWindow):
             lambda library, job: library.use_settings(settings),
             name="settings",
             on_done=lambda _r: self.schedule_measure(),
+        )
+
+    def show_model_details(self) -> None:
+        """Open the model details dialog (issue 14): the effective context measured by
+        ``longread probe`` and its heatmap, read and drawn on the disk lane."""
+        model_path = self.model_path
+
+        def on_done(details: ModelDetails) -> None:
+            self.model_details = ModelDetailsDialog(self)
+            self.model_details.show_details(details)
+            self.model_details.open()
+
+        self.disk_lane.submit(
+            lambda library, _job: load_model_details(library, model_path),
+            name="model details",
+            on_done=on_done,
+            on_error=lambda exc: self.statusBar().showMessage(exc.message, 8000),
         )
 
     def open_settings(self) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from engine.models.gguf import ModelInfo
 from engine.units import format_bytes
@@ -56,10 +56,12 @@ class ModelPicker(QWidget):
     Signals:
         model_chosen(object): a ``Path`` the user picked.
         browse_requested(): the user wants to choose a GGUF file.
+        details_requested(): the user wants the model details (its measured effective context).
     """
 
     model_chosen = Signal(object)
     browse_requested = Signal()
+    details_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -73,6 +75,10 @@ class ModelPicker(QWidget):
         self.combo.setMinimumContentsLength(30)
         self.combo.activated.connect(self._on_combo_activated)
         layout.addWidget(self.combo, 1)
+        self.details_button = QPushButton("Details…")
+        self.details_button.setToolTip("What this model reads reliably on this computer (longread probe)")
+        self.details_button.clicked.connect(self.details_requested)
+        layout.addWidget(self.details_button)
 
     def set_entries(self, entries: list[ModelEntry], *, current: Path) -> None:
         seen: set[Path] = set()

@@ -77,6 +77,29 @@ class CalibrationRow:
     measured_at: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ProbeCell:
+    """One answered probe cell (engine/probe.py): what was asked, what came back, its score."""
+
+    model_sha256: str
+    kv_type: str
+    n_ctx: int
+    suite: str
+    task: str
+    length: int
+    depth: float
+    sample: int
+    seed: int
+    prompt_tokens: int
+    expected: tuple[str, ...]
+    output: str
+    score: float
+    prefill_s: float
+    generate_s: float
+    runtime_version: str
+    measured_at: str = ""
+
+
 class Store:
     """One connection to the store. Use from one thread only."""
 
@@ -470,6 +493,68 @@ class Store:
                 llama_cpp_version=r["llama_cpp_version"],
                 batch_seconds=tuple(float(x) for x in json.loads(r["batch_seconds"])),
                 flash_attn=bool(r["flash_attn"]),
+                measured_at=r["measured_at"],
+            )
+            for r in rows
+        ]
+
+    # -- effective-context probes (issue 14) -------------------------------------------
+
+    def put_probe_cell(self, cell: ProbeCell) -> None:
+        """Store (or replace) one answered probe cell."""
+        with self._atomic() as db:
+            db.table("probe_cells").upsert(
+                {
+                    "model_sha256": cell.model_sha256,
+                    "kv_type": cell.kv_type,
+                    "n_ctx": cell.n_ctx,
+                    "suite": cell.suite,
+                    "task": cell.task,
+                    "length": cell.length,
+                    "depth": cell.depth,
+                    "sample": cell.sample,
+                    "seed": cell.seed,
+                    "prompt_tokens": cell.prompt_tokens,
+                    "expected": json.dumps(list(cell.expected)),
+                    "output": cell.output,
+                    "score": cell.score,
+                    "prefill_s": cell.prefill_s,
+                    "generate_s": cell.generate_s,
+                    "runtime_version": cell.runtime_version,
+                    "measured_at": cell.measured_at or _now(),
+                },
+                pk=("model_sha256", "kv_type", "n_ctx", "suite", "task", "length", "depth", "sample"),
+            )
+
+    def get_probe_cells(
+        self, model_sha256: str, *, kv_type: str | None = None, n_ctx: int | None = None, suite: str | None = None
+    ) -> list[ProbeCell]:
+        """A model's stored probe cells, by KV type, length, task, depth and sample."""
+        sql = "SELECT * FROM probe_cells WHERE model_sha256 = ?"
+        params: list[Any] = [model_sha256]
+        for column, value in (("kv_type", kv_type), ("n_ctx", n_ctx), ("suite", suite)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(str(value) if column == "kv_type" else value)
+        rows = self._query(sql + " ORDER BY kv_type, length, task, depth, sample", params)
+        return [
+            ProbeCell(
+                model_sha256=r["model_sha256"],
+                kv_type=r["kv_type"],
+                n_ctx=r["n_ctx"],
+                suite=r["suite"],
+                task=r["task"],
+                length=r["length"],
+                depth=float(r["depth"]),
+                sample=r["sample"],
+                seed=r["seed"],
+                prompt_tokens=r["prompt_tokens"],
+                expected=tuple(json.loads(r["expected"])),
+                output=r["output"],
+                score=float(r["score"]),
+                prefill_s=float(r["prefill_s"]),
+                generate_s=float(r["generate_s"]),
+                runtime_version=r["runtime_version"],
                 measured_at=r["measured_at"],
             )
             for r in rows

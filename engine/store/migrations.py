@@ -396,6 +396,39 @@ def m006_runs(db: Database) -> None:
         db.execute(statement)
 
 
+@migrations()
+def m007_probe_cells(db: Database) -> None:
+    """Effective-context probes (issue 14): one row per probe cell a model answered.
+
+    Keyed by the model file's sha256, the KV cache type, the window it was loaded with,
+    the suite (``engine.probe.SUITE``: a changed generator re-measures), the task, the
+    length in tokens, the depth (-1: spread over the whole context) and the sample. A
+    cancelled probe keeps the rows it finished and resumes from them.
+    """
+    db.execute(
+        """CREATE TABLE probe_cells (
+            model_sha256 TEXT NOT NULL,
+            kv_type TEXT NOT NULL,
+            n_ctx INTEGER NOT NULL,
+            suite TEXT NOT NULL,
+            task TEXT NOT NULL,
+            length INTEGER NOT NULL,
+            depth REAL NOT NULL,
+            sample INTEGER NOT NULL,
+            seed INTEGER NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            expected TEXT NOT NULL,
+            output TEXT NOT NULL,
+            score REAL NOT NULL,
+            prefill_s REAL NOT NULL,
+            generate_s REAL NOT NULL,
+            runtime_version TEXT NOT NULL,
+            measured_at TEXT NOT NULL,
+            PRIMARY KEY (model_sha256, kv_type, n_ctx, suite, task, length, depth, sample)
+        )"""
+    )
+
+
 def _rows(db: Database, sql: str, params: list[object] | None = None) -> list[dict[str, object]]:
     cursor = db.execute(sql, params or [])
     names = [c[0] for c in cursor.description]

@@ -1,0 +1,112 @@
+"""The model details dialog: what the model reads reliably on this computer (issue 14).
+
+Contract: ``load_model_details(library, model_path)`` runs on a lane's thread (it reads
+the store and draws the heatmap PNG through ``Library.draw_probe``) and returns a plain
+``ModelDetails``; ``ModelDetailsDialog.show_details(details)`` runs on the main thread and
+shows the heatmap, the effective context per KV cache type with the threshold used, and
+the table of mean scores per task and length. A model never probed gets the command
+that measures it. The dialog only shows: it runs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.library import Library
+from engine.planning import MeasuredContext
+from engine.probe import TASK_LABELS, THRESHOLD, task_means
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    """What the dialog shows about one model file."""
+
+    model_name: str
+    png: Path | None
+    effective: tuple[MeasuredContext, ...] = ()
+    #: (KV type, task label, length, mean score), by KV type, task and length.
+    scores: tuple[tuple[str, str, int, float], ...] = field(default=())
+
+
+def load_model_details(library: Library, model_path: Path) -> ModelDetails:
+    """The model's stored probe results and its heatmap (drawn now); on a lane's thread."""
+    library.use_model(model_path)
+    cells = library.probe_cells()
+    if not cells:
+        return ModelDetails(model_path.name, None)
+    means = task_means(cells)
+    scores = tuple(
+        (kv, TASK_LABELS.get(task, task), length, score) for (kv, task, length), score in sorted(means.items())
+    )
+    return ModelDetails(model_path.name, library.draw_probe(), tuple(library.effective_context().values()), scores)
+
+
+class ModelDetailsDialog(QDialog):
+    """The heatmap, effective context and scores of one model (no signals of its own)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Model details")
+        self.resize(1000, 640)
+        layout = QVBoxLayout(self)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.summary)
+        self.picture = QLabel()
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        scroll = QScrollArea()
+        scroll.setWidget(self.picture)
+        scroll.setWidgetResizable(True)
+        layout.addWidget(scroll, 3)
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["KV cache", "task", "length (tokens)", "score"])
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        layout.addWidget(self.table, 2)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def show_details(self, details: ModelDetails) -> None:
+        self.setWindowTitle(f"Model details: {details.model_name}")
+        if details.png is None:
+            self.summary.setText(
+                f"<b>{details.model_name}</b> has not been measured on this computer yet. Its trained window "
+                "says how much it can take, not how much it reads reliably. Measure it with "
+                "<code>longread probe --quick</code> (a few minutes) or <code>longread probe</code>."
+            )
+            self.picture.clear()
+            self.table.setRowCount(0)
+            return
+        lines = [
+            f"KV cache {m.kv_type}: "
+            + (f"reliably reads <b>{m.tokens:,} tokens</b>" if m.tokens else "<b>no length</b> read reliably")
+            + f" of the {m.longest_tested:,} tested"
+            + (f" (ended by {m.weakest})" if m.weakest else "")
+            for m in details.effective
+        ]
+        self.summary.setText(
+            f"<b>{details.model_name}</b>: effective context, the longest length at which every task "
+            f"scores at least {THRESHOLD:.1%} (RULER's threshold).<br>" + "<br>".join(lines)
+        )
+        pixmap = QPixmap(str(details.png))
+        self.picture.setPixmap(pixmap)
+        self.table.setRowCount(len(details.scores))
+        for row, (kv, task, length, score) in enumerate(details.scores):
+            for col, text in enumerate((kv, task, f"{length:,}", f"{score:.0%}")):
+                self.table.setItem(row, col, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
