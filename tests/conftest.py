@@ -7,11 +7,15 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from engine.models.bundled import bundled_model_path, gemma_model_path
 from engine.store import Store, open_store
+
+if TYPE_CHECKING:
+    from engine.library import Library
 
 
 @pytest.fixture(scope="session")
@@ -135,3 +139,27 @@ def poll_store(db: Path, sql: str, *, until: float) -> int:
                 pass  # not migrated yet
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for: {sql}")
+
+
+def text_pages_file(path: Path, pages: Sequence[str]) -> Path:
+    """A text file that Longread cuts into exactly these pages (3,000 characters each)."""
+    path.write_text("".join(p.ljust(2990)[:2990] + "\n\n" for p in pages), encoding="utf-8")
+    return path
+
+
+def fake_library(home: Path, tmp_path: Path, *, backend: object = None, **settings: object) -> Library:
+    """A ``Library`` over a real store in ``home`` that reads with the fake backend
+    (scripted replies, recorded prompts) and a short answer budget: the fast tier."""
+    from engine.config import ReadSettings
+    from engine.library import Library
+    from engine.runtime.fake import FakeBackend
+
+    model = tmp_path / "fake-model.gguf"
+    model.write_bytes(b"not weights: the fake backend reads nothing")
+    values: dict[str, object] = {"max_answer_tokens": 32, "n_batch": 64, **settings}
+    return Library(
+        home / "longread.db",
+        model_path=model,
+        backend=backend if backend is not None else FakeBackend(),  # type: ignore[arg-type]
+        settings=ReadSettings(**values),  # type: ignore[arg-type]
+    )

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from engine.cli import _waves_command
-from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import ContextOverflowError
 from engine.library import Library
@@ -22,6 +21,7 @@ from engine.planning import fit_speed_models
 from engine.reading.waves import WaveReader
 from engine.runtime.fake import FakeBackend
 from engine.store.db import CalibrationRow
+from tests.conftest import fake_library
 
 QUESTION = "What is the archive access code?"
 FILLER = "The harbor office checks the mooring lines every morning and logs the tides. "
@@ -29,14 +29,7 @@ FILLER = "The harbor office checks the mooring lines every morning and logs the 
 
 @pytest.fixture
 def library(home: Path, tmp_path: Path) -> Iterator[Library]:
-    model = tmp_path / "fake-model.gguf"
-    model.write_bytes(b"not weights")
-    lib = Library(
-        home / "longread.db",
-        model_path=model,
-        backend=FakeBackend(n_ctx_train=2048),
-        settings=ReadSettings(max_answer_tokens=32, n_batch=64),
-    )
+    lib = fake_library(home, tmp_path, backend=FakeBackend(n_ctx_train=2048))
     yield lib
     lib.close()
 

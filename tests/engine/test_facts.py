@@ -19,6 +19,7 @@ from engine.library import Library
 from engine.reading.citations import FLAG
 from engine.reading.facts import AnswerCheck, check_answer, find_unfounded, flag_answer
 from engine.runtime.fake import FakeBackend
+from tests.conftest import fake_library, text_pages_file
 
 ROOT = Path(__file__).parents[2]
 SAMPLE = ROOT / "resources" / "sample" / "harbor-lease-dispute.md"
@@ -77,21 +78,14 @@ def test_flags_are_inline_and_listed_and_an_uncited_answer_is_unverified() -> No
 
 @pytest.fixture
 def library(home: Path, tmp_path: Path) -> Iterator[Library]:
-    model = tmp_path / "fake-model.gguf"
-    model.write_bytes(b"not weights")
-    lib = Library(
-        home / "longread.db",
-        model_path=model,
-        backend=FakeBackend(),
-        settings=ReadSettings(max_answer_tokens=32, n_batch=64, n_ctx=2048),
-    )
+    lib = fake_library(home, tmp_path, n_ctx=2048)
     yield lib
     lib.close()
 
 
 def _add(library: Library, folder: Path) -> Corpus:
     path = folder / "lease.txt"
-    path.write_text("".join(p.ljust(2990)[:2990] + "\n\n" for p in PAGES), encoding="utf-8")
+    text_pages_file(path, PAGES)
     docs, _ = library.add_documents([path])
     return Corpus(tuple(docs))
 

@@ -20,7 +20,7 @@ from engine.reading.notes import ground_notes, locate, sentences
 from engine.reading.waves import WaveReader, wave_pages
 from engine.runtime.fake import FakeBackend
 from engine.store import Store
-from tests.conftest import write_pdf
+from tests.conftest import fake_library, text_pages_file, write_pdf
 
 CODE = "HB-2024/117-Q"
 PAGES = [
@@ -79,14 +79,7 @@ FILLER = "The harbor office checks the mooring lines every morning and logs the 
 
 @pytest.fixture
 def library(home: Path, tmp_path: Path) -> Iterator[Library]:
-    model = tmp_path / "fake-model.gguf"
-    model.write_bytes(b"not weights")
-    lib = Library(
-        home / "longread.db",
-        model_path=model,
-        backend=FakeBackend(),
-        settings=ReadSettings(max_answer_tokens=32, n_batch=64, n_ctx=2048),
-    )
+    lib = fake_library(home, tmp_path, n_ctx=2048)
     yield lib
     lib.close()
 
@@ -95,7 +88,7 @@ def test_waves_carry_the_code_byte_for_byte_and_drop_invented_notes(tmp_path: Pa
     pages = [f"Page {i} of the handbook. " + FILLER * 30 for i in range(1, 7)]
     pages[3] = f"Page 4 of the handbook. The archive access code is {CODE}. " + FILLER * 29
     path = tmp_path / "handbook.txt"
-    path.write_text("".join(p.ljust(2990)[:2990] + "\n\n" for p in pages), encoding="utf-8")
+    text_pages_file(path, pages)
     docs, _ = library.add_documents([path])
     corpus = Corpus(tuple(docs))
     backend = library.lane.backend
@@ -168,7 +161,7 @@ def test_the_final_pass_reads_the_pages_it_looks_up_with_their_markers(tmp_path:
     pages[1] = "Page 2 of the handbook. The archive opens at 9:30. " + FILLER * 29
     pages[4] = f"Page 5 of the handbook. The archive access code is {CODE}. " + FILLER * 29
     path = tmp_path / "handbook.txt"
-    path.write_text("".join(p.ljust(2990)[:2990] + "\n\n" for p in pages), encoding="utf-8")
+    text_pages_file(path, pages)
     docs, _ = library.add_documents([path])
     corpus = Corpus(tuple(docs))
     backend = library.lane.backend
