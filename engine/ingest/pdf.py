@@ -303,7 +303,7 @@ def _second_opinion(job: Job, pages: _Pages, empty: list[int], conn: Connection)
 
 
 def _read_by_ocr(job: Job, indexes: list[int], conn: Connection) -> None:
-    from engine.ingest import ocr
+    from engine.ingest.ocr import read_image
     from engine.ingest.pdfium import PdfiumDocument
 
     conn.send(("ocr", len(indexes)))
@@ -312,7 +312,7 @@ def _read_by_ocr(job: Job, indexes: list[int], conn: Connection) -> None:
         for i in indexes:
             image = doc.render_page(i, dpi=OCR_DPI)
             try:
-                text = ocr.read_image(image, language=job.ocr_language, timeout_s=job.ocr_timeout_s)
+                text = read_image(image, language=job.ocr_language, timeout_s=job.ocr_timeout_s)
             except RuntimeError as exc:
                 raise _Failure("ocr", str(exc)) from exc
             finally:
@@ -363,10 +363,10 @@ def extract_pdf(
         EmptyDocumentError: no page has any text (a scan, and OCR is not available).
         ExtractorBug: the child failed on a bug of ours (not an ``EngineError``).
     """
-    from engine.ingest import ocr as ocr_module
+    from engine.ingest.ocr import INSTALL_HINT, find_tesseract
 
     label = name or path.name
-    has_tesseract = ocr_module.find_tesseract() is not None
+    has_tesseract = find_tesseract() is not None
     use_ocr = has_tesseract if ocr is None else (ocr and has_tesseract)
     first = Job(
         path=str(path),
@@ -387,7 +387,7 @@ def extract_pdf(
     if not any(p.strip() for p in result.pages):
         n = len(result.pages)
         how = (
-            ocr_module.INSTALL_HINT
+            INSTALL_HINT
             if result.ocr_missing
             else "OCR found no text on them either."
             if use_ocr
