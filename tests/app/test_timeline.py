@@ -159,14 +159,19 @@ def test_a_cancelled_deep_run_reopens_as_its_timeline_and_resumes_through_the_li
 ) -> None:
     window = _deep_window(qtbot, make_window, app_settings, tmp_path)
     gate = threading.Event()
+    writing = threading.Event()
 
     def third_step(prompt: str) -> str:
+        writing.set()  # step 3 has read its prompt and is about to write
         gate.wait(60)  # holds the model lane in step 3 until the test has cancelled
         return "never shown"
 
     fake_backend.enqueue(STEPS[0], STEPS[1], third_step)
     try:
         _start(window, "Think deeply")
+        # Cancel while step 3 writes (its scripted reply taken), not while it still reads:
+        # a cancel during its prefill would leave the reply queued for the resumed run.
+        qtbot.waitUntil(writing.is_set, timeout=60000)
         qtbot.waitUntil(lambda: window.timeline.statuses()[:3] == ["done", "done", "running"], timeout=60000)
         with qtbot.waitSignal(window.ask_cancelled, timeout=60000):
             window.cancel_ask()
