@@ -16,7 +16,7 @@ wrong:
 Prints one line per check and returns 0 when every check passed, 1 otherwise (the
 failure names the check). The library (and its model) is closed before returning: a
 ``Llama`` left to the garbage collector prints a traceback at exit in the frozen app
-(DESIGN.md).
+(docs/architecture.md, "Measured facts").
 """
 
 from __future__ import annotations

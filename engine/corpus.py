@@ -6,7 +6,7 @@ an ordered list of documents. ``layout_document`` renders one document as the te
 model sees, with a marker before every page (``[filing.pdf p.12]``) so that answers can
 cite pages and citations can be checked. Each document is laid out (and tokenized) on
 its own and the token lists are joined: tokenizing joined text could merge tokens at the
-boundaries and break prefix reuse (DESIGN.md).
+boundaries and break prefix reuse (docs/architecture.md, "Measured facts").
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Contract:
   at the window a read needs, and keeps it while the window and KV type still fit (a
   borrowed model is used, never closed). Sliding-window models load with ``swa_full``:
   readers roll the context back to the corpus prefix, which a truncated window would
-  silently spoil (docs/architecture.md, "Sliding-window models").
+  silently spoil (docs/architecture.md, "Measured facts").
 - Every load is checked first: ``ensure`` builds the ``LoadSettings``, has the planner's
   pure check (``engine.planning.check_load``) weigh them against the memory free now,
   and passes the checked settings to ``Backend.load_model``; a load that would not fit

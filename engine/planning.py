@@ -664,7 +664,7 @@ def _find_max_ctx(total_at: Callable[[int], int], available: int | None, *, limi
 
 def _recommend(rows: Sequence[PlanRow]) -> PlanRow | None:
     """The fastest measured type that fits; unmeasured, the first that fits (f16 first:
-    on CPUs the unquantized cache without flash attention reads fastest, DESIGN.md)."""
+    on CPUs the unquantized cache without flash attention reads fastest, docs/architecture.md)."""
     fitting = [r for r in rows if r.fits_memory]
     if not fitting:
         return None

@@ -8,7 +8,7 @@ Steps, each refusing to go on when something is wrong:
 
 1. refuse a llama.cpp built for the build machine's CPU (``GGML_NATIVE``): its shared
    libraries must not use AVX-512 (``zmm`` registers), or the app dies with "illegal
-   instruction" on most of its users' CPUs (DESIGN.md). ``objdump`` checks the libraries;
+   instruction" on most of its users' CPUs (docs/architecture.md, "Measured facts"). ``objdump`` checks the libraries;
    without it, llama.cpp's own feature line is checked;
 2. render the icon (``resources/icons/longread.svg``) to PNG with Qt's SVG renderer;
 3. run PyInstaller on ``packaging/longread.spec`` into ``<dist>/longread``;

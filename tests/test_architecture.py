@@ -1,4 +1,4 @@
-"""The architecture's seams, as checks that can fail (DESIGN.md, STYLE.md): the engine
+"""The architecture's seams, as checks that can fail (docs/architecture.md): the engine
 never imports Qt or the GUI; llama.cpp has one owner behind the runtime interface; the
 engine's modules import each other without cycles."""
 

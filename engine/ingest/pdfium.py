@@ -5,7 +5,7 @@ called only inside the extraction child process of ``engine.ingest.pdf``, never 
 app's own process: PDFium is native code fed untrusted files.
 
 Why PDFium by default: on the same two real PDFs it extracted text about 15 times faster
-than pypdf with comparable text (DESIGN.md; ``benchmarks/ingest.py`` measures it again).
+than pypdf with comparable text (docs/architecture.md; ``benchmarks/ingest.py`` measures it again).
 pypdf stays the owner of what it does best: telling a wrong password from a missing one,
 repairing files PDFium refuses, and a second opinion on pages PDFium finds empty.
 """

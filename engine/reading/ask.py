@@ -14,7 +14,7 @@ how long the restore took and how long the cold read took when the snapshot was 
 A damaged snapshot is removed and rebuilt, with a notice; it never answers.
 Sliding-window models (Gemma 3) load with llama.cpp's ``swa_full``: without it the
 cache keeps only the last window, and rolling back to the end of the corpus for a
-follow-up would silently leave a truncated window (DESIGN.md). It costs memory: every
+follow-up would silently leave a truncated window (docs/architecture.md, "Measured facts"). It costs memory: every
 layer keeps the whole window (``ModelInfo.kv_cache_bytes(..., swa_full=True)``).
 """
 

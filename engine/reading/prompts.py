@@ -13,7 +13,7 @@ The template is someone else's code: it runs in a bounded sandbox
 (``engine.reading.chat_template``), and one that tries to escape it or never ends is
 refused with ``ChatTemplateError``.
 A template that prints today's date would change the prompt every day and defeat the
-cache (DESIGN.md), so ``strftime_now`` returns a fixed date.
+cache (docs/architecture.md, "Measured facts"), so ``strftime_now`` returns a fixed date.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ class KvType(StrEnum):
     """The KV cache types Longread offers, for both K and V caches (llama.cpp's names).
 
     Quantized types need flash attention; on CPUs they halve (q8_0) or quarter (q4_0)
-    the cache and read 2-4x slower (DESIGN.md). Every list of KV types (the CLI's
+    the cache and read 2-4x slower (docs/architecture.md, "Measured facts"). Every list of KV types (the CLI's
     choices, the settings dialog, the gauge, the planner) is this enum.
     """
 

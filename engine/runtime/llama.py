@@ -5,7 +5,7 @@ Contract:
 - ``load_tokenizer`` loads only the vocabulary (fast) for exact token counts.
 - ``load_model(path, settings)`` loads weights and a context as ``LoadSettings`` say:
   ``n_ctx`` tokens, the K and V cache type (flash attention on when the V cache is
-  quantized, which llama.cpp requires, off for f16, which is faster on CPUs: DESIGN.md),
+  quantized, which llama.cpp requires, off for f16, which is faster on CPUs: docs/architecture.md),
   threads for both prefill and generation. It does not check memory: the planner did
   (``engine.planning.check_load`` in ``ModelLane.ensure``); this module imports
   nothing above the runtime interface.
