@@ -23,7 +23,6 @@ Contract: every method raises ``EngineError`` subclasses with messages fit for a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -498,8 +497,3 @@ def describe_documents(docs: Sequence[Document]) -> str:
     """``3 documents, 41 pages``."""
     pages = sum(d.n_pages for d in docs)
     return f"{len(docs)} document{'s' if len(docs) != 1 else ''}, {pages} page{'s' if pages != 1 else ''}"
-
-
-def with_window(settings: ReadSettings, n_ctx: int) -> ReadSettings:
-    """``settings`` with another window (0: automatic)."""
-    return replace(settings, n_ctx=n_ctx)
