@@ -303,8 +303,7 @@ class Hub:
         Raises:
             OfflineError: the Hub cannot be reached.
         """
-        from huggingface_hub import get_session
-        from huggingface_hub import hf_raise_for_status
+        from huggingface_hub import get_session, hf_raise_for_status
 
         # One request (HfApi.list_models retries a dead connection for half a minute).
         params: dict[str, str | int] = {"search": query, "filter": "gguf", "sort": "downloads", "limit": limit}
@@ -555,8 +554,7 @@ class _RangeFile:
         return bytes(out)
 
     def _load(self, start: int, length: int) -> None:
-        from huggingface_hub import get_session
-        from huggingface_hub import hf_raise_for_status
+        from huggingface_hub import get_session, hf_raise_for_status
 
         stop = min(self._size, start + length) - 1
         headers = {**self._hub._headers(), "Range": f"bytes={start}-{stop}", "Accept-Encoding": "identity"}
