@@ -75,6 +75,7 @@ __all__ = [
     "InstalledModel",
     "curated_models",
     "describe_fit",
+    "free_disk_bytes",
     "installed_models",
     "models_dir",
     "parse_spec",
@@ -762,6 +763,11 @@ def _free_bytes(folder: Path) -> int:
     return shutil.disk_usage(folder).free
 
 
+def free_disk_bytes(folder: Path) -> int:
+    """Bytes free on the disk that holds ``folder`` (or its nearest existing parent)."""
+    return _free_bytes(_existing_ancestor(folder))
+
+
 def _existing_ancestor(path: Path) -> Path:
     for candidate in (path, *path.parents):
         if candidate.exists():
@@ -830,7 +836,7 @@ def describe_fit(
         rate = reference_tokens / (fastest.est_prefill_s or 1.0)
         text += f" Reads about {rate:,.0f} tokens/s here at {fastest.kv_type} (measured)."
     else:
-        text += " Reading speed: not measured here yet (measured on first use)."
+        text += " Reading speed: not measured here yet (`longread plan` measures it once the model is here)."
     return text
 
 
