@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from engine.config import db_path, default_threads
+from engine.config import db_path
 from engine.errors import Cancelled, CancelToken, EngineError, OfflineError
 from engine.machine import read_available_memory
 from engine.models.discover import discover_models
@@ -40,6 +40,7 @@ from engine.models.hub import (
     parse_spec,
     remove_model,
     search_curated,
+    stored_calibrations,
 )
 from engine.units import format_bytes
 
@@ -138,7 +139,10 @@ def _get(spec: str, hub: Hub, *, root: Path, dry_run: bool) -> int:
     print(f"Free disk space: {format_bytes(free_disk_bytes(root))} (in {root})")
     info = hub.inspect(file)
     print(f"Model: {info.name} ({info.architecture}, {info.file_type})")
-    print("Here: " + describe_fit(info, available_bytes=read_available_memory(), calibrations=_calibrations(file)))
+    print(
+        "Here: "
+        + describe_fit(info, available_bytes=read_available_memory(), calibrations=stored_calibrations(file, db_path()))
+    )
     if dry_run:
         return EXIT_OK
     cancel = CancelToken()
@@ -159,20 +163,6 @@ def _get(spec: str, hub: Hub, *, root: Path, dry_run: bool) -> int:
 
 def _print_progress(progress: DownloadProgress) -> None:
     _err(f"\r{progress.describe():<72}", end="")
-
-
-def _calibrations(file: HubFile) -> list[Any]:
-    """This file's stored speed measurements (keyed by SHA-256, the Hub's LFS oid)."""
-    sha = file.parts[0].sha256
-    if sha is None or len(file.parts) > 1 or not db_path().exists():
-        return []
-    from engine.store import open_store
-
-    store = open_store(db_path())
-    try:
-        return list(store.get_calibrations(sha, n_threads=default_threads()))
-    finally:
-        store.close()
 
 
 def _list(root: Path) -> int:

@@ -81,6 +81,7 @@ __all__ = [
     "parse_spec",
     "remove_model",
     "search_curated",
+    "stored_calibrations",
 ]
 
 PARTIAL_DIR: Final = ".partial"
@@ -838,6 +839,23 @@ def describe_fit(
     else:
         text += " Reading speed: not measured here yet (`longread plan` measures it once the model is here)."
     return text
+
+
+def stored_calibrations(file: HubFile, db: Path) -> list[CalibrationRow]:
+    """This machine's stored prefill measurements for ``file`` (calibrations are keyed by
+    the model file's SHA-256, which is the Hub's LFS oid), so ``describe_fit`` can say how
+    fast it reads before it is downloaded again. Empty for a split model or a new file."""
+    sha = file.parts[0].sha256
+    if sha is None or len(file.parts) > 1 or not db.exists():
+        return []
+    from engine.config import default_threads
+    from engine.store import open_store
+
+    store = open_store(db)
+    try:
+        return list(store.get_calibrations(sha, n_threads=default_threads()))
+    finally:
+        store.close()
 
 
 # --- what was downloaded -------------------------------------------------------------------
