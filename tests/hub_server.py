@@ -10,7 +10,7 @@ repositories get 404 with ``X-Error-Code: RepoNotFound``, as the Hub answers.
 
 Faults, for the tests: ``cut_after[path] = n`` sends the headers of a whole body, then
 ``n`` bytes, then closes the connection (once); ``published_sha[path]`` overrides the
-SHA-256 the listing publishes. ``log`` records every request: method, path, Range
+SHA-256 the listing publishes; ``chunk_delay`` slows every file's body down. ``log`` records every request: method, path, Range
 header, bytes of body sent.
 """
 
@@ -20,6 +20,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,6 +44,8 @@ class FakeHub:
     repos: dict[str, dict[str, Path]] = field(default_factory=dict)
     cut_after: dict[str, int] = field(default_factory=dict)
     published_sha: dict[str, str] = field(default_factory=dict)
+    #: Seconds to wait after each 64 KiB of a file's body (a slow connection).
+    chunk_delay: float = 0.0
     log: list[Request] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _sha_cache: dict[Path, str] = field(default_factory=dict)
@@ -170,6 +173,8 @@ class FakeHub:
                         except (BrokenPipeError, ConnectionResetError):
                             return  # the client went away (a cancel)
                         record.sent += len(chunk)
+                        if hub.chunk_delay:
+                            time.sleep(hub.chunk_delay)
                 if cut is not None:
                     self.close_connection = True
                     self.wfile.flush()

@@ -2,9 +2,10 @@
 their GGUF files with sizes, the disk space free, what the planner says for this machine,
 and a download with progress, ETA and cancel.
 
-Contract: every call to the Hub runs on the dialog's own lane (``app.tasks.Lane``, one
-worker thread whose context is an ``engine.models.hub.Hub``): listing a repository,
-reading a file's header for the planner's line, downloading. The main thread only shows
+Contract: every call to the Hub runs on the dialog's own lanes (``app.tasks.Lane``: worker
+threads whose context is an ``engine.models.hub.Hub``): one lists repositories and reads
+a file's header for the planner's line, the other downloads, so the first still answers
+while a download runs. The main thread only shows
 results. A download is checked and inspected by the engine before it lands where the
 model picker looks; the dialog then emits ``model_downloaded``. Closing the dialog cancels
 a download (its bytes stay for the next try, which resumes).
@@ -96,7 +97,9 @@ class GetModelsDialog(QDialog):
         self.resize(760, 560)
         self.root = root
         self.db = db
+        # Listing and planning get their own lane, so they answer while a download runs.
         self.lane = Lane("hub lane", make_hub, parent=self)
+        self.download_lane = Lane("download lane", make_hub, parent=self)
         self._download_job: Job | None = None
         self._facts_job: Job | None = None
         self._files: list[HubFile] = []
@@ -258,7 +261,7 @@ class GetModelsDialog(QDialog):
         self.download_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText(self.tr("Starting the download of {name}…").format(name=Path(file.name).name))
-        self._download_job = self.lane.submit(
+        self._download_job = self.download_lane.submit(
             lambda hub, job: hub.download(file, root=root, on_progress=job.report, cancel=job.token),
             name="download",
             on_done=self._on_downloaded,
@@ -299,12 +302,15 @@ class GetModelsDialog(QDialog):
         self.status.setText(exc.message)
         self.failed.emit(exc.message)
 
-    def closeEvent(self, event: QCloseEvent) -> None:
+    def _stop_lanes(self) -> None:
         self.cancel_download()
         self.lane.shutdown(timeout_ms=10000)
+        self.download_lane.shutdown(timeout_ms=10000)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._stop_lanes()
         super().closeEvent(event)
 
     def done(self, result: int) -> None:
-        self.cancel_download()
-        self.lane.shutdown(timeout_ms=10000)
+        self._stop_lanes()
         super().done(result)

@@ -456,15 +456,24 @@ class Hub:
         _meta_path(partial).write_text(json.dumps({"sha256": expected, "size": part.size}))
         tracker.begin_part(part)
         with open(partial, "ab") as fh, self._hub_errors(repo):
-            http_get(
-                meta.location,
-                fh,
-                resume_size=resume,
-                headers=self._headers(),
-                expected_size=part.size,
-                displayed_filename=Path(part.path).name,
-                tqdm_class=tracker.bar_class(),  # type: ignore[arg-type]
-            )
+            try:
+                http_get(
+                    meta.location,
+                    fh,
+                    resume_size=resume,
+                    headers=self._headers(),
+                    expected_size=part.size,
+                    displayed_filename=Path(part.path).name,
+                    tqdm_class=tracker.bar_class(),  # type: ignore[arg-type]
+                )
+            except OSError as exc:
+                if exc.errno is not None:
+                    raise  # the disk (ENOSPC and the like): handled by download()
+                # huggingface_hub's "Consistency check failed": the body ended early.
+                raise DownloadError(
+                    f"The download of {Path(part.path).name} ended before the whole file came. "
+                    "Try again: it resumes where it stopped."
+                ) from exc
 
     def _headers(self) -> dict[str, str]:
         from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]

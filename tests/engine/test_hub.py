@@ -317,3 +317,34 @@ def test_llama_cpp_reads_a_downloaded_split_model_as_the_whole(smollm2_path: Pat
     answer = greedy(path)
     assert "Paris" in answer
     assert answer == greedy(smollm2_path)
+
+
+def test_a_measured_speed_is_quoted_before_downloading_again(hub: FakeHub, gguf_file: Path, home: Path) -> None:
+    # Calibrations are keyed by the model file's SHA-256, which is the Hub's LFS oid: a
+    # file measured here before (then removed) is quoted with its speed.
+    from engine.config import default_threads
+    from engine.models.hub import stored_calibrations
+    from engine.store import open_store
+    from engine.store.db import CalibrationRow
+
+    client = Hub(endpoint=hub.endpoint)
+    file = only_file(client)
+    db = home / "longread.db"
+    assert stored_calibrations(file, db) == []
+    store = open_store(db)
+    row = CalibrationRow(
+        model_sha256=sha256(gguf_file),
+        kv_type="f16",
+        n_threads=default_threads(),
+        batch_size=512,
+        llama_cpp_version="test",
+        batch_seconds=(2.0, 2.5),
+        flash_attn=False,
+    )
+    store.put_calibration(row)
+    store.close()
+    rows = stored_calibrations(file, db)
+    assert [r.kv_type for r in rows] == ["f16"]
+    line = describe_fit(client.inspect(file), available_bytes=8 << 30, calibrations=rows)
+    assert "tokens/s here at f16 (measured)" in line
+    assert "not measured" not in line
