@@ -15,6 +15,10 @@ The contract:
   or a model without the hyperparameters Longread needs. No length read from the file
   is trusted: every length is checked against the bytes that remain before anything is
   allocated or read.
+- A split model (``name-00001-of-00003.gguf``) is described by its first part with the
+  tensors of every part added up (each later part's header is read; a missing part is a
+  ``ModelFileError``), so the planner counts all its weights. ``inspect_gguf_handle``
+  does the same from any seekable stream (the Hub's files, read by HTTP ranges).
 - ``ModelInfo`` carries what the planner needs (layers, KV heads per layer, head sizes,
   sliding window, context length, chat template) and computes KV cache sizes with
   llama.cpp's rules (see ``ModelInfo.kv_cache_bytes``).

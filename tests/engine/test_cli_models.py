@@ -26,9 +26,11 @@ def hub(gguf_file: Path) -> Iterator[FakeHub]:
     server.stop()
 
 
-def longread(home: Path, endpoint: str, *args: str) -> subprocess.CompletedProcess[str]:
+def longread(home: Path, endpoint: str, *args: str, offline: bool = False) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LONGREAD_HOME": str(home), "HF_ENDPOINT": endpoint}
     env.pop("HF_HUB_OFFLINE", None)
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
     return subprocess.run(
         [sys.executable, "-m", "engine.cli", "models", *args],
         capture_output=True,
@@ -83,5 +85,8 @@ def test_offline_and_unknown_are_plain(home: Path, hub: FakeHub) -> None:
     offline = longread(home, dead, "get", REPO)
     assert offline.returncode == 1
     assert "longread: Cannot reach the Hugging Face Hub" in offline.stderr and "Traceback" not in offline.stderr
+    switched_off = longread(home, hub.endpoint, "get", REPO, offline=True)
+    assert switched_off.returncode == 1 and "HF_HUB_OFFLINE is set" in switched_off.stderr
+    assert not [r for r in hub.log if r.path.startswith("/api/")]  # nothing was asked
     unknown = longread(home, hub.endpoint, "get", "nobody/nothing")
     assert unknown.returncode == 1 and "There is no repository nobody/nothing" in unknown.stderr
