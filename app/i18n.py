@@ -99,15 +99,16 @@ def run_progress(run: Run) -> str:
 
 def describe_progress(progress: RunProgress) -> str:
     """``Step 2 of 5 (Examination), about 40 s left``: where a run of steps is (``RunProgress.describe``)."""
-    tr = QCoreApplication.translate
     if progress.kind is RunKind.WAVES and progress.stage == "answer":
-        head = tr("runs", "Answering from the notes")
+        head = QCoreApplication.translate("runs", "Answering from the notes")
     elif progress.kind is RunKind.WAVES:
-        head = tr("runs", "Wave {n} of {total}").format(n=progress.step, total=progress.n_steps)
+        head = QCoreApplication.translate("runs", "Wave {n} of {total}").format(n=progress.step, total=progress.n_steps)
     else:
-        head = tr("runs", "Step {n} of {total} ({kind})").format(
+        head = QCoreApplication.translate("runs", "Step {n} of {total} ({kind})").format(
             n=progress.step, total=progress.n_steps, kind=step_kind_label(progress.step_kind)
         )
     if progress.eta_s is None:
         return head
-    return tr("runs", "{progress}, about {left} left").format(progress=head, left=format_duration(progress.eta_s))
+    return QCoreApplication.translate("runs", "{progress}, about {left} left").format(
+        progress=head, left=format_duration(progress.eta_s)
+    )

@@ -397,39 +397,45 @@ def describe_ask(result: AskResult) -> str:
     """The line under a fresh answer: how the documents got into the model, and the speeds."""
     p = result.prefill
     warm = result.warm  # issue 4: how the corpus got into the context
-    tr = QCoreApplication.translate
     if warm is not None and warm.source == "snapshot" and warm.cold_prefill_s:
-        read = tr("ConversationView", "restored the documents in {restore} s (reading them took {cold} s)").format(
-            restore=f"{warm.restore_s:.1f}", cold=f"{warm.cold_prefill_s:.0f}"
-        )
+        read = QCoreApplication.translate(
+            "ConversationView", "restored the documents in {restore} s (reading them took {cold} s)"
+        ).format(restore=f"{warm.restore_s:.1f}", cold=f"{warm.cold_prefill_s:.0f}")
     elif warm is not None and warm.source == "snapshot":
-        read = tr("ConversationView", "restored the documents in {restore} s").format(restore=f"{warm.restore_s:.1f}")
-    elif warm is not None and warm.source == "context" and p.evaluated < 64:
-        read = tr("ConversationView", "the documents were already read")
-    elif p.evaluated and p.seconds > 0:
-        read = tr("ConversationView", "read {tokens} tokens in {seconds} s ({speed} tokens/s)").format(
-            tokens=f"{p.evaluated:,}", seconds=f"{p.seconds:.1f}", speed=f"{p.evaluated / p.seconds:,.0f}"
+        read = QCoreApplication.translate("ConversationView", "restored the documents in {restore} s").format(
+            restore=f"{warm.restore_s:.1f}"
         )
+    elif warm is not None and warm.source == "context" and p.evaluated < 64:
+        read = QCoreApplication.translate("ConversationView", "the documents were already read")
+    elif p.evaluated and p.seconds > 0:
+        read = QCoreApplication.translate(
+            "ConversationView", "read {tokens} tokens in {seconds} s ({speed} tokens/s)"
+        ).format(tokens=f"{p.evaluated:,}", seconds=f"{p.seconds:.1f}", speed=f"{p.evaluated / p.seconds:,.0f}")
     else:
-        read = tr("ConversationView", "read nothing new")
+        read = QCoreApplication.translate("ConversationView", "read nothing new")
     if p.reused:
-        read += tr("ConversationView", ", {reused} already in memory").format(reused=f"{p.reused:,}")
+        read += QCoreApplication.translate("ConversationView", ", {reused} already in memory").format(
+            reused=f"{p.reused:,}"
+        )
     notice = f" {warm.notice}" if warm is not None and warm.notice else ""
-    answered = tr("ConversationView", "{read}; answered {tokens} tokens in {seconds} s.").format(
-        read=read, tokens=result.answer_tokens, seconds=f"{result.generate_s:.1f}"
-    )
+    answered = QCoreApplication.translate(
+        "ConversationView", "{read}; answered {tokens} tokens in {seconds} s."
+    ).format(read=read, tokens=result.answer_tokens, seconds=f"{result.generate_s:.1f}")
     return answered + notice
 
 
 def _describe_run(run: Run) -> str:
     """The line under a stored run's answer: the model, and for an ask its window and read."""
-    tr = QCoreApplication.translate
     if run.kind is not RunKind.ASK:
-        return tr("ConversationView", "{kind} with {model}.").format(kind=kind_label(run.kind), model=run.model)
+        return QCoreApplication.translate("ConversationView", "{kind} with {model}.").format(
+            kind=kind_label(run.kind), model=run.model
+        )
     step = run.answer_step
     if step is None or step.prefill_tokens is None:
         return ""
-    return tr("ConversationView", "{model}, window {n_ctx}, KV {kv_type}; read {tokens} tokens in {seconds} s.").format(
+    return QCoreApplication.translate(
+        "ConversationView", "{model}, window {n_ctx}, KV {kv_type}; read {tokens} tokens in {seconds} s."
+    ).format(
         model=run.model,
         n_ctx=run.settings.get("n_ctx", "?"),
         kv_type=run.settings.get("kv_type", "?"),

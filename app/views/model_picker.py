@@ -41,17 +41,18 @@ class ModelEntry:
     problem: str = ""
 
     def label(self) -> str:
-        tr = QCoreApplication.translate
         source = {
-            "bundled": tr("ModelPicker", "bundled"),
-            "added": tr("ModelPicker", "added"),
-            "chosen": tr("ModelPicker", "chosen"),
+            "bundled": QCoreApplication.translate("ModelPicker", "bundled"),
+            "added": QCoreApplication.translate("ModelPicker", "added"),
+            "chosen": QCoreApplication.translate("ModelPicker", "chosen"),
         }.get(self.source, self.source)
         if self.summary is None:
-            problem = self.problem or tr("ModelPicker", "reading…")
+            problem = self.problem or QCoreApplication.translate("ModelPicker", "reading…")
             return f"{self.path.name} ({source}) — {problem}"
         s = self.summary
-        context = tr("ModelPicker", "{tokens}-token context").format(tokens=f"{s.context_length:,}")
+        context = QCoreApplication.translate("ModelPicker", "{tokens}-token context").format(
+            tokens=f"{s.context_length:,}"
+        )
         return f"{self.path.name} — {format_bytes(s.size_bytes)} · {s.architecture} · {context} ({source})"
 
 

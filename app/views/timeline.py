@@ -55,17 +55,18 @@ class TimelineRow:
 
 def step_heading(step: Step) -> str:
     """``Step 2: Examination`` or ``Wave 3: filing.pdf p.13-18``."""
-    tr = QCoreApplication.translate
     if step.kind == "wave":
         dropped = int(step.detail.get("dropped_notes", 0))  # grounded notes (issue 13 item 1)
         if dropped == 1:
-            extra = " " + tr("TimelineView", "(%n note dropped: not on its page)", "", dropped)
+            extra = " " + QCoreApplication.translate("TimelineView", "(%n note dropped: not on its page)", "", dropped)
         elif dropped:
-            extra = " " + tr("TimelineView", "(%n notes dropped: not on its page)", "", dropped)
+            extra = " " + QCoreApplication.translate("TimelineView", "(%n notes dropped: not on its page)", "", dropped)
         else:
             extra = ""
-        return tr("TimelineView", "Wave {n}").format(n=step.position) + f": {step.label}{extra}"
-    return tr("TimelineView", "Step {n}: {heading}").format(n=step.position, heading=step_kind_label(step.kind))
+        return QCoreApplication.translate("TimelineView", "Wave {n}").format(n=step.position) + f": {step.label}{extra}"
+    return QCoreApplication.translate("TimelineView", "Step {n}: {heading}").format(
+        n=step.position, heading=step_kind_label(step.kind)
+    )
 
 
 class TimelineView(QWidget):
