@@ -302,7 +302,9 @@ def test_a_question_that_does_not_fit_offers_to_read_in_waves(
     qtbot.waitUntil(lambda: not window.asking and view.turns[-1].status == "failed", timeout=60000)
     assert "does not fit" in view.turns[-1].error
     button = view.waves_button
-    assert button.isVisible() and re.fullmatch(r"Read in waves \(about \d+ min, each next question about \d+ min\)", button.text())
+    assert button.isVisible() and re.fullmatch(
+        r"Read in waves \(about \d+ min, each next question about \d+ min\)", button.text()
+    )
     with qtbot.waitSignal(window.answered, timeout=120000) as blocker:
         button.click()
     assert view.mode is RunKind.WAVES and not button.isVisible()
