@@ -1,4 +1,4 @@
-"""Settings: context window, KV cache type, threads, data folder. Kept between runs."""
+"""Settings: context window, KV cache type, how waves share notes, threads, data folder. Kept between runs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from app.settings import AppSettings
 from engine.config import default_threads
+from engine.reading.waves import WaveMode
 from engine.runtime.backend import KvType
 
 KV_LABELS = {
@@ -47,6 +48,11 @@ class SettingsDialog(QDialog):
             self.kv_type.addItem(KV_LABELS[kv], kv.value)
         self.kv_type.setCurrentIndex(list(KvType).index(settings.kv_type))
         form.addRow("KV cache", self.kv_type)
+        self.wave_mode = QComboBox()  # issue 13 item 4
+        self.wave_mode.addItem(self.tr("Carry notes from part to part"), WaveMode.CARRY.value)
+        self.wave_mode.addItem(self.tr("Map: each part alone, then one pass over all notes"), WaveMode.MAP.value)
+        self.wave_mode.setCurrentIndex(list(WaveMode).index(settings.wave_mode))
+        form.addRow(self.tr("Read in waves"), self.wave_mode)
         self.threads = QSpinBox()
         self.threads.setRange(0, 256)
         self.threads.setSpecialValueText(f"Every core ({default_threads()})")
@@ -83,6 +89,7 @@ class SettingsDialog(QDialog):
     def accept(self) -> None:
         self.settings.n_ctx = self.n_ctx.value()
         self.settings.kv_type = str(self.kv_type.currentData())
+        self.settings.wave_mode = str(self.wave_mode.currentData())
         self.settings.n_threads = self.threads.value()
         self.settings.data_dir = self.data_dir.text().strip()
         self.settings.sync()
