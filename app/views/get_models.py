@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.i18n import format_bytes, format_duration
 from app.tasks import Job, Lane
 from engine.errors import EngineError
 from engine.machine import read_available_memory
@@ -46,7 +47,6 @@ from engine.models.hub import (
     parse_spec,
     stored_calibrations,
 )
-from engine.units import format_bytes
 
 _ROLE = Qt.ItemDataRole.UserRole
 
@@ -272,7 +272,26 @@ class GetModelsDialog(QDialog):
 
     def _show_progress(self, progress: DownloadProgress) -> None:
         self.progress.setValue(int(progress.fraction * 1000))
-        self.status.setText(progress.describe())
+        self.status.setText(self.describe_progress(progress))
+
+    def describe_progress(self, progress: DownloadProgress) -> str:
+        """The engine's progress in the window's words: "412 MB of 1.1 GB · 5.2 MB/s · about 2 min left"."""
+        if progress.stage == "verify":
+            return self.tr("Checking {name} against the Hub's SHA-256…").format(name=progress.name)
+        if progress.stage == "inspect":
+            return self.tr("Reading {name}'s header…").format(name=progress.name)
+        if progress.stage == "done":
+            return self.tr("{name} is ready.").format(name=progress.name)
+        text = self.tr("{done} of {total}").format(
+            done=format_bytes(progress.done_bytes), total=format_bytes(progress.total_bytes)
+        )
+        if progress.parts > 1:
+            text += " " + self.tr("(part {part} of {parts})").format(part=progress.part, parts=progress.parts)
+        if progress.bytes_per_s:
+            text += " · " + self.tr("{speed}/s").format(speed=format_bytes(progress.bytes_per_s))
+        if progress.eta_s is not None:
+            text += " · " + self.tr("about {eta} left").format(eta=format_duration(progress.eta_s))
+        return text
 
     def _on_downloaded(self, path: Path) -> None:
         self._download_job = None
