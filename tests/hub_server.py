@@ -44,6 +44,8 @@ class FakeHub:
     repos: dict[str, dict[str, Path]] = field(default_factory=dict)
     cut_after: dict[str, int] = field(default_factory=dict)
     published_sha: dict[str, str] = field(default_factory=dict)
+    #: Files whose hash the listing redacts ("*" x 64, as the Hub does for some gated repos).
+    redacted: set[str] = field(default_factory=set)
     #: Seconds to wait after each 64 KiB of a file's body (a slow connection).
     chunk_delay: float = 0.0
     log: list[Request] = field(default_factory=list)
@@ -128,6 +130,8 @@ class FakeHub:
             def _entry(self, name: str, file: Path) -> dict[str, object]:
                 size = file.stat().st_size
                 sha = hub.published_sha.get(name, hub.sha256(file))
+                if name in hub.redacted:
+                    sha = "*" * 64
                 return {
                     "type": "file",
                     "path": name,

@@ -279,8 +279,10 @@ class Hub:
             # repository is said at once (list_repo_tree retries for half a minute).
             api.model_info(repo)
             entries = list(api.list_repo_tree(repo, recursive=True))
+        # A gated repository's listing may redact hashes ("*" x 64): then the file's own
+        # X-Linked-Etag (its SHA-256) is used when it is fetched.
         parts = [
-            HubPart(e.path, int(e.size), e.lfs.sha256 if e.lfs is not None else None)
+            HubPart(e.path, int(e.size), _sha_or_none(e.lfs.sha256 if e.lfs is not None else None))
             for e in entries
             if isinstance(e, RepoFile)
         ]
@@ -401,7 +403,7 @@ class Hub:
                 self._fetch(file.repo, part, path, tracker)
             tracker.stage("verify")
             for path, part in zip(staged, file.parts, strict=True):
-                _verify(path, part, cancel=cancel)
+                _verify(path, part, sha256=part.sha256 or _saved_sha(path), cancel=cancel)
             tracker.stage("inspect")
             staged_first = staging / file.parts[0].path
             # Inspect under the real names (the split loader looks for "-0000N-of-" names).
@@ -448,11 +450,15 @@ class Hub:
         url = hf_hub_url(repo, part.path, endpoint=self.endpoint)
         with self._hub_errors(repo):
             meta = get_hf_file_metadata(url, token=self.token, endpoint=self.endpoint)
-        expected = part.sha256 or (meta.etag if meta.etag and _SHA256.match(meta.etag) else None)
+        expected = part.sha256 or _sha_or_none(meta.etag)
         if meta.etag and part.sha256 and _SHA256.match(meta.etag) and meta.etag != part.sha256:
             raise DownloadError(
                 f"{part.path} changed on the Hub while it was being listed. List the repository again and retry."
             )
+        saved = _saved_sha(partial)
+        if resume and saved and expected and saved != expected:
+            partial.unlink()  # the bytes kept belong to another version of the file
+            resume = 0
         _meta_path(partial).write_text(json.dumps({"sha256": expected, "size": part.size}))
         tracker.begin_part(part)
         with open(partial, "ab") as fh, self._hub_errors(repo):
@@ -714,8 +720,9 @@ class _Tracker:
 # --- checking ----------------------------------------------------------------------------
 
 
-def _verify(path: Path, part: HubPart, *, cancel: Callable[[], bool] | None) -> None:
-    """Check a fetched part's size and SHA-256; remove it when they are wrong."""
+def _verify(path: Path, part: HubPart, *, sha256: str | None, cancel: Callable[[], bool] | None) -> None:
+    """Check a fetched part's size and SHA-256 (the listing's, else the file's ETag);
+    remove it when they are wrong."""
     size = _size_of(path)
     if size != part.size:
         path.unlink(missing_ok=True)
@@ -724,7 +731,7 @@ def _verify(path: Path, part: HubPart, *, cancel: Callable[[], bool] | None) -> 
             f"{Path(part.path).name} came down as {size:,} bytes, not the {part.size:,} the Hub lists; "
             "it was removed. Try again."
         )
-    if part.sha256 is None:
+    if sha256 is None:
         return  # not an LFS file: the Hub publishes no SHA-256 for it
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -732,12 +739,12 @@ def _verify(path: Path, part: HubPart, *, cancel: Callable[[], bool] | None) -> 
             if cancel is not None and cancel():
                 raise Cancelled()
             digest.update(block)
-    if digest.hexdigest() != part.sha256:
+    if digest.hexdigest() != sha256:
         path.unlink(missing_ok=True)
         _meta_path(path).unlink(missing_ok=True)
         raise ChecksumError(
             f"{Path(part.path).name} does not match the SHA-256 the Hub published for it "
-            f"({digest.hexdigest()[:12]}… instead of {part.sha256[:12]}…): it was damaged on the way and "
+            f"({digest.hexdigest()[:12]}… instead of {sha256[:12]}…): it was damaged on the way and "
             "was removed. Try again."
         )
 
@@ -752,10 +759,27 @@ def _forget_stale_partial(path: Path, part: HubPart) -> None:
         saved = json.loads(meta.read_text())
     except (OSError, ValueError):
         saved = None
-    same = isinstance(saved, dict) and saved.get("size") == part.size and saved.get("sha256") in (part.sha256, None)
+    same = (
+        isinstance(saved, dict)
+        and saved.get("size") == part.size
+        and (part.sha256 is None or saved.get("sha256") in (part.sha256, None))
+    )
     if not same or _size_of(path) > part.size:
         path.unlink(missing_ok=True)
         meta.unlink(missing_ok=True)
+
+
+def _saved_sha(partial: Path) -> str | None:
+    """The SHA-256 recorded beside a partial file when it was fetched (from the ETag)."""
+    try:
+        saved = json.loads(_meta_path(partial).read_text())
+    except (OSError, ValueError):
+        return None
+    return _sha_or_none(saved.get("sha256")) if isinstance(saved, dict) else None
+
+
+def _sha_or_none(value: str | None) -> str | None:
+    return value.lower() if value and _SHA256.match(value.lower()) else None
 
 
 def _meta_path(partial: Path) -> Path:

@@ -348,3 +348,23 @@ def test_a_measured_speed_is_quoted_before_downloading_again(hub: FakeHub, gguf_
     line = describe_fit(client.inspect(file), available_bytes=8 << 30, calibrations=rows)
     assert "tokens/s here at f16 (measured)" in line
     assert "not measured" not in line
+
+
+def test_a_redacted_listing_hash_is_checked_against_the_files_etag(hub: FakeHub, gguf_file: Path, root: Path) -> None:
+    hub.redacted.add(NAME)
+    client = Hub(endpoint=hub.endpoint)
+    file = only_file(client)
+    assert file.parts[0].sha256 is None  # "*" x 64 is not a hash
+    stop = [False]
+    with pytest.raises(Cancelled):
+        client.download(
+            file, root=root, on_progress=lambda p: stop.__setitem__(0, p.done_bytes > 10 << 20), cancel=lambda: stop[0]
+        )
+    path = client.download(file, root=root)  # resumes: the saved ETag hash is the same
+    assert hub.downloads(NAME)[-1].range not in (None, "bytes=0-")
+    assert sha256(path) == sha256(gguf_file)
+    # A wrong file under that ETag is refused all the same.
+    remove_model(NAME, root=root)
+    hub.published_sha[NAME] = "1" * 64  # the ETag header now claims another hash
+    with pytest.raises(ChecksumError):
+        client.download(only_file(client), root=root)
