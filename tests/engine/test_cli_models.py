@@ -1,8 +1,10 @@
-"""``longread models search|get|list|remove`` against the local Hub (tests/hub_server.py),
-in a child process that finds the Hub through ``HF_ENDPOINT`` as a user's shell would."""
+"""``longread models search|get|list|remove`` against the local Hub (tests/hub_server.py):
+in this process through ``run_models_command`` with the Hub given, and as a child process
+that finds the Hub through ``HF_ENDPOINT`` as a user's shell would."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.cli_models import run_models_command
+from engine.models.hub import Hub
 from tests.hub_server import FakeHub
 
 REPO = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"
@@ -24,6 +28,12 @@ def hub(gguf_file: Path) -> Iterator[FakeHub]:
     server = FakeHub(repos={REPO: {NAME: gguf_file}}).start()
     yield server
     server.stop()
+
+
+def models(server: FakeHub | str, home: Path, command: str, **fields: object) -> int:
+    endpoint = server if isinstance(server, str) else server.endpoint
+    args = argparse.Namespace(models_command=command, **fields)
+    return run_models_command(args, hub=Hub(endpoint=endpoint), root=home / "models")
 
 
 def longread(home: Path, endpoint: str, *args: str, offline: bool = False) -> subprocess.CompletedProcess[str]:
@@ -40,53 +50,63 @@ def longread(home: Path, endpoint: str, *args: str, offline: bool = False) -> su
     )
 
 
-def test_get_list_remove(hub: FakeHub, home: Path, gguf_file: Path) -> None:
-    dry = longread(home, hub.endpoint, "get", REPO, "--dry-run")
-    assert dry.returncode == 0, dry.stderr
-    assert f"{NAME} — 98 MB" in dry.stdout or f"{NAME} —" in dry.stdout
-    assert "Free disk space:" in dry.stdout
-    assert "Here: Fits in the memory free now" in dry.stdout and "trained window 8,192" in dry.stdout
-    assert not (home / "models" / "HuggingFaceTB").exists()
-
+def test_get_through_hf_endpoint(hub: FakeHub, home: Path, gguf_file: Path) -> None:
     got = longread(home, hub.endpoint, "get", f"{REPO}/{NAME}")
     assert got.returncode == 0, got.stderr
     path = home / "models" / "HuggingFaceTB" / "SmolLM2-135M-Instruct-GGUF" / NAME
     assert f"Ready: {path}" in got.stdout
     assert path.read_bytes() == gguf_file.read_bytes()
     assert "is ready." in got.stderr  # the last progress line
+    switched_off = longread(home, hub.endpoint, "get", REPO, offline=True)
+    assert switched_off.returncode == 1 and "HF_HUB_OFFLINE is set" in switched_off.stderr
+    assert "Traceback" not in switched_off.stderr
 
-    listed = longread(home, hub.endpoint, "list")
-    assert f"{REPO}/{NAME}" in listed.stdout
 
-    removed = longread(home, hub.endpoint, "remove", NAME)
-    assert removed.returncode == 0 and f"Removed {REPO}/{NAME}" in removed.stdout
+def test_dry_run_list_remove(hub: FakeHub, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert models(hub, home, "get", spec=REPO, dry_run=True) == 0
+    out = capsys.readouterr().out
+    assert f"{NAME} — 98 MB" in out
+    assert "Free disk space:" in out
+    assert "Here: Fits in the memory free now" in out and "trained window 8,192" in out
+    assert not (home / "models" / "HuggingFaceTB").exists()
+    assert not [r for r in hub.log if r.range is None and "/resolve/" in r.path and r.method == "GET"]
+
+    assert models(hub, home, "get", spec=REPO, dry_run=False) == 0
+    path = home / "models" / "HuggingFaceTB" / "SmolLM2-135M-Instruct-GGUF" / NAME
+    assert path.is_file()
+    capsys.readouterr()
+    assert models(hub, home, "list") == 0
+    assert f"{REPO}/{NAME}" in capsys.readouterr().out
+
+    assert models(hub, home, "remove", name=NAME) == 0
+    assert f"Removed {REPO}/{NAME}" in capsys.readouterr().out
     assert not path.exists()
-    again = longread(home, hub.endpoint, "remove", NAME)
-    assert again.returncode == 1 and "No downloaded model is called" in again.stderr
-    assert "Traceback" not in again.stderr
+    assert models(hub, home, "remove", name=NAME) == 1
+    assert "No downloaded model is called" in capsys.readouterr().err
 
 
-def test_search_and_a_repository_with_several_models(hub: FakeHub, home: Path, gguf_file: Path) -> None:
+def test_search_and_a_repository_with_several_models(
+    hub: FakeHub, home: Path, gguf_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hub.repos[REPO]["smollm2-copy-q8_0.gguf"] = gguf_file
-    found = longread(home, hub.endpoint, "search", "smollm2")
-    assert found.returncode == 0
-    assert REPO in found.stdout  # from the Hub's search
-    suggested = longread(home, hub.endpoint, "search")
-    assert "Qwen/Qwen2.5-1.5B-Instruct-GGUF" in suggested.stdout and "Apache-2.0" in suggested.stdout
-    several = longread(home, hub.endpoint, "get", REPO)
-    assert several.returncode == 1
-    assert "has 2 GGUF models; name one" in several.stdout and "smollm2-copy-q8_0.gguf" in several.stdout
+    assert models(hub, home, "search", query="smollm2") == 0
+    assert REPO in capsys.readouterr().out  # from the Hub's search
+    assert models(hub, home, "search", query="") == 0
+    suggested = capsys.readouterr().out
+    assert "Qwen/Qwen2.5-1.5B-Instruct-GGUF" in suggested and "Apache-2.0" in suggested
+    assert models(hub, home, "get", spec=REPO, dry_run=True) == 1
+    several = capsys.readouterr().out
+    assert "has 2 GGUF models; name one" in several and "smollm2-copy-q8_0.gguf" in several
 
 
-def test_offline_and_unknown_are_plain(home: Path, hub: FakeHub) -> None:
+def test_offline_and_unknown_are_plain(home: Path, hub: FakeHub, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    offline = longread(home, dead, "get", REPO)
-    assert offline.returncode == 1
-    assert "longread: Cannot reach the Hugging Face Hub" in offline.stderr and "Traceback" not in offline.stderr
-    switched_off = longread(home, hub.endpoint, "get", REPO, offline=True)
-    assert switched_off.returncode == 1 and "HF_HUB_OFFLINE is set" in switched_off.stderr
-    assert not [r for r in hub.log if r.path.startswith("/api/")]  # nothing was asked
-    unknown = longread(home, hub.endpoint, "get", "nobody/nothing")
-    assert unknown.returncode == 1 and "There is no repository nobody/nothing" in unknown.stderr
+    assert models(dead, home, "get", spec=REPO, dry_run=False) == 1
+    assert "longread: Cannot reach the Hugging Face Hub" in capsys.readouterr().err
+    assert models(dead, home, "search", query="qwen") == 0  # the suggestions still show
+    searched = capsys.readouterr()
+    assert "Hub search skipped" in searched.err and "Qwen2.5" in searched.out
+    assert models(hub, home, "get", spec="nobody/nothing", dry_run=False) == 1
+    assert "There is no repository nobody/nothing" in capsys.readouterr().err
