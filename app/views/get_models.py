@@ -112,7 +112,9 @@ class GetModelsDialog(QDialog):
             item.setData(_ROLE, model.repo)
             item.setToolTip(model.why)
             self.curated.addItem(item)
-        self.curated.currentItemChanged.connect(self._on_curated_current_item_changed)
+        # Selection, not the current item: the view makes its first row current when it
+        # gets the focus, and that must not list a repository the user did not choose.
+        self.curated.itemSelectionChanged.connect(self._on_curated_item_selection_changed)
         layout.addWidget(self.curated, 2)
 
         row = QHBoxLayout()
@@ -167,9 +169,10 @@ class GetModelsDialog(QDialog):
 
     # -- listing ----------------------------------------------------------------------
 
-    def _on_curated_current_item_changed(self, item: QListWidgetItem | None, _previous: object) -> None:
-        if item is not None:
-            self.repo_edit.setText(str(item.data(_ROLE)))
+    def _on_curated_item_selection_changed(self) -> None:
+        selected = self.curated.selectedItems()
+        if selected:
+            self.repo_edit.setText(str(selected[0].data(_ROLE)))
             self.list_repo()
 
     def list_repo(self) -> None:

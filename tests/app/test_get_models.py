@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QItemSelectionModel
 
 from app.views.get_models import FileFacts, GetModelsDialog
 from engine.models.discover import discover_models
@@ -194,3 +195,27 @@ def test_real_gauge_plans_the_downloaded_model(qtbot, make_real_window, hub: Fak
     assert plan.model.path == path and plan.model.tensor_bytes == info.tensor_bytes
     assert plan.corpus_tokens > 1000  # counted with the downloaded model's own vocabulary
     assert "Fits" in window.gauge.verdict.text()
+
+
+def test_choosing_a_suggested_model_lists_it_and_selects_its_recommended_file(
+    qtbot, tmp_path: Path, gguf_file: Path
+) -> None:
+    qwen = curated_models()[0]
+    files = {
+        name: gguf_file
+        for name in ("qwen2.5-1.5b-instruct-q2_k.gguf", qwen.recommended, "qwen2.5-1.5b-instruct-q8_0.gguf")
+    }
+    server = FakeHub(repos={qwen.repo: files}).start()
+    try:
+        dialog = dialog_for(qtbot, server.endpoint, tmp_path / "models")
+        # Focus makes the first row current without selecting it: nothing is listed for that.
+        dialog.curated.setCurrentRow(0, QItemSelectionModel.SelectionFlag.NoUpdate)
+        qtbot.wait(50)
+        assert dialog.repo_edit.text() == "" and not server.log
+        with qtbot.waitSignal(dialog.facts_shown, timeout=30000) as shown:
+            dialog.curated.item(0).setSelected(True)
+        assert dialog.repo_edit.text() == qwen.repo
+        assert dialog.files.count() == 3
+        assert shown.args[0].file.name == qwen.recommended == dialog.selected_file().name
+    finally:
+        server.stop()
