@@ -234,6 +234,9 @@ def group_gguf_files(repo: str, parts: Sequence[HubPart]) -> list[HubFile]:
         name = Path(part.path).name
         if not name.lower().endswith(".gguf") or "mmproj" in name.lower():
             continue
+        pieces = part.path.split("/")
+        if part.path.startswith("/") or "\\" in part.path or any(p in ("", ".", "..") for p in pieces):
+            continue  # a path that would land outside the model's folder: never from a real Hub
         match = _SPLIT.match(name)
         if match:
             folder = str(Path(part.path).parent)
@@ -414,6 +417,8 @@ class Hub:
             except ModelFileError as exc:
                 for part in file.parts:
                     (staging / part.path).unlink(missing_ok=True)
+                    _meta_path(staging / (part.path + ".part")).unlink(missing_ok=True)
+                _remove_empty_dirs((staging / file.parts[0].path).parent, stop=root)
                 raise ModelFileError(
                     f"{Path(file.name).name} was downloaded but is not a model Longread can use: {exc.message} "
                     "It was removed.",
@@ -431,7 +436,7 @@ class Hub:
                     f"({exc.strerror or exc}). Free some space and try again: the download resumes where it stopped."
                 ) from exc
             raise DownloadError(f"Could not write the download to {root}: {exc.strerror or exc}.") from exc
-        _remove_empty_dirs(staging, stop=root)
+        _remove_empty_dirs((staging / file.parts[0].path).parent, stop=root)
         tracker.stage("done")
         return finals[0]
 

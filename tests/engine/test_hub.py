@@ -258,6 +258,7 @@ def test_split_model_is_fetched_whole_and_inspected_as_parts(gguf_file: Path, tm
     finally:
         server.stop()
     assert path.name == "smollm2-q4_1-00001-of-00003.gguf"
+    assert not (root / ".partial").exists()  # nothing left behind, not even empty folders
     assert sorted(p.name for p in path.parent.iterdir()) == [p.name for p in parts]
     info = inspect_gguf(path)
     assert (info.tensor_bytes, info.parameter_count) == (whole.tensor_bytes, whole.parameter_count)
@@ -368,3 +369,18 @@ def test_a_redacted_listing_hash_is_checked_against_the_files_etag(hub: FakeHub,
     hub.published_sha[NAME] = "1" * 64  # the ETag header now claims another hash
     with pytest.raises(ChecksumError):
         client.download(only_file(client), root=root)
+
+
+def test_a_download_that_is_not_a_model_is_removed(tmp_path: Path, root: Path) -> None:
+    junk = tmp_path / "notes.gguf"
+    junk.write_bytes(b"GGUF" + b"\xff" * 5000)  # right magic, nonsense after it
+    server = FakeHub(repos={"org/Junk-GGUF": {"notes.gguf": junk, "../escape.gguf": junk}}).start()
+    try:
+        client = Hub(endpoint=server.endpoint)
+        (file,) = client.list_files("org/Junk-GGUF")  # the path leaving the folder is not offered
+        with pytest.raises(Exception, match="was downloaded but is not a model Longread can use.*removed"):
+            client.download(file, root=root)
+    finally:
+        server.stop()
+    assert not [p for p in root.rglob("*.gguf*")]
+    assert installed_models(root) == []
