@@ -110,3 +110,18 @@ def test_offline_and_unknown_are_plain(home: Path, hub: FakeHub, capsys: pytest.
     assert "Hub search skipped" in searched.err and "Qwen2.5" in searched.out
     assert models(hub, home, "get", spec="nobody/nothing", dry_run=False) == 1
     assert "There is no repository nobody/nothing" in capsys.readouterr().err
+
+
+def test_get_a_suggested_repository_takes_its_recommended_file(
+    home: Path, gguf_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.models.hub import curated_models
+
+    qwen = curated_models()[0]
+    files = {name: gguf_file for name in ("qwen2.5-1.5b-instruct-q2_k.gguf", qwen.recommended)}
+    server = FakeHub(repos={qwen.repo: files}).start()
+    try:
+        assert models(server, home, "get", spec=qwen.repo, dry_run=True) == 0
+    finally:
+        server.stop()
+    assert f"{qwen.repo}: {qwen.recommended}" in capsys.readouterr().out
