@@ -19,7 +19,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -76,6 +76,26 @@ class TurnView:
         return cls(run.question, answer, status, run.error or "", _describe_run(run))
 
 
+class QuestionBox(QPlainTextEdit):
+    """The question box. It handles Ctrl+Enter and Esc itself: shortcuts need an active
+    window, typing does not. (A subclass, not an event filter on the view: PySide6 may call
+    a filter while its owner is half destroyed, which crashed the test run.)"""
+
+    ask_pressed = Signal()
+    cancel_pressed = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and (
+            event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
+            self.ask_pressed.emit()
+            return
+        if event.key() == Qt.Key.Key_Escape:
+            self.cancel_pressed.emit()
+            return
+        super().keyPressEvent(event)
+
+
 class ConversationView(QWidget):
     """Transcript, progress and the question box.
 
@@ -130,7 +150,9 @@ class ConversationView(QWidget):
         layout.addLayout(status_row)
         self._waves_question = ""
 
-        self.question = QPlainTextEdit()
+        self.question = QuestionBox()
+        self.question.ask_pressed.connect(self._on_ask_button_clicked)
+        self.question.cancel_pressed.connect(self._on_cancel_button_clicked)
         self.question.setPlaceholderText(self.tr("Ask a question about these documents. Ctrl+Enter asks."))
         self.question.setFixedHeight(78)
         layout.addWidget(self.question)
@@ -157,22 +179,8 @@ class ConversationView(QWidget):
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(keys), self, self._on_ask_button_clicked)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self._on_cancel_button_clicked)
-        # The box handles its own keys too: shortcuts need an active window, typing does not.
-        self.question.installEventFilter(self)
         self.set_busy(False)
         self._render()
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.question and event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
-            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and (
-                event.modifiers() & Qt.KeyboardModifier.ControlModifier
-            ):
-                self._on_ask_button_clicked()
-                return True
-            if event.key() == Qt.Key.Key_Escape:
-                self._on_cancel_button_clicked()
-                return True
-        return super().eventFilter(watched, event)
 
     # -- state --------------------------------------------------------------------
 
