@@ -319,9 +319,11 @@ class ConversationView(QWidget):
             self.transcript.setHtml(body + "</p>")
             return
         parts = []
+        you, longread, reading = self.tr("You:"), self.tr("Longread:"), self.tr("reading the documents…")
+        not_checked, failed = self.tr("not checked"), self.tr("Failed.")
         for turn in self.turns:
             parts.append(
-                f"<p style='margin-bottom:2px'><b>{self.tr('You:')}</b> "
+                f"<p style='margin-bottom:2px'><b>{you}</b> "
                 + html.escape(turn.question).replace("\n", "<br>")
                 + "</p>"
             )
@@ -330,17 +332,17 @@ class ConversationView(QWidget):
             citations = check.citations
             answer_html = self._answer_html(turn.answer, citations, check.unfounded) if turn.answer else ""
             if running and not turn.answer:
-                answer_html = f"<i style='color:#6b7280'>{self.tr('reading the documents…')}</i>"
-            parts.append(f"<p style='margin-top:2px'><b>{self.tr('Longread:')}</b> " + answer_html + "</p>")
+                answer_html = f"<i style='color:#6b7280'>{reading}</i>"
+            parts.append(f"<p style='margin-top:2px'><b>{longread}</b> " + answer_html + "</p>")
             problems = [c for c in citations if not c.ok]
             for c in problems:
                 parts.append(
                     f"<p style='color:#b3261e; margin-left:16px'>⚠ [{html.escape(c.document)} p.{c.page}]: "
-                    f"{html.escape(c.problem or self.tr('not checked'))}</p>"
+                    f"{html.escape(self._citation_problem(c) or not_checked)}</p>"
                 )
             for u in check.unfounded:
                 parts.append(
-                    f"<p style='color:#b3261e; margin-left:16px'>⚠ “{html.escape(u.text)}”: {html.escape(u.problem)}</p>"
+                    f"<p style='color:#b3261e; margin-left:16px'>⚠ “{html.escape(u.text)}”: {html.escape(self._unfounded_problem(u))}</p>"
                 )
             if turn.status == Status.DONE and turn.answer and check.cites_nothing:
                 unverified = self.tr(
@@ -354,7 +356,7 @@ class ConversationView(QWidget):
                     stops = self.tr("Interrupted: the answer stops here.")
                 parts.append(f"<p style='color:#6b7280'><i>{stops}</i></p>")
             if turn.status == Status.FAILED:
-                parts.append(f"<p style='color:#b3261e'>{html.escape(turn.error or self.tr('Failed.'))}</p>")
+                parts.append(f"<p style='color:#b3261e'>{html.escape(turn.error or failed)}</p>")
             if turn.note:
                 parts.append(f"<p style='color:#6b7280; font-size:small'>{html.escape(turn.note)}</p>")
             parts.append("<hr>")
@@ -367,6 +369,35 @@ class ConversationView(QWidget):
             return AnswerCheck(check_citations(turn.answer, self.corpus))
         return check_answer(turn.answer, self.corpus, question=turn.question)
 
+    def _citation_problem(self, c: Citation) -> str:
+        """Why a citation failed (``Citation.problem``, worded here in the window's language)."""
+        if c.ok:
+            return ""
+        if not c.exists and self.corpus.find(c.document) is None:
+            if not c.document:
+                return self.tr("the citation names no document")
+            return self.tr("there is no document called '{name}'").format(name=c.document)
+        doc = self.corpus.find(c.document)
+        if not c.exists and doc is not None:
+            return self.tr("{name} has no page {page} (it has {pages})").format(
+                name=doc.name, page=c.page, pages=doc.n_pages
+            )
+        if c.last_page is not None:
+            return self.tr("the quoted words are not on pages {first}-{last} of {name}").format(
+                first=c.page, last=c.last_page, name=c.document
+            )
+        return self.tr("the quoted words are not on page {page} of {name}").format(page=c.page, name=c.document)
+
+    def _unfounded_problem(self, u: Unfounded) -> str:
+        """Why a fact is flagged (``Unfounded.problem``), in the window's language."""
+        problems = {
+            "quote": self.tr("the quoted words are on no page of the documents"),
+            "number": self.tr("this number is on no page of the documents"),
+            "date": self.tr("this date is on no page of the documents"),
+            "code": self.tr("this code is on no page of the documents"),
+        }
+        return problems.get(u.kind, u.problem)
+
     def _answer_html(self, answer: str, citations: list[Citation], unfounded: Sequence[Unfounded] = ()) -> str:
         out = []
         pos = 0
@@ -377,7 +408,7 @@ class ConversationView(QWidget):
             out.append(html.escape(answer[pos : c.start]))
             if isinstance(c, Unfounded):
                 label = html.escape(answer[c.start : c.end])
-                tip = html.escape(c.problem)
+                tip = html.escape(self._unfounded_problem(c))
                 out.append(f"<span style='color:#b3261e; background:#fde8e8' title='{tip}'>{label} ⚠</span>")
                 pos = c.end
                 continue
