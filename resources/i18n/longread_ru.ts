@@ -303,6 +303,14 @@
         <translation>этого кода нет ни на одной странице документов</translation>
     </message>
     <message>
+        <source>Copy answer as Markdown</source>
+        <translation>Копировать ответ как Markdown</translation>
+    </message>
+    <message>
+        <source>Copy answer as plain text</source>
+        <translation>Копировать ответ как простой текст</translation>
+    </message>
+    <message>
         <source>restored the documents in {restore} s (reading them took {cold} s)</source>
         <translation>документы восстановлены за {restore} с (чтение заняло {cold} с)</translation>
     </message>
