@@ -409,7 +409,8 @@ class ConversationView(QWidget):
         valid citations as ``cite:N`` links, bad ones struck out, facts on no page marked."""
         spans: list[Span] = []
         pos = 0
-        for c in sorted([*citations, *unfounded], key=lambda s: s.start):
+        marked: list[Citation | Unfounded] = [*citations, *unfounded]
+        for c in sorted(marked, key=lambda s: s.start):
             if c.start < pos:
                 continue
             pos = c.end

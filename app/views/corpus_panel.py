@@ -342,10 +342,8 @@ class CorpusPanel(QWidget):
         QTimer.singleShot(0, self._apply_tree_order)
 
     def _apply_tree_order(self) -> None:
-        order = [
-            int(self.tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole))
-            for i in range(self.tree.topLevelItemCount())
-        ]
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        order = [int(item.data(0, Qt.ItemDataRole.UserRole)) for item in items if item is not None]
         by_id = {r.id: r for r in self.rows}
         if sorted(order) != sorted(by_id) or order == [r.id for r in self.rows]:
             self._refresh()

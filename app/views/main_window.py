@@ -391,13 +391,15 @@ class MainWindow(QMainWindow):
         self._resumable = None
         self.timeline.hide_resume()
         kind, session_id = self.conversation.mode, self.session_id
-        step_tokens, note_tokens = self.step_tokens, self.note_tokens
+        step_tokens, note_tokens, wave_mode = self.step_tokens, self.note_tokens, self.settings.wave_mode
 
         def start(library: Library, events: dict[str, Any]) -> RunResult:
             if kind is RunKind.THINK:
                 return library.think(corpus, question, session_id=session_id, step_tokens=step_tokens, **events)
             if kind is RunKind.WAVES:
-                return library.read_in_waves(corpus, question, session_id=session_id, note_tokens=note_tokens, **events)
+                return library.read_in_waves(
+                    corpus, question, session_id=session_id, note_tokens=note_tokens, mode=wave_mode, **events
+                )
             return library.ask(corpus, question, session_id=session_id, **events)
 
         self._run(kind, question, start)

@@ -63,8 +63,8 @@ class SafeBrowser(QTextBrowser):
         self.setOpenLinks(False)
         self.setOpenExternalLinks(False)
 
-    def loadResource(self, kind: int, name: QUrl) -> Any:  # noqa: N802 (Qt's name)
-        self.refused.append(name.toString())
+    def loadResource(self, kind: int, name: QUrl | str) -> Any:  # noqa: N802 (Qt's name)
+        self.refused.append(name.toString() if isinstance(name, QUrl) else name)
         # Empty but valid: a null answer would make QTextDocument read a local file itself.
         return QByteArray()
 
@@ -166,13 +166,13 @@ def _make_safe(doc: QTextDocument, spans: Sequence[Span]) -> None:
             it += 1
         block = block.next()
     cursor = QTextCursor(doc)
-    for start, length, fmt, replacement in reversed(edits):
+    for start, length, new_format, replacement in reversed(edits):
         cursor.setPosition(start)
         cursor.setPosition(start + length, QTextCursor.MoveMode.KeepAnchor)
-        if fmt is None:
+        if new_format is None:
             cursor.insertText(replacement, QTextCharFormat())
         else:
-            cursor.setCharFormat(fmt)
+            cursor.setCharFormat(new_format)
 
 
 def _span_format(fmt: QTextCharFormat, spans: Sequence[Span]) -> QTextCharFormat:

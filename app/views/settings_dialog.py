@@ -1,4 +1,5 @@
-"""Settings: context window, KV cache type, threads, data folder, language. Kept between runs.
+"""Settings: context window, KV cache type, how waves share notes, threads, data folder,
+language. Kept between runs.
 
 A new data folder or language takes effect at the next start (the note under them says
 so): every string of the window is translated as it is built.
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 from app.i18n import LANGUAGES
 from app.settings import AppSettings
 from engine.config import default_threads
+from engine.reading.waves import WaveMode
 from engine.runtime.backend import KvType
 
 
@@ -56,6 +58,11 @@ class SettingsDialog(QDialog):
             self.kv_type.addItem(kv_label(kv), kv.value)
         self.kv_type.setCurrentIndex(list(KvType).index(settings.kv_type))
         form.addRow(self.tr("KV cache"), self.kv_type)
+        self.wave_mode = QComboBox()  # issue 13 item 4
+        self.wave_mode.addItem(self.tr("Carry notes from part to part"), WaveMode.CARRY.value)
+        self.wave_mode.addItem(self.tr("Map: each part alone, then one pass over all notes"), WaveMode.MAP.value)
+        self.wave_mode.setCurrentIndex(list(WaveMode).index(settings.wave_mode))
+        form.addRow(self.tr("Read in waves"), self.wave_mode)
         self.threads = QSpinBox()
         self.threads.setRange(0, 256)
         self.threads.setSpecialValueText(self.tr("Every core ({n})").format(n=default_threads()))
@@ -101,6 +108,7 @@ class SettingsDialog(QDialog):
     def accept(self) -> None:
         self.settings.n_ctx = self.n_ctx.value()
         self.settings.kv_type = str(self.kv_type.currentData())
+        self.settings.wave_mode = str(self.wave_mode.currentData())
         self.settings.n_threads = self.threads.value()
         self.settings.data_dir = self.data_dir.text().strip()
         self.settings.language = str(self.language.currentData())

@@ -1003,6 +1003,18 @@ Ctrl+,  настройки
         <translation>KV-кэш</translation>
     </message>
     <message>
+        <source>Carry notes from part to part</source>
+        <translation>Переносить заметки из части в часть</translation>
+    </message>
+    <message>
+        <source>Map: each part alone, then one pass over all notes</source>
+        <translation>Карта: каждая часть отдельно, затем один проход по всем заметкам</translation>
+    </message>
+    <message>
+        <source>Read in waves</source>
+        <translation>Чтение волнами</translation>
+    </message>
+    <message>
         <source>Every core ({n})</source>
         <translation>Все ядра ({n})</translation>
     </message>
