@@ -143,6 +143,7 @@ class ConversationView(QWidget):
         buttons = QHBoxLayout()
         self.hint = QLabel(self.tr("Answers cite pages like [filing.pdf p.12]: click one to see the page."))
         self.hint.setStyleSheet("color: #6b7280;")
+        self.hint.setWordWrap(True)  # longer in other languages: it wraps rather than widen the window
         buttons.addWidget(self.hint, 1)
         self.cancel_button = QPushButton(self.tr("Cancel (Esc)"))
         self.cancel_button.clicked.connect(self._on_cancel_button_clicked)

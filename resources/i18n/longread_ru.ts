@@ -172,7 +172,7 @@
     </message>
     <message>
         <source>Answers cite pages like [filing.pdf p.12]: click one to see the page.</source>
-        <translation>Ответы ссылаются на страницы, например [filing.pdf p.12]: нажмите на ссылку, чтобы открыть страницу.</translation>
+        <translation>Ссылки вида [filing.pdf p.12] в ответах открывают страницу.</translation>
     </message>
     <message>
         <source>Cancel (Esc)</source>

@@ -175,6 +175,7 @@ def walk(out_path: Path, *, qm_dir: Path, language: str) -> None:
 
     wait_until(app, lambda: window.picker.combo.count() > 1)
     snap("empty")
+    strings.append(("minimum width", str(window.minimumSizeHint().width())))
 
     doc = tmp / "договор.txt"
     doc.write_text(DOCUMENT, encoding="utf-8")
@@ -205,6 +206,7 @@ def walk(out_path: Path, *, qm_dir: Path, language: str) -> None:
     window.open_session(session_id)
     wait_until(app, lambda: bool(restored))
     snap("reopened")
+    strings.append(("minimum width", str(window.minimumSizeHint().width())))
 
     dialog = SettingsDialog(settings, current_data_dir=str(home), parent=window)
     strings.extend(("settings: " + where, text) for where, text in widget_strings(dialog))
