@@ -561,6 +561,113 @@
     </message>
 </context>
 <context>
+    <name>GetModelsDialog</name>
+    <message>
+        <source>Get models</source>
+        <translation>Загрузка моделей</translation>
+    </message>
+    <message>
+        <source>Suggested models (instruction-tuned, for long documents):</source>
+        <translation>Рекомендуемые модели (обученные следовать инструкциям, для длинных документов):</translation>
+    </message>
+    <message>
+        <source>Hugging Face repository:</source>
+        <translation>Репозиторий Hugging Face:</translation>
+    </message>
+    <message>
+        <source>org/name, e.g. Qwen/Qwen2.5-1.5B-Instruct-GGUF</source>
+        <translation>организация/название, например Qwen/Qwen2.5-1.5B-Instruct-GGUF</translation>
+    </message>
+    <message>
+        <source>List files</source>
+        <translation>Показать файлы</translation>
+    </message>
+    <message>
+        <source>Choose a model to see its size and what fits on this computer.</source>
+        <translation>Выберите модель, чтобы увидеть её размер и что поместится на этом компьютере.</translation>
+    </message>
+    <message>
+        <source>Download</source>
+        <translation>Скачать</translation>
+    </message>
+    <message>
+        <source>Cancel download</source>
+        <translation>Отменить загрузку</translation>
+    </message>
+    <message>
+        <source>Close</source>
+        <translation>Закрыть</translation>
+    </message>
+    <message>
+        <source>{title} — {context}-token window · {licence} · {sizes}</source>
+        <translation>{title} — окно {context} · {licence} · {sizes}</translation>
+    </message>
+    <message>
+        <source>Listing {repo}…</source>
+        <translation>Получаю список файлов {repo}…</translation>
+    </message>
+    <message>
+        <source>This repository has no GGUF model files.</source>
+        <translation>В этом репозитории нет файлов моделей GGUF.</translation>
+    </message>
+    <message>
+        <source>{n} GGUF models.</source>
+        <translation>Моделей GGUF: {n}.</translation>
+    </message>
+    <message>
+        <source>{name}: {size}. Reading its header to plan it here…</source>
+        <translation>{name}: {size}. Читаю заголовок, чтобы рассчитать, как она здесь поместится…</translation>
+    </message>
+    <message>
+        <source>{name}: {size} to download; {free} free on disk.
+{model}
+{fit}</source>
+        <translation>{name}: скачать {size}; свободно на диске {free}.
+{model}
+{fit}</translation>
+    </message>
+    <message>
+        <source>Starting the download of {name}…</source>
+        <translation>Начинаю загрузку {name}…</translation>
+    </message>
+    <message>
+        <source>Checking {name} against the Hub&apos;s SHA-256…</source>
+        <translation>Сверяю {name} с SHA-256 из Hugging Face…</translation>
+    </message>
+    <message>
+        <source>Reading {name}&apos;s header…</source>
+        <translation>Читаю заголовок {name}…</translation>
+    </message>
+    <message>
+        <source>{name} is ready.</source>
+        <translation>{name} готова.</translation>
+    </message>
+    <message>
+        <source>{done} of {total}</source>
+        <translation>{done} из {total}</translation>
+    </message>
+    <message>
+        <source>(part {part} of {parts})</source>
+        <translation>(часть {part} из {parts})</translation>
+    </message>
+    <message>
+        <source>{speed}/s</source>
+        <translation>{speed}/с</translation>
+    </message>
+    <message>
+        <source>about {eta} left</source>
+        <translation>осталось около {eta}</translation>
+    </message>
+    <message>
+        <source>Ready: {path}. It is now in the model list.</source>
+        <translation>Готово: {path}. Модель теперь есть в списке.</translation>
+    </message>
+    <message>
+        <source>Cancelled. Download again to resume where it stopped.</source>
+        <translation>Отменено. Скачайте снова, чтобы продолжить с того места, где остановилось.</translation>
+    </message>
+</context>
+<context>
     <name>IngestPool</name>
     <message>
         <source>Could not read this file ({error}). The log has details.</source>
@@ -586,6 +693,10 @@
         <translation>Выбрать файл &amp;модели…</translation>
     </message>
     <message>
+        <source>&amp;Get models…</source>
+        <translation>&amp;Загрузить модели…</translation>
+    </message>
+    <message>
         <source>Model &amp;details…</source>
         <translation>&amp;Сведения о модели…</translation>
     </message>
@@ -599,7 +710,7 @@
     </message>
     <message>
         <source>&amp;Settings…</source>
-        <translation>&amp;Настройки…</translation>
+        <translation>Н&amp;астройки…</translation>
     </message>
     <message>
         <source>&amp;Quit</source>
@@ -837,6 +948,10 @@ Ctrl+,  настройки
     <message>
         <source>Choose a GGUF model file…</source>
         <translation>Выбрать файл модели GGUF…</translation>
+    </message>
+    <message>
+        <source>Get models from Hugging Face…</source>
+        <translation>Загрузить модели с Hugging Face…</translation>
     </message>
 </context>
 <context>

@@ -36,7 +36,7 @@ KEPT = [
     r"Longread",
     r"Ctrl\+Enter|Ctrl\+[A-Z,]|Alt\+|\bEsc\b|\bEnter\b|\bDelete\b",
     r"\bOK\b",
-    r"\b(PDF|GGUF|KV|CPU|RULER|Word|EPUB|HTML|RTF|Markdown|Qt|English)\b",
+    r"\b(PDF|GGUF|KV|CPU|RULER|Word|EPUB|HTML|RTF|Markdown|Qt|English|Hugging Face)\b",
     r"llama\.cpp|\bllama\b|flash attention|longread probe( --quick)?",
     r"\b[fq]\d+(_\d)?\b",  # f16, q8_0, q4_0
     r"\S*\.(pdf|txt|md|gguf|docx)\b",  # file names and extensions
