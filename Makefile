@@ -8,7 +8,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 SAMPLE := resources/sample/harbor-lease-dispute.md
 QUESTION := What is the award reference code, and what total amount was awarded?
 
-.PHONY: run ask test test-fast lint bench package clean
+.PHONY: run ask test test-fast lint bench package clean translations translations-update
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,20 +22,29 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e ".[test]"
 	touch $@ $(VENV)/.installed
 
-run: $(VENV)/.installed
+# The window's translations (issue 18): resources/i18n/*.ts are committed, the .qm built.
+QM := $(patsubst %.ts,%.qm,$(wildcard resources/i18n/*.ts))
+resources/i18n/%.qm: resources/i18n/%.ts | $(VENV)/.installed
+	$(BIN)/pyside6-lrelease -silent $< -qm $@
+translations: $(QM)
+# Refresh the .ts from the code's tr() strings; then translate the entries marked unfinished.
+translations-update: $(VENV)/.installed
+	$(BIN)/python packaging/translations.py update
+
+run: $(VENV)/.installed translations
 	$(BIN)/longread-app $(SAMPLE)
 
 # The same job without a window: answer a sample question on the command line.
 ask: $(VENV)/.installed
 	$(BIN)/longread ask $(SAMPLE) -q "$(QUESTION)"
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test translations
 	$(BIN)/ruff check engine app tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # The fast tier: engine and window logic on the fake backend, no real model (under a minute).
-test-fast: $(VENV)/.installed-test
+test-fast: $(VENV)/.installed-test translations
 	$(BIN)/python -m pytest -m "not slow and not packaging" -q
 
 lint: $(VENV)/.installed-test

@@ -15,10 +15,69 @@ run's kind, a step's status, a duration, a size) it words it here, translated.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication
+import logging
+from pathlib import Path
 
+from PySide6.QtCore import QCoreApplication, QLibraryInfo, QLocale, QTranslator
+
+from app.resources import resource_path
 from engine.reading.stepping import RunProgress
 from engine.runs import Run, RunKind, Status
+
+log = logging.getLogger("longread.app")
+
+# The languages the window speaks besides English (the source language): a .ts each in
+# resources/i18n/, named in their own language in Settings.
+LANGUAGES = {"en": "English", "ru": "Русский"}
+
+
+def translations_folder() -> Path:
+    """Where the compiled .qm files are: resources/i18n (the source tree's or the bundle's)."""
+    return resource_path("i18n")
+
+
+def chosen_locale(language: str) -> QLocale:
+    """The locale the window speaks: ``language`` (a code from ``LANGUAGES``) or, for
+    ``""``, the system's (``LANG``/``LC_ALL`` on Linux, the user's settings elsewhere)."""
+    return QLocale(language) if language else QLocale.system()
+
+
+def install_translators(app: QCoreApplication, language: str = "", *, folder: Path | None = None) -> list[QTranslator]:
+    """Install Longread's and Qt's translations for ``language`` (``""``: the system's).
+
+    English needs none. A missing .qm (a source checkout where ``make translations`` has
+    not run) leaves the window in English and says so in the log.
+
+    Returns:
+        the translators installed (keep them alive as long as the app).
+    """
+    locale = chosen_locale(language)
+    if locale.language() in (QLocale.Language.English, QLocale.Language.C):
+        return []
+    folder = folder or translations_folder()
+    installed = []
+    ours = QTranslator(app)
+    if ours.load(locale, "longread", "_", str(folder)):
+        app.installTranslator(ours)
+        installed.append(ours)
+    else:
+        log.warning("no translation of the window for %s in %s (run `make translations`)", locale.name(), folder)
+        return []
+    # Qt's own strings (the OK/Cancel of standard buttons, a line edit's context menu).
+    for qt_folder in (QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath), _pyside_translations()):
+        qt = QTranslator(app)
+        if qt.load(locale, "qtbase", "_", qt_folder):
+            app.installTranslator(qt)
+            installed.append(qt)
+            break
+    return installed
+
+
+def _pyside_translations() -> str:
+    """PySide6's own copy of Qt's translations (where a frozen bundle keeps them)."""
+    import PySide6
+
+    return str(Path(PySide6.__file__).parent / "Qt" / "translations")
 
 
 def kind_label(kind: RunKind) -> str:

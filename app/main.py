@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from app.errors import install_error_handlers
+    from app.i18n import install_translators
     from app.settings import AppSettings
     from engine.config import data_dir, db_path
     from engine.errors import EngineError
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationName("Longread")
     app.setDesktopFileName("longread")  # Wayland and X11 docks match the window to longread.desktop
     settings = AppSettings(QSettings())
+    translators = install_translators(app, settings.language)  # noqa: F841 (kept for the app's life)
     if settings.data_dir and "LONGREAD_HOME" not in os.environ:
         os.environ["LONGREAD_HOME"] = settings.data_dir
     try:

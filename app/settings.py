@@ -1,5 +1,5 @@
 """Settings kept between runs (QSettings): window, KV cache type, threads, data folder,
-the chosen model and the GGUF files the user added.
+the window's language, the chosen model and the GGUF files the user added.
 
 The data folder is honoured by the engine through ``LONGREAD_HOME``, set by
 ``app.main`` before anything opens the store; a change takes effect at the next start.
@@ -82,6 +82,15 @@ class AppSettings:
     @data_dir.setter
     def data_dir(self, value: str) -> None:
         self._q.setValue("paths/data_dir", value)
+
+    @property
+    def language(self) -> str:
+        """The window's language code (``"ru"``, ``"en"``); '' = the system's. Read at start."""
+        return str(self._q.value("ui/language", "") or "")
+
+    @language.setter
+    def language(self, value: str) -> None:
+        self._q.setValue("ui/language", value)
 
     @property
     def model_path(self) -> str:

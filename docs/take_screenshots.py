@@ -10,11 +10,18 @@ sample document loaded, with the budget gauge) and ``docs/screenshot-answer.png`
 answer with page citations; the script asks follow-ups until an answer cites a page,
 and prints every answer) and ``docs/screenshot-reading.png`` (the progress bar while
 the corpus is read) by grabbing the window (``QWidget.grab``).
+
+Then it runs itself again under ``LANG=ru_RU.UTF-8`` (``--russian``: the window follows
+the system locale, with the translations compiled from resources/i18n into the
+throwaway folder) for the Russian window (issue 18): ``docs/screenshot-ru-empty.png``
+and ``docs/screenshot-ru-answer.png`` (a two-page Russian PDF, drawn with DejaVu Sans,
+asked about in Russian).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +37,11 @@ QUESTIONS = [
 ]
 
 
+RUSSIAN_QUESTION = "Кто основал библиотеку и сколько книг он собрал?"
+
+
 def main() -> int:
+    russian = "--russian" in sys.argv[1:]
     sys.path.insert(0, str(ROOT))
     home = Path(tempfile.mkdtemp(prefix="longread-shots-"))
     os.environ["LONGREAD_HOME"] = str(home)
@@ -47,6 +58,16 @@ def main() -> int:
     from engine.models.bundled import bundled_model_path
 
     _qt_app = QApplication(sys.argv[:1])  # kept alive for the whole run
+    if russian:
+        from app.i18n import install_translators  # noqa: TID251 (a script that drives the GUI)
+
+        qm = home / "i18n"
+        subprocess.run(
+            [sys.executable, str(ROOT / "packaging" / "translations.py"), "build", "--out", str(qm)], check=True
+        )
+        translators = install_translators(_qt_app, "", folder=qm)  # the system's language: LANG
+        if not translators:
+            raise SystemExit("no Russian translation installed: is LANG=ru_RU.UTF-8 set?")
     settings = AppSettings(QSettings(str(home / "settings.ini"), QSettings.Format.IniFormat))
 
     def open_library() -> Library:
@@ -79,6 +100,8 @@ def main() -> int:
 
     out = ROOT / "docs"
     settle(1500)  # the model list fills in
+    if russian:
+        return _russian_shots(window, home, out, wait, settle)
     window.grab().save(str(out / "screenshot-empty.png"))
 
     window.add_paths([sample_document()])
@@ -109,7 +132,46 @@ def main() -> int:
     settle()
     window.grab().save(str(out / "screenshot-answer.png"))
     window.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_") and k != "LANGUAGE"}
+    return subprocess.run([sys.executable, __file__, "--russian"], env={**env, "LANG": "ru_RU.UTF-8"}).returncode
+
+
+def _russian_shots(window, home: Path, out: Path, wait, settle) -> int:  # type: ignore[no-untyped-def]
+    """The Russian window: empty, then a Russian PDF asked about in Russian."""
+    from tests.engine.russian_prose import RUSSIAN
+
+    window.grab().save(str(out / "screenshot-ru-empty.png"))
+    window.add_paths([_russian_pdf(home / "библиотека.pdf", RUSSIAN.split("\n\n"))])
+    wait(window.measured, 300)
+    settle()
+    window.conversation.question.setPlainText(RUSSIAN_QUESTION)
+    start = time.perf_counter()
+    window.conversation.ask_button.click()
+    result = wait(window.answered, 2400)
+    print(f"answered in {time.perf_counter() - start:.0f} s: {result.answer!r}")  # type: ignore[attr-defined]
+    settle()
+    window.grab().save(str(out / "screenshot-ru-answer.png"))
+    window.close()
     return 0
+
+
+def _russian_pdf(path: Path, paragraphs: list[str]) -> Path:
+    """Two pages of Russian prose, drawn with DejaVu Sans (it has Cyrillic glyphs)."""
+    from fpdf import FPDF
+
+    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    if not font.is_file():
+        import matplotlib
+
+        font = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+    pdf = FPDF(format="A4")
+    pdf.add_font("DejaVu", fname=str(font))
+    pdf.set_font("DejaVu", size=11)
+    for text in ("\n\n".join(paragraphs[:2]), "\n\n".join(paragraphs[2:])):
+        pdf.add_page()
+        pdf.multi_cell(180, 6, text)
+    pdf.output(str(path))
+    return path
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ Steps, each refusing to go on when something is wrong:
    libraries must not use AVX-512 (``zmm`` registers), or the app dies with "illegal
    instruction" on most of its users' CPUs (docs/architecture.md, "Measured facts"). ``objdump`` checks the libraries;
    without it, llama.cpp's own feature line is checked;
-2. render the icon (``resources/icons/longread.svg``) to PNG with Qt's SVG renderer;
+2. compile the window's translations (``packaging/translations.py build``) and render the icon (``resources/icons/longread.svg``) to PNG with Qt's SVG renderer;
 3. run PyInstaller on ``packaging/longread.spec`` into ``<dist>/longread``;
 4. check the bundle holds what it must (model, llama.cpp libraries, tiktoken's data, the
    Qt platform plugins, the resources) and shrink llama.cpp's duplicate library copies to
@@ -205,6 +205,17 @@ def run_pyinstaller(dist: Path, work: Path, *, icon: Path | None) -> Path:
     return dist / APP
 
 
+def build_translations() -> list[Path]:
+    """Compile resources/i18n/*.ts to .qm next to them (PyInstaller bundles resources/)."""
+    sys.path.insert(0, str(ROOT / "packaging"))
+    from translations import build
+
+    try:
+        return build()
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:  # RuntimeError: no lrelease
+        raise BuildError(f"the translations did not compile: {exc}") from exc
+
+
 def internal_dir(bundle: Path) -> Path:
     return bundle / "_internal"
 
@@ -221,6 +232,7 @@ def check_bundle(bundle: Path) -> None:
         f"models/{MODEL_FILE}",
         "resources/sample/harbor-lease-dispute.md",
         "resources/icons/longread.svg",
+        *(f"resources/i18n/{ts.stem}.qm" for ts in (ROOT / "resources" / "i18n").glob("*.ts")),
         "tiktoken_ext/data/cl100k_base.tiktoken",
     ]
     missing = [p for p in expected if not (inside / p).is_file()]
@@ -350,6 +362,7 @@ def build(dist: Path, work: Path, *, deb: bool = True, deb_compress: str = "xz")
     """Run every step; return the paths built (``bundle``, and ``deb`` on Linux)."""
     sys.path.insert(0, str(ROOT))
     check_portable(llama_lib_dir())
+    log(f"translations: {', '.join(qm.name for qm in build_translations())}")
     icons = {size: render_icon(ICON_SVG, work / "icons" / f"longread-{size}.png", size) for size in ICON_SIZES}
     bundle = run_pyinstaller(dist, work, icon=icons[256] if sys.platform in ("win32", "darwin") else None)
     check_bundle(bundle)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.i18n import format_bytes, format_duration
 from engine.planner import CorpusMeasure
+from engine.planning import Plan, PlanRow
 from engine.runtime.backend import KvType
 
 WEIGHTS = QColor("#9aa5b1")
@@ -231,6 +232,22 @@ class BudgetGauge(QWidget):
         if m is not None:
             self.window_requested.emit(m.plan.max_ctx)
 
+    def _flash_note(self, row: PlanRow, plan: Plan) -> str:
+        """The planner's warning on a quantized cache (``PlanRow.warning``), worded here."""
+        if not row.needs_flash_attn:
+            return ""
+        note = ". " + self.tr("Needs flash attention (llama.cpp requires it for a quantized cache)")
+        f16 = plan.row(KvType.F16).est_prefill_s
+        if row.est_prefill_s is not None and f16:
+            return (
+                note
+                + "; "
+                + self.tr("measured on this machine, reading takes {ratio}x the time of f16.").format(
+                    ratio=f"{row.est_prefill_s / f16:.1f}"
+                )
+            )
+        return note + "; " + self.tr("on CPUs that path often reads 2-4x slower than f16 (not measured here yet).")
+
     def _draw(self) -> None:
         m = self.measure
         visible = m is not None
@@ -304,7 +321,7 @@ class BudgetGauge(QWidget):
                     other=format_bytes(other),
                     note=kv_note(row.kv_type),
                 )
-                + (f". {row.warning}" if row.warning else "")
+                + self._flash_note(row, plan)
             )
         chosen = plan.row(self.kv_type)
         free = format_bytes(available) if available is not None else self.tr("an unknown amount")

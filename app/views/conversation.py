@@ -1,7 +1,9 @@
 """The conversation: questions and streamed answers, with page citations as links.
 
 The view keeps the turns as data and renders them to HTML (throttled while an answer
-streams, so a fast model cannot flood the main thread). Citations are found with the
+streams, so a fast model cannot flood the main thread). Answers are Markdown, rendered by
+``app.views.markdown`` with the model's own HTML, images and links shown as text (issue
+18 item 2); the transcript's context menu copies an answer as Markdown or plain text. Citations are found with the
 engine's ``check_citations`` against the corpus: a valid one is a link
 (``cite:N``) that opens the page; one that names a missing page or misquotes it is
 marked and explained under the answer, as are the numbers, dates, codes and quotations
@@ -19,21 +21,22 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QCoreApplication, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QCoreApplication, QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
 from app.i18n import format_duration, kind_label
+from app.views.markdown import SafeBrowser, Span, markdown_html, markdown_plain
 from engine.corpus import Corpus
 from engine.reading.ask import AskResult
 from engine.reading.citations import Citation, check_citations
@@ -42,6 +45,8 @@ from engine.runs import Run, RunKind, Status
 from engine.runtime.backend import PrefillProgress
 
 RENDER_EVERY_MS = 60
+LINK = "#1a56db"
+BAD = "#b3261e"
 # How a stored run that did not finish reads in the transcript.
 _SHOWN_STATUSES = (Status.DONE, Status.CANCELLED, Status.FAILED)
 
@@ -128,9 +133,10 @@ class ConversationView(QWidget):
         heading = QLabel(self.tr("Questions and answers"))
         heading.setStyleSheet("font-size: 13pt; font-weight: 600;")
         layout.addWidget(heading)
-        self.transcript = QTextBrowser()
-        self.transcript.setOpenLinks(False)
+        self.transcript = SafeBrowser()  # answers are untrusted: it loads nothing
         self.transcript.anchorClicked.connect(self._on_transcript_anchor_clicked)
+        self.transcript.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.transcript.customContextMenuRequested.connect(self._on_transcript_context_menu_requested)
         layout.addWidget(self.transcript, 1)
 
         self.progress = QProgressBar()
@@ -159,6 +165,7 @@ class ConversationView(QWidget):
         buttons = QHBoxLayout()
         self.hint = QLabel(self.tr("Answers cite pages like [filing.pdf p.12]: click one to see the page."))
         self.hint.setStyleSheet("color: #6b7280;")
+        self.hint.setWordWrap(True)  # longer in other languages: it wraps rather than widen the window
         buttons.addWidget(self.hint, 1)
         self.cancel_button = QPushButton(self.tr("Cancel (Esc)"))
         self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
@@ -327,9 +334,11 @@ class ConversationView(QWidget):
             self.transcript.setHtml(body + "</p>")
             return
         parts = []
-        for turn in self.turns:
+        you, longread, reading = self.tr("You:"), self.tr("Longread:"), self.tr("reading the documents…")
+        not_checked, failed = self.tr("not checked"), self.tr("Failed.")
+        for index, turn in enumerate(self.turns):
             parts.append(
-                f"<p style='margin-bottom:2px'><b>{self.tr('You:')}</b> "
+                f"<p style='margin-bottom:2px'><a name='turn-{index}'><b>{you}</b></a> "
                 + html.escape(turn.question).replace("\n", "<br>")
                 + "</p>"
             )
@@ -338,17 +347,17 @@ class ConversationView(QWidget):
             citations = check.citations
             answer_html = self._answer_html(turn.answer, citations, check.unfounded) if turn.answer else ""
             if running and not turn.answer:
-                answer_html = f"<i style='color:#6b7280'>{self.tr('reading the documents…')}</i>"
-            parts.append(f"<p style='margin-top:2px'><b>{self.tr('Longread:')}</b> " + answer_html + "</p>")
+                answer_html = f"<i style='color:#6b7280'>{reading}</i>"
+            parts.append(f"<p style='margin-top:2px; margin-bottom:0px'><b>{longread}</b></p>" + answer_html)
             problems = [c for c in citations if not c.ok]
             for c in problems:
                 parts.append(
                     f"<p style='color:#b3261e; margin-left:16px'>⚠ [{html.escape(c.document)} p.{c.page}]: "
-                    f"{html.escape(c.problem or self.tr('not checked'))}</p>"
+                    f"{html.escape(self._citation_problem(c) or not_checked)}</p>"
                 )
             for u in check.unfounded:
                 parts.append(
-                    f"<p style='color:#b3261e; margin-left:16px'>⚠ “{html.escape(u.text)}”: {html.escape(u.problem)}</p>"
+                    f"<p style='color:#b3261e; margin-left:16px'>⚠ “{html.escape(u.text)}”: {html.escape(self._unfounded_problem(u))}</p>"
                 )
             if turn.status == Status.DONE and turn.answer and check.cites_nothing:
                 unverified = self.tr(
@@ -362,7 +371,7 @@ class ConversationView(QWidget):
                     stops = self.tr("Interrupted: the answer stops here.")
                 parts.append(f"<p style='color:#6b7280'><i>{stops}</i></p>")
             if turn.status == Status.FAILED:
-                parts.append(f"<p style='color:#b3261e'>{html.escape(turn.error or self.tr('Failed.'))}</p>")
+                parts.append(f"<p style='color:#b3261e'>{html.escape(turn.error or failed)}</p>")
             if turn.note:
                 parts.append(f"<p style='color:#6b7280; font-size:small'>{html.escape(turn.note)}</p>")
             parts.append("<hr>")
@@ -375,30 +384,91 @@ class ConversationView(QWidget):
             return AnswerCheck(check_citations(turn.answer, self.corpus))
         return check_answer(turn.answer, self.corpus, question=turn.question)
 
+    def _citation_problem(self, c: Citation) -> str:
+        """Why a citation failed (``Citation.problem``, worded here in the window's language)."""
+        if c.ok:
+            return ""
+        if not c.exists and self.corpus.find(c.document) is None:
+            if not c.document:
+                return self.tr("the citation names no document")
+            return self.tr("there is no document called '{name}'").format(name=c.document)
+        doc = self.corpus.find(c.document)
+        if not c.exists and doc is not None:
+            return self.tr("{name} has no page {page} (it has {pages})").format(
+                name=doc.name, page=c.page, pages=doc.n_pages
+            )
+        if c.last_page is not None:
+            return self.tr("the quoted words are not on pages {first}-{last} of {name}").format(
+                first=c.page, last=c.last_page, name=c.document
+            )
+        return self.tr("the quoted words are not on page {page} of {name}").format(page=c.page, name=c.document)
+
+    def _unfounded_problem(self, u: Unfounded) -> str:
+        """Why a fact is flagged (``Unfounded.problem``), in the window's language."""
+        problems = {
+            "quote": self.tr("the quoted words are on no page of the documents"),
+            "number": self.tr("this number is on no page of the documents"),
+            "date": self.tr("this date is on no page of the documents"),
+            "code": self.tr("this code is on no page of the documents"),
+        }
+        return problems.get(u.kind, u.problem)
+
     def _answer_html(self, answer: str, citations: list[Citation], unfounded: Sequence[Unfounded] = ()) -> str:
-        out = []
+        """The answer rendered as Markdown (``app.views.markdown``: its HTML shown as text),
+        valid citations as ``cite:N`` links, bad ones struck out, facts on no page marked."""
+        spans: list[Span] = []
         pos = 0
-        spans: list[Citation | Unfounded] = sorted([*citations, *unfounded], key=lambda s: s.start)
-        for c in spans:
+        marked: list[Citation | Unfounded] = [*citations, *unfounded]
+        for c in sorted(marked, key=lambda s: s.start):
             if c.start < pos:
                 continue
-            out.append(html.escape(answer[pos : c.start]))
-            if isinstance(c, Unfounded):
-                label = html.escape(answer[c.start : c.end])
-                tip = html.escape(c.problem)
-                out.append(f"<span style='color:#b3261e; background:#fde8e8' title='{tip}'>{label} ⚠</span>")
-                pos = c.end
-                continue
-            label = html.escape(answer[c.start : c.end])
-            if c.exists:
-                self._links.append(c)
-                color = "#1a56db" if c.ok else "#b3261e"
-                out.append(f"<a href='cite:{len(self._links) - 1}' style='color:{color}'>{label}</a>")
-            else:
-                out.append(f"<span style='color:#b3261e; text-decoration: line-through'>{label}</span>")
             pos = c.end
-        out.append(html.escape(answer[pos:]))
-        return "".join(out).replace("\n", "<br>")
+            label = answer[c.start : c.end]
+            if isinstance(c, Unfounded):
+                tip = self._unfounded_problem(c)
+                spans.append(Span(c.start, c.end, label=f"{label} ⚠", color=BAD, background="#fde8e8", tooltip=tip))
+            elif c.exists:
+                self._links.append(c)
+                spans.append(Span(c.start, c.end, href=f"cite:{len(self._links) - 1}", color=LINK if c.ok else BAD))
+            else:
+                spans.append(Span(c.start, c.end, color=BAD, strike=True, tooltip=self._citation_problem(c)))
+        return markdown_html(answer, spans)
+
+    # -- copying --------------------------------------------------------------------
+
+    def turn_at(self, position: int) -> int | None:
+        """The index of the turn shown at ``position`` of the transcript's document."""
+        block = self.transcript.document().findBlock(position)
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                names = it.fragment().charFormat().anchorNames()
+                turn = next((int(n[len("turn-") :]) for n in names if n.startswith("turn-")), None)
+                if turn is not None and turn < len(self.turns):
+                    return turn
+                it += 1
+            block = block.previous()
+        return None
+
+    def copy_answer(self, index: int, *, markdown: bool) -> str:
+        """Put turn ``index``'s answer on the clipboard, as Markdown (the model's text) or
+        as plain text (its Markdown taken out); return what was copied."""
+        answer = self.turns[index].answer
+        text = answer if markdown else markdown_plain(answer)
+        QApplication.clipboard().setText(text)
+        return text
+
+    def _on_transcript_context_menu_requested(self, pos: QPoint) -> None:
+        menu = self.transcript.createStandardContextMenu(pos)
+        turn = self.turn_at(self.transcript.cursorForPosition(pos).position())
+        if turn is not None and self.turns[turn].answer:
+            menu.addSeparator()
+            as_markdown = menu.addAction(self.tr("Copy answer as Markdown"))
+            as_markdown.triggered.connect(lambda: self.copy_answer(turn, markdown=True))
+            as_plain = menu.addAction(self.tr("Copy answer as plain text"))
+            as_plain.triggered.connect(lambda: self.copy_answer(turn, markdown=False))
+        menu.exec(self.transcript.viewport().mapToGlobal(pos))
+        menu.deleteLater()
 
 
 def describe_ask(result: AskResult) -> str:

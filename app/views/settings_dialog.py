@@ -1,4 +1,9 @@
-"""Settings: context window, KV cache type, how waves share notes, threads, data folder. Kept between runs."""
+"""Settings: context window, KV cache type, how waves share notes, threads, data folder,
+language. Kept between runs.
+
+A new data folder or language takes effect at the next start (the note under them says
+so): every string of the window is translated as it is built.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.i18n import LANGUAGES
 from app.settings import AppSettings
 from engine.config import default_threads
 from engine.reading.waves import WaveMode
@@ -72,9 +78,16 @@ class SettingsDialog(QDialog):
         row_layout.addWidget(self.data_dir, 1)
         row_layout.addWidget(browse)
         form.addRow(self.tr("Data folder"), row)
+        self.language = QComboBox()
+        self.language.addItem(self.tr("The system's language"), "")
+        for code, name in LANGUAGES.items():  # each named in its own language
+            self.language.addItem(name, code)
+        self.language.setCurrentIndex(max(0, self.language.findData(settings.language)))
+        form.addRow(self.tr("Language"), self.language)
         note = QLabel(
             self.tr(
-                "The data folder holds your documents, sessions and the log. A new folder is used from the next start."
+                "The data folder holds your documents, sessions and the log. A new folder, or another language, "
+                "is used from the next start."
             )
         )
         note.setWordWrap(True)
@@ -98,5 +111,6 @@ class SettingsDialog(QDialog):
         self.settings.wave_mode = str(self.wave_mode.currentData())
         self.settings.n_threads = self.threads.value()
         self.settings.data_dir = self.data_dir.text().strip()
+        self.settings.language = str(self.language.currentData())
         self.settings.sync()
         super().accept()

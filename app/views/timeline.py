@@ -10,7 +10,7 @@ step of a read in waves has no row (its text is the conversation's answer).
 running (the text then belongs to the conversation); ``mark_stopped()`` turns running and
 pending rows ``interrupted`` when the user cancels; ``clear()`` hides the timeline.
 Rendering is throttled like the conversation's, so a fast model cannot flood the main
-thread. Widgets only: the window feeds it from the model lane's reports.
+thread; each row's text is Markdown, rendered as the answers are (``app.views.markdown``). Widgets only: the window feeds it from the model lane's reports.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QCoreApplication, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.i18n import kind_label, run_progress, status_label, step_kind_label
+from app.views.markdown import SafeBrowser, markdown_html
 from engine.runs import Run, RunKind, Status, Step
 
 RENDER_EVERY_MS = 60
@@ -97,7 +98,7 @@ class TimelineView(QWidget):
         self.resume_button.setVisible(False)
         header.addWidget(self.resume_button)
         layout.addLayout(header)
-        self.browser = QTextBrowser()
+        self.browser = SafeBrowser()  # steps and notes are model output: it loads nothing
         layout.addWidget(self.browser, 1)
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
@@ -186,7 +187,7 @@ class TimelineView(QWidget):
                 f"<span style='color:{color}'>({html.escape(status_label(row.status))})</span></p>"
             )
             if row.text:
-                parts.append("<p style='margin-top:2px'>" + html.escape(row.text).replace("\n", "<br>") + "</p>")
+                parts.append(markdown_html(row.text))
         self.browser.setHtml("".join(parts))
         bar = self.browser.verticalScrollBar()
         bar.setValue(bar.maximum())

@@ -34,7 +34,7 @@ from engine.corpus import Corpus
 from engine.errors import CancelToken, ContextOverflowError
 from engine.reading.citations import Citation, check_citations
 from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
-from engine.reading.prompts import PromptFrame, TokenizerLike, build_prompt, render_frame
+from engine.reading.prompts import LANGUAGE_RULE, PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import (
     LaneOptions,
     LaneReader,
@@ -55,7 +55,7 @@ from engine.tokens import corpus_tokens
 DEEP_SYSTEM = (
     "You are Longread, a careful reader who thinks in steps before answering. Use only the "
     "documents given. Cite the page for each fact with its marker, for example "
-    "[report.pdf p.3], and quote passages word for word in quotation marks."
+    "[report.pdf p.3], and quote passages word for word in quotation marks. " + LANGUAGE_RULE
 )
 
 

@@ -26,10 +26,13 @@ import jinja2
 
 from engine.reading.chat_template import render_chat_template
 
+# "In the language of the question" (issue 18 item 3): Longread's first users ask in
+# Russian about documents in Russian or English; the page markers stay as they are.
+LANGUAGE_RULE = "Answer in the language the question is written in."
 SYSTEM_PROMPT = (
     "You are Longread, a careful reader. Answer the question using only the documents "
     "given. Cite the page for each fact with its marker, for example [report.pdf p.3]. "
-    "If the documents do not say, answer that they do not say."
+    "If the documents do not say, answer that they do not say. " + LANGUAGE_RULE
 )
 CORPUS_INTRO = "Read these documents. Each page starts with a marker like [name p.N].\n\n"
 _CORPUS = "\u2063LONGREAD_CORPUS\u2063"
