@@ -31,6 +31,7 @@ from engine.corpus import Corpus, Document
 from engine.errors import CancelToken, EngineError
 from engine.ingest import NoticeFn, read_document, read_documents
 from engine.lane import ModelLane
+from engine.memory import MemoryBook, MemoryLayout, MemoryOptions
 from engine.models.bundled import bundled_model_path
 from engine.reading.ask import AskResult, Budget, Reader
 from engine.reading.deep import DeepResult, DeepThinker
@@ -89,6 +90,7 @@ class Library:
         self._snapshots = snapshots
         self._lane: ModelLane | None = None
         self._reader: Reader | None = None
+        self._memory = MemoryOptions()
 
     # -- model and settings ----------------------------------------------------
 
@@ -126,7 +128,33 @@ class Library:
                 use_snapshots=self._use_snapshots,
                 lane=self.lane,
             )
+            self._reader.memory = self._memory
         return self._reader
+
+    # -- memory (issue 15: engine/memory.py) -----------------------------------
+
+    @property
+    def memory(self) -> MemoryBook:
+        """The memory entries: list, add, pin, edit, forget (forget removes the snapshots
+        that held an entry too)."""
+        return MemoryBook(self.store, self.snapshots)
+
+    def use_memory(self, enabled: bool = True, *, pick: Sequence[int] | None = None) -> None:
+        """Carry memory into what is read from now on (``enabled=False``: none), and
+        optionally exactly the entries ``pick`` (None: those tied to the documents and the
+        pinned ones, as many as fit)."""
+        self._memory = MemoryOptions(enabled, None if pick is None else tuple(pick))
+        if self._reader is not None:
+            self._reader.memory = self._memory
+
+    @property
+    def memory_options(self) -> MemoryOptions:
+        return self._memory
+
+    def memory_for(self, corpus: Corpus) -> MemoryLayout:
+        """The memory block a question about ``corpus`` would carry now: what goes in, what
+        is left out, the tokens each entry costs."""
+        return self.reader.memory_for(corpus)
 
     def use_model(self, path: Path) -> None:
         """Read with another GGUF from now on (the loaded one is freed)."""
@@ -313,7 +341,12 @@ class Library:
 
         reader = self.reader
         return measure_corpus(
-            reader.lane, corpus, store=self.store, settings=reader.settings, model_sha256=reader.model_sha
+            reader.lane,
+            corpus,
+            store=self.store,
+            settings=reader.settings,
+            model_sha256=reader.model_sha,
+            memory=reader.memory_for(corpus),
         )
 
     # -- effective context (issue 14) -----------------------------------------
@@ -487,10 +520,14 @@ class Library:
 
     def _thinker(self, step_tokens: int) -> DeepThinker:
         # Deep thinking reads on the full window unless one is set (engine/reading/deep.py).
-        return DeepThinker(self.store, self.model_path, self.settings, step_tokens=step_tokens, lane=self.lane)
+        thinker = DeepThinker(self.store, self.model_path, self.settings, step_tokens=step_tokens, lane=self.lane)
+        thinker.memory = self._memory
+        return thinker
 
     def _waves(self, note_tokens: int) -> WaveReader:
-        return WaveReader(self.store, self.model_path, self.settings, max_note_tokens=note_tokens, lane=self.lane)
+        waves = WaveReader(self.store, self.model_path, self.settings, max_note_tokens=note_tokens, lane=self.lane)
+        waves.memory = self._memory
+        return waves
 
 
 def describe_documents(docs: Sequence[Document]) -> str:

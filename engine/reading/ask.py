@@ -21,7 +21,7 @@ layer keeps the whole window (``ModelInfo.kv_cache_bytes(..., swa_full=True)``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Unpack
@@ -29,6 +29,7 @@ from typing import Unpack
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import CancelToken, ContextOverflowError, EngineError, GenerationError
+from engine.memory import MemoryBook, MemoryLayout
 from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
 from engine.planning import fit_speed_models
@@ -67,6 +68,11 @@ class Budget:
     answer_tokens: int
     n_ctx: int
     max_ctx: int
+    memory: MemoryLayout = field(default_factory=MemoryLayout)  # the memory block laid in, and what was left out
+
+    @property
+    def memory_tokens(self) -> int:
+        return self.memory.n_tokens
 
     @property
     def needed(self) -> int:
@@ -150,8 +156,14 @@ class Reader(LaneReader):
 
     # -- planning ----------------------------------------------------------------
 
-    def prepare(self, corpus: Corpus, question: str) -> tuple[Prompt, Budget]:
-        """Tokenize the corpus and question and check that they fit.
+    def prepare(
+        self, corpus: Corpus, question: str, *, memory_ids: Sequence[int] | None = None
+    ) -> tuple[Prompt, Budget]:
+        """Tokenize the corpus, the memory block and the question and check that they fit.
+
+        The memory block (engine/memory.py) gets the room the window, or the measured
+        effective context, leaves; ``Budget.memory`` lists what was left out.
+        ``memory_ids`` lays exactly those entries (a resumed run's own, or the user's pick).
 
         Raises:
             ContextOverflowError: corpus + question + answer budget exceed the window.
@@ -159,7 +171,10 @@ class Reader(LaneReader):
         tok = self.tokenizer()
         lists = corpus_tokens(corpus, tok, key=tokenizer_key(self.model_sha), store=self.store)
         prompt = build_prompt(tok, lists, question)
-        budget = self.budget(prompt, count(lists))
+        memory = self.lay_memory(corpus, tok, used=len(prompt), extra=self.settings.max_answer_tokens, pick=memory_ids)
+        if memory.tokens:
+            prompt = build_prompt(tok, lists, question, memory=memory.tokens, memory_ids=memory.ids)
+        budget = self.budget(prompt, count(lists), memory=memory)
         if not budget.fits:
             raise _overflow(
                 budget,
@@ -167,6 +182,14 @@ class Reader(LaneReader):
                 waves=self.estimate_waves(budget, question, n_pages=corpus.n_pages),
             )
         return prompt, budget
+
+    def memory_for(self, corpus: Corpus) -> MemoryLayout:
+        """The memory block a question about ``corpus`` carries now (an empty question:
+        what the gauge shows; engine/memory.py)."""
+        tok = self.tokenizer()
+        lists = corpus_tokens(corpus, tok, key=tokenizer_key(self.model_sha), store=self.store)
+        base = build_prompt(tok, lists, "")
+        return self.lay_memory(corpus, tok, used=len(base), extra=self.settings.max_answer_tokens)
 
     def estimate_waves(self, budget: Budget, question: str, *, n_pages: int) -> WavesEstimate | None:
         """About how long reading the corpus in waves would take instead (issue 13 item
@@ -189,7 +212,7 @@ class Reader(LaneReader):
         except EngineError:
             return None
 
-    def budget(self, prompt: Prompt, corpus_tokens: int) -> Budget:
+    def budget(self, prompt: Prompt, corpus_tokens: int, *, memory: MemoryLayout | None = None) -> Budget:
         """The window a prompt needs under the current settings."""
         s = self.settings
         max_ctx = self.tokenizer().n_ctx_train
@@ -205,7 +228,7 @@ class Reader(LaneReader):
             warm = [w for w in self._snapshot_windows(prompt) if need <= w <= max_ctx]
             if warm:
                 n_ctx = warm[0]
-        return Budget(corpus_tokens, len(prompt), s.max_answer_tokens, n_ctx, max_ctx)
+        return Budget(corpus_tokens, len(prompt), s.max_answer_tokens, n_ctx, max_ctx, memory or MemoryLayout())
 
     def _snapshot_windows(self, prompt: Prompt) -> list[int]:
         if self.snapshots is None or prompt.corpus_end < MIN_SNAPSHOT_TOKENS:
@@ -233,7 +256,7 @@ class Reader(LaneReader):
         if session_id is None:
             corpus_id = self.store.save_corpus(corpus)
             session_id = self.store.create_session(title=session_title(question), corpus_id=corpus_id)
-        settings = {**asdict(self.settings), "n_ctx": budget.n_ctx}
+        settings = {**asdict(self.settings), "n_ctx": budget.n_ctx, "memory_ids": list(prompt.memory_ids)}
         run_id = self.store.create_run(
             session_id,
             kind=RunKind.ASK,
@@ -292,7 +315,8 @@ class Reader(LaneReader):
         """
         run = load_run(self.store, run_id, RunKind.ASK)
         corpus = stored_corpus(self.store, run.session_id, what=f"question {run_id}")
-        prompt, budget = self.prepare(corpus, run.question)
+        ids = run.settings.get("memory_ids")
+        prompt, budget = self.prepare(corpus, run.question, memory_ids=None if ids is None else [int(i) for i in ids])
         if run.status is Status.DONE:
             step = run.answer_step
             citations = check_citations(run.answer, corpus)
@@ -391,41 +415,59 @@ class Reader(LaneReader):
         on_progress: Callable[[PrefillProgress], None] | None,
         cancel: CancelToken,
     ) -> tuple[WarmStart, PrefillStats]:
-        """Make the context hold the corpus prefix: already there, restored, or read.
+        """Make the context hold the prompt's prefix (the corpus, then the memory block):
+        already there, restored, or read.
+
+        Two warm prefixes (issue 15): the corpus alone, and the corpus + memory. The longest
+        one with a snapshot is restored; what follows it is read and saved as its own
+        snapshot, so a new session with the same memory restores it whole, and one whose
+        memory changed restores the corpus and reads only the memory. A corpus + memory
+        snapshot is linked to the entries it holds (``snapshot_memories``): editing or
+        forgetting one removes it.
 
         Returns:
             how it got there, and the stats of what was evaluated for it (the restore
             check's one token, or the cold read).
         """
         end = prompt.corpus_end
-        corpus = prompt.tokens[:end]
-        held = _common_prefix(model.context_tokens, corpus)
+        prefix = prompt.tokens[:end]
+        held = _common_prefix(model.context_tokens, prefix)
         nothing = PrefillStats(evaluated=0, reused=min(held, end), seconds=0.0)
         if held >= end - 1:
             # Already in context (a follow-up): model.prefill reuses it.
             return WarmStart(source="context", corpus_tokens=end), nothing
         if self.snapshots is None or end < MIN_SNAPSHOT_TOKENS:
             return WarmStart(source="prefill", corpus_tokens=end), nothing
-        key = make_key(model, model_sha256=self.model_sha, corpus=corpus, swa_full=self.swa_full)
+        levels = [n for n in dict.fromkeys((prompt.corpus_only_end, end)) if n >= MIN_SNAPSHOT_TOKENS]
         notice = None
-        if self.snapshots.find(key) is not None:
+        restored = 0
+        restore_stats = PrefillStats(0, 0, 0.0)
+        info = None
+        for level in reversed(levels):
+            key = make_key(model, model_sha256=self.model_sha, corpus=prefix[:level], swa_full=self.swa_full)
+            if self.snapshots.find(key) is None:
+                continue
             start = time.perf_counter()
             try:
-                info, check = self.snapshots.restore(model, key, corpus)
+                info, check = self.snapshots.restore(model, key, prefix[:level])
             except SnapshotInvalid as exc:
                 notice = exc.message
-            else:
-                restore_s = time.perf_counter() - start
-                warm = WarmStart(
-                    source="snapshot",
-                    corpus_tokens=end,
-                    restore_s=restore_s,
-                    cold_prefill_s=info.prefill_s,
-                    snapshot_bytes=info.size_bytes,
-                )
-                return warm, PrefillStats(evaluated=check.evaluated, reused=end - check.evaluated, seconds=restore_s)
-        # Cold: read all but the last corpus token, save that, then evaluate the last
-        # token alone, as a restore does, so both paths compute the same cache.
+                continue
+            restored = level
+            restore_stats = PrefillStats(check.evaluated, level - check.evaluated, time.perf_counter() - start)
+            break
+        if restored == end and info is not None:
+            warm = WarmStart(
+                source="snapshot",
+                corpus_tokens=end,
+                restore_s=restore_stats.seconds,
+                cold_prefill_s=info.prefill_s,
+                snapshot_bytes=info.size_bytes,
+            )
+            return warm, restore_stats
+        # Cold from the restored level: for each prefix still to read, read all but its last
+        # token, save that, then evaluate the last token alone, as a restore does, so both
+        # paths compute the same cache.
         total = len(prompt.tokens)
 
         def on_corpus_progress(p: PrefillProgress) -> None:
@@ -433,38 +475,54 @@ class Reader(LaneReader):
                 eta = (total - p.done) / p.tokens_per_s if p.tokens_per_s > 0 else 0.0
                 on_progress(PrefillProgress(p.done, total, p.tokens_per_s, eta, p.reused))
 
-        head = model.prefill(corpus[:-1], on_progress=on_corpus_progress, should_cancel=cancel)
-        pending = None
-        estimate = int(self.model_info.kv_bytes_per_token(model.kv_type, model.kv_type) * end)
-        try:
-            pending = self.snapshots.write_pending(model, key, estimate_bytes=estimate)
-        except (GenerationError, OSError) as exc:
-            notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
-            if len(model.context_tokens) < end - 1:  # the reload failed and emptied the context
-                more = model.prefill(corpus[:-1], on_progress=on_corpus_progress, should_cancel=cancel)
-                head = PrefillStats(head.evaluated + more.evaluated, head.reused, head.seconds + more.seconds)
-        last = model.prefill(corpus, should_cancel=cancel)
-        cold = PrefillStats(
-            evaluated=head.evaluated + last.evaluated, reused=head.reused, seconds=head.seconds + last.seconds
-        )
-        saved = None
-        if pending is not None:
+        cold = PrefillStats(restore_stats.evaluated, restore_stats.reused, restore_stats.seconds)
+        saved_bytes = 0
+        saved_all = True
+        for level in [n for n in levels if n > restored]:
+            part = prefix[:level]
+            key = make_key(model, model_sha256=self.model_sha, corpus=part, swa_full=self.swa_full)
+            head = model.prefill(part[:-1], on_progress=on_corpus_progress, should_cancel=cancel)
+            pending = None
+            estimate = int(self.model_info.kv_bytes_per_token(model.kv_type, model.kv_type) * level)
             try:
-                saved = self.snapshots.commit(
-                    pending, key, model_name=self.model_path.name, logits=model.last_logits(), prefill_s=cold.seconds
-                )
-            except (EngineError, OSError) as exc:
-                pending.unlink(missing_ok=True)
+                pending = self.snapshots.write_pending(model, key, estimate_bytes=estimate)
+            except (GenerationError, OSError) as exc:
                 notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
-        if saved is None and notice is None:
+                if len(model.context_tokens) < level - 1:  # the reload failed and emptied the context
+                    more = model.prefill(part[:-1], on_progress=on_corpus_progress, should_cancel=cancel)
+                    head = PrefillStats(head.evaluated + more.evaluated, head.reused, head.seconds + more.seconds)
+            last = model.prefill(part, should_cancel=cancel)
+            step_s = head.seconds + last.seconds
+            cold = PrefillStats(cold.evaluated + head.evaluated + last.evaluated, cold.reused, cold.seconds + step_s)
+            saved = None
+            if pending is not None:
+                try:
+                    saved = self.snapshots.commit(
+                        pending,
+                        key,
+                        model_name=self.model_path.name,
+                        logits=model.last_logits(),
+                        prefill_s=cold.seconds,
+                    )
+                except (EngineError, OSError) as exc:
+                    pending.unlink(missing_ok=True)
+                    notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
+            if saved is not None:
+                saved_bytes = saved.size_bytes
+                if level > prompt.corpus_only_end and prompt.memory_ids:
+                    MemoryBook(self.store).link_snapshot(key.fingerprint, prompt.memory_ids)
+            else:
+                saved_all = False
+        if not saved_all and notice is None:
             notice = "The corpus snapshot would exceed the snapshot disk budget; it was not saved."
         warm = WarmStart(
             source="prefill",
             corpus_tokens=end,
             cold_prefill_s=cold.seconds,
-            snapshot_bytes=saved.size_bytes if saved else 0,
-            saved=saved is not None,
+            snapshot_bytes=saved_bytes,
+            saved=saved_all and bool(levels),
             notice=notice,
+            restored_tokens=restored,
         )
         return warm, cold
 
