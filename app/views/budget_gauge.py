@@ -33,6 +33,7 @@ from engine.units import format_bytes, format_duration
 WEIGHTS = QColor("#9aa5b1")
 CORPUS = QColor("#2f6fdf")
 ROOM = QColor("#93b7f3")
+MEMORY = QColor("#2f9e8f")  # issue 15: what earlier sessions found, carried after the corpus
 KV = QColor("#e0912f")
 OTHER = QColor("#c7b8e8")
 OK = "#1e7d32"
@@ -203,6 +204,7 @@ class BudgetGauge(QWidget):
         plan = m.plan
         out = {
             "corpus_tokens": plan.corpus_tokens,
+            "memory_tokens": m.memory_tokens,
             "needed_tokens": plan.needed_tokens,
             "n_ctx": plan.n_ctx,
             "max_ctx": plan.max_ctx,
@@ -243,18 +245,22 @@ class BudgetGauge(QWidget):
         plan = m.plan
         corpus, needed, n_ctx, max_ctx = plan.corpus_tokens, plan.needed_tokens, plan.n_ctx, plan.max_ctx
         scale = max(n_ctx, needed, 1)
-        room = needed - corpus
+        memory = m.memory_tokens
+        room = needed - corpus - memory
         self.window_caption.setText(f"Context window: {n_ctx:,} tokens")
         self.window_bar.set_segments(
-            [(corpus / scale, CORPUS), (room / scale, ROOM)],
+            [(corpus / scale, CORPUS), (memory / scale, MEMORY), (room / scale, ROOM)],
             marker=n_ctx / scale if needed > n_ctx else None,
             over=needed > n_ctx,
         )
         self.window_text.setText(
             f"<span style='color:{CORPUS.name()}'>■</span> documents {corpus:,} tokens  "
-            f"<span style='color:{ROOM.name()}'>■</span> question and answer {room:,}  "
+            + (f"<span style='color:{MEMORY.name()}'>■</span> memory {memory:,}  " if memory else "")
+            + f"<span style='color:{ROOM.name()}'>■</span> question and answer {room:,}  "
             f"= {needed:,} of {n_ctx:,} ({100 * needed / max(n_ctx, 1):.0f}%). "
             f"The model was trained on windows of up to {max_ctx:,}."
+            # Nothing is dropped without being shown (issue 15): the Memory panel lets the user pick.
+             + (f" <b>{m.memory.describe_left_out()}</b>" if m.memory.left_out else "")
         )
         available = plan.available_bytes
         biggest = max(r.total_bytes for r in plan.rows)
