@@ -231,15 +231,22 @@ class Reader(LaneReader):
         return Budget(corpus_tokens, len(prompt), s.max_answer_tokens, n_ctx, max_ctx, memory or MemoryLayout())
 
     def _snapshot_windows(self, prompt: Prompt) -> list[int]:
-        if self.snapshots is None or prompt.corpus_end < MIN_SNAPSHOT_TOKENS:
+        # The corpus + memory prefix first; else the corpus alone (issue 15: a memory that
+        # changed still restores the corpus, in the window its snapshot was made in).
+        if self.snapshots is None:
             return []
-        corpus = prompt.tokens[: prompt.corpus_end]
-        return self.snapshots.find_windows(
-            model_sha256=self.model_sha,
-            kv_type=self.settings.kv_type,
-            corpus=corpus,
-            runtime_version=self.lane.backend.version,
-        )
+        for end in dict.fromkeys((prompt.corpus_end, prompt.corpus_only_end)):
+            if end < MIN_SNAPSHOT_TOKENS:
+                continue
+            windows = self.snapshots.find_windows(
+                model_sha256=self.model_sha,
+                kv_type=self.settings.kv_type,
+                corpus=prompt.tokens[:end],
+                runtime_version=self.lane.backend.version,
+            )
+            if windows:
+                return windows
+        return []
 
     # -- asking ------------------------------------------------------------------
 
