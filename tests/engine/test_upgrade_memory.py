@@ -11,6 +11,7 @@ to the end (on the fake backend: the upgrade is what is tested).
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -77,7 +78,7 @@ def test_finished_runs_become_memory_entries(upgraded: Path) -> None:
             assert entry.documents == tuple(docs[run["session_id"]]) and len(entry.documents) == 1
             assert not entry.pinned and entry.answer
         stored_citations = [c for e in entries for c in e.citations]
-        assert len(stored_citations) == sum(len(__import__("json").loads(r["citations"])) for r in done)
+        assert len(stored_citations) == sum(len(json.loads(r["citations"])) for r in done)
         # Found by the memory search, by a word of its answer.
         word = next(w for w in done[0]["answer"].split() if w.isalpha() and len(w) > 3)
         assert done[0]["id"] in {e.run_id for e in book.search(word)}
