@@ -15,8 +15,9 @@ Contract:
   its own pick of ids instead.
 - Forget means gone: ``MemoryBook.forget`` deletes the entry and its search-index rows
   (then merges the index, so its words leave the index's pages), removes every KV snapshot
-  that held it (files and rows: ``snapshot_memories``), and checkpoints the WAL with
-  ``secure_delete`` on, so the text is in neither the database file nor its WAL. An edit
+  that held it (files and rows: ``snapshot_memories``), deletes with ``secure_delete`` on
+  (freed content zeroed) and truncates the WAL, so the text is in neither the database
+  file nor its WAL. (A WAL another connection is reading is truncated later: logged.) An edit
   removes the snapshots that held the old text the same way.
 Forgetting an entry made from a run leaves that run in its session (delete the session to
 remove it); the entry is never made again from it.
@@ -25,14 +26,19 @@ Qt-free; one thread at a time (the store's).
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.errors import EngineError
+from engine.errors import EngineError, StorageError
 from engine.reading.citations import Citation, citations_from_json
 from engine.store import Store
+from engine.store.db import describe_sqlite_error
+
+log = logging.getLogger("longread.memory")
 
 if TYPE_CHECKING:
     from engine.warm import SnapshotCache
@@ -358,6 +364,7 @@ class MemoryBook:
         if not text:
             raise EngineError("A memory entry needs some text: forget it instead of emptying it.")
         self._drop_snapshots(entry_id)
+        self._secure()
         with self.store.atomic() as db:
             db.execute(
                 "UPDATE memories SET answer = ?, citations = '[]', updated_at = ? WHERE id = ?",
@@ -374,6 +381,7 @@ class MemoryBook:
         """
         self.get(entry_id)
         self._drop_snapshots(entry_id)
+        self._secure()
         with self.store.atomic() as db:
             db.execute("DELETE FROM snapshot_memories WHERE memory_id = ?", [entry_id])
             db.execute("DELETE FROM memories WHERE id = ?", [entry_id])  # cascades to memory_documents; FTS trigger
@@ -388,15 +396,29 @@ class MemoryBook:
                 )
 
     def scrub(self) -> None:
-        """Make removed text unrecoverable: merge the search index (a deleted row's words
-        otherwise stay in its older segments), then with ``secure_delete`` (freed pages
-        are zeroed) rewrite the file and empty the WAL."""
-        conn = self.store.db.conn
+        """Make removed text unrecoverable (after ``_secure`` made the delete zero what it
+        freed): merge the search index (a deleted row's words otherwise stay in its older
+        segments; the merge frees them, zeroed too), then copy the WAL into the file and
+        truncate it (the WAL still holds the pages as they were written).
+
+        Raises:
+            StorageError: the store could not be written.
+        """
         with self.store.atomic() as db:
             db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
-        conn.execute("PRAGMA secure_delete=ON")
-        conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        try:
+            busy, _, _ = self.store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(describe_sqlite_error(exc, self.store.path)) from exc
+        if busy:
+            # Another connection (another Longread window) is reading: the WAL keeps its
+            # frames until it can be checkpointed; the next scrub or the next open does it.
+            log.warning("memory: the WAL could not be truncated now (another reader); it will be later")
+
+    def _secure(self) -> None:
+        # secure_delete: SQLite overwrites deleted content and freed pages with zeros
+        # (https://sqlite.org/pragma.html#pragma_secure_delete); set on this connection.
+        self.store.db.conn.execute("PRAGMA secure_delete=ON")
 
     def _drop_snapshots(self, entry_id: int) -> None:
         keys = self.snapshot_keys(entry_id)
