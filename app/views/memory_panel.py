@@ -140,9 +140,14 @@ class MemoryPanel(QWidget):
         item = self.tree.currentItem()
         return int(item.data(0, ID_ROLE)) if item is not None else None
 
+    def items(self) -> list[QTreeWidgetItem]:
+        """The rows, in order."""
+        rows = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [item for item in rows if item is not None]
+
     def entry_ids(self) -> list[int]:
         """The ids listed, in order (tests read them)."""
-        return [int(self.tree.topLevelItem(i).data(0, ID_ROLE)) for i in range(self.tree.topLevelItemCount())]
+        return [int(item.data(0, ID_ROLE)) for item in self.items()]
 
     # -- slots --------------------------------------------------------------------
 
@@ -152,11 +157,7 @@ class MemoryPanel(QWidget):
     def _on_tree_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
         if self._filling or column != 3:
             return
-        picked = [
-            int(self.tree.topLevelItem(i).data(0, ID_ROLE))
-            for i in range(self.tree.topLevelItemCount())
-            if self.tree.topLevelItem(i).checkState(3) == Qt.CheckState.Checked
-        ]
+        picked = [int(row.data(0, ID_ROLE)) for row in self.items() if row.checkState(3) == Qt.CheckState.Checked]
         self.pick_changed.emit(picked)
 
     def _on_tree_current_item_changed(self, current: QTreeWidgetItem | None, _previous: object) -> None:

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Unpack
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import CancelToken, ContextOverflowError, EngineError, GenerationError
+from engine.errors import CancelToken, ContextOverflowError, EngineError
 from engine.memory import MemoryBook, MemoryLayout
 from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
@@ -51,7 +51,7 @@ from engine.runtime.backend import Model as LoadedModel
 from engine.runtime.backend import PrefillProgress, PrefillStats, Tokenizer, align_ctx
 from engine.store import Store
 from engine.tokens import corpus_tokens, count, tokenizer_key
-from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, SnapshotInvalid, WarmStart, make_key
+from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, WarmStart, load_prefix, make_key
 
 # Room left for follow-up questions when the window is chosen automatically, so that a
 # longer follow-up does not force a reload and a full prefill.
@@ -200,7 +200,14 @@ class Reader(LaneReader):
             self.model_sha, n_threads=self.settings.threads(), llama_cpp_version=self.lane.backend.version
         )
         speeds = fit_speed_models(self.model_info, calibrations, swa_full=self.swa_full)
-        waves = WaveReader(self.store, self.model_path, self.settings, lane=self.lane)  # default note budget
+        waves = WaveReader(  # the default note budget
+            self.store,
+            self.model_path,
+            self.settings,
+            lane=self.lane,
+            snapshots=self.snapshots,
+            use_snapshots=self.snapshots is not None,
+        )
         try:
             return waves.estimate(
                 budget.corpus_tokens,
@@ -422,124 +429,50 @@ class Reader(LaneReader):
         on_progress: Callable[[PrefillProgress], None] | None,
         cancel: CancelToken,
     ) -> tuple[WarmStart, PrefillStats]:
-        """Make the context hold the prompt's prefix (the corpus, then the memory block):
-        already there, restored, or read.
+        """Make the context hold the prompt's prefix: already there, restored, or read
+        (``engine.warm.load_prefix``, which waves use for their page blocks too).
 
-        Two warm prefixes (issue 15): the corpus alone, and the corpus + memory. The longest
-        one with a snapshot is restored; what follows it is read and saved as its own
-        snapshot, so a new session with the same memory restores it whole, and one whose
-        memory changed restores the corpus and reads only the memory. A corpus + memory
-        snapshot is linked to the entries it holds (``snapshot_memories``): editing or
-        forgetting one removes it.
-
-        Returns:
-            how it got there, and the stats of what was evaluated for it (the restore
-            check's one token, or the cold read).
+        Two warm prefixes (issue 15): the corpus alone, and the corpus + memory block.
+        When the whole prefix has no snapshot, the corpus is loaded first (restored, or
+        read and saved), then the memory is read on top of it and the whole saved: a new
+        session with the same memory restores it whole, one whose memory changed restores
+        the corpus and reads only the memory. The whole prefix's snapshot is linked to
+        the entries it holds (``snapshot_memories``): editing or forgetting one removes it.
         """
-        end = prompt.corpus_end
-        prefix = prompt.tokens[:end]
-        held = _common_prefix(model.context_tokens, prefix)
-        nothing = PrefillStats(evaluated=0, reused=min(held, end), seconds=0.0)
-        if held >= end - 1:
-            # Already in context (a follow-up): model.prefill reuses it.
-            return WarmStart(source="context", corpus_tokens=end), nothing
-        if self.snapshots is None or end < MIN_SNAPSHOT_TOKENS:
-            return WarmStart(source="prefill", corpus_tokens=end), nothing
-        levels = [n for n in dict.fromkeys((prompt.corpus_only_end, end)) if n >= MIN_SNAPSHOT_TOKENS]
-        notice = None
-        restored = 0
-        restore_stats = PrefillStats(0, 0, 0.0)
-        info = None
-        for level in reversed(levels):
-            key = make_key(model, model_sha256=self.model_sha, corpus=prefix[:level], swa_full=self.swa_full)
-            if self.snapshots.find(key) is None:
-                continue
-            start = time.perf_counter()
-            try:
-                info, check = self.snapshots.restore(model, key, prefix[:level])
-            except SnapshotInvalid as exc:
-                notice = exc.message
-                continue
-            restored = level
-            restore_stats = PrefillStats(check.evaluated, level - check.evaluated, time.perf_counter() - start)
-            break
-        if restored == end and info is not None:
-            warm = WarmStart(
-                source="snapshot",
-                corpus_tokens=end,
-                restore_s=restore_stats.seconds,
-                cold_prefill_s=info.prefill_s,
-                snapshot_bytes=info.size_bytes,
+        cache = self.snapshots
+        prefix = prompt.tokens[: prompt.corpus_end]
+        corpus_end = prompt.corpus_only_end
+
+        def load(tokens: list[int]) -> tuple[WarmStart, PrefillStats]:
+            return load_prefix(
+                cache,
+                model,
+                tokens,
+                model_sha256=self.model_sha,
+                model_name=self.model_path.name,
+                swa_full=self.swa_full,
+                kv_bytes_per_token=self.model_info.kv_bytes_per_token(model.kv_type, model.kv_type),
+                total=len(prompt.tokens),
+                on_progress=on_progress,
+                should_cancel=cancel,
             )
-            return warm, restore_stats
-        # Cold from the restored level: for each prefix still to read, read all but its last
-        # token, save that, then evaluate the last token alone, as a restore does, so both
-        # paths compute the same cache.
-        total = len(prompt.tokens)
 
-        def on_corpus_progress(p: PrefillProgress) -> None:
-            if on_progress is not None:
-                eta = (total - p.done) / p.tokens_per_s if p.tokens_per_s > 0 else 0.0
-                on_progress(PrefillProgress(p.done, total, p.tokens_per_s, eta, p.reused))
-
-        cold = PrefillStats(restore_stats.evaluated, restore_stats.reused, restore_stats.seconds)
-        saved_bytes = 0
-        saved_all = True
-        for level in [n for n in levels if n > restored]:
-            part = prefix[:level]
-            key = make_key(model, model_sha256=self.model_sha, corpus=part, swa_full=self.swa_full)
-            head = model.prefill(part[:-1], on_progress=on_corpus_progress, should_cancel=cancel)
-            pending = None
-            estimate = int(self.model_info.kv_bytes_per_token(model.kv_type, model.kv_type) * level)
-            try:
-                pending = self.snapshots.write_pending(model, key, estimate_bytes=estimate)
-            except (GenerationError, OSError) as exc:
-                notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
-                if len(model.context_tokens) < level - 1:  # the reload failed and emptied the context
-                    more = model.prefill(part[:-1], on_progress=on_corpus_progress, should_cancel=cancel)
-                    head = PrefillStats(head.evaluated + more.evaluated, head.reused, head.seconds + more.seconds)
-            last = model.prefill(part, should_cancel=cancel)
-            step_s = head.seconds + last.seconds
-            cold = PrefillStats(cold.evaluated + head.evaluated + last.evaluated, cold.reused, cold.seconds + step_s)
-            saved = None
-            if pending is not None:
-                try:
-                    saved = self.snapshots.commit(
-                        pending,
-                        key,
-                        model_name=self.model_path.name,
-                        logits=model.last_logits(),
-                        prefill_s=cold.seconds,
-                    )
-                except (EngineError, OSError) as exc:
-                    pending.unlink(missing_ok=True)
-                    notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
-            if saved is not None:
-                saved_bytes = saved.size_bytes
-                if level > prompt.corpus_only_end and prompt.memory_ids:
-                    MemoryBook(self.store).link_snapshot(key.fingerprint, prompt.memory_ids)
-            else:
-                saved_all = False
-        if not saved_all and notice is None:
-            notice = "The corpus snapshot would exceed the snapshot disk budget; it was not saved."
-        warm = WarmStart(
-            source="prefill",
-            corpus_tokens=end,
-            cold_prefill_s=cold.seconds,
-            snapshot_bytes=saved_bytes,
-            saved=saved_all and bool(levels),
-            notice=notice,
-            restored_tokens=restored,
+        if cache is None or corpus_end >= len(prefix) or corpus_end < MIN_SNAPSHOT_TOKENS:
+            return load(prefix)
+        whole = make_key(model, model_sha256=self.model_sha, corpus=prefix, swa_full=self.swa_full)
+        if cache.find(whole) is not None:
+            return load(prefix)
+        first, first_stats = load(prefix[:corpus_end])
+        warm, stats = load(prefix)
+        if warm.saved and prompt.memory_ids:
+            MemoryBook(self.store).link_snapshot(whole.fingerprint, prompt.memory_ids)
+        restored = corpus_end if first.source in ("snapshot", "context") else 0
+        total = PrefillStats(
+            evaluated=first_stats.evaluated + stats.evaluated,
+            reused=max(0, len(prefix) - first_stats.evaluated - stats.evaluated),
+            seconds=first_stats.seconds + stats.seconds,
         )
-        return warm, cold
-
-
-def _common_prefix(have: list[int], want: list[int]) -> int:
-    n = min(len(have), len(want))
-    for i in range(n):
-        if have[i] != want[i]:
-            return i
-    return n
+        return replace(warm, restored_tokens=restored, notice=warm.notice or first.notice), total
 
 
 def _overflow(budget: Budget, *, explicit: bool, waves: WavesEstimate | None = None) -> ContextOverflowError:
@@ -563,5 +496,5 @@ def _overflow(budget: Budget, *, explicit: bool, waves: WavesEstimate | None = N
         needed_tokens=budget.needed,
         n_ctx=budget.n_ctx,
         max_ctx=budget.max_ctx,
-        waves_eta=waves.about if waves is not None else None,
+        waves_eta=waves.about_both if waves is not None else None,
     )
