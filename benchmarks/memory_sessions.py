@@ -85,7 +85,7 @@ def found(kind: str, answer: str, truth: dict[str, str]) -> bool:
     value = truth[kind].lower()
     if kind == "date":
         day, month, year = value.split()
-        return month in text and day in text and year in text
+        return (f"{day} {month}" in text or f"{month} {day}" in text) and year in text
     return value in text
 
 

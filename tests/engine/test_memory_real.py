@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.library import Library
@@ -77,3 +79,24 @@ def test_memory_is_carried_warm_and_forgotten_with_smollm2(home: Path, tmp_path:
     for p in home.rglob("*"):
         if p.is_file():
             assert phrase.encode() not in p.read_bytes(), p
+
+
+def test_cli_ask_carries_memory_and_no_memory_leaves_it_out(
+    home: Path, tmp_path: Path, smollm2_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import main
+
+    path = text_pages_file(tmp_path / "lease.txt", [LEASE])
+    base = ["ask", str(path), "--model", str(smollm2_path), "--max-answer", "8", "--threads", "2"]
+    assert main([*base, "-q", "What is the award reference code?"]) == 0
+    first = capsys.readouterr()
+    assert "Memory:" not in first.err  # nothing remembered yet
+    assert main([*base, "-q", "Which code did we find last time?"]) == 0
+    second = capsys.readouterr()
+    assert "Memory: 1 entry from earlier sessions" in second.err
+    assert main([*base, "-q", "Which code did we find last time?", "--no-memory"]) == 0
+    third = capsys.readouterr()
+    assert "Memory:" not in third.err
+    assert main(["memory", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 3 and all("asked" in line for line in listed)
