@@ -15,10 +15,10 @@ decoding:
    did we establish last time?" and "Given my role, which party do I act for?". Only the
    memory says which of the five codes and dates, and the role is in no document. Found:
    the right code, the right date, "tenant" without "landlord".
-3. Start of a second session (its first question's prefill), each in a fresh process with
-   the first session's entries as its memory: ``cold`` (no snapshots), ``corpus`` (the
-   corpus snapshot restored, the memory block read) and ``corpus+memory`` (the second warm
-   prefix restored whole).
+3. Start of a second session (``Library.warm``: the model loaded, the corpus and memory in
+   its context), each in a fresh process with the first session's entries as its memory:
+   ``cold`` (no snapshots), ``corpus`` (the corpus snapshot restored, the memory block read)
+   and ``corpus+memory`` (the second warm prefix restored whole).
 
 Found rates are correctness results (greedy decoding) and hold on any machine; the
 seconds are not benchmarks when other work shares the machine: the report says how they
@@ -108,19 +108,16 @@ def child(args: argparse.Namespace) -> None:
         elif args.phase == "second":
             library.use_memory(args.memory == "on", pick=json.loads(args.pick) if args.pick else None)
             out["answers"] = [library.ask(corpus, q).answer for _, q in SECOND_QUESTIONS]
-        else:  # start: the first question's prefill in a fresh process
+        else:  # start: opening the second session in a fresh process (Library.warm: model, corpus, memory)
             library.use_memory(True, pick=json.loads(args.pick))
+            library.tokenizer()  # the vocabulary: not part of what is compared
             start = time.perf_counter()
-            result = library.ask(corpus, SECOND_QUESTIONS[0][1])
+            warm = library.warm(corpus)
             out["start_s"] = time.perf_counter() - start
-            warm = result.warm
-            out["prefill_s"] = result.prefill.seconds
-            out["evaluated"] = result.prefill.evaluated
-            out["source"] = warm.source if warm else "none"
-            out["restored_tokens"] = (
-                (warm.corpus_tokens if warm and warm.restored else warm.restored_tokens) if warm else 0
-            )
-            out["memory_tokens"] = result.budget.memory_tokens
+            out["source"] = warm.source
+            out["restored_tokens"] = warm.corpus_tokens if warm.restored else warm.restored_tokens
+            out["prefix_tokens"] = warm.corpus_tokens
+            out["memory_tokens"] = library.memory_for(corpus).n_tokens
         print(json.dumps(out), flush=True)
     finally:
         library.close()
@@ -183,10 +180,11 @@ def main() -> None:
                     # Only the corpus's own snapshot: drop those that hold memory.
                     _drop_memory_snapshots(home)
                 start = run_child(home, "--phase", "start", "--pick", pick, *extra, *common)
-                starts[label].append(float(start["prefill_s"]))  # type: ignore[arg-type]
+                starts[label].append(float(start["start_s"]))  # type: ignore[arg-type]
                 print(
-                    f"  start {label:<13} prefill {float(start['prefill_s']):6.2f} s "  # type: ignore[arg-type]
-                    f"({start['evaluated']} tokens evaluated, {start['memory_tokens']} memory tokens, via {start['source']})"
+                    f"  start {label:<13} {float(start['start_s']):6.2f} s "  # type: ignore[arg-type]
+                    f"(prefix {start['prefix_tokens']} tokens, {start['memory_tokens']} of memory; "
+                    f"restored {start['restored_tokens']}; via {start['source']})"
                 )
         finally:
             shutil.rmtree(base, ignore_errors=True)
@@ -194,7 +192,7 @@ def main() -> None:
     print("\nFound rate over seeds (greedy):")
     for kind, _ in SECOND_QUESTIONS:
         print(f"  {kind:<5} memory on {totals[('on', kind)]}/{n}   off {totals[('off', kind)]}/{n}")
-    print("Second session's first prefill, median seconds (shared machine: not a benchmark):")
+    print("Second session's start (model load + corpus + memory), median seconds (shared machine: not a benchmark):")
     for label, values in starts.items():
         values = sorted(values)
         print(f"  {label:<13} {values[len(values) // 2]:.2f} s  (all: {', '.join(f'{v:.2f}' for v in values)})")

@@ -43,7 +43,7 @@ from engine.runs import Run, RunKind, Status
 from engine.runtime.backend import Backend, PrefillProgress, Tokenizer
 from engine.store import Store, open_store
 from engine.store.db import SessionRow
-from engine.warm import SnapshotCache
+from engine.warm import SnapshotCache, WarmStart
 
 if TYPE_CHECKING:
     from engine.planner import CorpusMeasure
@@ -432,6 +432,15 @@ class Library:
         return self.reader.ask(
             corpus, question, session_id=session_id, on_progress=on_progress, on_text=on_text, cancel=cancel
         )
+
+    def warm(self, corpus: Corpus, *, cancel: CancelToken | None = None) -> WarmStart:
+        """Load the corpus and its memory block before the first question (restored from
+        their snapshots, or read and saved as them), so that the question reads only itself.
+
+        Raises:
+            ContextOverflowError: the corpus does not fit.
+        """
+        return self.reader.warm(corpus, cancel=cancel)
 
     def start_thinking(
         self, corpus: Corpus, question: str, *, session_id: int | None = None, step_tokens: int = DEFAULT_STEP_TOKENS

@@ -313,6 +313,25 @@ class Reader(LaneReader):
         run_id, prompt, budget = self.start(corpus, question, session_id=session_id)
         return self._answer(run_id, corpus, prompt, budget, on_progress=on_progress, on_text=on_text, cancel=cancel)
 
+    def warm(
+        self,
+        corpus: Corpus,
+        *,
+        on_progress: Callable[[PrefillProgress], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> WarmStart:
+        """Load the corpus and its memory block into the model before any question (a
+        session being opened): restored from snapshots, or read and saved as them.
+
+        Raises:
+            ContextOverflowError: the corpus does not fit.
+            Cancelled: cancelled between two batches.
+        """
+        prompt, budget = self.prepare(corpus, "")
+        model = self._ensure_model(budget.n_ctx)
+        warm, _ = self._load_corpus(model, prompt, on_progress=on_progress, cancel=cancel or CancelToken())
+        return warm
+
     def run(
         self,
         run_id: int,

@@ -287,7 +287,8 @@ def test_corpus_and_memory_is_a_second_warm_prefix_invalidated_exactly(
         other = library.memory.add("OTHER-NOTE: the landlord is late.", documents=[sha])
         library.use_memory(True, pick=[other])
         library.close_model()
-        library.ask(corpus, "And now?")
+        warmed = library.warm(corpus)  # opening a session: corpus restored, memory read and saved
+        assert warmed.restored_tokens == prompt.corpus_only_end and warmed.saved
         [other_key] = library.memory.snapshot_keys(other)
         [kept_key] = library.memory.snapshot_keys(kept)
         kept_file = next(s.path for s in library.snapshots.list_snapshots() if s.key == kept_key)
