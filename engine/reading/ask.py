@@ -329,7 +329,10 @@ class Reader(LaneReader):
         """
         prompt, budget = self.prepare(corpus, "")
         model = self._ensure_model(budget.n_ctx)
-        warm, _ = self._load_corpus(model, prompt, on_progress=on_progress, cancel=cancel or CancelToken())
+        cancel = cancel or CancelToken()
+        warm, _ = self._load_corpus(model, prompt, on_progress=on_progress, cancel=cancel)
+        # Without snapshots nothing was read yet: read the prefix now (a no-op when it is there).
+        model.prefill(prompt.tokens[: prompt.corpus_end], on_progress=on_progress, should_cancel=cancel)
         return warm
 
     def run(
