@@ -14,7 +14,8 @@ decoding:
 2. ``second``, memory on and off: asks "Which code did we find last time?", "Which date
    did we establish last time?" and "Given my role, which party do I act for?". Only the
    memory says which of the five codes and dates, and the role is in no document. Found:
-   the right code, the right date, "tenant" without "landlord".
+   the right code, the right date (day and month together, and the year), "tenant" named
+   before any "landlord".
 3. Start of a second session (``Library.warm``: the model loaded, the corpus and memory in
    its context), each in a fresh process with the first session's entries as its memory:
    ``cold`` (no snapshots), ``corpus`` (the corpus snapshot restored, the memory block read)
@@ -81,7 +82,8 @@ def make_filing(seed: int) -> tuple[str, dict[str, str]]:
 def found(kind: str, answer: str, truth: dict[str, str]) -> bool:
     text = answer.lower()
     if kind == "role":
-        return "tenant" in text and "landlord" not in text
+        # "You act for the tenant, not the landlord": the party named first is the answer.
+        return "tenant" in text and ("landlord" not in text or text.index("tenant") < text.index("landlord"))
     value = truth[kind].lower()
     if kind == "date":
         day, month, year = value.split()
