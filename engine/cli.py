@@ -37,6 +37,7 @@ from pathlib import Path
 from types import FrameType
 
 from engine import __version__
+from engine.cli_memory import add_memory_parser, run_memory_command
 from engine.cli_models import add_models_parser, run_models_command
 from engine.cli_reading import COMMANDS as READING_COMMANDS
 from engine.cli_reading import add_reading_parsers, read_corpus, run_reading_command
@@ -133,6 +134,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
     ask.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
     ask.add_argument("--session", type=int, help="continue this session (its documents are used if none given)")
+    ask.add_argument("--no-memory", action="store_true", help="read without what earlier sessions found")
     secret = ask.add_mutually_exclusive_group()
     secret.add_argument(
         "--password",
@@ -176,6 +178,7 @@ def _build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
     probe.add_argument("--png", type=Path, help="where to save the heatmap (default: in the data folder)")
     add_reading_parsers(sub)  # think, waves, export (issue 6)
+    add_memory_parser(sub)  # memory list/show/add/pin/unpin/edit/forget (issue 15)
     add_models_parser(sub)  # models search|get|list|remove (issue 18)
     return parser
 
@@ -201,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _snapshots(args, library)
             if args.command == "probe":
                 return _probe(args, library)
+            if args.command == "memory":
+                return run_memory_command(args, library)
             if args.command in READING_COMMANDS:
                 return run_reading_command(args, library)
             return _show(library, args.session_id)
@@ -268,6 +273,7 @@ def _read_password(args: argparse.Namespace) -> str | None:
 
 def _ask(args: argparse.Namespace, library: Library) -> int:
     corpus = _corpus_for(args, library)
+    library.use_memory(not args.no_memory)
     settings = library.settings
     cancel = CancelToken()
 
@@ -291,6 +297,11 @@ def _ask(args: argparse.Namespace, library: Library) -> int:
             f"Corpus: {describe_documents(corpus.documents)}, {budget.corpus_tokens:,} tokens; "
             f"window {budget.n_ctx:,} tokens, KV cache {settings.kv_type}; model {library.model_path.name}"
         )
+        if budget.memory.included or budget.memory.left_out:
+            n = len(budget.memory.included)
+            _err(f"Memory: {n} entr{'ies' if n != 1 else 'y'} from earlier sessions, {budget.memory_tokens:,} tokens.")
+        if budget.memory.left_out:
+            _err(budget.memory.describe_left_out() + " (`longread memory pin ID` keeps one in.)")
 
         def on_text(piece: str) -> None:
             progress.finish()

@@ -62,6 +62,7 @@ def add_reading_parsers(sub: Any) -> None:
         p.add_argument("--kv", choices=list(KvType), default="f16", help="KV cache type (default f16)")
         p.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
         p.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
+        p.add_argument("--no-memory", action="store_true", help="read without what earlier sessions found")
         if name == "think":
             p.add_argument("--step-tokens", type=int, default=256, help="most tokens per step (default 256)")
         else:
@@ -102,6 +103,7 @@ def run_reading_command(args: argparse.Namespace, library: Library) -> int:
         cancel.cancel()
         _err("\nCancelling... (run again with --resume to finish; Ctrl-C again to stop at once)")
 
+    library.use_memory(not args.no_memory)
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         return _run(args, library, cancel)

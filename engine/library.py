@@ -31,6 +31,7 @@ from engine.corpus import Corpus, Document
 from engine.errors import CancelToken, EngineError, NoSuchSession
 from engine.ingest import NoticeFn, read_document, read_documents
 from engine.lane import ModelLane
+from engine.memory import MemoryBook, MemoryLayout, MemoryOptions
 from engine.models.bundled import bundled_model_path
 from engine.reading.ask import AskResult, Budget, Reader
 from engine.reading.deep import DeepResult, DeepThinker
@@ -42,7 +43,7 @@ from engine.runs import Run, RunKind, Status
 from engine.runtime.backend import Backend, PrefillProgress, Tokenizer
 from engine.store import Store, open_store
 from engine.store.db import SessionRow
-from engine.warm import SnapshotCache
+from engine.warm import SnapshotCache, WarmStart
 
 if TYPE_CHECKING:
     from engine.planner import CorpusMeasure
@@ -89,6 +90,7 @@ class Library:
         self._snapshots = snapshots
         self._lane: ModelLane | None = None
         self._reader: Reader | None = None
+        self._memory = MemoryOptions()
 
     # -- model and settings ----------------------------------------------------
 
@@ -126,7 +128,33 @@ class Library:
                 use_snapshots=self._use_snapshots,
                 lane=self.lane,
             )
+            self._reader.memory = self._memory
         return self._reader
+
+    # -- memory (issue 15: engine/memory.py) -----------------------------------
+
+    @property
+    def memory(self) -> MemoryBook:
+        """The memory entries: list, add, pin, edit, forget (forget removes the snapshots
+        that held an entry too)."""
+        return MemoryBook(self.store, self.snapshots)
+
+    def use_memory(self, enabled: bool = True, *, pick: Sequence[int] | None = None) -> None:
+        """Carry memory into what is read from now on (``enabled=False``: none), and
+        optionally exactly the entries ``pick`` (None: those tied to the documents and the
+        pinned ones, as many as fit)."""
+        self._memory = MemoryOptions(enabled, None if pick is None else tuple(pick))
+        if self._reader is not None:
+            self._reader.memory = self._memory
+
+    @property
+    def memory_options(self) -> MemoryOptions:
+        return self._memory
+
+    def memory_for(self, corpus: Corpus) -> MemoryLayout:
+        """The memory block a question about ``corpus`` would carry now: what goes in, what
+        is left out, the tokens each entry costs."""
+        return self.reader.memory_for(corpus)
 
     def use_model(self, path: Path) -> None:
         """Read with another GGUF from now on (the loaded one is freed)."""
@@ -313,7 +341,12 @@ class Library:
 
         reader = self.reader
         return measure_corpus(
-            reader.lane, corpus, store=self.store, settings=reader.settings, model_sha256=reader.model_sha
+            reader.lane,
+            corpus,
+            store=self.store,
+            settings=reader.settings,
+            model_sha256=reader.model_sha,
+            memory=reader.memory_for(corpus),
         )
 
     # -- effective context (issue 14) -----------------------------------------
@@ -399,6 +432,15 @@ class Library:
         return self.reader.ask(
             corpus, question, session_id=session_id, on_progress=on_progress, on_text=on_text, cancel=cancel
         )
+
+    def warm(self, corpus: Corpus, *, cancel: CancelToken | None = None) -> WarmStart:
+        """Load the corpus and its memory block before the first question (restored from
+        their snapshots, or read and saved as them), so that the question reads only itself.
+
+        Raises:
+            ContextOverflowError: the corpus does not fit.
+        """
+        return self.reader.warm(corpus, cancel=cancel)
 
     def start_thinking(
         self, corpus: Corpus, question: str, *, session_id: int | None = None, step_tokens: int = DEFAULT_STEP_TOKENS
@@ -496,11 +538,13 @@ class Library:
 
     def _thinker(self, step_tokens: int) -> DeepThinker:
         # Deep thinking reads on the full window unless one is set (engine/reading/deep.py).
-        return DeepThinker(self.store, self.model_path, self.settings, step_tokens=step_tokens, lane=self.lane)
+        thinker = DeepThinker(self.store, self.model_path, self.settings, step_tokens=step_tokens, lane=self.lane)
+        thinker.memory = self._memory
+        return thinker
 
     def _waves(self, note_tokens: int, mode: WaveMode | str = DEFAULT_WAVE_MODE) -> WaveReader:
         snapshots = self.snapshots if self._use_snapshots else None  # each wave's page block (issue 13)
-        return WaveReader(
+        waves = WaveReader(
             self.store,
             self.model_path,
             self.settings,
@@ -510,6 +554,8 @@ class Library:
             use_snapshots=snapshots is not None,
             lane=self.lane,
         )
+        waves.memory = self._memory
+        return waves
 
 
 def describe_documents(docs: Sequence[Document]) -> str:

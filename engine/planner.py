@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from engine.config import ReadSettings, default_threads
 from engine.lane import ModelLane, default_backend
 from engine.machine import read_available_memory
+from engine.memory import MemoryLayout
 from engine.models.bundled import model_sha256 as find_model_sha256
 from engine.planning import ANSWER_RESERVE, Plan, make_plan
 from engine.probe import stored_effective_context
@@ -131,6 +132,11 @@ class CorpusMeasure:
 
     doc_tokens: tuple[int, ...]
     plan: Plan
+    memory: MemoryLayout = field(default_factory=MemoryLayout)  # issue 15: the memory block, and what is left out
+
+    @property
+    def memory_tokens(self) -> int:
+        return self.memory.n_tokens
 
 
 def measure_corpus(
@@ -141,6 +147,7 @@ def measure_corpus(
     settings: ReadSettings | None = None,
     model_sha256: str | None = None,
     n_ctx: int | None = None,
+    memory: MemoryLayout | None = None,
 ) -> CorpusMeasure:
     """Count ``corpus`` with the lane's model and plan a question about it on this machine.
 
@@ -158,6 +165,8 @@ def measure_corpus(
         settings: the reading's settings (default: the lane's).
         model_sha256: the model file's hash if known (computed otherwise).
         n_ctx: the window to plan for, when the caller has chosen it.
+        memory: the memory block a question will carry (engine/memory.py): its tokens are
+            planned with the prompt and shown as their own segment.
 
     Returns:
         The ``CorpusMeasure``.
@@ -169,7 +178,8 @@ def measure_corpus(
     tok = lane.tokenizer()
     lists = corpus_tokens(corpus, tok, key=tokenizer_key(sha), store=store)
     n_corpus = count(lists)
-    prompt_tokens = len(build_prompt(tok, lists, "")) - n_corpus
+    memory = memory or MemoryLayout()
+    prompt_tokens = len(build_prompt(tok, lists, "")) - n_corpus + memory.n_tokens
     s = settings if settings is not None else lane.settings
     window = s.n_ctx if n_ctx is None else n_ctx
     model = lane.model
@@ -188,7 +198,7 @@ def measure_corpus(
         n_ubatch=s.n_batch,
         measured=stored_effective_context(store, sha),
     )
-    return CorpusMeasure(tuple(len(t) for t in lists), plan)
+    return CorpusMeasure(tuple(len(t) for t in lists), plan, memory)
 
 
 def calibrate(

@@ -151,6 +151,7 @@ class WarmStart:
     snapshot_bytes: int = 0
     saved: bool = False
     notice: str | None = None
+    restored_tokens: int = 0  # a shorter prefix restored first (the corpus, before its memory)
 
     @property
     def restored(self) -> bool:
@@ -411,6 +412,13 @@ class SnapshotCache:
         if any(g.key == key.fingerprint for g in gone):
             return None
         return self.find(key)
+
+    def discard(self, key: str) -> None:
+        """Delete the snapshot ``key``: its file and its row (a memory entry it held was
+        edited or forgotten: engine/memory.py)."""
+        row = self.store.get_snapshot(key)
+        if row is not None:
+            self._remove(key, self.folder / row["file"])
 
     # -- internals ---------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from engine.runtime.backend import KvType
 WEIGHTS = QColor("#9aa5b1")
 CORPUS = QColor("#2f6fdf")
 ROOM = QColor("#93b7f3")
+MEMORY = QColor("#2f9e8f")  # issue 15: what earlier sessions found, carried after the corpus
 KV = QColor("#e0912f")
 OTHER = QColor("#c7b8e8")
 OK = "#1e7d32"
@@ -208,6 +209,7 @@ class BudgetGauge(QWidget):
         plan = m.plan
         out = {
             "corpus_tokens": plan.corpus_tokens,
+            "memory_tokens": m.memory_tokens,
             "needed_tokens": plan.needed_tokens,
             "n_ctx": plan.n_ctx,
             "max_ctx": plan.max_ctx,
@@ -264,10 +266,11 @@ class BudgetGauge(QWidget):
         plan = m.plan
         corpus, needed, n_ctx, max_ctx = plan.corpus_tokens, plan.needed_tokens, plan.n_ctx, plan.max_ctx
         scale = max(n_ctx, needed, 1)
-        room = needed - corpus
+        memory = m.memory_tokens
+        room = needed - corpus - memory
         self.window_caption.setText(self.tr("Context window: {n_ctx} tokens").format(n_ctx=f"{n_ctx:,}"))
         self.window_bar.set_segments(
-            [(corpus / scale, CORPUS), (room / scale, ROOM)],
+            [(corpus / scale, CORPUS), (memory / scale, MEMORY), (room / scale, ROOM)],
             marker=n_ctx / scale if needed > n_ctx else None,
             over=needed > n_ctx,
         )
@@ -277,7 +280,16 @@ class BudgetGauge(QWidget):
                 "= {needed} of {n_ctx} ({percent}%). The model was trained on windows of up to {max_ctx}."
             ).format(
                 corpus_mark=f"<span style='color:{CORPUS.name()}'>■</span>",
-                room_mark=f"<span style='color:{ROOM.name()}'>■</span>",
+                room_mark=(
+                    (
+                        f"<span style='color:{MEMORY.name()}'>■</span> "
+                        + self.tr("memory {memory}").format(memory=f"{memory:,}")
+                        + "  "
+                    )
+                    if memory
+                    else ""
+                )
+                + f"<span style='color:{ROOM.name()}'>■</span>",
                 corpus=f"{corpus:,}",
                 room=f"{room:,}",
                 needed=f"{needed:,}",
@@ -285,6 +297,8 @@ class BudgetGauge(QWidget):
                 percent=f"{100 * needed / max(n_ctx, 1):.0f}",
                 max_ctx=f"{max_ctx:,}",
             )
+            # Nothing is dropped without being shown (issue 15): the Memory panel lets the user pick.
+            + (f" <b>{m.memory.describe_left_out()}</b>" if m.memory.left_out else "")
         )
         available = plan.available_bytes
         biggest = max(r.total_bytes for r in plan.rows)

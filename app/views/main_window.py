@@ -53,6 +53,7 @@ from app.views.budget_gauge import BudgetGauge
 from app.views.conversation import ConversationView, TurnView, describe_ask
 from app.views.corpus_panel import CorpusPanel
 from app.views.get_models import GetModelsDialog
+from app.views.memory_panel import MemoryPanel
 from app.views.model_details import ModelDetails, ModelDetailsDialog, load_model_details
 from app.views.model_picker import ModelEntry, ModelPicker
 from app.views.page_viewer import PageViewer
@@ -185,6 +186,8 @@ class MainWindow(QMainWindow):
         middle_layout.addWidget(self.corpus_panel, 3)
         middle_layout.addWidget(self.picker)
         middle_layout.addWidget(self.gauge, 0)
+        self.memory_panel = MemoryPanel()  # issue 15
+        middle_layout.addWidget(self.memory_panel, 2)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(8, 8, 8, 8)
@@ -248,6 +251,14 @@ class MainWindow(QMainWindow):
         self.gauge.window_requested.connect(self._on_gauge_window_requested)
         self.gauge.remove_requested.connect(self._on_gauge_remove_requested)
         self.gauge.model_requested.connect(lambda: self.picker.combo.showPopup())
+        memory = self.memory_panel
+        memory.enabled_changed.connect(lambda on: self._change_memory(lambda lib: lib.use_memory(on)))
+        memory.pick_changed.connect(
+            lambda ids: self._change_memory(lambda lib: lib.use_memory(lib.memory_options.enabled, pick=ids))
+        )
+        memory.pin_requested.connect(lambda i, on: self._change_memory(lambda lib: lib.memory.pin(i, on)))
+        memory.edit_requested.connect(lambda i, text: self._change_memory(lambda lib: lib.memory.edit(i, text)))
+        memory.forget_requested.connect(lambda i: self._change_memory(lambda lib: lib.memory.forget(i)))
 
     def _action(self, menu: Any, text: str, keys: Any, slot: Callable[[], Any]) -> QAction:
         action = QAction(text, self)
@@ -367,6 +378,7 @@ class MainWindow(QMainWindow):
                 return
             self.corpus_panel.set_tokens(corpus, measure.doc_tokens)
             self.gauge.show_measure(measure)
+            self.memory_panel.show_memory(measure.memory)
             self.measured.emit(measure)
 
         def on_error(exc: EngineError) -> None:
@@ -374,6 +386,20 @@ class MainWindow(QMainWindow):
             self.gauge.show_error(exc.message)
 
         self._measure_job = self.model_lane.submit(run, name="measure", on_done=on_done, on_error=on_error)
+
+    def _change_memory(self, change: Callable[[Library], object]) -> None:
+        """Run a memory change (engine/memory.py) on the model lane, whose library reads
+        and measures, then measure again: the gauge and the panel show the new block."""
+
+        def on_error(exc: EngineError) -> None:
+            self.statusBar().showMessage(exc.message, 8000)
+
+        self.model_lane.submit(
+            lambda library, job: change(library),
+            name="memory",
+            on_done=lambda _r: self.schedule_measure(),
+            on_error=on_error,
+        )
 
     # -- asking -------------------------------------------------------------------
 
@@ -468,6 +494,7 @@ class MainWindow(QMainWindow):
             note = describe_ask(cast(AskResult, result)) if kind is RunKind.ASK else ""
             self.conversation.finish_turn(status=Status.DONE, answer=result.answer, note=note)
             self.refresh_sessions()
+            self.schedule_measure()  # the answer is now a memory entry: the gauge and panel show it
             self.answered.emit(result)
 
         def on_error(exc: EngineError) -> None:

@@ -21,14 +21,15 @@ layer keeps the whole window (``ModelInfo.kv_cache_bytes(..., swa_full=True)``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Unpack
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import CancelToken, ContextOverflowError, EngineError
+from engine.memory import MemoryBook, MemoryLayout
 from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
 from engine.planning import fit_speed_models
@@ -50,7 +51,7 @@ from engine.runtime.backend import Model as LoadedModel
 from engine.runtime.backend import PrefillProgress, PrefillStats, Tokenizer, align_ctx
 from engine.store import Store
 from engine.tokens import corpus_tokens, count, tokenizer_key
-from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, WarmStart, load_prefix
+from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, WarmStart, load_prefix, make_key
 
 # Room left for follow-up questions when the window is chosen automatically, so that a
 # longer follow-up does not force a reload and a full prefill.
@@ -67,6 +68,11 @@ class Budget:
     answer_tokens: int
     n_ctx: int
     max_ctx: int
+    memory: MemoryLayout = field(default_factory=MemoryLayout)  # the memory block laid in, and what was left out
+
+    @property
+    def memory_tokens(self) -> int:
+        return self.memory.n_tokens
 
     @property
     def needed(self) -> int:
@@ -150,8 +156,14 @@ class Reader(LaneReader):
 
     # -- planning ----------------------------------------------------------------
 
-    def prepare(self, corpus: Corpus, question: str) -> tuple[Prompt, Budget]:
-        """Tokenize the corpus and question and check that they fit.
+    def prepare(
+        self, corpus: Corpus, question: str, *, memory_ids: Sequence[int] | None = None
+    ) -> tuple[Prompt, Budget]:
+        """Tokenize the corpus, the memory block and the question and check that they fit.
+
+        The memory block (engine/memory.py) gets the room the window, or the measured
+        effective context, leaves; ``Budget.memory`` lists what was left out.
+        ``memory_ids`` lays exactly those entries (a resumed run's own, or the user's pick).
 
         Raises:
             ContextOverflowError: corpus + question + answer budget exceed the window.
@@ -159,7 +171,10 @@ class Reader(LaneReader):
         tok = self.tokenizer()
         lists = corpus_tokens(corpus, tok, key=tokenizer_key(self.model_sha), store=self.store)
         prompt = build_prompt(tok, lists, question)
-        budget = self.budget(prompt, count(lists))
+        memory = self.lay_memory(corpus, tok, used=len(prompt), extra=self.settings.max_answer_tokens, pick=memory_ids)
+        if memory.tokens:
+            prompt = build_prompt(tok, lists, question, memory=memory.tokens, memory_ids=memory.ids)
+        budget = self.budget(prompt, count(lists), memory=memory)
         if not budget.fits:
             raise _overflow(
                 budget,
@@ -167,6 +182,14 @@ class Reader(LaneReader):
                 waves=self.estimate_waves(budget, question, n_pages=corpus.n_pages),
             )
         return prompt, budget
+
+    def memory_for(self, corpus: Corpus) -> MemoryLayout:
+        """The memory block a question about ``corpus`` carries now (an empty question:
+        what the gauge shows; engine/memory.py)."""
+        tok = self.tokenizer()
+        lists = corpus_tokens(corpus, tok, key=tokenizer_key(self.model_sha), store=self.store)
+        base = build_prompt(tok, lists, "")
+        return self.lay_memory(corpus, tok, used=len(base), extra=self.settings.max_answer_tokens)
 
     def estimate_waves(self, budget: Budget, question: str, *, n_pages: int) -> WavesEstimate | None:
         """About how long reading the corpus in waves would take instead (issue 13 item
@@ -196,7 +219,7 @@ class Reader(LaneReader):
         except EngineError:
             return None
 
-    def budget(self, prompt: Prompt, corpus_tokens: int) -> Budget:
+    def budget(self, prompt: Prompt, corpus_tokens: int, *, memory: MemoryLayout | None = None) -> Budget:
         """The window a prompt needs under the current settings."""
         s = self.settings
         max_ctx = self.tokenizer().n_ctx_train
@@ -212,18 +235,25 @@ class Reader(LaneReader):
             warm = [w for w in self._snapshot_windows(prompt) if need <= w <= max_ctx]
             if warm:
                 n_ctx = warm[0]
-        return Budget(corpus_tokens, len(prompt), s.max_answer_tokens, n_ctx, max_ctx)
+        return Budget(corpus_tokens, len(prompt), s.max_answer_tokens, n_ctx, max_ctx, memory or MemoryLayout())
 
     def _snapshot_windows(self, prompt: Prompt) -> list[int]:
-        if self.snapshots is None or prompt.corpus_end < MIN_SNAPSHOT_TOKENS:
+        # The corpus + memory prefix first; else the corpus alone (issue 15: a memory that
+        # changed still restores the corpus, in the window its snapshot was made in).
+        if self.snapshots is None:
             return []
-        corpus = prompt.tokens[: prompt.corpus_end]
-        return self.snapshots.find_windows(
-            model_sha256=self.model_sha,
-            kv_type=self.settings.kv_type,
-            corpus=corpus,
-            runtime_version=self.lane.backend.version,
-        )
+        for end in dict.fromkeys((prompt.corpus_end, prompt.corpus_only_end)):
+            if end < MIN_SNAPSHOT_TOKENS:
+                continue
+            windows = self.snapshots.find_windows(
+                model_sha256=self.model_sha,
+                kv_type=self.settings.kv_type,
+                corpus=prompt.tokens[:end],
+                runtime_version=self.lane.backend.version,
+            )
+            if windows:
+                return windows
+        return []
 
     # -- asking ------------------------------------------------------------------
 
@@ -240,7 +270,7 @@ class Reader(LaneReader):
         if session_id is None:
             corpus_id = self.store.save_corpus(corpus)
             session_id = self.store.create_session(title=session_title(question), corpus_id=corpus_id)
-        settings = {**asdict(self.settings), "n_ctx": budget.n_ctx}
+        settings = {**asdict(self.settings), "n_ctx": budget.n_ctx, "memory_ids": list(prompt.memory_ids)}
         run_id = self.store.create_run(
             session_id,
             kind=RunKind.ASK,
@@ -283,6 +313,28 @@ class Reader(LaneReader):
         run_id, prompt, budget = self.start(corpus, question, session_id=session_id)
         return self._answer(run_id, corpus, prompt, budget, on_progress=on_progress, on_text=on_text, cancel=cancel)
 
+    def warm(
+        self,
+        corpus: Corpus,
+        *,
+        on_progress: Callable[[PrefillProgress], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> WarmStart:
+        """Load the corpus and its memory block into the model before any question (a
+        session being opened): restored from snapshots, or read and saved as them.
+
+        Raises:
+            ContextOverflowError: the corpus does not fit.
+            Cancelled: cancelled between two batches.
+        """
+        prompt, budget = self.prepare(corpus, "")
+        model = self._ensure_model(budget.n_ctx)
+        cancel = cancel or CancelToken()
+        warm, _ = self._load_corpus(model, prompt, on_progress=on_progress, cancel=cancel)
+        # Without snapshots nothing was read yet: read the prefix now (a no-op when it is there).
+        model.prefill(prompt.tokens[: prompt.corpus_end], on_progress=on_progress, should_cancel=cancel)
+        return warm
+
     def run(
         self,
         run_id: int,
@@ -299,7 +351,8 @@ class Reader(LaneReader):
         """
         run = load_run(self.store, run_id, RunKind.ASK)
         corpus = stored_corpus(self.store, run.session_id, what=f"question {run_id}")
-        prompt, budget = self.prepare(corpus, run.question)
+        ids = run.settings.get("memory_ids")
+        prompt, budget = self.prepare(corpus, run.question, memory_ids=None if ids is None else [int(i) for i in ids])
         if run.status is Status.DONE:
             step = run.answer_step
             citations = check_citations(run.answer, corpus)
@@ -398,20 +451,50 @@ class Reader(LaneReader):
         on_progress: Callable[[PrefillProgress], None] | None,
         cancel: CancelToken,
     ) -> tuple[WarmStart, PrefillStats]:
-        """Make the context hold the corpus prefix: already there, restored, or read
-        (``engine.warm.load_prefix``, which waves use for their page blocks too)."""
-        return load_prefix(
-            self.snapshots,
-            model,
-            prompt.tokens[: prompt.corpus_end],
-            model_sha256=self.model_sha,
-            model_name=self.model_path.name,
-            swa_full=self.swa_full,
-            kv_bytes_per_token=self.model_info.kv_bytes_per_token(model.kv_type, model.kv_type),
-            total=len(prompt.tokens),
-            on_progress=on_progress,
-            should_cancel=cancel,
+        """Make the context hold the prompt's prefix: already there, restored, or read
+        (``engine.warm.load_prefix``, which waves use for their page blocks too).
+
+        Two warm prefixes (issue 15): the corpus alone, and the corpus + memory block.
+        When the whole prefix has no snapshot, the corpus is loaded first (restored, or
+        read and saved), then the memory is read on top of it and the whole saved: a new
+        session with the same memory restores it whole, one whose memory changed restores
+        the corpus and reads only the memory. The whole prefix's snapshot is linked to
+        the entries it holds (``snapshot_memories``): editing or forgetting one removes it.
+        """
+        cache = self.snapshots
+        prefix = prompt.tokens[: prompt.corpus_end]
+        corpus_end = prompt.corpus_only_end
+
+        def load(tokens: list[int]) -> tuple[WarmStart, PrefillStats]:
+            return load_prefix(
+                cache,
+                model,
+                tokens,
+                model_sha256=self.model_sha,
+                model_name=self.model_path.name,
+                swa_full=self.swa_full,
+                kv_bytes_per_token=self.model_info.kv_bytes_per_token(model.kv_type, model.kv_type),
+                total=len(prompt.tokens),
+                on_progress=on_progress,
+                should_cancel=cancel,
+            )
+
+        if cache is None or corpus_end >= len(prefix) or corpus_end < MIN_SNAPSHOT_TOKENS:
+            return load(prefix)
+        whole = make_key(model, model_sha256=self.model_sha, corpus=prefix, swa_full=self.swa_full)
+        if cache.find(whole) is not None:
+            return load(prefix)
+        first, first_stats = load(prefix[:corpus_end])
+        warm, stats = load(prefix)
+        if warm.saved and prompt.memory_ids:
+            MemoryBook(self.store).link_snapshot(whole.fingerprint, prompt.memory_ids)
+        restored = corpus_end if first.source in ("snapshot", "context") else 0
+        total = PrefillStats(
+            evaluated=first_stats.evaluated + stats.evaluated,
+            reused=max(0, len(prefix) - first_stats.evaluated - stats.evaluated),
+            seconds=first_stats.seconds + stats.seconds,
         )
+        return replace(warm, restored_tokens=restored, notice=warm.notice or first.notice), total
 
 
 def _overflow(budget: Budget, *, explicit: bool, waves: WavesEstimate | None = None) -> ContextOverflowError:

@@ -32,6 +32,7 @@ from typing import Unpack
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import CancelToken, ContextOverflowError
+from engine.memory import MemoryBook, lay_memory
 from engine.reading.citations import Citation, check_citations
 from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
 from engine.reading.prompts import LANGUAGE_RULE, PromptFrame, TokenizerLike, build_prompt, render_frame
@@ -167,10 +168,17 @@ class DeepThinker(LaneReader):
                 needed_tokens=need,
                 n_ctx=n_ctx,
             )
+        # The memory block (engine/memory.py) gets what the window leaves after every step.
+        memory = self.lay_memory(corpus, self.lane.tokenizer(), used=need, extra=0)
         corpus_id = self.store.save_corpus(corpus)
         if session_id is None:
             session_id = self.store.create_session(title=session_title(question), corpus_id=corpus_id, kind="deep")
-        settings = {**asdict(self.settings), "n_ctx": n_ctx, "step_tokens": self.step_tokens}
+        settings = {
+            **asdict(self.settings),
+            "n_ctx": n_ctx,
+            "step_tokens": self.step_tokens,
+            "memory_ids": list(memory.ids),
+        }
         return self.store.create_run(
             session_id,
             kind=RunKind.THINK,
@@ -232,6 +240,9 @@ class DeepThinker(LaneReader):
         model, gen = resume_model(self.lane, self.settings, run.settings)
         frame = self._frame(model)
         lists = corpus_tokens(corpus, model)
+        # The memory the run started with (the entries still there, their text as it is now).
+        entries = MemoryBook(self.store).by_ids(int(i) for i in run.settings.get("memory_ids", []))
+        memory = lay_memory(model, entries, room=None)
         recorder.begin()
         steps = recorder.steps
         n = len(steps)
@@ -242,7 +253,14 @@ class DeepThinker(LaneReader):
                 continue
             kind = _KINDS[step.kind]
             done = [st for st in steps[:i] if st.done]
-            tokens = build_prompt(model, lists, step_question(run.question, done, kind), frame=frame).tokens
+            tokens = build_prompt(
+                model,
+                lists,
+                step_question(run.question, done, kind),
+                frame=frame,
+                memory=memory.tokens,
+                memory_ids=memory.ids,
+            ).tokens
             step = recorder.start_step(i)
             left_after = n - i
 

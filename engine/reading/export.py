@@ -6,13 +6,16 @@ each step's numbers (tokens, seconds) and every citation and fact re-checked aga
 stored pages (engine/reading/facts.py): a citation that fails, or a number, date, code or
 quotation on no page, is flagged in the text (``flag_answer``), and an answer's problems
 are listed under it, as in the CLI and the GUI. An answer that cites nothing is marked
-unverified.
+unverified. The memory this session's documents carry (engine/memory.py: the entries
+tied to them and the pinned ones, oldest first, dated) closes the export; a forgotten
+entry is in no later export.
 """
 
 from __future__ import annotations
 
 from engine.corpus import Corpus
 from engine.errors import NoSuchSession
+from engine.memory import MemoryBook
 from engine.reading.facts import check_answer, flag_answer
 from engine.runs import RunKind, Status
 from engine.store import Store
@@ -103,4 +106,20 @@ def export_markdown(store: Store, session_id: int) -> str:
             )
             if numbers and step.done:
                 out += ["", numbers]
+    out += _memory_section(store, corpus)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _memory_section(store: Store, corpus: Corpus | None) -> list[str]:
+    """``## Memory``: what a question about these documents carries from earlier sessions."""
+    entries = MemoryBook(store).entries(documents=[d.sha256 for d in corpus.documents] if corpus else [])
+    if not entries:
+        return []
+    out = ["", "## Memory", "", "What these documents carry from earlier sessions, oldest first:"]
+    for e in entries:
+        pin = " (pinned)" if e.pinned else ""
+        if e.source == "user":
+            out += ["", f"- {e.date}{pin}, your note: {e.answer.strip()}"]
+        else:
+            out += ["", f"- {e.date}{pin}, asked: {e.question.strip()}", f"  Answer: {e.answer.strip()}"]
+    return out

@@ -4,8 +4,12 @@ The token sequence is built from separately tokenized parts, so that the corpus 
 is byte-for-byte the same for every question about it (prefix reuse) and document text
 is never read as control tokens::
 
-    template head (special)  | documents (text, one list per document) | question (text) | template tail (special)
-    \\______________ corpus prefix: reused by follow-ups ______________/
+    template head (special) | documents (text, one list per document) | memory (text) | question (text) | tail
+    \\_____ corpus prefix ______________________________/                 |
+    \\_____ corpus + memory prefix: reused by follow-ups ________________/
+
+The memory block (engine/memory.py: earlier sessions' entries, oldest first, dated) sits
+after the documents, so the corpus alone is a prefix too: two warm prefixes (engine/warm.py).
 
 The GGUF's chat template is rendered once with sentinel strings in place of the corpus
 and the question and split around them. Models without a template get a plain format.
@@ -58,9 +62,21 @@ class Prompt:
     """A prompt as tokens, with where its reusable corpus prefix ends."""
 
     tokens: list[int]
-    corpus_end: int
-    corpus_tokens: int
+    corpus_end: int  # the end of the reusable prefix: the corpus and the memory block
+    corpus_tokens: int  # the documents alone
     question_tokens: int
+    memory_start: int = -1  # where the memory block starts (the corpus's own end); -1: corpus_end
+    memory_ids: tuple[int, ...] = ()  # the memory entries laid in, oldest first
+
+    @property
+    def corpus_only_end(self) -> int:
+        """The end of the documents (the first warm prefix)."""
+        return self.corpus_end if self.memory_start < 0 else self.memory_start
+
+    @property
+    def memory_tokens(self) -> int:
+        """The memory block's tokens (0: none)."""
+        return self.corpus_end - self.corpus_only_end
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -122,6 +138,8 @@ def build_prompt(
     question: str,
     *,
     frame: PromptFrame | None = None,
+    memory: Sequence[Sequence[int]] = (),
+    memory_ids: Sequence[int] = (),
 ) -> Prompt:
     """Assemble the prompt tokens from per-document token lists and a question.
 
@@ -130,6 +148,8 @@ def build_prompt(
         document_tokens: each document's layout, tokenized as text, in reading order.
         question: the user's question (text, never special tokens).
         frame: a pre-rendered frame (default: rendered from the tokenizer's template).
+        memory: the memory block's parts, tokenized as text (``MemoryLayout.tokens``).
+        memory_ids: the entries those parts hold (``MemoryLayout.ids``).
     """
     frame = frame or render_frame(tokenizer.chat_template)
     head = tokenizer.tokenize_template(frame.head, add_bos=True)
@@ -142,6 +162,9 @@ def build_prompt(
     tokens = list(head)
     for doc in document_tokens:
         tokens.extend(doc)
+    memory_start = len(tokens)
+    for part in memory:
+        tokens.extend(part)
     corpus_end = len(tokens)
     question_part = tokenizer.tokenize_text(question.strip())
     tokens.extend(middle)
@@ -150,6 +173,8 @@ def build_prompt(
     return Prompt(
         tokens=tokens,
         corpus_end=corpus_end,
-        corpus_tokens=corpus_end - len(head),
+        corpus_tokens=memory_start - len(head),
         question_tokens=len(tokens) - corpus_end,
+        memory_start=memory_start,
+        memory_ids=tuple(memory_ids) if memory else (),
     )

@@ -27,10 +27,11 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import EngineError
 from engine.lane import ModelLane
+from engine.memory import MemoryBook, MemoryLayout, MemoryOptions, lay_memory
 from engine.procs import current_process, is_alive
 from engine.reading.citations import Citation, citations_to_json
 from engine.runs import Run, RunKind, Status, Step, status_for
-from engine.runtime.backend import Backend, PrefillProgress
+from engine.runtime.backend import Backend, PrefillProgress, align_ctx
 from engine.runtime.backend import Model as LoadedModel
 from engine.store import Store
 from engine.units import format_duration
@@ -70,6 +71,53 @@ class LaneReader:
             if lane is not None
             else ModelLane(model_path, self.settings, model=options.get("model"), backend=options.get("backend"))
         )
+        self.memory = MemoryOptions()
+
+    def lay_memory(
+        self,
+        corpus: Corpus,
+        tokenizer: Any,
+        *,
+        used: int,
+        extra: int,
+        pick: Sequence[int] | None = None,
+        cap: int | None = None,
+    ) -> MemoryLayout:
+        """The memory block for a prompt about ``corpus`` (engine/memory.py): the entries
+        tied to its documents and the pinned ones, within the room the window leaves after
+        ``used`` prompt tokens and ``extra`` (answers, steps), or the model's measured
+        effective context where it is smaller, and at most ``cap`` tokens. ``pick``
+        overrides ``self.memory.pick``."""
+        if not self.memory.enabled:
+            return MemoryLayout()
+        candidates = MemoryBook(self.store).entries(documents=[d.sha256 for d in corpus.documents])
+        if not candidates:
+            return MemoryLayout()
+        limit = align_ctx(self.settings.n_ctx) if self.settings.n_ctx else int(tokenizer.n_ctx_train)
+        reason = "the window"
+        measured = self._effective_tokens()
+        if measured and measured < limit:
+            limit, reason = measured, f"the model's measured effective context, {measured:,} tokens"
+        room = max(0, limit - used - extra)
+        if cap is not None and cap < room:
+            room, reason = cap, f"the room kept for memory, {cap:,} tokens"
+        return lay_memory(
+            tokenizer,
+            candidates,
+            room=room,
+            pick=self.memory.pick if pick is None else pick,
+            reason=reason,
+        )
+
+    def _effective_tokens(self) -> int:
+        from engine.models.bundled import model_sha256
+        from engine.probe import stored_effective_context
+
+        try:
+            measured = stored_effective_context(self.store, model_sha256(self.model_path)).get(self.settings.kv_type)
+        except OSError:
+            return 0
+        return measured.tokens if measured is not None and measured.tokens > 0 else 0
 
     def close(self) -> None:
         """Free the model this reader loaded (a shared lane's owner frees it). Call before exit."""
@@ -276,15 +324,18 @@ class RunRecorder:
         self.store.update_run(self.run.id, status=status, error=error)
 
     def done(self, *, answer: str, citations: list[Citation]) -> None:
-        """Mark the run done with its final answer."""
-        self.store.update_run(
-            self.run.id,
-            status=Status.DONE,
-            answer=answer,
-            citations=citations_to_json(citations),
-            finished_at=now_iso(),
-            error=None,
-        )
+        """Mark the run done with its final answer, and remember it: its memory entry
+        (engine/memory.py) is written in the same transaction, so both are or neither is."""
+        with self.store.atomic():
+            self.store.update_run(
+                self.run.id,
+                status=Status.DONE,
+                answer=answer,
+                citations=citations_to_json(citations),
+                finished_at=now_iso(),
+                error=None,
+            )
+            MemoryBook(self.store).record_run(self.run.id)
 
     def _set(self, index: int, **fields: Any) -> Step:
         step = self.steps[index]

@@ -59,6 +59,7 @@ from typing import Any, Unpack
 from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, layout_document
 from engine.errors import Cancelled, CancelToken, ContextOverflowError
+from engine.memory import MemoryBook, MemoryLayout, lay_memory
 from engine.models.bundled import model_sha256
 from engine.planning import SpeedModel
 from engine.reading.citations import MARKER, Citation, check_citations
@@ -104,6 +105,7 @@ NOTHING = "Nothing relevant."
 # Look before answering (issue 13 item 2): the final pass may read this many pages again.
 LOOKUP_PAGES = 3
 LOOKUP_TOKENS = 32
+MEMORY_SHARE = 4  # the memory block takes at most 1/4 of the final pass window
 # Room kept in each wave for the model's own notes beyond max_note_tokens, and slack for
 # the question and notes tokenizing a little longer than planned.
 MARGIN_TOKENS = 32
@@ -566,6 +568,9 @@ class WaveReader(LaneReader):
             ContextOverflowError: the window cannot hold a page plus the notes.
         """
         n_ctx, plans = self.plan(corpus, question)
+        # Memory (engine/memory.py) goes into the final pass, with at most a quarter of its
+        # window: the notes keep the rest.
+        memory = self.lay_memory(corpus, self.lane.tokenizer(), used=0, extra=0, cap=n_ctx // MEMORY_SHARE)
         corpus_id = self.store.save_corpus(corpus)
         if session_id is None:
             session_id = self.store.create_session(title=session_title(question), corpus_id=corpus_id, kind="waves")
@@ -574,6 +579,7 @@ class WaveReader(LaneReader):
             "n_ctx": n_ctx,
             "max_note_tokens": self.max_note_tokens,
             "mode": str(self.mode),
+            "memory_ids": list(memory.ids),
         }
         steps: list[dict[str, Any]] = [
             {
@@ -762,6 +768,8 @@ class WaveReader(LaneReader):
                     RunProgress(RunKind.WAVES, n + 1, n, "answer", "answer", p.done, p.total, p.tokens_per_s, left)
                 )
 
+        entries = MemoryBook(self.store).by_ids(int(i) for i in r.recorder.run.settings.get("memory_ids", []))
+        memory = lay_memory(model, entries, room=None)
         r.recorder.start_step(n)
         try:
             ask_pages, _ = _fit_final(
@@ -771,6 +779,7 @@ class WaveReader(LaneReader):
                 frame=final_frame,
                 n_ctx=r.n_ctx,
                 max_answer=LOOKUP_TOKENS,
+                memory=memory,
             )
             look = run_step(
                 model,
@@ -782,7 +791,14 @@ class WaveReader(LaneReader):
             )
             wanted, by = looked_up_pages(look.text, corpus, relevant)
             tokens, laid = _fit_final(
-                model, relevant, r.question, frame=final_frame, n_ctx=r.n_ctx, max_answer=max_answer, pages=wanted
+                model,
+                relevant,
+                r.question,
+                frame=final_frame,
+                n_ctx=r.n_ctx,
+                max_answer=max_answer,
+                pages=wanted,
+                memory=memory,
             )
             out = run_step(
                 model,
@@ -1007,10 +1023,14 @@ def _fit_final(
     n_ctx: int,
     max_answer: int,
     pages: list[tuple[Document, int]] | None = None,
+    memory: MemoryLayout | None = None,
 ) -> tuple[list[int], list[tuple[Document, int]]]:
     """The final prompt: the notes, then ``pages`` laid out whole with their true markers,
-    then the question. Pages that do not fit give way first (the last named first), then
-    the oldest notes. Returns the tokens and the pages laid in."""
+    then the memory block (engine/memory.py), then the question. Pages that do not fit
+    give way first (the last named first), then the oldest notes. Returns the tokens and
+    the pages laid in."""
+    block = memory.tokens if memory is not None else ()
+    ids = memory.ids if memory is not None else ()
     notes = _notes_block(relevant)
     laid = list(pages or [])
     while True:
@@ -1019,7 +1039,7 @@ def _fit_final(
         if laid:
             lists.append(model.tokenize_text("\nPages read again in full:\n\n"))
             lists += [model.tokenize_text(layout_document(sub_document(d, p, p))) for d, p in laid]
-        prompt = build_prompt(model, lists, question, frame=frame)
+        prompt = build_prompt(model, lists, question, frame=frame, memory=block, memory_ids=ids)
         if len(prompt) + max_answer <= n_ctx or not (notes or laid):
             return prompt.tokens, laid
         if laid:

@@ -172,6 +172,15 @@ class Store:
         except sqlite3.Error as exc:
             raise StorageError(describe_sqlite_error(exc, self.path)) from exc
 
+    def atomic(self) -> Any:
+        """A write transaction (``BEGIN IMMEDIATE``; a savepoint inside another one), for
+        modules that keep their own tables (engine/memory.py)."""
+        return self._atomic()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read as dicts; sqlite errors become ``StorageError``."""
+        return self._query(sql, params)
+
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         try:
             cursor = self.db.conn.execute(sql, params)

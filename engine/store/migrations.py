@@ -429,6 +429,80 @@ def m007_probe_cells(db: Database) -> None:
     )
 
 
+@migrations()
+def m008_memory(db: Database) -> None:
+    """Long-term memory (issue 15): what earlier sessions found, carried into new ones.
+
+    ``memories`` holds one entry per finished run (its question, its answer with the
+    checked citations, ``source`` the run's kind, ``run_id``) or written by the user
+    (``source`` 'user'), with its date and whether it is ``pinned`` (carried into every
+    session). ``memory_documents`` ties an entry to the documents it was about, by
+    sha256 (a new session on any of them carries it). ``memories_fts`` indexes questions
+    and answers (external content, kept in step by triggers: forgetting an entry deletes
+    its index rows too). ``snapshot_memories`` records which entries a KV snapshot of
+    corpus + memory holds, so an edit or a forget removes exactly those snapshots.
+
+    The finished runs already stored become entries, dated when they finished, tied to
+    their session's documents; unfinished ones do not (they become entries when resumed
+    to the end).
+    """
+    statements = [
+        """CREATE TABLE memories (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+            question TEXT NOT NULL DEFAULT '',
+            answer TEXT NOT NULL,
+            citations TEXT NOT NULL DEFAULT '[]',
+            pinned INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX memories_run ON memories(run_id) WHERE run_id IS NOT NULL",
+        """CREATE TABLE memory_documents (
+            memory_id INTEGER NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+            doc_sha256 TEXT NOT NULL,
+            PRIMARY KEY (memory_id, doc_sha256)
+        )""",
+        "CREATE INDEX memory_documents_doc ON memory_documents(doc_sha256)",
+        """CREATE TABLE snapshot_memories (
+            snapshot_key TEXT NOT NULL,
+            memory_id INTEGER NOT NULL,
+            PRIMARY KEY (snapshot_key, memory_id)
+        )""",
+        "CREATE INDEX snapshot_memories_memory ON snapshot_memories(memory_id)",
+        """CREATE TRIGGER snapshots_memory_delete AFTER DELETE ON snapshots BEGIN
+            DELETE FROM snapshot_memories WHERE snapshot_key = old.key;
+        END""",
+        "CREATE VIRTUAL TABLE memories_fts USING fts5("
+        "question, answer, content='memories', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+        """CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories BEGIN
+            INSERT INTO memories_fts(rowid, question, answer) VALUES (new.id, new.question, new.answer);
+        END""",
+        """CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories BEGIN
+            INSERT INTO memories_fts(memories_fts, rowid, question, answer)
+                VALUES ('delete', old.id, old.question, old.answer);
+        END""",
+        """CREATE TRIGGER memories_fts_update AFTER UPDATE OF question, answer ON memories BEGIN
+            INSERT INTO memories_fts(memories_fts, rowid, question, answer)
+                VALUES ('delete', old.id, old.question, old.answer);
+            INSERT INTO memories_fts(rowid, question, answer) VALUES (new.id, new.question, new.answer);
+        END""",
+        # The finished runs stored before: one entry each, in the order they were asked.
+        """INSERT INTO memories (source, run_id, question, answer, citations, pinned, created_at, updated_at)
+            SELECT kind, id, question, answer, citations, 0,
+                   COALESCE(finished_at, updated_at, created_at), COALESCE(finished_at, updated_at, created_at)
+            FROM runs WHERE status = 'done' ORDER BY id""",
+        """INSERT OR IGNORE INTO memory_documents (memory_id, doc_sha256)
+            SELECT m.id, cd.doc_sha256 FROM memories m
+            JOIN runs r ON r.id = m.run_id
+            JOIN sessions s ON s.id = r.session_id
+            JOIN corpus_documents cd ON cd.corpus_id = s.corpus_id""",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
 def _rows(db: Database, sql: str, params: list[object] | None = None) -> list[dict[str, object]]:
     cursor = db.execute(sql, params or [])
     names = [c[0] for c in cursor.description]
