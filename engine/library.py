@@ -37,7 +37,7 @@ from engine.reading.deep import DeepResult, DeepThinker
 from engine.reading.export import export_markdown
 from engine.reading.prompts import Prompt
 from engine.reading.stepping import RunProgress, StepFn
-from engine.reading.waves import DEFAULT_WAVE_MODE, WaveMode, WaveReader, WaveResult
+from engine.reading.waves import DEFAULT_WAVE_MODE, WaveMode, WaveReader, WaveResult, WavesEstimate
 from engine.runs import Run, RunKind, Status
 from engine.runtime.backend import Backend, PrefillProgress, Tokenizer
 from engine.store import Store, open_store
@@ -305,6 +305,12 @@ class Library:
             calibrate_missing=calibrate_missing,
             on_calibrate=on_calibrate,
         )
+
+    def estimate_waves(self, corpus: Corpus, *, corpus_tokens: int) -> WavesEstimate | None:
+        """What reading ``corpus`` in waves costs here: the first question, each next one
+        (its waves' page blocks restored) and the snapshots' disk (issue 13 item 3); None
+        when the window cannot hold a page and the notes."""
+        return self.reader.estimate_waves(corpus_tokens, n_pages=corpus.n_pages)
 
     def measure(self, corpus: Corpus) -> CorpusMeasure:
         """Count ``corpus`` with the model and plan a question about it on this machine:

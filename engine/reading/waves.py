@@ -486,7 +486,7 @@ class WaveReader(LaneReader):
             )
 
     def estimate(
-        self, corpus_tokens: int, question: str, *, n_pages: int, speed: SpeedModel | None, answer_tokens: int
+        self, corpus_tokens: int, *, n_pages: int, speed: SpeedModel | None, answer_tokens: int
     ) -> WavesEstimate:
         """About how long reading ``corpus_tokens`` in waves takes on the full window:
         each wave's prompt read at ``speed`` (the planner's model of this machine), else

@@ -173,7 +173,7 @@ def test_the_waves_do_not_depend_on_the_question_and_a_long_one_is_refused(tmp_p
 
 def test_the_estimate_states_both_costs_and_the_snapshot_bytes(tmp_path: Path, library: Library) -> None:
     reader = WaveReader(library.store, library.model_path, library.settings, lane=library.lane)
-    est = reader.estimate(40_000, Q1, n_pages=40, speed=None, answer_tokens=64)
+    est = reader.estimate(40_000, n_pages=40, speed=None, answer_tokens=64)
     assert est.next_seconds is not None and est.next_seconds < est.seconds
     # A next question still writes every wave's notes and the answer (snapshots save reading only).
     assert est.next_seconds > (est.n_waves * reader.max_note_tokens + 64) / 10.0
@@ -183,7 +183,7 @@ def test_the_estimate_states_both_costs_and_the_snapshot_bytes(tmp_path: Path, l
     assert text.startswith(f"first question {est.about}, each next one about ")
     assert " of snapshots at f16 (" in text
     off = WaveReader(library.store, library.model_path, library.settings, lane=library.lane, use_snapshots=False)
-    cold = off.estimate(40_000, Q1, n_pages=40, speed=None, answer_tokens=64)
+    cold = off.estimate(40_000, n_pages=40, speed=None, answer_tokens=64)
     assert cold.next_seconds is None and cold.about_both == cold.about and "snapshots" not in cold.describe()
 
 
