@@ -1,4 +1,5 @@
-"""Waves: read a corpus larger than the window, window by window, carrying notes.
+"""Waves: read a corpus larger than the window, window by window, carrying notes (or
+mapping each part alone, then reducing).
 
 Follows Chain-of-Agents (Google, 2024) and ReadAgent's gist memory (DeepMind, 2024):
 the corpus is split at page boundaries into waves that each fit the window with room
@@ -12,7 +13,25 @@ Contract:
 - ``plan_waves`` splits at page boundaries, never inside a page; every page is read by
   exactly one wave. Each wave's pages are laid out as a document of those pages alone,
   so the model sees the true markers (``[filing.pdf p.37]``). A page that cannot fit a
-  wave raises ``ContextOverflowError``.
+  wave raises ``ContextOverflowError``. The split does not depend on the question (each
+  wave keeps ``QUESTION_ROOM`` tokens for any question), and a document of at least half
+  a wave has waves of its own, so changing or removing it changes only its waves.
+- Warm waves (issue 13 item 3): a wave's prompt is the instructions, then its pages (its
+  *page block*, the same for every question and both modes), then the carried notes and
+  the question. The block goes into the context through ``engine.warm.load_prefix``, as
+  ask's corpus does: restored from its KV snapshot when one matches (same key: model
+  sha256, window, cache types, runtime version, the block's tokens; checked on restore
+  by size, crc32, tokens and logits), else read and saved. So a second question on the
+  same corpus and settings evaluates per wave only the block's last token (the check),
+  the notes, the question and the instructions. The disk budget and LRU of the snapshot
+  cache apply. A wave's ``detail`` says how its block came (``block``: snapshot, prefill
+  or context; ``block_tokens``, ``block_saved``, ``block_bytes``).
+- Map mode (issue 13 item 4, ``WaveMode.MAP``, stored in the run's settings): waves carry
+  no notes (each reads its pages and the question only), then the final pass reduces
+  over every note. On a runtime that serves several requests at once (``slots`` > 1: a
+  server backend) map waves run at once (``read_waves_at_once``); this thread alone
+  writes the store, so resume and crash safety are the same. With one slot they run in
+  order, exactly as carry waves do.
 - ``WaveReader.start`` stores a ``waves`` run (engine/runs.py: question, window,
   settings, plan) with one ``wave`` step per wave and a final ``answer`` step, all
   ``pending``, before the model runs, and returns the run's id.
