@@ -311,6 +311,7 @@ class WavesEstimate:
     next_seconds: float | None = None  # None: snapshots are off, every question reads cold
     snapshot_bytes: int = 0
     kv_type: str = "f16"
+    budget_bytes: int | None = None  # the snapshot disk budget, when the blocks exceed it
 
     @property
     def about(self) -> str:
@@ -336,9 +337,14 @@ class WavesEstimate:
         waves = f"{self.n_waves} wave{'s' if self.n_waves != 1 else ''} of {self.n_ctx:,} tokens"
         if self.next_seconds is None:
             return f"{self.about} for {waves}, {basis}"
+        over = (
+            f", more than the {format_bytes(self.budget_bytes)} snapshot budget: the oldest are dropped and read again"
+            if self.budget_bytes is not None
+            else ""
+        )
         return (
             f"first question {self.about}, each next one {_about(self.next_seconds)}, "
-            f"{format_bytes(self.snapshot_bytes)} of snapshots at {self.kv_type} ({waves}, {basis})"
+            f"{format_bytes(self.snapshot_bytes)} of snapshots at {self.kv_type}{over} ({waves}, {basis})"
         )
 
 
@@ -541,16 +547,23 @@ class WaveReader(LaneReader):
             read_s = (n_waves * per_wave + final) / ROUGH_READ_TOKENS_S
             next_read_s = (n_waves * head + final) / ROUGH_READ_TOKENS_S
         write_s = (n_waves * self.max_note_tokens + answer_tokens) / ROUGH_WRITE_TOKENS_S
-        restore_s = n_waves * 2 * block_bytes / ROUGH_RESTORE_BYTES_S
-        warm = self.snapshots is not None
+        if self.snapshots is None:
+            return WavesEstimate(n_waves, n_ctx, read_s + write_s, measured=speed is not None, kv_type=kv)
+        total_bytes = n_waves * block_bytes
+        budget = self.snapshots.budget_bytes
+        # Over the budget, LRU keeps the latest blocks: that share restores, the rest reads cold.
+        kept = min(1.0, budget / total_bytes) if total_bytes > 0 else 1.0
+        restore_s = kept * n_waves * 2 * block_bytes / ROUGH_RESTORE_BYTES_S
+        next_s = kept * next_read_s + (1 - kept) * read_s + write_s + restore_s
         return WavesEstimate(
             n_waves,
             n_ctx,
             read_s + write_s,
             measured=speed is not None,
-            next_seconds=next_read_s + write_s + restore_s if warm else None,
-            snapshot_bytes=int(n_waves * block_bytes) if warm else 0,
+            next_seconds=next_s,
+            snapshot_bytes=int(total_bytes),
             kv_type=kv,
+            budget_bytes=budget if kept < 1.0 else None,
         )
 
     def plan(self, corpus: Corpus, question: str, *, n_ctx: int | None = None) -> tuple[int, list[WavePlan]]:

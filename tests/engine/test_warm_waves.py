@@ -172,7 +172,9 @@ def test_the_waves_do_not_depend_on_the_question_and_a_long_one_is_refused(tmp_p
 
 
 def test_the_estimate_states_both_costs_and_the_snapshot_bytes(tmp_path: Path, library: Library) -> None:
-    reader = WaveReader(library.store, library.model_path, library.settings, lane=library.lane)
+    reader = WaveReader(
+        library.store, library.model_path, library.settings, lane=library.lane, snapshots=library.snapshots
+    )
     est = reader.estimate(40_000, n_pages=40, speed=None, answer_tokens=64)
     assert est.next_seconds is not None and est.next_seconds < est.seconds
     # A next question still writes every wave's notes and the answer (snapshots save reading only).
@@ -182,6 +184,12 @@ def test_the_estimate_states_both_costs_and_the_snapshot_bytes(tmp_path: Path, l
     text = est.describe()
     assert text.startswith(f"first question {est.about}, each next one about ")
     assert " of snapshots at f16 (" in text
+    assert "snapshot budget" not in text
+    # Blocks beyond the disk budget: the estimate says so, and the next question costs more.
+    library.snapshots.set_budget_bytes(est.snapshot_bytes // 2)
+    tight = reader.estimate(40_000, n_pages=40, speed=None, answer_tokens=64)
+    assert tight.next_seconds is not None and est.next_seconds < tight.next_seconds < tight.seconds
+    assert "more than the " in tight.describe() and "snapshot budget: the oldest are dropped" in tight.describe()
     off = WaveReader(library.store, library.model_path, library.settings, lane=library.lane, use_snapshots=False)
     cold = off.estimate(40_000, n_pages=40, speed=None, answer_tokens=64)
     assert cold.next_seconds is None and cold.about_both == cold.about and "snapshots" not in cold.describe()
