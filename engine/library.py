@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus, Document
-from engine.errors import CancelToken, EngineError
+from engine.errors import CancelToken, EngineError, NoSuchSession
 from engine.ingest import NoticeFn, read_document, read_documents
 from engine.lane import ModelLane
 from engine.models.bundled import bundled_model_path
@@ -218,7 +218,7 @@ class Library:
         """
         session = self.store.get_session(session_id)
         if session is None:
-            raise EngineError(f"There is no session {session_id}. `longread sessions` lists them.")
+            raise NoSuchSession(session_id)
         return session
 
     def session_corpus(self, session_id: int) -> Corpus | None:
