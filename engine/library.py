@@ -23,6 +23,7 @@ Contract: every method raises ``EngineError`` subclasses with messages fit for a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -318,9 +319,12 @@ class Library:
         from engine.planner import measure_corpus
 
         reader = self.reader
-        return measure_corpus(
+        measure = measure_corpus(
             reader.lane, corpus, store=self.store, settings=reader.settings, model_sha256=reader.model_sha
         )
+        if measure.plan.fits_window:
+            return measure
+        return replace(measure, waves=self.estimate_waves(corpus, corpus_tokens=measure.plan.corpus_tokens))
 
     # -- effective context (issue 14) -----------------------------------------
 

@@ -296,6 +296,9 @@ def test_a_question_that_does_not_fit_offers_to_read_in_waves(
     big.write_text(" ".join(f"Clause {i} says the rent is due on day {i % 28 + 1}." for i in range(4000)), "utf-8")
     window = make_window()
     _load(qtbot, window, [big])
+    # The gauge states both costs of waves before anything starts (issue 13 item 3).
+    qtbot.waitUntil(lambda: "reading it in waves: first question about" in window.gauge.verdict.text(), timeout=60000)
+    assert re.search(r"each next one about \d+ min, [\d.]+ [KMG]B of snapshots at f16", window.gauge.verdict.text())
     view = window.conversation
     view.question.setPlainText(QUESTION)
     view._on_ask_button_clicked()
