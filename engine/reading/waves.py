@@ -538,7 +538,10 @@ class WaveReader(LaneReader):
         info = self.lane.info
         kv = str(self.settings.kv_type)
         bytes_per_token = info.kv_bytes_per_token(kv, kv)
-        block_bytes = bytes_per_token * min(n_ctx, pages_per_wave + head // 2)
+        wave_frame, _ = self._frames()
+        instructions = build_prompt(self.lane.tokenizer(), [], "", frame=wave_frame).corpus_end
+        # A block is the instructions and the wave's pages: the corpus over the waves.
+        block_bytes = bytes_per_token * (instructions + corpus_tokens / n_waves)
         if speed is not None:
             read_s = n_waves * speed.estimate_seconds(info, per_wave) + speed.estimate_seconds(info, final)
             tail_s = speed.estimate_seconds(info, per_wave) - speed.estimate_seconds(info, per_wave - head)
