@@ -278,8 +278,16 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--json", type=Path, help="write every measurement here")
+    parser.add_argument("--json", type=Path, help="write every measurement here (after each corpus)")
+    parser.add_argument("--tables-from", type=Path, help="print the tables of a --json file (a run cut short)")
     args = parser.parse_args()
+    if args.tables_from:
+        saved = json.loads(args.tables_from.read_text())
+        stored = argparse.Namespace(**saved["args"])
+        rows = saved["rows"]
+        modes = [WaveMode(m) for m in stored.modes.split(",") if all(m in r for r in rows)]
+        print_tables(rows, modes, stored, Path(stored.model))
+        return 0
 
     model_path = args.model or bundled_model_path()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -350,18 +358,17 @@ def main() -> int:
                         )
                     rows.append(row)
                     if args.json:
-                        args.json.write_text(
-                            json.dumps(
-                                {"args": vars(args) | {"model": str(model_path), "json": str(args.json)}, "rows": rows},
-                                indent=1,
-                            )
-                        )
+                        args.json.write_text(json.dumps({"args": _jsonable(args, model_path), "rows": rows}, indent=1))
         finally:
             reader.close()
             tok.close()
             store.close()
     print_tables(rows, modes, args, model_path)
     return 0
+
+
+def _jsonable(args: argparse.Namespace, model: Path) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()} | {"model": str(model)}
 
 
 def _rate(cells: list[bool]) -> str:
