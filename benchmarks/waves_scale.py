@@ -23,7 +23,8 @@ Per size and way of reading:
   folder: the first question reads every wave cold and saves its page block; the second
   question (all three facts) restores every block (warm waves) and reads only the notes,
   the question and the instructions.
-Found: the code (exact string), the date (day, month and year in the answer), the name
+Costs: the wall time of each call, and the tokens evaluated and written (from the stored
+steps; other jobs on the machine change the times, not the tokens). Found: the code (exact string), the date (day, month and year in the answer), the name
 (the surname in the answer); greedy decoding, so found rates are reproducible. Times are
 wall clock of each call; the projection to 1M tokens scales the measured per-wave times by
 the number of waves a million tokens would take at the same pages per wave (plus the
@@ -213,6 +214,25 @@ class ModeResult:
     second_restored: int = 0
     snapshot_bytes: int = 0
     tokens_per_wave: float = 0.0
+    # Tokens the model evaluated (prefill) and wrote, per question: costs that other jobs
+    # on the machine do not change (the times do).
+    first_read: int = 0
+    second_read: int = 0
+    first_written: int = 0
+    second_written: int = 0
+
+
+def tokens_spent(store: Store, result: WaveResult) -> tuple[int, int]:
+    """Tokens evaluated and written by every step of a read (the look-up's included in
+    the answer step's prompt count only as ``lookup_tokens``)."""
+    run = store.get_run(result.run_id)
+    assert run is not None
+    read = sum(s.prefill_tokens or 0 for s in run.steps)
+    written = sum(s.output_tokens or 0 for s in run.steps)
+    answer = run.answer_step
+    if answer is not None:
+        read += int(answer.detail.get("lookup_tokens", 0))
+    return read, written
 
 
 def wave_seconds(store: Store, result: WaveResult) -> tuple[float, float]:
@@ -243,6 +263,8 @@ def read_mode(
     second = waves.read(corpus, Q_ALL, session_id=first.session_id)
     out.second_s = time.perf_counter() - start
     out.second_wave_s, out.second_final_s = wave_seconds(store, second)
+    out.first_read, out.first_written = tokens_spent(store, first)
+    out.second_read, out.second_written = tokens_spent(store, second)
     out.n_waves = len(first.waves)
     out.one = facts.found(first.answer)
     out.all = facts.found(second.answer)
@@ -284,9 +306,8 @@ def main() -> int:
     if args.tables_from:
         saved = json.loads(args.tables_from.read_text())
         stored = argparse.Namespace(**saved["args"])
-        rows = saved["rows"]
-        modes = [WaveMode(m) for m in stored.modes.split(",") if all(m in r for r in rows)]
-        print_tables(rows, modes, stored, Path(stored.model))
+        done: list[dict[str, Any]] = saved["rows"]
+        print_tables(done, [WaveMode(m) for m in stored.modes.split(",")], stored, Path(stored.model))
         return 0
 
     model_path = args.model or bundled_model_path()
@@ -314,11 +335,13 @@ def main() -> int:
             for size in sizes:
                 for c in range(args.corpora):
                     seed = args.seed * 1000 + size * 10 + c
-                    # 1x is the largest corpus that still fits the window with the questions and answer.
+                    # 1x is about the largest corpus that still fits the window with the
+                    # instructions, the question of all three and the answer (page markers
+                    # and facts add about a tenth to the prose).
                     doc, facts, repeated = build_corpus(
                         sentences,
                         tokenize,
-                        target=int(size * args.window * 0.8),
+                        target=int(size * (args.window - 384) * 0.9),
                         page_tokens=args.page_tokens,
                         seed=seed,
                     )
@@ -371,6 +394,10 @@ def _jsonable(args: argparse.Namespace, model: Path) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()} | {"model": str(model)}
 
 
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.0%}" if whole else "-"
+
+
 def _rate(cells: list[bool]) -> str:
     return f"{sum(cells)}/{len(cells)}" if cells else "-"
 
@@ -408,6 +435,8 @@ def print_tables(rows: list[dict[str, Any]], modes: list[WaveMode], args: argpar
     head = [
         "size",
         "mode",
+        "read 1st / 2nd (tokens)",
+        "2nd/1st read",
         "first s",
         "second s",
         "second/first",
@@ -431,6 +460,9 @@ def print_tables(rows: list[dict[str, Any]], modes: list[WaveMode], args: argpar
                     [
                         f"{size}x",
                         m.value,
+                        f"{sum(x.get('first_read', 0) for x in res) // len(res):,} / "
+                        f"{sum(x.get('second_read', 0) for x in res) // len(res):,}",
+                        _share(sum(x.get("second_read", 0) for x in res), sum(x.get("first_read", 0) for x in res)),
                         f"{first:.0f}",
                         f"{second:.0f}",
                         f"{second / first:.0%}",
