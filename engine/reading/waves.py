@@ -360,8 +360,11 @@ class WaveMode(StrEnum):
     MAP = "map"  # each wave reads its pages and the question only; one reduce pass answers
 
 
-#: The mode a read in waves uses unless told (measured: benchmarks/waves_scale.py).
-DEFAULT_WAVE_MODE = WaveMode.CARRY
+#: The mode a read in waves uses unless told. Measured with benchmarks/waves_scale.py
+#: (SmolLM2-135M, window 1,024, 1x/2x/4x, 2 corpora each, greedy): map found the code in
+#: 6 of 6 corpora, carry in 5; of the three facts asked together map found 7 of 18,
+#: carry 5 of 18; map was never worse in a cell. Map's waves also run at once on slots.
+DEFAULT_WAVE_MODE = WaveMode.MAP
 
 
 def model_slots(model: object, backend: object) -> int:

@@ -83,7 +83,7 @@ def test_a_second_question_restores_every_wave_block(tmp_path: Path, library: Li
     backend = _fake(library)
     backend.enqueue(*[_point_at_first_sentence] * 40)
 
-    first = library.read_in_waves(corpus, Q1, note_tokens=32)
+    first = library.read_in_waves(corpus, Q1, note_tokens=32, mode=WaveMode.CARRY)
     cold = _waves(library, first.run_id)
     assert len(cold) == 5
     for w in cold:
@@ -94,7 +94,7 @@ def test_a_second_question_restores_every_wave_block(tmp_path: Path, library: Li
     assert sorted(r.n_tokens for r in rows) == sorted(w.detail["block_tokens"] for w in cold)
 
     backend.prompts.clear()
-    second = library.read_in_waves(corpus, Q2, note_tokens=32, session_id=first.session_id)
+    second = library.read_in_waves(corpus, Q2, note_tokens=32, mode=WaveMode.CARRY, session_id=first.session_id)
     warm = _waves(library, second.run_id)
     assert [w.label for w in warm] == [w.label for w in cold]  # the same waves for another question
     wave_prompts = [p for p in backend.prompts if WAVE_PROMPT in p.text]
@@ -118,7 +118,7 @@ def test_map_mode_restores_the_blocks_carry_mode_saved(tmp_path: Path, library: 
     """The instructions and pages are the same in both modes: one set of snapshots."""
     corpus = Corpus((_add(library, tmp_path / "handbook.txt", _pages("Handbook", 3)),))
     _fake(library).enqueue(*[_point_at_first_sentence] * 20)
-    first = library.read_in_waves(corpus, Q1, note_tokens=32)
+    first = library.read_in_waves(corpus, Q1, note_tokens=32, mode=WaveMode.CARRY)
     second = library.read_in_waves(corpus, Q2, note_tokens=32, mode=WaveMode.MAP, session_id=first.session_id)
     assert [w.detail["block"] for w in _waves(library, second.run_id)] == ["snapshot"] * 3
 
