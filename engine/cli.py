@@ -446,6 +446,10 @@ def _plan(args: argparse.Namespace, library: Library) -> int:
     )
     print(f"Documents: {describe_documents(corpus.documents)}")
     print("\n".join(plan.describe()))
+    if plan.needed_tokens > plan.max_ctx or plan.waves is not None:  # both costs of waves (issue 13 item 3)
+        waves = library.estimate_waves(corpus, corpus_tokens=plan.corpus_tokens)
+        if waves is not None:
+            print(f"Read in waves (longread waves): {waves.describe()}.")
     return EXIT_OK if plan.ok else EXIT_ERROR
 
 

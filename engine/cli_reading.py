@@ -167,16 +167,16 @@ def _report_problems(citations: list[Citation], unfounded: list[Unfounded]) -> N
         _err(line)
 
 
-def _blocks(result: WaveResult) -> str:
-    """`` (page blocks: 3 restored from snapshots, 1 read)``: how the waves read now got
-    their pages (warm waves, issue 13 item 3)."""
+def _blocks(result: WaveResult) -> str | None:
+    """``Pages of 3 waves restored from snapshots, 1 read.``: how the waves read now got
+    their pages (warm waves, issue 13 item 3); None when none was read now."""
     sources = Counter(str(w.detail.get("block")) for w in result.waves if w.position in result.ran)
     parts = []
     if sources["snapshot"]:
-        parts.append(f"{sources['snapshot']} restored from snapshots")
+        parts.append(f"restored from snapshots: {sources['snapshot']}")
     if sources["prefill"]:
-        parts.append(f"{sources['prefill']} read")
-    return f" (page blocks: {', '.join(parts)})" if parts else ""
+        parts.append(f"read: {sources['prefill']}")
+    return f"Pages of the waves read now, {'; '.join(parts)}." if parts else None
 
 
 def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int:
@@ -226,7 +226,7 @@ def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int
             _out("\n## Answer\n" + result.answer)
         _out("\n")
         head, ran, total = (
-            f"Read {len(result.waves)} wave(s): {len(result.ran)} now{_blocks(result)}",
+            f"Read {len(result.waves)} wave(s): {len(result.ran)} now",
             len(result.ran),
             len(result.waves),
         )
@@ -235,6 +235,8 @@ def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int
         looked = run.answer_step.detail.get("looked_up") if run and run.answer_step else None
         if looked:  # look before answering (issue 13 item 2)
             _err(f"Read again in full before answering: {', '.join(looked)}.")
+        if blocks := _blocks(result):
+            _err(blocks)
     skipped = total - ran
     _err(head + (f", {skipped} already done before" if skipped else "") + f". Session {result.session_id}.")
     _report_problems(result.citations, result.unfounded)

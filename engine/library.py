@@ -23,6 +23,7 @@ Contract: every method raises ``EngineError`` subclasses with messages fit for a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ from engine.reading.deep import DeepResult, DeepThinker
 from engine.reading.export import export_markdown
 from engine.reading.prompts import Prompt
 from engine.reading.stepping import RunProgress, StepFn
-from engine.reading.waves import DEFAULT_WAVE_MODE, WaveMode, WaveReader, WaveResult
+from engine.reading.waves import DEFAULT_WAVE_MODE, WaveMode, WaveReader, WaveResult, WavesEstimate
 from engine.runs import Run, RunKind, Status
 from engine.runtime.backend import Backend, PrefillProgress, Tokenizer
 from engine.store import Store, open_store
@@ -334,13 +335,19 @@ class Library:
             on_calibrate=on_calibrate,
         )
 
+    def estimate_waves(self, corpus: Corpus, *, corpus_tokens: int) -> WavesEstimate | None:
+        """What reading ``corpus`` in waves costs here: the first question, each next one
+        (its waves' page blocks restored) and the snapshots' disk (issue 13 item 3); None
+        when the window cannot hold a page and the notes."""
+        return self.reader.estimate_waves(corpus_tokens, n_pages=corpus.n_pages)
+
     def measure(self, corpus: Corpus) -> CorpusMeasure:
         """Count ``corpus`` with the model and plan a question about it on this machine:
         what the window's gauge shows (the planner's own plan, as ``longread plan``)."""
         from engine.planner import measure_corpus
 
         reader = self.reader
-        return measure_corpus(
+        measure = measure_corpus(
             reader.lane,
             corpus,
             store=self.store,
@@ -348,6 +355,9 @@ class Library:
             model_sha256=reader.model_sha,
             memory=reader.memory_for(corpus),
         )
+        if measure.plan.fits_window:
+            return measure
+        return replace(measure, waves=self.estimate_waves(corpus, corpus_tokens=measure.plan.corpus_tokens))
 
     # -- effective context (issue 14) -----------------------------------------
 

@@ -39,6 +39,7 @@ from engine.models.bundled import model_sha256 as find_model_sha256
 from engine.planning import ANSWER_RESERVE, Plan, make_plan
 from engine.probe import stored_effective_context
 from engine.reading.prompts import build_prompt
+from engine.reading.waves import WavesEstimate
 from engine.runtime.backend import CTX_ALIGN, Backend, KvType
 from engine.store.db import CalibrationRow
 from engine.tokens import corpus_tokens, count, tokenizer_key
@@ -133,6 +134,9 @@ class CorpusMeasure:
     doc_tokens: tuple[int, ...]
     plan: Plan
     memory: MemoryLayout = field(default_factory=MemoryLayout)  # issue 15: the memory block, and what is left out
+    #: When the corpus does not fit the window: what reading it in waves costs (the first
+    #: question, each next one, the snapshots; issue 13 item 3), or None.
+    waves: WavesEstimate | None = None
 
     @property
     def memory_tokens(self) -> int:

@@ -366,6 +366,8 @@ class BudgetGauge(QWidget):
             ways.append(self.tr("fewer or shorter documents"))
             if needed > max_ctx:
                 ways.append(self.tr("a model trained on more than {max_ctx} tokens").format(max_ctx=f"{max_ctx:,}"))
+            if m.waves is not None:  # both costs of reading in waves (issue 13 item 3)
+                ways.append(self.tr("reading it in waves: {costs}").format(costs=m.waves.describe()))
             self.verdict.setText(
                 self.tr(
                     "<b>Does not fit:</b> the documents need {needed} tokens with the question and "

@@ -179,7 +179,7 @@ class Reader(LaneReader):
             raise _overflow(
                 budget,
                 explicit=bool(self.settings.n_ctx),
-                waves=self.estimate_waves(budget, question, n_pages=corpus.n_pages),
+                waves=self.estimate_waves(budget.corpus_tokens, n_pages=corpus.n_pages),
             )
         return prompt, budget
 
@@ -191,7 +191,7 @@ class Reader(LaneReader):
         base = build_prompt(tok, lists, "")
         return self.lay_memory(corpus, tok, used=len(base), extra=self.settings.max_answer_tokens)
 
-    def estimate_waves(self, budget: Budget, question: str, *, n_pages: int) -> WavesEstimate | None:
+    def estimate_waves(self, corpus_tokens: int, *, n_pages: int) -> WavesEstimate | None:
         """About how long reading the corpus in waves would take instead (issue 13 item
         6): from the planner's speed model of this machine for the settings' KV type
         when a calibration exists, else a rough guess (said so). None if no estimate can
@@ -210,8 +210,7 @@ class Reader(LaneReader):
         )
         try:
             return waves.estimate(
-                budget.corpus_tokens,
-                question,
+                corpus_tokens,
                 n_pages=n_pages,
                 speed=speeds.get(str(self.settings.kv_type)),
                 answer_tokens=self.settings.max_answer_tokens,

@@ -1,4 +1,5 @@
-"""Waves: read a corpus larger than the window, window by window, carrying notes.
+"""Waves: read a corpus larger than the window, window by window, carrying notes (or
+mapping each part alone, then reducing).
 
 Follows Chain-of-Agents (Google, 2024) and ReadAgent's gist memory (DeepMind, 2024):
 the corpus is split at page boundaries into waves that each fit the window with room
@@ -12,7 +13,25 @@ Contract:
 - ``plan_waves`` splits at page boundaries, never inside a page; every page is read by
   exactly one wave. Each wave's pages are laid out as a document of those pages alone,
   so the model sees the true markers (``[filing.pdf p.37]``). A page that cannot fit a
-  wave raises ``ContextOverflowError``.
+  wave raises ``ContextOverflowError``. The split does not depend on the question (each
+  wave keeps ``QUESTION_ROOM`` tokens for any question), and a document of at least half
+  a wave has waves of its own, so changing or removing it changes only its waves.
+- Warm waves (issue 13 item 3): a wave's prompt is the instructions, then its pages (its
+  *page block*, the same for every question and both modes), then the carried notes and
+  the question. The block goes into the context through ``engine.warm.load_prefix``, as
+  ask's corpus does: restored from its KV snapshot when one matches (same key: model
+  sha256, window, cache types, runtime version, the block's tokens; checked on restore
+  by size, crc32, tokens and logits), else read and saved. So a second question on the
+  same corpus and settings evaluates per wave only the block's last token (the check),
+  the notes, the question and the instructions. The disk budget and LRU of the snapshot
+  cache apply. A wave's ``detail`` says how its block came (``block``: snapshot, prefill
+  or context; ``block_tokens``, ``block_saved``, ``block_bytes``).
+- Map mode (issue 13 item 4, ``WaveMode.MAP``, stored in the run's settings): waves carry
+  no notes (each reads its pages and the question only), then the final pass reduces
+  over every note. On a runtime that serves several requests at once (``slots`` > 1: a
+  server backend) map waves run at once (``read_waves_at_once``); this thread alone
+  writes the store, so resume and crash safety are the same. With one slot they run in
+  order, exactly as carry waves do.
 - ``WaveReader.start`` stores a ``waves`` run (engine/runs.py: question, window,
   settings, plan) with one ``wave`` step per wave and a final ``answer`` step, all
   ``pending``, before the model runs, and returns the run's id.
@@ -294,6 +313,7 @@ class WavesEstimate:
     next_seconds: float | None = None  # None: snapshots are off, every question reads cold
     snapshot_bytes: int = 0
     kv_type: str = "f16"
+    budget_bytes: int | None = None  # the snapshot disk budget, when the blocks exceed it
 
     @property
     def about(self) -> str:
@@ -319,9 +339,14 @@ class WavesEstimate:
         waves = f"{self.n_waves} wave{'s' if self.n_waves != 1 else ''} of {self.n_ctx:,} tokens"
         if self.next_seconds is None:
             return f"{self.about} for {waves}, {basis}"
+        over = (
+            f", more than the {format_bytes(self.budget_bytes)} snapshot budget: the oldest are dropped and read again"
+            if self.budget_bytes is not None
+            else ""
+        )
         return (
             f"first question {self.about}, each next one {_about(self.next_seconds)}, "
-            f"{format_bytes(self.snapshot_bytes)} of snapshots at {self.kv_type} ({waves}, {basis})"
+            f"{format_bytes(self.snapshot_bytes)} of snapshots at {self.kv_type}{over} ({waves}, {basis})"
         )
 
 
@@ -337,8 +362,11 @@ class WaveMode(StrEnum):
     MAP = "map"  # each wave reads its pages and the question only; one reduce pass answers
 
 
-#: The mode a read in waves uses unless told (measured: benchmarks/waves_scale.py).
-DEFAULT_WAVE_MODE = WaveMode.CARRY
+#: The mode a read in waves uses unless told. Measured with benchmarks/waves_scale.py
+#: (SmolLM2-135M, window 1,024, 1x/2x/4x, 2 corpora each, greedy): map found the code in
+#: 6 of 6 corpora, carry in 5; of the three facts asked together map found 7 of 18,
+#: carry 5 of 18; map was never worse in a cell. Map's waves also run at once on slots.
+DEFAULT_WAVE_MODE = WaveMode.MAP
 
 
 def model_slots(model: object, backend: object) -> int:
@@ -488,7 +516,7 @@ class WaveReader(LaneReader):
             )
 
     def estimate(
-        self, corpus_tokens: int, question: str, *, n_pages: int, speed: SpeedModel | None, answer_tokens: int
+        self, corpus_tokens: int, *, n_pages: int, speed: SpeedModel | None, answer_tokens: int
     ) -> WavesEstimate:
         """About how long reading ``corpus_tokens`` in waves takes on the full window:
         each wave's prompt read at ``speed`` (the planner's model of this machine), else
@@ -515,7 +543,10 @@ class WaveReader(LaneReader):
         info = self.lane.info
         kv = str(self.settings.kv_type)
         bytes_per_token = info.kv_bytes_per_token(kv, kv)
-        block_bytes = bytes_per_token * min(n_ctx, pages_per_wave + head // 2)
+        wave_frame, _ = self._frames()
+        instructions = build_prompt(self.lane.tokenizer(), [], "", frame=wave_frame).corpus_end
+        # A block is the instructions and the wave's pages: the corpus over the waves.
+        block_bytes = bytes_per_token * (instructions + corpus_tokens / n_waves)
         if speed is not None:
             read_s = n_waves * speed.estimate_seconds(info, per_wave) + speed.estimate_seconds(info, final)
             tail_s = speed.estimate_seconds(info, per_wave) - speed.estimate_seconds(info, per_wave - head)
@@ -524,16 +555,23 @@ class WaveReader(LaneReader):
             read_s = (n_waves * per_wave + final) / ROUGH_READ_TOKENS_S
             next_read_s = (n_waves * head + final) / ROUGH_READ_TOKENS_S
         write_s = (n_waves * self.max_note_tokens + answer_tokens) / ROUGH_WRITE_TOKENS_S
-        restore_s = n_waves * 2 * block_bytes / ROUGH_RESTORE_BYTES_S
-        warm = self.snapshots is not None
+        if self.snapshots is None:
+            return WavesEstimate(n_waves, n_ctx, read_s + write_s, measured=speed is not None, kv_type=kv)
+        total_bytes = n_waves * block_bytes
+        budget = self.snapshots.budget_bytes
+        # Over the budget, LRU keeps the latest blocks: that share restores, the rest reads cold.
+        kept = min(1.0, budget / total_bytes) if total_bytes > 0 else 1.0
+        restore_s = kept * n_waves * 2 * block_bytes / ROUGH_RESTORE_BYTES_S
+        next_s = kept * next_read_s + (1 - kept) * read_s + write_s + restore_s
         return WavesEstimate(
             n_waves,
             n_ctx,
             read_s + write_s,
             measured=speed is not None,
-            next_seconds=next_read_s + write_s + restore_s if warm else None,
-            snapshot_bytes=int(n_waves * block_bytes) if warm else 0,
+            next_seconds=next_s,
+            snapshot_bytes=int(total_bytes),
             kv_type=kv,
+            budget_bytes=budget if kept < 1.0 else None,
         )
 
     def plan(self, corpus: Corpus, question: str, *, n_ctx: int | None = None) -> tuple[int, list[WavePlan]]:

@@ -296,6 +296,9 @@ def test_a_question_that_does_not_fit_offers_to_read_in_waves(
     big.write_text(" ".join(f"Clause {i} says the rent is due on day {i % 28 + 1}." for i in range(4000)), "utf-8")
     window = make_window()
     _load(qtbot, window, [big])
+    # The gauge states both costs of waves before anything starts (issue 13 item 3).
+    qtbot.waitUntil(lambda: "reading it in waves: first question about" in window.gauge.verdict.text(), timeout=60000)
+    assert re.search(r"each next one about \d+ min, [\d.]+ [KMG]B of snapshots at f16", window.gauge.verdict.text())
     view = window.conversation
     view.question.setPlainText(QUESTION)
     view._on_ask_button_clicked()
@@ -305,11 +308,11 @@ def test_a_question_that_does_not_fit_offers_to_read_in_waves(
     assert button.isVisible() and re.fullmatch(
         r"Read in waves \(about \d+ min, each next question about \d+ min\)", button.text()
     )
-    window.settings.wave_mode = "map"  # the settings dialog's "Read in waves" choice (issue 13 item 4)
+    window.settings.wave_mode = "carry"  # the settings dialog's "Read in waves" choice (issue 13 item 4)
     with qtbot.waitSignal(window.answered, timeout=120000) as blocker:
         button.click()
     assert view.mode is RunKind.WAVES and not button.isVisible()
-    # The refused ask stored nothing; the read in waves is the session's one run, in map mode.
+    # The refused ask stored nothing; the read in waves is the session's one run, in the mode chosen.
     runs = _stored_runs(home, blocker.args[0].session_id)
     assert [(r.kind, r.question, r.status) for r in runs] == [(RunKind.WAVES, QUESTION, Status.DONE)]
-    assert runs[0].settings["mode"] == "map"
+    assert runs[0].settings["mode"] == "carry"

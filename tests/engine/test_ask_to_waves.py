@@ -56,7 +56,7 @@ def test_the_refusal_names_waves_with_a_rough_estimate_then_a_measured_one(tmp_p
     ), rough.message
     assert "a rough guess: this machine's speed is not measured yet (longread plan measures it)" in rough.message
     waves = WaveReader(library.store, library.model_path, library.settings, lane=library.lane)
-    estimate = waves.estimate(rough.corpus_tokens, QUESTION, n_pages=20, speed=None, answer_tokens=32)
+    estimate = waves.estimate(rough.corpus_tokens, n_pages=20, speed=None, answer_tokens=32)
     # The estimate's count of waves is close to the real plan's (made without tokenizing pages).
     assert abs(estimate.n_waves - len(waves.plan(corpus, QUESTION)[1])) <= 2
     assert f"({estimate.n_waves} waves of 2,048 tokens" in rough.message
@@ -78,7 +78,7 @@ def test_the_refusal_names_waves_with_a_rough_estimate_then_a_measured_one(tmp_p
         library.prepare_ask(corpus, QUESTION)
     assert "at this machine's measured reading speed" in measured.value.message
     speed = fit_speed_models(library.lane.info, [row], swa_full=False)["f16"]
-    expected = waves.estimate(rough.corpus_tokens, QUESTION, n_pages=20, speed=speed, answer_tokens=32)
+    expected = waves.estimate(rough.corpus_tokens, n_pages=20, speed=speed, answer_tokens=32)
     assert measured.value.waves_eta == expected.about_both and expected.seconds > estimate.seconds
 
 

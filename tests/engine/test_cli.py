@@ -98,6 +98,19 @@ def test_a_corpus_past_the_window_is_refused_with_the_waves_command(tmp_path: Pa
     assert "a rough guess: this machine's speed is not measured yet" in out.stderr
 
 
+def test_plan_states_both_costs_of_reading_in_waves(tmp_path: Path, home: Path) -> None:
+    """Issue 13 item 3: before starting, ``plan`` says what the first question and each
+    next one cost in waves, and the snapshots' disk."""
+    big = tmp_path / "big.txt"
+    big.write_text(" ".join(f"Clause {i} says the rent is due on day {i % 28 + 1}." for i in range(4000)), "utf-8")
+    out = _run(home, "plan", str(big), "--no-calibrate")
+    assert re.search(
+        r"Read in waves \(longread waves\): first question about \d+ min, each next one about \d+ min, "
+        r"[\d.]+ [MG]B of snapshots at f16 \(\d+ waves of 8,192 tokens, ",
+        out.stdout,
+    ), out.stdout + out.stderr
+
+
 def test_not_a_model_exits_1(fact_pdf: Path, home: Path, tmp_path: Path) -> None:
     fake = tmp_path / "model.gguf"
     fake.write_text("not a model", encoding="utf-8")

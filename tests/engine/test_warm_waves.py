@@ -83,7 +83,7 @@ def test_a_second_question_restores_every_wave_block(tmp_path: Path, library: Li
     backend = _fake(library)
     backend.enqueue(*[_point_at_first_sentence] * 40)
 
-    first = library.read_in_waves(corpus, Q1, note_tokens=32)
+    first = library.read_in_waves(corpus, Q1, note_tokens=32, mode=WaveMode.CARRY)
     cold = _waves(library, first.run_id)
     assert len(cold) == 5
     for w in cold:
@@ -94,7 +94,7 @@ def test_a_second_question_restores_every_wave_block(tmp_path: Path, library: Li
     assert sorted(r.n_tokens for r in rows) == sorted(w.detail["block_tokens"] for w in cold)
 
     backend.prompts.clear()
-    second = library.read_in_waves(corpus, Q2, note_tokens=32, session_id=first.session_id)
+    second = library.read_in_waves(corpus, Q2, note_tokens=32, mode=WaveMode.CARRY, session_id=first.session_id)
     warm = _waves(library, second.run_id)
     assert [w.label for w in warm] == [w.label for w in cold]  # the same waves for another question
     wave_prompts = [p for p in backend.prompts if WAVE_PROMPT in p.text]
@@ -118,7 +118,7 @@ def test_map_mode_restores_the_blocks_carry_mode_saved(tmp_path: Path, library: 
     """The instructions and pages are the same in both modes: one set of snapshots."""
     corpus = Corpus((_add(library, tmp_path / "handbook.txt", _pages("Handbook", 3)),))
     _fake(library).enqueue(*[_point_at_first_sentence] * 20)
-    first = library.read_in_waves(corpus, Q1, note_tokens=32)
+    first = library.read_in_waves(corpus, Q1, note_tokens=32, mode=WaveMode.CARRY)
     second = library.read_in_waves(corpus, Q2, note_tokens=32, mode=WaveMode.MAP, session_id=first.session_id)
     assert [w.detail["block"] for w in _waves(library, second.run_id)] == ["snapshot"] * 3
 
@@ -172,8 +172,10 @@ def test_the_waves_do_not_depend_on_the_question_and_a_long_one_is_refused(tmp_p
 
 
 def test_the_estimate_states_both_costs_and_the_snapshot_bytes(tmp_path: Path, library: Library) -> None:
-    reader = WaveReader(library.store, library.model_path, library.settings, lane=library.lane)
-    est = reader.estimate(40_000, Q1, n_pages=40, speed=None, answer_tokens=64)
+    reader = WaveReader(
+        library.store, library.model_path, library.settings, lane=library.lane, snapshots=library.snapshots
+    )
+    est = reader.estimate(40_000, n_pages=40, speed=None, answer_tokens=64)
     assert est.next_seconds is not None and est.next_seconds < est.seconds
     # A next question still writes every wave's notes and the answer (snapshots save reading only).
     assert est.next_seconds > (est.n_waves * reader.max_note_tokens + 64) / 10.0
@@ -182,8 +184,14 @@ def test_the_estimate_states_both_costs_and_the_snapshot_bytes(tmp_path: Path, l
     text = est.describe()
     assert text.startswith(f"first question {est.about}, each next one about ")
     assert " of snapshots at f16 (" in text
+    assert "snapshot budget" not in text
+    # Blocks beyond the disk budget: the estimate says so, and the next question costs more.
+    library.snapshots.set_budget_bytes(est.snapshot_bytes // 2)
+    tight = reader.estimate(40_000, n_pages=40, speed=None, answer_tokens=64)
+    assert tight.next_seconds is not None and est.next_seconds < tight.next_seconds < tight.seconds
+    assert "more than the " in tight.describe() and "snapshot budget: the oldest are dropped" in tight.describe()
     off = WaveReader(library.store, library.model_path, library.settings, lane=library.lane, use_snapshots=False)
-    cold = off.estimate(40_000, Q1, n_pages=40, speed=None, answer_tokens=64)
+    cold = off.estimate(40_000, n_pages=40, speed=None, answer_tokens=64)
     assert cold.next_seconds is None and cold.about_both == cold.about and "snapshots" not in cold.describe()
 
 

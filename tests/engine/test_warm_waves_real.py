@@ -1,0 +1,104 @@
+"""Warm waves and map mode with the real SmolLM2, a real PDF, a real SQLite file and
+llama.cpp's own sequence-state files (issue 13 items 3 and 4).
+
+The fast tier (tests/engine/test_warm_waves.py) checks the bookkeeping with the fake
+backend; here the snapshots are real KV caches, checked on restore by size, crc32,
+tokens and the model's own logits, and a restored wave must write what the cold one
+wrote, token for token (greedy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.config import ReadSettings
+from engine.corpus import Corpus
+from engine.ingest import read_documents
+from engine.reading.waves import WaveMode, WaveReader
+from engine.runs import Status, Step
+from engine.store import Store
+from engine.warm import SnapshotCache
+from tests.conftest import FILLER, write_pdf
+
+pytestmark = pytest.mark.slow
+
+CODE = "482913"
+Q1 = "What is the vault access code?"
+Q2 = "Who checks the mooring lines?"
+
+
+def _pages(n: int, *, fact_page: int) -> list[str]:
+    pages = []
+    for i in range(1, n + 1):
+        body = f"Page {i} of the harbor office handbook, section {i * 7 % 31}. " + FILLER * 3
+        if i == fact_page:
+            body = f"Page {i} of the harbor office handbook. The vault access code is {CODE}. " + FILLER * 2
+        pages.append(body)
+    return pages
+
+
+def _waves(store: Store, run_id: int) -> list[Step]:
+    run = store.get_run(run_id)
+    assert run is not None and run.status is Status.DONE, run
+    return run.waves
+
+
+def test_a_second_question_restores_every_wave_block_with_smollm2(
+    tmp_path: Path, store: Store, smollm2_path: Path
+) -> None:
+    pdf = write_pdf(tmp_path / "handbook.pdf", _pages(8, fact_page=5))
+    docs, skipped = read_documents([pdf], store=store)
+    assert not skipped
+    corpus = Corpus(tuple(docs))
+    snapshots = SnapshotCache(store, tmp_path / "snapshots")
+    settings = ReadSettings(n_ctx=1024, max_answer_tokens=24)
+
+    def reader(mode: WaveMode = WaveMode.CARRY) -> WaveReader:
+        return WaveReader(store, smollm2_path, settings, max_note_tokens=32, mode=mode, snapshots=snapshots)
+
+    first = reader()
+    try:
+        cold_run = first.read(corpus, Q1)
+    finally:
+        first.close()
+    cold = _waves(store, cold_run.run_id)
+    assert len(cold) >= 3
+    assert all(w.detail["block"] == "prefill" and w.detail["block_saved"] for w in cold)
+    files = sorted(p.name for p in (tmp_path / "snapshots").glob("*.kv"))
+    assert len(files) == len(cold)
+
+    # Another question, another process's worth of model (a new reader loads it again).
+    second = reader()
+    try:
+        warm_run = second.read(corpus, Q2, session_id=cold_run.session_id)
+        # The first question again: restored blocks must give the cold notes, token for token.
+        again_run = second.read(corpus, Q1, session_id=cold_run.session_id)
+    finally:
+        second.close()
+    for run_id in (warm_run.run_id, again_run.run_id):
+        warm = _waves(store, run_id)
+        assert [w.label for w in warm] == [w.label for w in cold]
+        for w in warm:
+            block = w.detail["block_tokens"]
+            assert w.detail["block"] == "snapshot", w.detail
+            # Only the check token and the notes, question and instructions after the pages.
+            assert w.prefill_tokens == w.prompt_tokens - block + 1
+            assert w.prompt_tokens - block < block  # the pages are most of the wave
+    again = _waves(store, again_run.run_id)
+    assert [w.detail["raw_notes"] for w in again] == [w.detail["raw_notes"] for w in cold]
+    assert [w.text for w in again] == [w.text for w in cold]
+    assert sorted(p.name for p in (tmp_path / "snapshots").glob("*.kv")) == files  # nothing rebuilt
+
+    # Map mode reads the same blocks (restored) and each page once; then one reduce pass.
+    mapper = reader(WaveMode.MAP)
+    try:
+        mapped = mapper.read(corpus, Q1, session_id=cold_run.session_id)
+    finally:
+        mapper.close()
+    waves = _waves(store, mapped.run_id)
+    assert [w.detail["block"] for w in waves] == ["snapshot"] * len(cold)
+    pages = [p for w in waves for s in w.detail["segments"] for p in range(s["first"], s["last"] + 1)]
+    assert pages == list(range(1, 9))
+    assert mapped.answer
