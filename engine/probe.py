@@ -27,8 +27,9 @@ The contract:
   assistant turn (it keeps small models from repeating the question), greedy generation
   of at most the task's ``max_tokens``. Each finished cell is stored at once
   (``Store.put_probe_cell``), keyed by the model file's sha256, KV type, window, suite
-  version, task, length, depth and sample; a cell already stored is not run again, so a
-  cancelled probe resumes where it stopped. Progress with an ETA goes to ``on_progress``;
+  key (``suite_key``: the generators' version and a digest of the prose, which is the
+  running Python's documentation), task, length, depth and sample; a cell already
+  stored is not run again, so a cancelled probe resumes where it stopped. Progress with an ETA goes to ``on_progress``;
   a ``CancelToken`` stops between prefill batches and generated tokens (``Cancelled``).
 - ``effective_context(cells)`` is the longest tested length at which every task's mean
   score (over depths and samples), at that length and every shorter one, is at least
@@ -78,10 +79,12 @@ __all__ = [
     "make_sample",
     "run_probe",
     "score_answer",
+    "suite_key",
     "task_means",
 ]
 
 #: Bump when a generator or the scoring changes: stored cells of another suite are not reused.
+#: The key cells are stored under adds a digest of the prose (``suite_key``).
 SUITE: Final = "ruler-lite-1"
 #: RULER's threshold: Llama-2-7B's mean score at 4k tokens (85.6%).
 THRESHOLD: Final = 0.856
@@ -186,6 +189,17 @@ def load_prose() -> tuple[str, ...]:
     if len(sentences) < 500:
         raise EngineError("Longread found no prose to build its probes from (Python's pydoc_data is missing).")
     return tuple(dict.fromkeys(sentences))  # docstrings repeat (inherited methods): once each
+
+
+@cache
+def suite_key() -> str:
+    """The key probe cells are stored under: the generators' version (``SUITE``) and a digest
+    of the prose the haystacks are cut from. The prose is the running Python's own
+    documentation, which changes between Python versions, so a probe run under another
+    Python (or with another sample text) builds other haystacks: its cells are kept apart
+    rather than mixed with these, and the grid is measured again."""
+    digest = hashlib.sha256("\n".join(load_prose()).encode()).hexdigest()[:12]
+    return f"{SUITE}+prose-{digest}"
 
 
 @cache
@@ -479,10 +493,11 @@ def run_probe(
     if max(grid.lengths) > window:
         raise EngineError(f"The probe's longest length ({max(grid.lengths):,}) is beyond the window ({window:,}).")
     kinds = [KvType(k) for k in kv_types]
+    suite = suite_key()
     todo: list[tuple[KvType, str, int, float, int]] = []
     stored: dict[tuple[str, str, int, float, int], ProbeCell] = {}
     for kv in kinds:
-        for c in store.get_probe_cells(model_sha256, kv_type=kv, n_ctx=window, suite=SUITE):
+        for c in store.get_probe_cells(model_sha256, kv_type=kv, n_ctx=window, suite=suite):
             stored[(c.kv_type, c.task, c.length, c.depth, c.sample)] = c
         for task, length, depth, sample in grid.cells():
             if (kv.value, task, length, depth, sample) not in stored:
@@ -515,7 +530,7 @@ def run_probe(
             model_sha256=model_sha256,
             kv_type=kv.value,
             n_ctx=window,
-            suite=SUITE,
+            suite=suite,
             task=task,
             length=length,
             depth=depth,
@@ -625,7 +640,7 @@ def effective_context(cells: Iterable[ProbeCell], *, threshold: float = THRESHOL
 
 def stored_effective_context(store: Store, model_sha256: str) -> dict[KvType, MeasuredContext]:
     """The effective context per KV type from a model's stored cells (empty: never probed)."""
-    return effective_context(store.get_probe_cells(model_sha256, suite=SUITE))
+    return effective_context(store.get_probe_cells(model_sha256, suite=suite_key()))
 
 
 def describe_report(report: ProbeReport, *, model: str = "") -> list[str]:

@@ -27,6 +27,7 @@ from engine.probe import (
     load_prose,
     make_sample,
     score_answer,
+    suite_key,
 )
 from engine.runtime.backend import KvType
 from engine.runtime.fake import FakeBackend
@@ -139,7 +140,7 @@ def test_a_perfect_model_reads_every_cell_and_the_whole_grid_is_effective(store:
     assert {c.depth for c in report.cells if c.task == "cwe"} == {SPREAD}
     assert report.effective[KvType.F16].tokens == 1024
     assert progress[-1].done == progress[-1].total == n_cells and progress[-1].eta_s == 0
-    stored = store.get_probe_cells(report.model_sha256, suite=SUITE)
+    stored = store.get_probe_cells(report.model_sha256, suite=suite_key())
     assert len(stored) == n_cells and stored[0].n_ctx == 1024
     # Each cell read its own haystack: no two prompts share a prefix beyond the frame.
     heads = {p.text[:400] for p in backend.prompts}
@@ -180,10 +181,43 @@ def test_a_cancelled_probe_keeps_its_cells_and_resumes(store: Store, tmp_path: P
     assert len(library.probe_cells()) == len(GRID.cells())
 
 
+def test_cells_measured_on_other_prose_are_kept_apart_and_measured_again(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The haystacks are cut from the running Python's documentation: another Python
+    # version builds other prompts, so its cells must not count as this one's.
+    import engine.probe as probe
+
+    backend = FakeBackend(n_vocab=1 << 20, n_ctx_train=1024)
+    backend.enqueue(*[oracle] * (2 * len(GRID.cells())))
+    library = _library(store, backend, tmp_path)
+    here = suite_key()
+    assert here.startswith(SUITE + "+prose-")
+    first = library.probe(grid=GRID)
+    assert first.ran == len(GRID.cells())
+
+    other_python = tuple(s.replace("the", "a") for s in load_prose())  # a release with other docstrings
+    monkeypatch.setattr(probe, "load_prose", lambda: other_python)
+    probe.suite_key.cache_clear()
+    try:
+        elsewhere = suite_key()
+        assert elsewhere != here and elsewhere.startswith(SUITE + "+prose-")
+        assert library.probe_cells() == [] and library.effective_context() == {}
+        second = library.probe(grid=GRID)
+        assert second.ran == len(GRID.cells())  # nothing reused from the other prose
+        assert {c.suite for c in library.probe_cells()} == {elsewhere}
+    finally:
+        monkeypatch.undo()
+        probe.suite_key.cache_clear()
+    assert suite_key() == here
+    assert len(store.get_probe_cells(first.model_sha256, suite=here)) == len(GRID.cells())
+    assert len(store.get_probe_cells(first.model_sha256)) == 2 * len(GRID.cells())
+
+
 def test_effective_context_is_zero_when_the_shortest_length_fails() -> None:
     def cell(task: str, length: int, score: float) -> ProbeCell:
         return ProbeCell(
-            model_sha256="m", kv_type="q4_0", n_ctx=2048, suite=SUITE, task=task, length=length, depth=0.5,
+            model_sha256="m", kv_type="q4_0", n_ctx=2048, suite=suite_key(), task=task, length=length, depth=0.5,
             sample=0, seed=1, prompt_tokens=length, expected=("1",), output="", score=score, prefill_s=0.0,
             generate_s=0.0, runtime_version="x",
         )  # fmt: skip
