@@ -47,7 +47,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Final
 from engine.errors import CancelToken, EngineError
 from engine.planning import MeasuredContext
 from engine.reading.prompts import build_prompt, render_frame
-from engine.runtime.backend import KvType, Tokenizer, align_ctx
+from engine.runtime.backend import KvType, PrefillProgress, Tokenizer, align_ctx
 from engine.store.db import ProbeCell
 
 if TYPE_CHECKING:
@@ -428,7 +428,9 @@ def default_grid(window: int, *, quick: bool = False) -> ProbeGrid:
 @dataclass(frozen=True)
 class ProbeProgress:
     """Where a probe is: cells done of total (those stored before count as done), the cell
-    now running, tokens per second and seconds left."""
+    now running, tokens per second and seconds left (the whole probe). ``reading`` is the
+    running cell's prefill (tokens read of its prompt), reported after each batch: a cell
+    of 8k tokens and more reads for minutes. ``last_score`` is set once a cell finished."""
 
     done: int
     total: int
@@ -439,6 +441,7 @@ class ProbeProgress:
     tokens_per_s: float
     eta_s: float
     last_score: float | None = None
+    reading: PrefillProgress | None = None
 
 
 @dataclass(frozen=True)
@@ -520,8 +523,13 @@ def run_probe(
             model, task, length=length, depth=depth, seed=cell_seed(seed, task, length, depth, sample)
         )
         tokens = _prompt_tokens(model, sample_)
+        on_reading = None
+        if on_progress is not None:
+            on_reading = _reading_reporter(
+                on_progress, ProbeProgress(done, total, kv.value, task, length, depth, rate, 0.0), tokens_left, rate
+            )
         t0 = time.perf_counter()
-        model.prefill(tokens, should_cancel=should_cancel)
+        model.prefill(tokens, on_progress=on_reading, should_cancel=should_cancel)
         t1 = time.perf_counter()
         output = "".join(model.generate(max_tokens=sample_.max_tokens, should_cancel=should_cancel))
         t2 = time.perf_counter()
@@ -565,6 +573,22 @@ def run_probe(
         if (kv.value, t, n, d, s) in stored
     )
     return ProbeReport(model_sha256, window, grid, cells, effective_context(cells), ran)
+
+
+def _reading_reporter(
+    on_progress: Callable[[ProbeProgress], None], cell: ProbeProgress, tokens_left: int, rate: float
+) -> Callable[[PrefillProgress], None]:
+    """The prefill callback of one cell: its progress as a ``ProbeProgress`` with ``reading``
+    set and the whole probe's time left (the rate of the cells so far, or of this prefill
+    while none has finished)."""
+
+    def report(p: PrefillProgress) -> None:
+        speed = rate or p.tokens_per_s
+        left = max(tokens_left - p.done, 0)
+        eta = left / speed if speed else 0.0
+        on_progress(replace(cell, tokens_per_s=speed, eta_s=eta, reading=p))
+
+    return report
 
 
 def _sample_for(tok: Tokenizer, task: str, *, length: int, depth: float, seed: int) -> Sample:

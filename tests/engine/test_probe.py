@@ -5,6 +5,7 @@ real probe on SmolLM2 that stores its rows and draws a heatmap."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from collections import Counter
 from pathlib import Path
 
@@ -179,6 +180,49 @@ def test_a_cancelled_probe_keeps_its_cells_and_resumes(store: Store, tmp_path: P
     assert report.ran == len(GRID.cells()) - 3
     assert len(backend.prompts) - asked == report.ran  # the three stored cells were not asked again
     assert len(library.probe_cells()) == len(GRID.cells())
+
+
+def test_progress_inside_a_cell_reports_the_tokens_read(store: Store, tmp_path: Path) -> None:
+    backend = FakeBackend(n_vocab=1 << 20, n_ctx_train=2048)
+    grid = ProbeGrid(lengths=(2048,), depths=(0.5,), tasks=("niah_single", "vt"))
+    backend.enqueue(*[oracle] * 2)
+    library = _library(store, backend, tmp_path)
+    library.use_settings(ReadSettings(n_threads=1, n_batch=256))
+    progress: list[ProbeProgress] = []
+    report = library.probe(grid=grid, on_progress=progress.append)
+    reading = [p for p in progress if p.reading is not None]
+    for task, cell in zip(("niah_single", "vt"), report.cells, strict=True):
+        mine = [p.reading for p in reading if p.task == task]
+        assert len(mine) >= cell.prompt_tokens // 256  # one report per batch of 256
+        dones = [r.done for r in mine if r is not None]
+        assert dones == sorted(dones) and dones[-1] == cell.prompt_tokens
+        assert all(r is not None and r.total == cell.prompt_tokens for r in mine)
+    # Inside a cell the count of cells does not move; a finished cell has its score and no reading.
+    first_cell = [p for p in reading if p.task == "niah_single"]
+    assert {(p.done, p.total) for p in first_cell} == {(0, 2)}
+    finished = [p for p in progress if p.last_score is not None]
+    assert [p.done for p in finished] == [1, 2] and all(p.reading is None for p in finished)
+
+
+def test_the_cli_shows_a_long_cells_reading_in_quarters(capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import _ProbePrinter
+    from engine.runtime.backend import PrefillProgress
+
+    printer = _ProbePrinter()
+    printer.tty = False  # a log
+    cell = ProbeProgress(3, 10, "q8_0", "vt", 8192, 0.5, 100.0, 600.0)
+    printer(cell)
+    for batch_end in range(512, 8150 + 512, 512):
+        printer(replace(cell, reading=PrefillProgress(min(batch_end, 8150), 8150, 50.0, 1.0)))
+    printer(replace(cell, done=4, last_score=0.4))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "Probe cell 3/10: q8_0 vt 8,192 tokens, about 10 min 00 s left"
+    assert [ln.split(": read ")[1].split(" (")[0] for ln in lines[1:-1]] == [
+        "2,048/8,150",
+        "4,096/8,150",
+        "6,144/8,150",
+    ]
+    assert lines[-1] == "Probe cell 4/10: q8_0 vt 8,192 tokens -> 40%, about 10 min 00 s left"
 
 
 def test_cells_measured_on_other_prose_are_kept_apart_and_measured_again(
