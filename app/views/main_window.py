@@ -55,6 +55,7 @@ from app.views.model_details import ModelDetails, ModelDetailsDialog, load_model
 from app.views.model_picker import ModelEntry, ModelPicker
 from app.views.page_viewer import PageViewer
 from app.views.password_prompt import PasswordPrompt
+from app.views.probe_panel import ProbePanel, ProbeRunner
 from app.views.sessions_sidebar import SessionsSidebar
 from app.views.settings_dialog import SettingsDialog
 from app.views.timeline import TimelineView
@@ -154,12 +155,22 @@ class MainWindow(QMainWindow):
         self.model_lane.busy_changed.connect(self._on_model_lane_busy_changed)
 
         self._build()
+        self.probe = ProbeRunner(
+            self.probe_panel,
+            model_lane=self.model_lane,
+            disk_lane=self.disk_lane,
+            model_path=lambda: self.model_path,
+            kv_type=lambda: self.settings.kv_type.value,
+            parent=self,
+        )
+        self.probe.results_changed.connect(self.schedule_measure)  # the gauge's "reliably reads"
         self._measure_timer = QTimer(self)
         self._measure_timer.setSingleShot(True)
         self._measure_timer.setInterval(MEASURE_DELAY_MS)
         self._measure_timer.timeout.connect(self._measure)
         self.refresh_sessions()
         self._load_models()
+        self.probe.refresh()
 
     # -- layout -------------------------------------------------------------------
 
@@ -167,6 +178,7 @@ class MainWindow(QMainWindow):
         self.sidebar = SessionsSidebar()
         self.corpus_panel = CorpusPanel()
         self.picker = ModelPicker()
+        self.probe_panel = ProbePanel()
         self.gauge = BudgetGauge()
         self.gauge.set_kv_type(self.settings.kv_type)
         self.conversation = ConversationView()
@@ -179,6 +191,7 @@ class MainWindow(QMainWindow):
         middle_layout.setContentsMargins(8, 8, 8, 8)
         middle_layout.addWidget(self.corpus_panel, 3)
         middle_layout.addWidget(self.picker)
+        middle_layout.addWidget(self.probe_panel)
         middle_layout.addWidget(self.gauge, 0)
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -237,6 +250,7 @@ class MainWindow(QMainWindow):
         self.picker.model_chosen.connect(self.use_model)
         self.picker.browse_requested.connect(self.open_model_dialog)
         self.picker.details_requested.connect(self.show_model_details)
+        self.probe_panel.details_requested.connect(self.show_model_details)
         self.gauge.kv_type_chosen.connect(self._on_gauge_kv_type_chosen)
         self.gauge.window_requested.connect(self._on_gauge_window_requested)
         self.gauge.remove_requested.connect(self._on_gauge_remove_requested)
@@ -371,6 +385,11 @@ class MainWindow(QMainWindow):
             return
         if not corpus.documents:
             self.conversation.status.setText("Add documents first: drop them on the window or press Ctrl+O.")
+            return
+        if self.probe.running:
+            self.conversation.status.setText(
+                self.tr("The model is being measured: cancel that (the cells done are kept) to ask now.")
+            )
             return
         if self.corpus_panel.reading:
             self.conversation.status.setText("Some documents are still being read; ask again when they are ready.")
@@ -627,8 +646,11 @@ class MainWindow(QMainWindow):
 
     def use_model(self, path: Path, *, added: bool = False) -> None:
         """Read with the GGUF at ``path`` (checked first; a bad file leaves the model as is)."""
-        if self.asking:
-            self.statusBar().showMessage("Wait for the answer (or press Esc) before changing the model.", 5000)
+        if self.asking or self.probe.running:
+            wait = "Wait for the answer (or press Esc) before changing the model."
+            if self.probe.running:
+                wait = self.tr("Cancel the measurement before changing the model.")
+            self.statusBar().showMessage(wait, 5000)
             self.picker.set_entries(self.picker.entries, current=self.model_path)
             return
 
@@ -647,6 +669,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Model: {path.name}", 5000)
             self.model_changed.emit(path)
             self.schedule_measure()
+            self.probe.refresh()
 
         def on_error(exc: EngineError) -> None:
             self.picker.set_entries(self.picker.entries, current=self.model_path)
@@ -674,6 +697,8 @@ class MainWindow(QMainWindow):
         def on_done(details: ModelDetails) -> None:
             self.model_details = ModelDetailsDialog(self)
             self.model_details.show_details(details)
+            self.model_details.measure_requested.connect(self._on_model_details_measure_requested)
+            self.model_details.set_measuring(self.probe.running)
             self.model_details.open()
 
         self.disk_lane.submit(
@@ -682,6 +707,10 @@ class MainWindow(QMainWindow):
             on_done=on_done,
             on_error=lambda exc: self.statusBar().showMessage(exc.message, 8000),
         )
+
+    def _on_model_details_measure_requested(self, quick: bool) -> None:
+        self.model_details.accept()  # the panel shows the probe's progress
+        self.probe.start(quick)
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.settings, current_data_dir=str(self.data_folder), parent=self)
@@ -728,6 +757,7 @@ class MainWindow(QMainWindow):
         self.passwords.stop()
         if self._run_job is not None:
             self._run_job.cancel()
+        self.probe.shutdown()
         self.settings.sync()
         self.model_lane.shutdown()
         self.disk_lane.shutdown()

@@ -121,7 +121,9 @@ class PageViewer(QDialog):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(QLabel("Text Longread read from this page" + (" (quoted passage highlighted)" if quote else "")))
+        right_layout.addWidget(
+            QLabel("Text Longread read from this page" + (" (quoted passage highlighted)" if quote else ""))
+        )
         self.text = QTextBrowser()
         page_obj = doc.page(page)
         self.text.setHtml(highlight_html(page_obj.text if page_obj else "", quote))

@@ -5,8 +5,8 @@ real probe on SmolLM2 that stores its rows and draws a heatmap."""
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
