@@ -113,7 +113,9 @@ def test_the_gauge_warns_once_a_probe_finds_the_corpus_beyond_what_the_model_rea
     qtbot, make_window, fake_backend: Any, tmp_path: Path
 ) -> None:
     window = make_window()
-    pages = [" ".join(f"Clause {p}.{i} of the lease says the rent is due monthly." for i in range(30)) for p in range(3)]
+    pages = [
+        " ".join(f"Clause {p}.{i} of the lease says the rent is due monthly." for i in range(30)) for p in range(3)
+    ]
     with qtbot.waitSignal(window.measured, timeout=60000):
         window.add_paths([text_pages_file(tmp_path / "lease.txt", pages)])
     assert "beyond what this model reliably reads" not in window.gauge.verdict.text()
