@@ -372,3 +372,28 @@ def test_longread_probe_prints_the_table_and_saves_the_heatmap(home: Path, tmp_p
     assert "KV cache f16: effective context 512 tokens" in out.stdout
     assert "85.6%" in out.stdout and f"Heatmap: {png}" in out.stdout
     _check_png(png)
+
+
+def test_a_missing_matplotlib_is_a_plain_message_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from engine.errors import EngineError
+    from engine.probe_plot import draw_heatmap
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args: object, **kwargs: object) -> object:
+        if name.startswith("matplotlib"):
+            raise ImportError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    cell = ProbeCell(
+        model_sha256="m", kv_type="f16", n_ctx=1024, suite=suite_key(), task="niah_single", length=1024,
+        depth=0.5, sample=0, seed=1, prompt_tokens=1000, expected=("1",), output=" 1", score=1.0,
+        prefill_s=0.0, generate_s=0.0, runtime_version="x",
+    )  # fmt: skip
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with pytest.raises(EngineError, match="cannot draw the heatmap: matplotlib is missing") as raised:
+        draw_heatmap([cell], tmp_path / "h.png")
+    assert "measurements are stored" in raised.value.message
+    assert not (tmp_path / "h.png").exists()
