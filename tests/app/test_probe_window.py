@@ -152,3 +152,13 @@ def test_the_thumbnail_opens_the_details_whose_measure_button_starts_a_probe(
     assert "full" in panel.status.text()
     with qtbot.waitSignal(window.probe.stopped, timeout=60000):
         panel.cancel_button.click()
+
+
+def test_the_selftest_draws_a_heatmap(tmp_path: Path) -> None:
+    from app.selftest import check_heatmap
+
+    lines: list[str] = []
+    check_heatmap(tmp_path, lines.append)
+    assert lines[0].startswith("probe prose: ") and f"(suite {suite_key()})" in lines[0]
+    assert lines[1].startswith("heatmap drawn (matplotlib Agg): ")
+    assert (tmp_path / "heatmap.png").stat().st_size > 5000
