@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 
 from engine.models.bundled import bundled_model_path, model_sha256
 from engine.probe import ProbeProgress, ProbeReport, suite_key
+from engine.runtime.fake import FAKE_VERSION
 from engine.store import open_store
 from tests.app.test_model_details import _cells
 from tests.conftest import text_pages_file
@@ -162,3 +163,27 @@ def test_the_selftest_draws_a_heatmap(tmp_path: Path) -> None:
     assert lines[0].startswith("probe prose: ") and f"(suite {suite_key()})" in lines[0]
     assert lines[1].startswith("heatmap drawn (matplotlib Agg): ")
     assert (tmp_path / "heatmap.png").stat().st_size > 5000
+
+
+def test_a_quick_measure_of_the_real_smollm2_from_the_window(
+    qtbot, make_real_window, app_settings: Any, home: Path, smollm2_path: Path
+) -> None:
+    # A 512-token window: the quick grid is then five cells of 512 tokens.
+    app_settings.n_ctx = 512
+    app_settings.n_threads = 1
+    window = make_real_window()
+    panel = window.probe_panel
+    progress: list[ProbeProgress] = []
+    window.probe.progressed.connect(progress.append)
+    with qtbot.waitSignal(window.probe.finished, timeout=900000) as finished:
+        panel.quick_action.trigger()
+    report: ProbeReport = finished.args[0]
+    assert report.n_ctx == 512 and report.ran == 5 and {c.length for c in report.cells} == {512}
+    single = next(c for c in report.cells if c.task == "niah_single")
+    assert single.score == 1.0, single.output  # SmolLM2 finds one needle in 512 tokens
+    assert all(400 < c.prompt_tokens <= 512 and c.runtime_version != FAKE_VERSION for c in report.cells)
+    reading = [p.reading for p in progress if p.reading is not None]
+    assert len(reading) >= 5 * 3 and all(r.total > 400 for r in reading)  # batches of 128 tokens
+    qtbot.waitUntil(lambda: not panel.thumbnail.pixmap().isNull(), timeout=60000)
+    assert panel.summary.text().startswith("Effective context: ") and "at f16" in panel.summary.text()
+    assert _stored(home) == 5
