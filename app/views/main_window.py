@@ -414,6 +414,11 @@ class MainWindow(QMainWindow):
         run = self._resumable
         if self.asking or run is None:
             return
+        if self.probe.running:
+            self.conversation.status.setText(
+                self.tr("The model is being measured: cancel that (the cells done are kept) to go on now.")
+            )
+            return
         if not self.corpus_panel.corpus().documents:
             self.conversation.status.setText("This session's documents are gone; it cannot be resumed.")
             return
