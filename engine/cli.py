@@ -82,6 +82,10 @@ class _ProgressPrinter:
             sys.stderr.flush()
 
 
+#: A probe cell this long (prompt tokens) gets its reading logged by quarters (minutes on a small CPU).
+_LONG_CELL = 3000
+
+
 class _ProbePrinter:
     """``longread probe``'s progress: a line per cell; inside a cell, the tokens read so far
     (one updating line on a terminal; in a log, a line at each quarter of a long cell)."""
@@ -108,7 +112,7 @@ class _ProbePrinter:
             sys.stderr.write("\r\033[K" + line)
             sys.stderr.flush()
             self.reading = True
-        elif r.total >= 4096 and (quarter := 4 * r.done // r.total) > self.quarter and r.done < r.total:
+        elif r.total >= _LONG_CELL and (quarter := 4 * r.done // r.total) > self.quarter and r.done < r.total:
             self.quarter = quarter
             _err(line)
 
