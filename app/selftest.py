@@ -11,7 +11,9 @@ wrong:
 - the bundled model is found and loaded, and it answers a question about the PDF with
   the code (a real prefill and generation through llama.cpp's shared libraries);
 - the answer was stored as a finished run, and user data is never inside the bundle;
-- llama.cpp's CPU features are printed, so a build for the builder's CPU (AVX-512) shows.
+- llama.cpp's CPU features are printed, so a build for the builder's CPU (AVX-512) shows;
+- the probe's prose (Python's own documentation, ``pydoc_data`` and docstrings) is there,
+  and matplotlib draws a heatmap on its Agg canvas (the bundle keeps only that backend).
 
 Prints one line per check and returns 0 when every check passed, 1 otherwise (the
 failure names the check). The library (and its model) is closed before returning: a
@@ -187,3 +189,46 @@ def _run_checks(tmp: Path, out: Callable[[str], None]) -> None:
         runs = library.runs(result.session_id)
         _check(len(runs) == 1 and runs[0].status is Status.DONE, "the answer was not stored")
         out(f"stored session {result.session_id} in {db_path()}")
+    check_heatmap(tmp, out)
+
+
+def check_heatmap(tmp: Path, out: Callable[[str], None]) -> None:
+    """The probe's prose loads and a heatmap of two made-up cells is drawn (no model run)."""
+    from engine.errors import EngineError
+    from engine.probe import load_prose, suite_key
+    from engine.probe_plot import draw_heatmap
+    from engine.store.db import ProbeCell
+
+    try:
+        prose = load_prose()
+    except EngineError as exc:
+        raise _Failed(f"probe prose: {exc.message}") from exc
+    out(f"probe prose: {len(prose):,} sentences (suite {suite_key()})")
+    cells = [
+        ProbeCell(
+            model_sha256="selftest",
+            kv_type="f16",
+            n_ctx=2048,
+            suite=suite_key(),
+            task="niah_single",
+            length=length,
+            depth=0.5,
+            sample=0,
+            seed=0,
+            prompt_tokens=length,
+            expected=("1",),
+            output=" 1",
+            score=score,
+            prefill_s=0.0,
+            generate_s=0.0,
+            runtime_version="selftest",
+        )  # fmt: skip
+        for length, score in ((1024, 1.0), (2048, 0.0))
+    ]
+    try:
+        png = draw_heatmap(cells, tmp / "heatmap.png", title="selftest")
+    except EngineError as exc:
+        raise _Failed(f"heatmap: {exc.message}") from exc
+    size = png.stat().st_size
+    out(f"heatmap drawn (matplotlib Agg): {size:,} bytes")
+    _check(size > 5000, f"the heatmap is implausibly small ({size} bytes)")

@@ -85,6 +85,47 @@ class _ProgressPrinter:
             sys.stderr.flush()
 
 
+#: A probe cell this long (prompt tokens) gets its reading logged by quarters (minutes on a small CPU).
+_LONG_CELL = 3000
+
+
+class _ProbePrinter:
+    """``longread probe``'s progress: a line per cell; inside a cell, the tokens read so far
+    (one updating line on a terminal; in a log, a line at each quarter of a long cell)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.reading = False
+        self.quarter = 0
+
+    def __call__(self, p: ProbeProgress) -> None:
+        eta = f", about {format_duration(p.eta_s)} left" if p.eta_s else ""
+        cell = f"Probe cell {p.done}/{p.total}: {p.kv_type} {p.task} {p.length:,} tokens"
+        if p.reading is None:
+            self.finish()
+            self.quarter = 0
+            score = f" -> {p.last_score:.0%}" if p.last_score is not None else ""
+            _err(f"{cell}{score}{eta}")
+            return
+        r = p.reading
+        line = (
+            f"{cell}: read {r.done:,}/{r.total:,} ({r.done / max(r.total, 1):.0%}), {r.tokens_per_s:,.0f} tokens/s{eta}"
+        )
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line)
+            sys.stderr.flush()
+            self.reading = True
+        elif r.total >= _LONG_CELL and (quarter := 4 * r.done // r.total) > self.quarter and r.done < r.total:
+            self.quarter = quarter
+            _err(line)
+
+    def finish(self) -> None:
+        if self.reading:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.reading = False
+
+
 class _PromptOnly(argparse.Action):
     """``--password`` alone: a value after it would show in ``ps`` and the shell history."""
 
@@ -471,16 +512,14 @@ def _probe(args: argparse.Namespace, library: Library) -> int:
         cancel.cancel()
         _err("\nCancelling... the cells done are kept; run the same command to go on.")
 
-    def on_progress(p: ProbeProgress) -> None:
-        eta = f", about {format_duration(p.eta_s)} left" if p.eta_s else ""
-        score = f" -> {p.last_score:.0%}" if p.last_score is not None else ""
-        _err(f"Probe cell {p.done}/{p.total}: {p.kv_type} {p.task} {p.length:,} tokens{score}{eta}")
+    on_progress = _ProbePrinter()
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         report = library.probe(kv_types=args.kv, grid=grid, quick=args.quick, on_progress=on_progress, cancel=cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
+        on_progress.finish()
     print("\n".join(describe_report(report, model=library.model_path.name)))
     drawn = library.draw_probe(args.png)
     if drawn is not None:

@@ -403,9 +403,9 @@ class Library:
     def probe_cells(self) -> list[ProbeCell]:
         """The model's stored probe cells (the current suite), for tables and heatmaps."""
         from engine.models.bundled import model_sha256
-        from engine.probe import SUITE
+        from engine.probe import suite_key
 
-        return self.store.get_probe_cells(model_sha256(self.model_path), suite=SUITE)
+        return self.store.get_probe_cells(model_sha256(self.model_path), suite=suite_key())
 
     def draw_probe(self, path: Path | None = None) -> Path | None:
         """Draw the model's probe heatmap as PNG at ``path`` (default: ``probes/`` in the

@@ -27,8 +27,9 @@ The contract:
   assistant turn (it keeps small models from repeating the question), greedy generation
   of at most the task's ``max_tokens``. Each finished cell is stored at once
   (``Store.put_probe_cell``), keyed by the model file's sha256, KV type, window, suite
-  version, task, length, depth and sample; a cell already stored is not run again, so a
-  cancelled probe resumes where it stopped. Progress with an ETA goes to ``on_progress``;
+  key (``suite_key``: the generators' version and a digest of the prose, which is the
+  running Python's documentation), task, length, depth and sample; a cell already
+  stored is not run again, so a cancelled probe resumes where it stopped. Progress with an ETA goes to ``on_progress``;
   a ``CancelToken`` stops between prefill batches and generated tokens (``Cancelled``).
 - ``effective_context(cells)`` is the longest tested length at which every task's mean
   score (over depths and samples), at that length and every shorter one, is at least
@@ -46,7 +47,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -54,7 +55,7 @@ from typing import TYPE_CHECKING, Final
 from engine.errors import CancelToken, EngineError
 from engine.planning import MeasuredContext
 from engine.reading.prompts import build_prompt, render_frame
-from engine.runtime.backend import KvType, Tokenizer, align_ctx
+from engine.runtime.backend import KvType, PrefillProgress, Tokenizer, align_ctx
 from engine.store.db import ProbeCell
 
 if TYPE_CHECKING:
@@ -78,10 +79,12 @@ __all__ = [
     "make_sample",
     "run_probe",
     "score_answer",
+    "suite_key",
     "task_means",
 ]
 
 #: Bump when a generator or the scoring changes: stored cells of another suite are not reused.
+#: The key cells are stored under adds a digest of the prose (``suite_key``).
 SUITE: Final = "ruler-lite-1"
 #: RULER's threshold: Llama-2-7B's mean score at 4k tokens (85.6%).
 THRESHOLD: Final = 0.856
@@ -186,6 +189,17 @@ def load_prose() -> tuple[str, ...]:
     if len(sentences) < 500:
         raise EngineError("Longread found no prose to build its probes from (Python's pydoc_data is missing).")
     return tuple(dict.fromkeys(sentences))  # docstrings repeat (inherited methods): once each
+
+
+@cache
+def suite_key() -> str:
+    """The key probe cells are stored under: the generators' version (``SUITE``) and a digest
+    of the prose the haystacks are cut from. The prose is the running Python's own
+    documentation, which changes between Python versions, so a probe run under another
+    Python (or with another sample text) builds other haystacks: its cells are kept apart
+    rather than mixed with these, and the grid is measured again."""
+    digest = hashlib.sha256("\n".join(load_prose()).encode()).hexdigest()[:12]
+    return f"{SUITE}+prose-{digest}"
 
 
 @cache
@@ -414,7 +428,9 @@ def default_grid(window: int, *, quick: bool = False) -> ProbeGrid:
 @dataclass(frozen=True)
 class ProbeProgress:
     """Where a probe is: cells done of total (those stored before count as done), the cell
-    now running, tokens per second and seconds left."""
+    now running, tokens per second and seconds left (the whole probe). ``reading`` is the
+    running cell's prefill (tokens read of its prompt), reported after each batch: a cell
+    of 8k tokens and more reads for minutes. ``last_score`` is set once a cell finished."""
 
     done: int
     total: int
@@ -425,6 +441,7 @@ class ProbeProgress:
     tokens_per_s: float
     eta_s: float
     last_score: float | None = None
+    reading: PrefillProgress | None = None
 
 
 @dataclass(frozen=True)
@@ -479,10 +496,11 @@ def run_probe(
     if max(grid.lengths) > window:
         raise EngineError(f"The probe's longest length ({max(grid.lengths):,}) is beyond the window ({window:,}).")
     kinds = [KvType(k) for k in kv_types]
+    suite = suite_key()
     todo: list[tuple[KvType, str, int, float, int]] = []
     stored: dict[tuple[str, str, int, float, int], ProbeCell] = {}
     for kv in kinds:
-        for c in store.get_probe_cells(model_sha256, kv_type=kv, n_ctx=window, suite=SUITE):
+        for c in store.get_probe_cells(model_sha256, kv_type=kv, n_ctx=window, suite=suite):
             stored[(c.kv_type, c.task, c.length, c.depth, c.sample)] = c
         for task, length, depth, sample in grid.cells():
             if (kv.value, task, length, depth, sample) not in stored:
@@ -505,8 +523,13 @@ def run_probe(
             model, task, length=length, depth=depth, seed=cell_seed(seed, task, length, depth, sample)
         )
         tokens = _prompt_tokens(model, sample_)
+        on_reading = None
+        if on_progress is not None:
+            on_reading = _reading_reporter(
+                on_progress, ProbeProgress(done, total, kv.value, task, length, depth, rate, 0.0), tokens_left, rate
+            )
         t0 = time.perf_counter()
-        model.prefill(tokens, should_cancel=should_cancel)
+        model.prefill(tokens, on_progress=on_reading, should_cancel=should_cancel)
         t1 = time.perf_counter()
         output = "".join(model.generate(max_tokens=sample_.max_tokens, should_cancel=should_cancel))
         t2 = time.perf_counter()
@@ -515,7 +538,7 @@ def run_probe(
             model_sha256=model_sha256,
             kv_type=kv.value,
             n_ctx=window,
-            suite=SUITE,
+            suite=suite,
             task=task,
             length=length,
             depth=depth,
@@ -550,6 +573,22 @@ def run_probe(
         if (kv.value, t, n, d, s) in stored
     )
     return ProbeReport(model_sha256, window, grid, cells, effective_context(cells), ran)
+
+
+def _reading_reporter(
+    on_progress: Callable[[ProbeProgress], None], cell: ProbeProgress, tokens_left: int, rate: float
+) -> Callable[[PrefillProgress], None]:
+    """The prefill callback of one cell: its progress as a ``ProbeProgress`` with ``reading``
+    set and the whole probe's time left (the rate of the cells so far, or of this prefill
+    while none has finished)."""
+
+    def report(p: PrefillProgress) -> None:
+        speed = rate or p.tokens_per_s
+        left = max(tokens_left - p.done, 0)
+        eta = left / speed if speed else 0.0
+        on_progress(replace(cell, tokens_per_s=speed, eta_s=eta, reading=p))
+
+    return report
 
 
 def _sample_for(tok: Tokenizer, task: str, *, length: int, depth: float, seed: int) -> Sample:
@@ -625,7 +664,7 @@ def effective_context(cells: Iterable[ProbeCell], *, threshold: float = THRESHOL
 
 def stored_effective_context(store: Store, model_sha256: str) -> dict[KvType, MeasuredContext]:
     """The effective context per KV type from a model's stored cells (empty: never probed)."""
-    return effective_context(store.get_probe_cells(model_sha256, suite=SUITE))
+    return effective_context(store.get_probe_cells(model_sha256, suite=suite_key()))
 
 
 def describe_report(report: ProbeReport, *, model: str = "") -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from engine.errors import EngineError
 from engine.probe import SPREAD, TASK_LABELS, TASKS, THRESHOLD, effective_context
 from engine.runtime.backend import KvType
 from engine.store.db import ProbeCell
@@ -32,9 +33,16 @@ def draw_heatmap(cells: Iterable[ProbeCell], path: Path, *, title: str = "", dpi
 
     Raises:
         ValueError: no cells (nothing to draw).
+        EngineError: matplotlib is missing (an install or bundle without it).
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise EngineError(
+            f"Longread cannot draw the heatmap: matplotlib is missing ({exc.name or exc}). "
+            "The measurements are stored; reinstall Longread (or pip install matplotlib) to see them."
+        ) from exc
 
     cells = list(cells)
     if not cells:

@@ -58,6 +58,7 @@ from app.views.model_details import ModelDetails, ModelDetailsDialog, load_model
 from app.views.model_picker import ModelEntry, ModelPicker
 from app.views.page_viewer import PageViewer
 from app.views.password_prompt import PasswordPrompt
+from app.views.probe_panel import ProbePanel, ProbeRunner
 from app.views.sessions_sidebar import SessionsSidebar
 from app.views.settings_dialog import SettingsDialog
 from app.views.timeline import TimelineView
@@ -160,12 +161,22 @@ class MainWindow(QMainWindow):
         self.model_lane.busy_changed.connect(self._on_model_lane_busy_changed)
 
         self._build()
+        self.probe = ProbeRunner(
+            self.probe_panel,
+            model_lane=self.model_lane,
+            disk_lane=self.disk_lane,
+            model_path=lambda: self.model_path,
+            kv_type=lambda: self.settings.kv_type.value,
+            parent=self,
+        )
+        self.probe.results_changed.connect(self.schedule_measure)  # the gauge's "reliably reads"
         self._measure_timer = QTimer(self)
         self._measure_timer.setSingleShot(True)
         self._measure_timer.setInterval(MEASURE_DELAY_MS)
         self._measure_timer.timeout.connect(self._measure)
         self.refresh_sessions()
         self._load_models()
+        self.probe.refresh()
 
     # -- layout -------------------------------------------------------------------
 
@@ -173,6 +184,7 @@ class MainWindow(QMainWindow):
         self.sidebar = SessionsSidebar()
         self.corpus_panel = CorpusPanel()
         self.picker = ModelPicker()
+        self.probe_panel = ProbePanel()
         self.gauge = BudgetGauge()
         self.gauge.set_kv_type(self.settings.kv_type)
         self.conversation = ConversationView()
@@ -185,6 +197,7 @@ class MainWindow(QMainWindow):
         middle_layout.setContentsMargins(8, 8, 8, 8)
         middle_layout.addWidget(self.corpus_panel, 3)
         middle_layout.addWidget(self.picker)
+        middle_layout.addWidget(self.probe_panel)
         middle_layout.addWidget(self.gauge, 0)
         self.memory_panel = MemoryPanel()  # issue 15
         middle_layout.addWidget(self.memory_panel, 2)
@@ -247,6 +260,7 @@ class MainWindow(QMainWindow):
         self.picker.browse_requested.connect(self.open_model_dialog)
         self.picker.get_requested.connect(self.open_get_models)
         self.picker.details_requested.connect(self.show_model_details)
+        self.probe_panel.details_requested.connect(self.show_model_details)
         self.gauge.kv_type_chosen.connect(self._on_gauge_kv_type_chosen)
         self.gauge.window_requested.connect(self._on_gauge_window_requested)
         self.gauge.remove_requested.connect(self._on_gauge_remove_requested)
@@ -415,6 +429,11 @@ class MainWindow(QMainWindow):
         if not corpus.documents:
             self.conversation.status.setText(self.tr("Add documents first: drop them on the window or press Ctrl+O."))
             return
+        if self.probe.running:
+            self.conversation.status.setText(
+                self.tr("The model is being measured: cancel that (the cells done are kept) to ask now.")
+            )
+            return
         if self.corpus_panel.reading:
             self.conversation.status.setText(
                 self.tr("Some documents are still being read; ask again when they are ready.")
@@ -441,6 +460,11 @@ class MainWindow(QMainWindow):
         stored, the rest run now (``Library.resume``)."""
         run = self._resumable
         if self.asking or run is None:
+            return
+        if self.probe.running:
+            self.conversation.status.setText(
+                self.tr("The model is being measured: cancel that (the cells done are kept) to go on now.")
+            )
             return
         if not self.corpus_panel.corpus().documents:
             self.conversation.status.setText(self.tr("This session's documents are gone; it cannot be resumed."))
@@ -700,8 +724,11 @@ class MainWindow(QMainWindow):
 
     def use_model(self, path: Path, *, added: bool = False) -> None:
         """Read with the GGUF at ``path`` (checked first; a bad file leaves the model as is)."""
-        if self.asking:
-            self.statusBar().showMessage(self.tr("Wait for the answer (or press Esc) before changing the model."), 5000)
+        if self.asking or self.probe.running:
+            wait = self.tr("Wait for the answer (or press Esc) before changing the model.")
+            if self.probe.running:
+                wait = self.tr("Cancel the measurement before changing the model.")
+            self.statusBar().showMessage(wait, 5000)
             self.picker.set_entries(self.picker.entries, current=self.model_path)
             return
 
@@ -720,6 +747,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(self.tr("Model: {name}").format(name=path.name), 5000)
             self.model_changed.emit(path)
             self.schedule_measure()
+            self.probe.refresh()
 
         def on_error(exc: EngineError) -> None:
             self.picker.set_entries(self.picker.entries, current=self.model_path)
@@ -749,6 +777,8 @@ class MainWindow(QMainWindow):
         def on_done(details: ModelDetails) -> None:
             self.model_details = ModelDetailsDialog(self)
             self.model_details.show_details(details)
+            self.model_details.measure_requested.connect(self._on_model_details_measure_requested)
+            self.model_details.set_measuring(self.probe.running)
             self.model_details.open()
 
         self.disk_lane.submit(
@@ -757,6 +787,10 @@ class MainWindow(QMainWindow):
             on_done=on_done,
             on_error=lambda exc: self.statusBar().showMessage(exc.message, 8000),
         )
+
+    def _on_model_details_measure_requested(self, quick: bool) -> None:
+        self.model_details.accept()  # the panel shows the probe's progress
+        self.probe.start(quick)
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.settings, current_data_dir=str(self.data_folder), parent=self)
@@ -805,6 +839,7 @@ class MainWindow(QMainWindow):
         self.passwords.stop()
         if self._run_job is not None:
             self._run_job.cancel()
+        self.probe.shutdown()
         self.settings.sync()
         self.model_lane.shutdown()
         self.disk_lane.shutdown()

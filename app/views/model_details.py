@@ -5,7 +5,8 @@ the store and draws the heatmap PNG through ``Library.draw_probe``) and returns 
 ``ModelDetails``; ``ModelDetailsDialog.show_details(details)`` runs on the main thread and
 shows the heatmap, the effective context per KV cache type with the threshold used, and
 the table of mean scores per task and length. A model never probed gets the command
-that measures it. The dialog only shows: it runs nothing.
+that measures it. The dialog runs nothing itself: its Measure buttons ask the window
+(``measure_requested(quick)``), whose model panel runs the probe and shows its progress.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QLabel,
+    QPushButton,
     QScrollArea,
     QTableWidget,
     QTableWidgetItem,
@@ -57,7 +59,13 @@ def load_model_details(library: Library, model_path: Path) -> ModelDetails:
 
 
 class ModelDetailsDialog(QDialog):
-    """The heatmap, effective context and scores of one model (no signals of its own)."""
+    """The heatmap, effective context and scores of one model.
+
+    Signals:
+        measure_requested(bool): measure this model now (True: quick).
+    """
+
+    measure_requested = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -81,8 +89,22 @@ class ModelDetailsDialog(QDialog):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         layout.addWidget(self.table, 2)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.quick_button = QPushButton(self.tr("Measure (quick)"))
+        self.quick_button.setToolTip(self.tr("Two lengths at mid-depth: a few minutes on the bundled model"))
+        self.full_button = QPushButton(self.tr("Measure fully"))
+        self.full_button.setToolTip(self.tr("Every length up to the window at three depths: can take hours"))
+        for button, quick in ((self.quick_button, True), (self.full_button, False)):
+            buttons.addButton(button, QDialogButtonBox.ButtonRole.ActionRole)
+            button.clicked.connect(lambda _checked=False, q=quick: self.measure_requested.emit(q))
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+
+    def set_measuring(self, running: bool) -> None:
+        """A probe is running (its progress is in the model panel): Measure waits."""
+        for button in (self.quick_button, self.full_button):
+            button.setEnabled(not running)
+            if running:
+                button.setToolTip(self.tr("Measuring now: its progress is in the model panel"))
 
     def show_details(self, details: ModelDetails) -> None:
         self.setWindowTitle(self.tr("Model details: {name}").format(name=details.model_name))
@@ -91,8 +113,8 @@ class ModelDetailsDialog(QDialog):
             self.summary.setText(
                 self.tr(
                     "{name} has not been measured on this computer yet. Its trained window "
-                    "says how much it can take, not how much it reads reliably. Measure it with "
-                    "<code>longread probe --quick</code> (a few minutes) or <code>longread probe</code>."
+                    "says how much it can take, not how much it reads reliably. Measure it here (Measure) or "
+                    "with <code>longread probe --quick</code> (a few minutes) or <code>longread probe</code>."
                 ).format(name=name)
             )
             self.picture.clear()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.views.model_details import ModelDetails, ModelDetailsDialog
 from engine.models.bundled import model_sha256
-from engine.probe import SUITE, TASKS
+from engine.probe import TASKS, suite_key
 from engine.store import open_store
 from engine.store.db import ProbeCell
 
@@ -18,7 +18,7 @@ def _cells(sha: str) -> list[ProbeCell]:
             model_sha256=sha,
             kv_type="f16",
             n_ctx=2048,
-            suite=SUITE,
+            suite=suite_key(),
             task=task,
             length=length,
             depth=-1.0 if task == "cwe" else 0.5,

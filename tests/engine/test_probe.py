@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from engine.probe import (
     load_prose,
     make_sample,
     score_answer,
+    suite_key,
 )
 from engine.runtime.backend import KvType
 from engine.runtime.fake import FakeBackend
@@ -139,7 +141,7 @@ def test_a_perfect_model_reads_every_cell_and_the_whole_grid_is_effective(store:
     assert {c.depth for c in report.cells if c.task == "cwe"} == {SPREAD}
     assert report.effective[KvType.F16].tokens == 1024
     assert progress[-1].done == progress[-1].total == n_cells and progress[-1].eta_s == 0
-    stored = store.get_probe_cells(report.model_sha256, suite=SUITE)
+    stored = store.get_probe_cells(report.model_sha256, suite=suite_key())
     assert len(stored) == n_cells and stored[0].n_ctx == 1024
     # Each cell read its own haystack: no two prompts share a prefix beyond the frame.
     heads = {p.text[:400] for p in backend.prompts}
@@ -180,10 +182,86 @@ def test_a_cancelled_probe_keeps_its_cells_and_resumes(store: Store, tmp_path: P
     assert len(library.probe_cells()) == len(GRID.cells())
 
 
+def test_progress_inside_a_cell_reports_the_tokens_read(store: Store, tmp_path: Path) -> None:
+    backend = FakeBackend(n_vocab=1 << 20, n_ctx_train=2048)
+    grid = ProbeGrid(lengths=(2048,), depths=(0.5,), tasks=("niah_single", "vt"))
+    backend.enqueue(*[oracle] * 2)
+    library = _library(store, backend, tmp_path)
+    library.use_settings(ReadSettings(n_threads=1, n_batch=256))
+    progress: list[ProbeProgress] = []
+    report = library.probe(grid=grid, on_progress=progress.append)
+    reading = [p for p in progress if p.reading is not None]
+    for task, cell in zip(("niah_single", "vt"), report.cells, strict=True):
+        mine = [p.reading for p in reading if p.task == task]
+        assert len(mine) >= cell.prompt_tokens // 256  # one report per batch of 256
+        dones = [r.done for r in mine if r is not None]
+        assert dones == sorted(dones) and dones[-1] == cell.prompt_tokens
+        assert all(r is not None and r.total == cell.prompt_tokens for r in mine)
+    # Inside a cell the count of cells does not move; a finished cell has its score and no reading.
+    first_cell = [p for p in reading if p.task == "niah_single"]
+    assert {(p.done, p.total) for p in first_cell} == {(0, 2)}
+    finished = [p for p in progress if p.last_score is not None]
+    assert [p.done for p in finished] == [1, 2] and all(p.reading is None for p in finished)
+
+
+def test_the_cli_shows_a_long_cells_reading_in_quarters(capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import _ProbePrinter
+    from engine.runtime.backend import PrefillProgress
+
+    printer = _ProbePrinter()
+    printer.tty = False  # a log
+    cell = ProbeProgress(3, 10, "q8_0", "vt", 8192, 0.5, 100.0, 600.0)
+    printer(cell)
+    for batch_end in range(512, 8150 + 512, 512):
+        printer(replace(cell, reading=PrefillProgress(min(batch_end, 8150), 8150, 50.0, 1.0)))
+    printer(replace(cell, done=4, last_score=0.4))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "Probe cell 3/10: q8_0 vt 8,192 tokens, about 10 min 00 s left"
+    assert [ln.split(": read ")[1].split(" (")[0] for ln in lines[1:-1]] == [
+        "2,048/8,150",
+        "4,096/8,150",
+        "6,144/8,150",
+    ]
+    assert lines[-1] == "Probe cell 4/10: q8_0 vt 8,192 tokens -> 40%, about 10 min 00 s left"
+
+
+def test_cells_measured_on_other_prose_are_kept_apart_and_measured_again(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The haystacks are cut from the running Python's documentation: another Python
+    # version builds other prompts, so its cells must not count as this one's.
+    import engine.probe as probe
+
+    backend = FakeBackend(n_vocab=1 << 20, n_ctx_train=1024)
+    backend.enqueue(*[oracle] * (2 * len(GRID.cells())))
+    library = _library(store, backend, tmp_path)
+    here = suite_key()
+    assert here.startswith(SUITE + "+prose-")
+    first = library.probe(grid=GRID)
+    assert first.ran == len(GRID.cells())
+
+    other_python = tuple(s.replace("the", "a") for s in load_prose())  # a release with other docstrings
+    monkeypatch.setattr(probe, "load_prose", lambda: other_python)
+    probe.suite_key.cache_clear()
+    try:
+        elsewhere = suite_key()
+        assert elsewhere != here and elsewhere.startswith(SUITE + "+prose-")
+        assert library.probe_cells() == [] and library.effective_context() == {}
+        second = library.probe(grid=GRID)
+        assert second.ran == len(GRID.cells())  # nothing reused from the other prose
+        assert {c.suite for c in library.probe_cells()} == {elsewhere}
+    finally:
+        monkeypatch.undo()
+        probe.suite_key.cache_clear()
+    assert suite_key() == here
+    assert len(store.get_probe_cells(first.model_sha256, suite=here)) == len(GRID.cells())
+    assert len(store.get_probe_cells(first.model_sha256)) == 2 * len(GRID.cells())
+
+
 def test_effective_context_is_zero_when_the_shortest_length_fails() -> None:
     def cell(task: str, length: int, score: float) -> ProbeCell:
         return ProbeCell(
-            model_sha256="m", kv_type="q4_0", n_ctx=2048, suite=SUITE, task=task, length=length, depth=0.5,
+            model_sha256="m", kv_type="q4_0", n_ctx=2048, suite=suite_key(), task=task, length=length, depth=0.5,
             sample=0, seed=1, prompt_tokens=length, expected=("1",), output="", score=score, prefill_s=0.0,
             generate_s=0.0, runtime_version="x",
         )  # fmt: skip
@@ -294,3 +372,28 @@ def test_longread_probe_prints_the_table_and_saves_the_heatmap(home: Path, tmp_p
     assert "KV cache f16: effective context 512 tokens" in out.stdout
     assert "85.6%" in out.stdout and f"Heatmap: {png}" in out.stdout
     _check_png(png)
+
+
+def test_a_missing_matplotlib_is_a_plain_message_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from engine.errors import EngineError
+    from engine.probe_plot import draw_heatmap
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args: object, **kwargs: object) -> object:
+        if name.startswith("matplotlib"):
+            raise ImportError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    cell = ProbeCell(
+        model_sha256="m", kv_type="f16", n_ctx=1024, suite=suite_key(), task="niah_single", length=1024,
+        depth=0.5, sample=0, seed=1, prompt_tokens=1000, expected=("1",), output=" 1", score=1.0,
+        prefill_s=0.0, generate_s=0.0, runtime_version="x",
+    )  # fmt: skip
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with pytest.raises(EngineError, match="cannot draw the heatmap: matplotlib is missing") as raised:
+        draw_heatmap([cell], tmp_path / "h.png")
+    assert "measurements are stored" in raised.value.message
+    assert not (tmp_path / "h.png").exists()

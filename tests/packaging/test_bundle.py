@@ -128,6 +128,8 @@ def test_frozen_selftest_reads_the_sample_and_a_pdf_and_answers(built: Built, tm
     assert f"model: {app_dir / '_internal' / 'models'}" in out
     assert "The vault access code is 731904" in out or "731904" in out.split("answer:", 1)[1]
     assert "AVX512" not in out.split("llama.cpp CPU features:", 1)[1].splitlines()[0]
+    assert "heatmap drawn (matplotlib Agg)" in out  # the trimmed matplotlib works (issue 14)
+    assert "probe prose: " in out
     assert "selftest passed" in out
     assert "Traceback" not in out
     # User data never goes inside the bundle (nor does anything else).
