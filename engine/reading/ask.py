@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Unpack
 
+from engine.compose import RECOMPUTE_FIRST, Composer, ComposeRefused, Composition
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import CancelToken, ContextOverflowError, EngineError, GenerationError
@@ -118,6 +119,8 @@ class Reader(LaneReader):
         super().__init__(store, model_path, settings, **options)
         self._model_sha: str | None = None
         self.snapshots = snapshots if snapshots is not None or not use_snapshots else SnapshotCache(store)
+        #: k of per-document composition (engine/compose.py); None turns composing off.
+        self.compose_k: int | None = RECOMPUTE_FIRST
 
     # -- models ------------------------------------------------------------------
 
@@ -329,7 +332,8 @@ class Reader(LaneReader):
         answer: list[str] = []
         try:
             model = self._ensure_model(budget.n_ctx)
-            warm, corpus_stats = self._load_corpus(model, prompt, on_progress=on_progress, cancel=cancel)
+            names = [d.name for d in corpus.documents]
+            warm, corpus_stats = self._load_corpus(model, prompt, on_progress=on_progress, cancel=cancel, names=names)
             rest = model.prefill(prompt.tokens, on_progress=on_progress, should_cancel=cancel)
             prefill = PrefillStats(
                 evaluated=corpus_stats.evaluated + rest.evaluated,
@@ -390,8 +394,10 @@ class Reader(LaneReader):
         *,
         on_progress: Callable[[PrefillProgress], None] | None,
         cancel: CancelToken,
+        names: list[str] | None = None,
     ) -> tuple[WarmStart, PrefillStats]:
-        """Make the context hold the corpus prefix: already there, restored, or read.
+        """Make the context hold the corpus prefix: already there, restored, assembled
+        from its documents' snapshots (engine/compose.py), or read.
 
         Returns:
             how it got there, and the stats of what was evaluated for it (the restore
@@ -424,6 +430,15 @@ class Reader(LaneReader):
                     snapshot_bytes=info.size_bytes,
                 )
                 return warm, PrefillStats(evaluated=check.evaluated, reused=end - check.evaluated, seconds=restore_s)
+        composer = self._composer()
+        if composer is not None and composer.cost(model, prompt) < end - held:
+            try:
+                comp = composer.compose(model, prompt, names=names or ())
+            except ComposeRefused as exc:
+                notice = exc.message if notice is None else f"{notice} {exc.message}"
+            else:
+                if comp is not None:
+                    return self._composed(model, composer, prompt, comp, names or [], notice)
         # Cold: read all but the last corpus token, save that, then evaluate the last
         # token alone, as a restore does, so both paths compute the same cache.
         total = len(prompt.tokens)
@@ -458,6 +473,11 @@ class Reader(LaneReader):
                 notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
         if saved is None and notice is None:
             notice = "The corpus snapshot would exceed the snapshot disk budget; it was not saved."
+        if composer is not None:
+            try:
+                composer.save_documents(model, prompt, names=names or (), seconds_per_token=cold.seconds / end)
+            except (EngineError, OSError) as exc:
+                notice = f"The documents' snapshots could not be saved ({exc}); they will be read again next time."
         warm = WarmStart(
             source="prefill",
             corpus_tokens=end,
@@ -467,6 +487,45 @@ class Reader(LaneReader):
             notice=notice,
         )
         return warm, cold
+
+    def _composer(self) -> Composer | None:
+        if self.snapshots is None or self.compose_k is None:
+            return None
+        return Composer(
+            self.snapshots,
+            model_sha256=self.model_sha,
+            model_name=self.model_path.name,
+            swa_full=self.swa_full,
+            k=self.compose_k,
+        )
+
+    def _composed(
+        self,
+        model: LoadedModel,
+        composer: Composer,
+        prompt: Prompt,
+        comp: Composition,
+        names: list[str],
+        notice: str | None,
+    ) -> tuple[WarmStart, PrefillStats]:
+        notes = [n for n in (notice, *comp.notices) if n]
+        if comp.read:
+            # Documents read whole in place get their own snapshot now.
+            rate = comp.cold_estimate_s / prompt.corpus_end if comp.cold_estimate_s else 0.0
+            try:
+                composer.save_documents(model, prompt, names=names, seconds_per_token=rate)
+            except (EngineError, OSError) as exc:
+                notes.append(f"A document's snapshot could not be saved ({exc}).")
+        warm = WarmStart(
+            source="composed",
+            corpus_tokens=prompt.corpus_end,
+            restore_s=comp.stats.seconds,
+            cold_prefill_s=comp.cold_estimate_s,
+            notice=" ".join(notes) or None,
+            documents=comp.documents,
+            reread_tokens=comp.stats.evaluated,
+        )
+        return warm, comp.stats
 
 
 def _common_prefix(have: list[int], want: list[int]) -> int:

@@ -58,6 +58,8 @@ class Prompt:
     corpus_end: int
     corpus_tokens: int
     question_tokens: int
+    #: Where each document's tokens lie in ``tokens``: (start, end), in reading order.
+    document_spans: tuple[tuple[int, int], ...] = ()
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -137,7 +139,9 @@ def build_prompt(
         middle = tokenizer.tokenize_text(frame.middle)
         tail = tokenizer.tokenize_text(frame.tail)
     tokens = list(head)
+    spans = []
     for doc in document_tokens:
+        spans.append((len(tokens), len(tokens) + len(doc)))
         tokens.extend(doc)
     corpus_end = len(tokens)
     question_part = tokenizer.tokenize_text(question.strip())
@@ -149,4 +153,5 @@ def build_prompt(
         corpus_end=corpus_end,
         corpus_tokens=corpus_end - len(head),
         question_tokens=len(tokens) - corpus_end,
+        document_spans=tuple(spans),
     )
