@@ -49,6 +49,8 @@ from engine.warm import SnapshotCache, SnapshotKey, make_key
 RECOMPUTE_FIRST = 16
 #: The corpus's last tokens read cold with the prompt head as the gate's reference.
 PROBE_TOKENS = 32
+#: How the prompt head's snapshot (instructions, the same in every corpus) is listed.
+HEAD_LABEL = "(instructions)"
 #: The largest KL divergence (nats) between the probe's and the composition's next-token
 #: distributions that passes (benchmarks/compose.py calibrates it).
 GATE_KL = 1.0
@@ -127,7 +129,8 @@ class Composer:
         if not spans:
             return prompt.corpus_end
         head = spans[0][0]
-        total = 2 * head + PROBE_TOKENS + 1
+        head_known = self.cache.find(self.key(model, prompt.tokens[:head])) is not None
+        total = PROBE_TOKENS + 1 + (0 if head_known else 2 * head)
         for a, b in spans:
             found = self.cache.find(self.key(model, prompt.tokens[a:b])) is not None
             total += min(self.k, b - a) if found else b - a
@@ -157,8 +160,19 @@ class Composer:
         head = spans[0][0]
         parts: list[tuple[Path, int]] = []
         keys: list[SnapshotKey] = []
-        recompute: list[tuple[int, int]] = [(0, head)]
+        recompute: list[tuple[int, int]] = []
         notices: list[str] = []
+        # The prompt head (instructions) is the same in every corpus, at the same place:
+        # its snapshot is exact. Without one it is read again (it is short).
+        head_part = None
+        head_key = self.key(model, corpus[:head])
+        head_path, _ = self.cache.document_file(head_key) if head else (None, None)
+        if head_path is not None:
+            head_part = (head_path, 0)
+            parts.append(head_part)
+            keys.append(head_key)
+        else:
+            recompute.append((0, head))
         cold_s = 0.0
         cold_tokens = 0
         for i, (a, b) in enumerate(spans):
@@ -176,12 +190,15 @@ class Composer:
             if info is not None:
                 cold_s += info.prefill_s
                 cold_tokens += b - a
-        if not parts:
+        if len(parts) == (head_part is not None):
             return None
         recompute.append((end - 1, end))
         probe = corpus[:head] + corpus[max(head, end - PROBE_TOKENS) :]
         model.clear()
-        probe_stats = model.prefill(probe)
+        if head_part is not None:
+            probe_stats = model.compose([head_part], tokens=probe, recompute=[(head, len(probe))])
+        else:
+            probe_stats = model.prefill(probe)
         reference = model.last_logits()
         try:
             stats = model.compose(parts, tokens=corpus, recompute=_merge(recompute))
@@ -197,7 +214,7 @@ class Composer:
         if not np.isfinite(kl) or kl > self.gate_kl:
             model.clear()
             raise ComposeRefused(
-                f"The corpus assembled from {len(parts)} documents' snapshots failed its quality check "
+                f"The corpus assembled from {len(keys)} snapshots failed its quality check "
                 f"(divergence {kl:.2f} from a cold probe, limit {self.gate_kl:.2f}); it is read cold instead."
             )
         for key in keys:
@@ -207,9 +224,10 @@ class Composer:
         estimate = None
         if cold_tokens:
             estimate = cold_s * end / cold_tokens
+        documents = len(parts) - (head_part is not None)
         return Composition(
-            documents=len(parts),
-            read=len(spans) - len(parts),
+            documents=documents,
+            read=len(spans) - documents,
             stats=PrefillStats(evaluated=evaluated, reused=end - stats.evaluated, seconds=seconds),
             kl=kl,
             cold_estimate_s=estimate,
@@ -232,13 +250,17 @@ class Composer:
             return 0  # never composable here: not worth the disk
         held = model.context_tokens
         saved = 0
-        for i, (a, b) in enumerate(prompt.document_spans):
+        spans = list(prompt.document_spans)
+        labels = [names[i] if i < len(names) else "" for i in range(len(spans))]
+        if spans and spans[0][0] > 0:
+            spans.insert(0, (0, spans[0][0]))
+            labels.insert(0, HEAD_LABEL)
+        for (a, b), label in zip(spans, labels, strict=True):
             if b > len(held) or held[a:b] != prompt.tokens[a:b]:
                 break
             key = self.key(model, prompt.tokens[a:b])
             if self.cache.find(key) is not None:
                 continue
-            label = names[i] if i < len(names) else ""
             info = self.cache.save_document(
                 model, key, a, b, model_name=self.model_name, label=label, prefill_s=(b - a) * seconds_per_token
             )

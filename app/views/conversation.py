@@ -377,6 +377,8 @@ def describe_ask(result: AskResult) -> str:
     if warm is not None and warm.source == "snapshot":
         was = f" (reading them took {warm.cold_prefill_s:.0f} s)" if warm.cold_prefill_s else ""
         read = f"restored the documents in {warm.restore_s:.1f} s{was}"
+    elif warm is not None and warm.composed:  # issue 17
+        read = warm.describe_composition()
     elif warm is not None and warm.source == "context" and p.evaluated < 64:
         read = "the documents were already read"
     elif p.evaluated and p.seconds > 0:

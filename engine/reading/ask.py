@@ -431,7 +431,11 @@ class Reader(LaneReader):
                 )
                 return warm, PrefillStats(evaluated=check.evaluated, reused=end - check.evaluated, seconds=restore_s)
         composer = self._composer()
-        if composer is not None and composer.cost(model, prompt) < end - held:
+        why = model.can_shift if composer is not None and len(prompt.document_spans) > 1 else None
+        if why is not None:
+            refusal = f"The documents' snapshots cannot be assembled for this model: {why}. Read cold."
+            notice = refusal if notice is None else f"{notice} {refusal}"
+        elif composer is not None and composer.cost(model, prompt) < end - held:
             try:
                 comp = composer.compose(model, prompt, names=names or ())
             except ComposeRefused as exc:

@@ -478,6 +478,27 @@ class LoadedModel(Tokenizer):
         evaluated = int(fresh.sum())
         return PrefillStats(evaluated=evaluated, reused=n - evaluated, seconds=time.perf_counter() - started)
 
+    def logits_after_each(self, tokens: Sequence[int]) -> np.ndarray:
+        """Append ``tokens`` to the context in one batch and return the logits after each
+        (rows in order). For benchmarks that score a context against another one token at
+        a time (benchmarks/compose.py); not part of the runtime interface.
+
+        Raises:
+            GenerationError: more than a batch or the window holds, or llama.cpp failed.
+        """
+        n = self._llm.n_tokens
+        if not tokens or len(tokens) > self.n_batch or n + len(tokens) > self.n_ctx:
+            raise GenerationError("The tokens to score must fit one batch and the window.")
+        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._llm._ctx.ctx), 0, n, -1)
+        self._decode([(int(t), n + i) for i, t in enumerate(tokens)], all_logits=True)
+        rows = [
+            np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, i), shape=(self._n_vocab,)).copy()
+            for i in range(len(tokens))
+        ]
+        self._llm.input_ids[n : n + len(tokens)] = list(tokens)
+        self._llm.n_tokens = n + len(tokens)
+        return np.stack(rows)
+
     def _moved_range(self, path: Path, at: int, tokens: Sequence[int]) -> kvstate.SeqState:
         start, saved, state = _read_range(path)
         count = len(saved)
@@ -497,7 +518,7 @@ class LoadedModel(Tokenizer):
         llama_cpp.llama_memory_seq_rm(mem, 0, at + count, -1)
         return kvstate.parse(self._seq_bytes()).positions(at, at + count)
 
-    def _decode(self, items: Sequence[tuple[int, int]]) -> None:
+    def _decode(self, items: Sequence[tuple[int, int]], *, all_logits: bool = False) -> None:
         batch = llama_cpp.llama_batch_init(len(items), 0, 1)
         try:
             for i, (token, pos) in enumerate(items):
@@ -505,7 +526,7 @@ class LoadedModel(Tokenizer):
                 batch.pos[i] = pos
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = 0
-                batch.logits[i] = i == len(items) - 1
+                batch.logits[i] = all_logits or i == len(items) - 1
             batch.n_tokens = len(items)
             rc = llama_cpp.llama_decode(self._llm._ctx.ctx, batch)
         finally:

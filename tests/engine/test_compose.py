@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.compose import PROBE_TOKENS, RECOMPUTE_FIRST, kl_divergence
+from engine.compose import HEAD_LABEL, PROBE_TOKENS, RECOMPUTE_FIRST, kl_divergence
 from engine.config import ReadSettings
 from engine.corpus import Corpus, Document
 from engine.library import Library
@@ -75,12 +75,14 @@ def test_each_document_gets_its_own_snapshot_when_first_read(tmp_path: Path, lib
     assert first.warm is not None and first.warm.source == "prefill" and first.warm.saved
 
     snaps = library.snapshots.list_snapshots()
-    assert sorted(s.kind for s in snaps) == ["corpus", "document", "document", "document"]
-    assert sorted(s.label for s in snaps if s.kind == "document") == ["a.txt", "b.txt", "c.txt"]
+    assert sorted(s.kind for s in snaps) == ["corpus", "document", "document", "document", "document"]
+    # The instructions before the documents get one too: they are the same in every corpus.
+    assert sorted(s.label for s in snaps if s.kind == "document") == [HEAD_LABEL, "a.txt", "b.txt", "c.txt"]
     # A document's snapshot holds its own tokens only, whatever window it was read at.
     tokens = {s.label: s.n_tokens for s in snaps if s.kind == "document"}
     prompt, _ = library.prepare_ask(_corpus(docs, "a.txt", "b.txt", "c.txt"), QUESTION)
     assert [b - a for a, b in prompt.document_spans] == [tokens[n] for n in ("a.txt", "b.txt", "c.txt")]
+    assert tokens[HEAD_LABEL] == prompt.document_spans[0][0]
     assert all(s.n_ctx == 0 for s in snaps if s.kind == "document")
 
 
@@ -98,12 +100,15 @@ def test_a_reordered_corpus_is_assembled_from_its_documents_snapshots(
     prompt, _ = library.prepare_ask(_corpus(docs, "c.txt", "a.txt", "b.txt"), QUESTION)
     # The answer read exactly the tokens a cold read of this order reads.
     assert list(backend.prompts[cold_prompts].tokens[: len(prompt.tokens)]) == prompt.tokens
-    [(parts, recompute)] = _model(backend).compositions
+    # The gate's probe: the instructions' snapshot and the corpus's last tokens read cold.
+    probe, composition = _model(backend).compositions
     head = prompt.document_spans[0][0]
-    assert [at for _, at in parts] == [a for a, _ in prompt.document_spans]
-    expected = [(0, head + RECOMPUTE_FIRST)] + [(a, a + RECOMPUTE_FIRST) for a, _ in prompt.document_spans[1:]]
+    assert [at for _, at in probe[0]] == [0] and probe[1] == ((head, head + PROBE_TOKENS),)
+    parts, recompute = composition
+    assert [at for _, at in parts] == [0] + [a for a, _ in prompt.document_spans]  # instructions, c, a, b
+    expected = [(a, a + RECOMPUTE_FIRST) for a, _ in prompt.document_spans]
     assert list(recompute) == [*expected, (prompt.corpus_end - 1, prompt.corpus_end)]
-    read_again = head + 3 * RECOMPUTE_FIRST + 1 + head + PROBE_TOKENS
+    read_again = 3 * RECOMPUTE_FIRST + 1 + PROBE_TOKENS
     assert warm.reread_tokens == read_again < prompt.corpus_end // 5
     assert "assembled from 3 documents' snapshots in" in warm.describe_composition()
     assert f"({read_again:,} tokens read again)" in warm.describe_composition()
@@ -117,10 +122,10 @@ def test_an_inserted_document_is_read_in_place_and_saved(
     result = library.ask(_corpus(docs, "a.txt", "new.txt", "b.txt"), QUESTION)
     assert result.warm is not None and result.warm.source == "composed" and result.warm.documents == 2
     prompt, _ = library.prepare_ask(_corpus(docs, "a.txt", "new.txt", "b.txt"), QUESTION)
-    [(_, recompute)] = _model(backend).compositions
+    _, (_, recompute) = _model(backend).compositions
     assert _covers(recompute, prompt.document_spans[1])  # the new document, read whole in place
     labels = [s.label for s in library.snapshots.list_snapshots() if s.kind == "document"]
-    assert sorted(labels) == ["a.txt", "b.txt", "new.txt"]
+    assert sorted(labels) == [HEAD_LABEL, "a.txt", "b.txt", "new.txt"]
 
 
 def test_the_same_documents_inside_another_corpus_of_another_window(
@@ -157,7 +162,7 @@ def test_a_model_that_cannot_move_positions_reads_cold_with_the_reason(
     result = library.ask(_corpus(docs, "b.txt", "a.txt"), QUESTION)
     assert result.warm is not None and result.warm.source == "prefill"
     assert result.warm.notice is not None and "sliding-window attention" in result.warm.notice
-    assert _model(backend).compositions == []
+    assert _model(backend).compositions == []  # not even the gate's probe
 
 
 def test_a_damaged_document_snapshot_is_rebuilt_never_used(
@@ -175,7 +180,7 @@ def test_a_damaged_document_snapshot_is_rebuilt_never_used(
     assert warm is not None and warm.source == "composed" and warm.documents == 2
     assert warm.notice is not None and "b.txt was damaged" in warm.notice
     prompt, _ = library.prepare_ask(_corpus(docs, "c.txt", "b.txt", "a.txt"), QUESTION)
-    [(parts, recompute)] = _model(backend).compositions
+    _, (parts, recompute) = _model(backend).compositions
     assert b_snap.path.name not in [name for name, _ in parts]
     assert _covers(recompute, prompt.document_spans[1])  # b read again in place
     [rebuilt] = [s for s in library.snapshots.list_snapshots() if s.label == "b.txt"]
