@@ -191,6 +191,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ks", default="0,16,64,256")
     parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument(
+        "--broken", action="store_true", help="compose without rotating moved keys (the gate must catch it)"
+    )
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument("--merge", type=Path, nargs="+", help="print the table of these --json files only")
     args = parser.parse_args()
@@ -199,6 +202,7 @@ def main() -> int:
         return print_merged(args.merge)
     path = bundled_model_path()
     model = load_model(path, LoadSettings(n_ctx=args.ctx, n_threads=args.threads))
+    model.rotate_moved_keys = not args.broken
     sha = model_sha256(path)
     pool = paragraphs()
     cells: dict[tuple[str, int], Cell] = {(c, k): Cell() for c in CASES for k in ks}

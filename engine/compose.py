@@ -53,7 +53,7 @@ PROBE_TOKENS = 32
 HEAD_LABEL = "(instructions)"
 #: The largest KL divergence (nats) between the probe's and the composition's next-token
 #: distributions that passes (benchmarks/compose.py calibrates it).
-GATE_KL = 1.0
+GATE_KL = 5.0
 
 
 class ComposeRefused(EngineError):

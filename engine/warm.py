@@ -183,7 +183,7 @@ class WarmStart:
         from engine.units import format_duration
 
         docs = f"{self.documents} document{'s' if self.documents != 1 else ''}'"
-        took = f"{self.restore_s:.1f}" if self.restore_s >= 1 else f"{self.restore_s:.2f}"
+        took = f"{self.restore_s:.1f}" if self.restore_s >= 0.1 else f"{self.restore_s:.2f}"
         cold = f" instead of about {format_duration(self.cold_prefill_s)}" if self.cold_prefill_s else ""
         return f"assembled from {docs} snapshots in {took} s ({self.reread_tokens:,} tokens read again){cold}"
 

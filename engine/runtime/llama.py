@@ -24,6 +24,7 @@ import array
 import codecs
 import contextlib
 import ctypes
+import dataclasses
 import io
 import logging
 import struct
@@ -166,6 +167,10 @@ class LoadedModel(Tokenizer):
         self.n_threads = n_threads
         self._vocab = llm._model.vocab
         self._n_vocab = llm.n_vocab()
+        #: False moves document cells to new positions without rotating their keys (the
+        #: naive restore at an offset): a broken composition, for benchmarks/compose.py's
+        #: check that the quality gate catches one. Never False in the engine.
+        self.rotate_moved_keys = True
 
     @property
     def n_ctx(self) -> int:
@@ -506,6 +511,8 @@ class LoadedModel(Tokenizer):
             raise GenerationError(f"The snapshot {path.name} holds other tokens than the corpus at {at:,}.")
         if at == start:
             return state
+        if not self.rotate_moved_keys:  # the naive move: new positions, keys left as they were
+            return dataclasses.replace(state, pos=np.arange(at, at + count, dtype=state.pos.dtype))
         why = self.can_shift
         if why is not None:
             raise GenerationError(f"Documents cannot be moved in this model's cache: {why}.")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from engine.config import ReadSettings
 from engine.corpus import Corpus, Document
 from engine.ingest import read_documents
