@@ -119,10 +119,6 @@ class Composer:
     def key(self, model: Model, tokens: Sequence[int]) -> SnapshotKey:
         return make_key(model, model_sha256=self.model_sha256, corpus=tokens, swa_full=self.swa_full, document=True)
 
-    def known(self, model: Model, prompt: Prompt) -> int:
-        """How many of the prompt's documents have a snapshot row (files not checked)."""
-        return sum(self.cache.find(self.key(model, prompt.tokens[a:b])) is not None for a, b in prompt.document_spans)
-
     def cost(self, model: Model, prompt: Prompt) -> int:
         """About how many tokens composing would evaluate (rows only, files not checked)."""
         spans = prompt.document_spans

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.compose import HEAD_LABEL, PROBE_TOKENS, RECOMPUTE_FIRST, kl_divergence
-from engine.config import ReadSettings
+from engine.config import ReadSettings, db_path
 from engine.corpus import Corpus, Document
 from engine.library import Library
 from engine.runtime import kvstate
@@ -38,7 +38,7 @@ def library(home: Path, tmp_path: Path, backend: FakeBackend) -> Iterator[Librar
     model = tmp_path / "fake-model.gguf"
     model.write_bytes(b"not weights: the fake backend reads nothing")
     lib = Library(
-        home / "longread.db",
+        db_path(),
         model_path=model,
         backend=backend,
         settings=ReadSettings(max_answer_tokens=16, n_batch=64),
@@ -186,6 +186,21 @@ def test_a_damaged_document_snapshot_is_rebuilt_never_used(
     [rebuilt] = [s for s in library.snapshots.list_snapshots() if s.label == "b.txt"]
     assert crc32_file(rebuilt.path) == library.store.get_snapshot(rebuilt.key)["checksum"]  # type: ignore[index]
     assert rebuilt.path.read_bytes() != bytes(data)
+
+
+def test_longread_snapshots_lists_each_documents_snapshot(
+    tmp_path: Path, home: Path, library: Library, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import main
+
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt"), QUESTION)
+    library.close()
+    assert main(["snapshots"]) == 0
+    out = capsys.readouterr().out
+    assert "document a.txt, KV f16" in out and "document b.txt, KV f16" in out
+    assert f"document {HEAD_LABEL}, KV f16" in out
+    assert "4 snapshots (3 of single documents)" in out
 
 
 def test_composing_off_reads_cold(tmp_path: Path, library: Library, backend: FakeBackend) -> None:
