@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Unpack
 
 from engine.compose import RECOMPUTE_FIRST, Composer, ComposeRefused, Composition
 from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import CancelToken, ContextOverflowError, EngineError, GenerationError
+from engine.errors import CancelToken, ContextOverflowError, EngineError
 from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
 from engine.planning import fit_speed_models
@@ -51,7 +51,7 @@ from engine.runtime.backend import Model as LoadedModel
 from engine.runtime.backend import PrefillProgress, PrefillStats, Tokenizer, align_ctx
 from engine.store import Store
 from engine.tokens import corpus_tokens, count, tokenizer_key
-from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, SnapshotInvalid, WarmStart, make_key
+from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, WarmStart, common_prefix, load_prefix, make_key
 
 # Room left for follow-up questions when the window is chosen automatically, so that a
 # longer follow-up does not force a reload and a full prefill.
@@ -180,7 +180,14 @@ class Reader(LaneReader):
             self.model_sha, n_threads=self.settings.threads(), llama_cpp_version=self.lane.backend.version
         )
         speeds = fit_speed_models(self.model_info, calibrations, swa_full=self.swa_full)
-        waves = WaveReader(self.store, self.model_path, self.settings, lane=self.lane)  # default note budget
+        waves = WaveReader(  # the default note budget
+            self.store,
+            self.model_path,
+            self.settings,
+            lane=self.lane,
+            snapshots=self.snapshots,
+            use_snapshots=self.snapshots is not None,
+        )
         try:
             return waves.estimate(
                 budget.corpus_tokens,
@@ -396,101 +403,52 @@ class Reader(LaneReader):
         cancel: CancelToken,
         names: list[str] | None = None,
     ) -> tuple[WarmStart, PrefillStats]:
-        """Make the context hold the corpus prefix: already there, restored, assembled
-        from its documents' snapshots (engine/compose.py), or read.
-
-        Returns:
-            how it got there, and the stats of what was evaluated for it (the restore
-            check's one token, or the cold read).
-        """
+        """Make the context hold the corpus prefix: already there, restored
+        (``engine.warm.load_prefix``, which waves use for their page blocks too),
+        assembled from its documents' snapshots when it has no snapshot of its own
+        (engine/compose.py), or read; a cold read saves each document's snapshot."""
         end = prompt.corpus_end
         corpus = prompt.tokens[:end]
-        held = _common_prefix(model.context_tokens, corpus)
-        nothing = PrefillStats(evaluated=0, reused=min(held, end), seconds=0.0)
-        if held >= end - 1:
-            # Already in context (a follow-up): model.prefill reuses it.
-            return WarmStart(source="context", corpus_tokens=end), nothing
-        if self.snapshots is None or end < MIN_SNAPSHOT_TOKENS:
-            return WarmStart(source="prefill", corpus_tokens=end), nothing
-        key = make_key(model, model_sha256=self.model_sha, corpus=corpus, swa_full=self.swa_full)
-        notice = None
-        if self.snapshots.find(key) is not None:
-            start = time.perf_counter()
-            try:
-                info, check = self.snapshots.restore(model, key, corpus)
-            except SnapshotInvalid as exc:
-                notice = exc.message
-            else:
-                restore_s = time.perf_counter() - start
-                warm = WarmStart(
-                    source="snapshot",
-                    corpus_tokens=end,
-                    restore_s=restore_s,
-                    cold_prefill_s=info.prefill_s,
-                    snapshot_bytes=info.size_bytes,
-                )
-                return warm, PrefillStats(evaluated=check.evaluated, reused=end - check.evaluated, seconds=restore_s)
         composer = self._composer()
-        why = model.can_shift if composer is not None and len(prompt.document_spans) > 1 else None
-        if why is not None:
-            refusal = f"The documents' snapshots cannot be assembled for this model: {why}. Read cold."
-            notice = refusal if notice is None else f"{notice} {refusal}"
-        elif composer is not None and composer.cost(model, prompt) < end - held:
-            try:
-                comp = composer.compose(model, prompt, names=names or ())
-            except ComposeRefused as exc:
-                notice = exc.message if notice is None else f"{notice} {exc.message}"
-            else:
-                if comp is not None:
-                    return self._composed(model, composer, prompt, comp, names or [], notice)
-        # Cold: read all but the last corpus token, save that, then evaluate the last
-        # token alone, as a restore does, so both paths compute the same cache.
-        total = len(prompt.tokens)
-
-        def on_corpus_progress(p: PrefillProgress) -> None:
-            if on_progress is not None:
-                eta = (total - p.done) / p.tokens_per_s if p.tokens_per_s > 0 else 0.0
-                on_progress(PrefillProgress(p.done, total, p.tokens_per_s, eta, p.reused))
-
-        head = model.prefill(corpus[:-1], on_progress=on_corpus_progress, should_cancel=cancel)
-        pending = None
-        estimate = int(self.model_info.kv_bytes_per_token(model.kv_type, model.kv_type) * end)
-        try:
-            pending = self.snapshots.write_pending(model, key, estimate_bytes=estimate)
-        except (GenerationError, OSError) as exc:
-            notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
-            if len(model.context_tokens) < end - 1:  # the reload failed and emptied the context
-                more = model.prefill(corpus[:-1], on_progress=on_corpus_progress, should_cancel=cancel)
-                head = PrefillStats(head.evaluated + more.evaluated, head.reused, head.seconds + more.seconds)
-        last = model.prefill(corpus, should_cancel=cancel)
-        cold = PrefillStats(
-            evaluated=head.evaluated + last.evaluated, reused=head.reused, seconds=head.seconds + last.seconds
+        refusal = None
+        held = common_prefix(model.context_tokens, corpus)
+        if composer is not None and held < end - 1 and end >= MIN_SNAPSHOT_TOKENS:
+            key = make_key(model, model_sha256=self.model_sha, corpus=corpus, swa_full=self.swa_full)
+            why = model.can_shift if len(prompt.document_spans) > 1 else None
+            if why is not None:
+                refusal = f"The documents' snapshots cannot be assembled for this model: {why}. Read cold."
+            elif self.snapshots is not None and self.snapshots.find(key) is None:
+                if composer.cost(model, prompt) < end - held:
+                    try:
+                        comp = composer.compose(model, prompt, names=names or ())
+                    except ComposeRefused as exc:
+                        refusal = exc.message
+                    else:
+                        if comp is not None:
+                            return self._composed(model, composer, prompt, comp, names or [])
+        warm, stats = load_prefix(
+            self.snapshots,
+            model,
+            corpus,
+            model_sha256=self.model_sha,
+            model_name=self.model_path.name,
+            swa_full=self.swa_full,
+            kv_bytes_per_token=self.model_info.kv_bytes_per_token(model.kv_type, model.kv_type),
+            total=len(prompt.tokens),
+            on_progress=on_progress,
+            should_cancel=cancel,
         )
-        saved = None
-        if pending is not None:
+        notes = [n for n in (warm.notice, refusal) if n]
+        if composer is not None and warm.source == "prefill":
             try:
-                saved = self.snapshots.commit(
-                    pending, key, model_name=self.model_path.name, logits=model.last_logits(), prefill_s=cold.seconds
+                composer.save_documents(
+                    model, prompt, names=names or (), seconds_per_token=(warm.cold_prefill_s or 0.0) / end
                 )
             except (EngineError, OSError) as exc:
-                pending.unlink(missing_ok=True)
-                notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
-        if saved is None and notice is None:
-            notice = "The corpus snapshot would exceed the snapshot disk budget; it was not saved."
-        if composer is not None:
-            try:
-                composer.save_documents(model, prompt, names=names or (), seconds_per_token=cold.seconds / end)
-            except (EngineError, OSError) as exc:
-                notice = f"The documents' snapshots could not be saved ({exc}); they will be read again next time."
-        warm = WarmStart(
-            source="prefill",
-            corpus_tokens=end,
-            cold_prefill_s=cold.seconds,
-            snapshot_bytes=saved.size_bytes if saved else 0,
-            saved=saved is not None,
-            notice=notice,
-        )
-        return warm, cold
+                notes.append(f"The documents' snapshots could not be saved ({exc}); they will be read again next time.")
+        if notes != [n for n in (warm.notice,) if n]:
+            warm = replace(warm, notice=" ".join(notes))
+        return warm, stats
 
     def _composer(self) -> Composer | None:
         if self.snapshots is None or self.compose_k is None:
@@ -510,9 +468,8 @@ class Reader(LaneReader):
         prompt: Prompt,
         comp: Composition,
         names: list[str],
-        notice: str | None,
     ) -> tuple[WarmStart, PrefillStats]:
-        notes = [n for n in (notice, *comp.notices) if n]
+        notes = list(comp.notices)
         if comp.read:
             # Documents read whole in place get their own snapshot now.
             rate = comp.cold_estimate_s / prompt.corpus_end if comp.cold_estimate_s else 0.0
@@ -530,14 +487,6 @@ class Reader(LaneReader):
             reread_tokens=comp.stats.evaluated,
         )
         return warm, comp.stats
-
-
-def _common_prefix(have: list[int], want: list[int]) -> int:
-    n = min(len(have), len(want))
-    for i in range(n):
-        if have[i] != want[i]:
-            return i
-    return n
 
 
 def _overflow(budget: Budget, *, explicit: bool, waves: WavesEstimate | None = None) -> ContextOverflowError:
@@ -561,5 +510,5 @@ def _overflow(budget: Budget, *, explicit: bool, waves: WavesEstimate | None = N
         needed_tokens=budget.needed,
         n_ctx=budget.n_ctx,
         max_ctx=budget.max_ctx,
-        waves_eta=waves.about if waves is not None else None,
+        waves_eta=waves.about_both if waves is not None else None,
     )
