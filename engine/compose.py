@@ -45,14 +45,22 @@ from engine.reading.prompts import Prompt
 from engine.runtime.backend import Model, PrefillStats
 from engine.warm import SnapshotCache, SnapshotKey, make_key
 
-#: k: the first tokens of each document evaluated again in place (benchmarks/compose.py).
+#: k: the first tokens of each document evaluated again in place. benchmarks/compose.py,
+#: SmolLM2, ten ~150-token documents reordered (one seed, a shared machine): top-1
+#: agreement with the cold read over question + 64-token answer 0.900 / 0.925 / 0.950 /
+#: 1.000 and mean KL 0.119 / 0.093 / 0.055 / 0.0003 nats at k = 0 / 16 / 64 / 256, for
+#: 33 / 193 / 673 / 1,504 of 1,550 tokens evaluated. 16 buys most of what 64 does at a
+#: quarter of the tokens; provisional until more seeds and cases are measured.
 RECOMPUTE_FIRST = 16
 #: The corpus's last tokens read cold with the prompt head as the gate's reference.
 PROBE_TOKENS = 32
 #: How the prompt head's snapshot (instructions, the same in every corpus) is listed.
 HEAD_LABEL = "(instructions)"
 #: The largest KL divergence (nats) between the probe's and the composition's next-token
-#: distributions that passes (benchmarks/compose.py calibrates it).
+#: distributions that passes. Measured: the cold read itself sits 0.73 (ten documents)
+#: and 2.57-2.62 (three documents) from the probe, and compositions at 0.15-0.19 and
+#: 2.57; 5.0 passes those with room. It catches gross failures (cells from the wrong
+#: place, a broken move), not the small losses the benchmark's KL column measures.
 GATE_KL = 5.0
 
 
