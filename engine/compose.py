@@ -45,21 +45,20 @@ from engine.reading.prompts import Prompt
 from engine.runtime.backend import Model, PrefillStats
 from engine.warm import SnapshotCache, SnapshotKey, make_key
 
-#: k: the first tokens of each document evaluated again in place. benchmarks/compose.py,
-#: SmolLM2, ten ~150-token documents reordered (one seed, a shared machine): top-1
-#: agreement with the cold read over question + 64-token answer 0.900 / 0.925 / 0.950 /
-#: 1.000 and mean KL 0.119 / 0.093 / 0.055 / 0.0003 nats at k = 0 / 16 / 64 / 256, for
-#: 33 / 193 / 673 / 1,504 of 1,550 tokens evaluated. 16 buys most of what 64 does at a
-#: quarter of the tokens; provisional until more seeds and cases are measured.
+#: k: the first tokens of each document evaluated again in place. Chosen with
+#: benchmarks/compose.py (docs/compose.md: SmolLM2, ten ~150-token documents, one seed,
+#: a shared machine): the KL divergence from the cold read over question + 64-token
+#: answer is lower at 16 than at 0 in all four cases (reorder 0.119 -> 0.093, remove
+#: first 0.011 -> 0.006, insert 0.0029 -> 0.0026, other corpus 0.010 -> 0.004); 64 and
+#: 256 lower it further at 3-9x the tokens. Provisional: one seed.
 RECOMPUTE_FIRST = 16
 #: The corpus's last tokens read cold with the prompt head as the gate's reference.
 PROBE_TOKENS = 32
 #: How the prompt head's snapshot (instructions, the same in every corpus) is listed.
 HEAD_LABEL = "(instructions)"
 #: The largest KL divergence (nats) between the probe's and the composition's next-token
-#: distributions that passes. Measured: the cold read itself sits 0.73 (ten documents)
-#: and 2.57-2.62 (three documents) from the probe, and compositions at 0.15-0.19 and
-#: 2.57; 5.0 passes those with room. It catches gross failures (cells from the wrong
+#: distributions that passes. Measured (docs/compose.md): the cold read itself sits
+#: 0.16-2.70 from the probe, compositions 0.15-3.15; 5.0 passes those with room. It catches gross failures (cells from the wrong
 #: place, a broken move), not the small losses the benchmark's KL column measures.
 GATE_KL = 5.0
 
