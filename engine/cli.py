@@ -404,6 +404,8 @@ def _report_warm(result: AskResult) -> None:
         cold = f" instead of {format_duration(warm.cold_prefill_s)}" if warm.cold_prefill_s else ""
         took = f"{warm.restore_s:.1f}" if warm.restore_s >= 1 else f"{warm.restore_s:.2f}"
         _err(f"Corpus restored from its snapshot in {took} s{cold}.")
+    elif warm.composed:
+        _err(f"Corpus {warm.describe_composition()}.")
     elif warm.saved:
         _err(f"Saved a snapshot of the corpus ({format_bytes(warm.snapshot_bytes)}): next time it opens at once.")
 
@@ -417,12 +419,15 @@ def _snapshots(args: argparse.Namespace, library: Library) -> int:
         return EXIT_OK
     snaps = cache.list_snapshots()
     for s in snaps:
+        what = f"document {s.label or '(unnamed)'}, KV" if s.kind == "document" else f"window {s.n_ctx:,}, KV"
         print(
             f"{s.last_used_at[:16].replace('T', ' ')}  {format_bytes(s.size_bytes):>9}  {s.n_tokens:>7,} tokens  "
-            f"window {s.n_ctx:,}, KV {s.kv_type}  {s.model_name}  (read in {format_duration(s.prefill_s)})"
+            f"{what} {s.kv_type}  {s.model_name}  (read in {format_duration(s.prefill_s)})"
         )
+    docs = sum(s.kind == "document" for s in snaps)
     print(
-        f"{len(snaps)} snapshot{'s' if len(snaps) != 1 else ''}, {format_bytes(cache.total_bytes())} "
+        f"{len(snaps)} snapshot{'s' if len(snaps) != 1 else ''} ({docs} of single documents), "
+        f"{format_bytes(cache.total_bytes())} "
         f"of a {format_bytes(cache.budget_bytes)} budget, in {cache.folder}"
     )
     return EXIT_OK

@@ -32,6 +32,14 @@ Contract:
   the disk space free for snapshots (free space plus what snapshots already use), so a
   nearly full disk is never filled by a cache. 10 GB holds about 60 corpora of 8k
   tokens on SmolLM2, or one 100k-token corpus on an 8B model with a q8_0 cache.
+- Per-document snapshots (issue 17, engine/compose.py composes them) share the folder,
+  the table (``kind = 'document'``), the budget and the LRU order. A document's key is
+  the same key with ``n_ctx = 0`` (a document's cells do not depend on the window, and
+  one document opened inside corpora of other sizes must find its snapshot) and the
+  sha256 of the document's laid-out tokens. Its file (``Model.save_range``) holds the
+  tokens and their cells at the positions they were read at. Before use its size and
+  crc32 are checked, and the tokens by the runtime when it loads them; a damaged one is
+  removed and the document read again in place, never used.
 - Only the runtime interface is used here: no ``llama_cpp``, no ``engine.runtime.llama``.
 """
 
@@ -103,11 +111,14 @@ class SnapshotKey:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
 
 
-def make_key(model: Model, *, model_sha256: str, corpus: Sequence[int], swa_full: bool) -> SnapshotKey:
-    """Return the key of the snapshot of ``corpus`` (the corpus prefix tokens) in ``model``."""
+def make_key(
+    model: Model, *, model_sha256: str, corpus: Sequence[int], swa_full: bool, document: bool = False
+) -> SnapshotKey:
+    """Return the key of the snapshot of ``corpus`` (the corpus prefix tokens) in ``model``;
+    with ``document``, of one document's tokens (``n_ctx`` 0: any window)."""
     return SnapshotKey(
         model_sha256=model_sha256,
-        n_ctx=model.n_ctx,
+        n_ctx=0 if document else model.n_ctx,
         type_k=str(model.kv_type),
         type_v=str(model.kv_type),
         flash_attn=model.flash_attn,
@@ -132,6 +143,8 @@ class SnapshotInfo:
     prefill_s: float
     created_at: str
     last_used_at: str
+    kind: str = "corpus"
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,8 +153,11 @@ class WarmStart:
 
     ``source`` is ``"context"`` (already there: a follow-up), ``"snapshot"`` (restored
     from disk in ``restore_s``; ``cold_prefill_s`` is what reading it took when the
-    snapshot was made) or ``"prefill"`` (read now; ``saved`` says whether a snapshot
-    was written). ``notice`` is a sentence for the user, e.g. why a snapshot was rebuilt.
+    snapshot was made), ``"composed"`` (assembled from ``documents`` per-document
+    snapshots in ``restore_s``, ``reread_tokens`` evaluated again; ``cold_prefill_s`` is
+    the estimated cold read: engine/compose.py) or ``"prefill"`` (read now; ``saved``
+    says whether a snapshot was written). ``notice`` is a sentence for the user, e.g.
+    why a snapshot was rebuilt or a composition fell back to a cold read.
     """
 
     source: str
@@ -152,10 +168,26 @@ class WarmStart:
     saved: bool = False
     notice: str | None = None
     restored_tokens: int = 0  # a shorter prefix restored first (the corpus, before its memory)
+    documents: int = 0  # composed: how many documents came from their own snapshots (issue 17)
+    reread_tokens: int = 0  # composed: tokens read again in place
 
     @property
     def restored(self) -> bool:
         return self.source == "snapshot"
+
+    @property
+    def composed(self) -> bool:
+        return self.source == "composed"
+
+    def describe_composition(self) -> str:
+        """The answer line's words, e.g. "assembled from 10 documents' snapshots in
+        0.9 s (2,400 tokens read again) instead of 9 min"."""
+        from engine.units import format_duration
+
+        docs = f"{self.documents} document{'s' if self.documents != 1 else ''}'"
+        took = f"{self.restore_s:.1f}" if self.restore_s >= 0.1 else f"{self.restore_s:.2f}"
+        cold = f" instead of about {format_duration(self.cold_prefill_s)}" if self.cold_prefill_s else ""
+        return f"assembled from {docs} snapshots in {took} s ({self.reread_tokens:,} tokens read again){cold}"
 
 
 def crc32_file(path: Path) -> str:
@@ -261,7 +293,7 @@ class SnapshotCache:
         snaps = self.list_snapshots()
         total = sum(s.size_bytes for s in snaps)
         gone = []
-        for info in sorted(snaps, key=lambda s: (s.key == keep, s.last_used_at)):
+        for info in sorted(snaps, key=lambda s: (s.key == keep, s.last_used_at)):  # documents too
             if total <= budget:
                 break
             self._remove(info.key, info.path)
@@ -292,6 +324,7 @@ class SnapshotCache:
                 int(r["n_ctx"])
                 for r in rows
                 if r["model_sha256"] == model_sha256
+                and r.get("kind", "corpus") == "corpus"
                 and r["type_k"] == kv_type
                 and (runtime_version is None or r["llama_cpp_version"] == runtime_version)
                 and r["n_tokens"] == len(corpus)
@@ -374,7 +407,15 @@ class SnapshotCache:
         return tmp
 
     def commit(
-        self, tmp: Path, key: SnapshotKey, *, model_name: str, logits: np.ndarray, prefill_s: float
+        self,
+        tmp: Path,
+        key: SnapshotKey,
+        *,
+        model_name: str,
+        logits: np.ndarray | None,
+        prefill_s: float,
+        kind: str = "corpus",
+        label: str = "",
     ) -> SnapshotInfo | None:
         """Give a pending file its real name, record it, and evict down to the budget.
 
@@ -402,10 +443,12 @@ class SnapshotCache:
                 "n_tokens": key.n_tokens,
                 "size_bytes": size,
                 "checksum": checksum,
-                "check": json.dumps(logits_check(logits)),
+                "check": json.dumps(logits_check(logits) if logits is not None else {}),
                 "prefill_s": round(prefill_s, 3),
                 "created_at": now,
                 "last_used_at": now,
+                "kind": kind,
+                "label": label,
             }
         )
         gone = self.evict(keep=key.fingerprint)
@@ -419,6 +462,76 @@ class SnapshotCache:
         row = self.store.get_snapshot(key)
         if row is not None:
             self._remove(key, self.folder / row["file"])
+
+    # -- per-document snapshots (issue 17) ---------------------------------------
+
+    def save_document(
+        self,
+        model: Model,
+        key: SnapshotKey,
+        start: int,
+        end: int,
+        *,
+        model_name: str,
+        label: str,
+        prefill_s: float,
+    ) -> SnapshotInfo | None:
+        """Save context positions ``[start, end)`` (one document) as its snapshot.
+
+        Returns:
+            the snapshot, or ``None`` when it would not fit the budget or the disk.
+
+        Raises:
+            GenerationError: the runtime could not write it (nothing is left behind).
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f"{key.fingerprint[:32]}.{os.getpid()}.tmp"
+        try:
+            model.save_range(tmp, start, end)
+        except GenerationError:
+            tmp.unlink(missing_ok=True)
+            raise
+        if tmp.stat().st_size > min(self.budget_bytes, shutil.disk_usage(self.folder).free):
+            tmp.unlink(missing_ok=True)
+            return None
+        return self.commit(
+            tmp, key, model_name=model_name, logits=None, prefill_s=prefill_s, kind="document", label=label
+        )
+
+    def document_file(self, key: SnapshotKey) -> tuple[Path | None, str | None]:
+        """The checked file of a document's snapshot.
+
+        Returns:
+            (the file, None), or (None, why) when there is none or it was damaged (then
+            removed: the caller reads the document again and saves a new one).
+        """
+        row = self.store.get_snapshot(key.fingerprint)
+        if row is None:
+            return None, None
+        info = self._info(row)
+        if row["tokens_sha256"] != key.tokens_sha256 or row["n_tokens"] != key.n_tokens or info.kind != "document":
+            self._remove(info.key, info.path)
+            return None, f"The snapshot of {info.label or 'a document'} was made for other tokens; reading it again."
+        try:
+            size = info.path.stat().st_size
+        except OSError:
+            self._remove(info.key, info.path)
+            return None, f"The snapshot of {info.label or 'a document'} is missing; reading it again."
+        if size != info.size_bytes or crc32_file(info.path) != row["checksum"]:
+            self._remove(info.key, info.path)
+            return (
+                None,
+                f"The snapshot of {info.label or 'a document'} was damaged (checksum mismatch); reading it again.",
+            )
+        return info.path, None
+
+    def touch(self, key: SnapshotKey) -> None:
+        """Mark a snapshot used now (LRU order)."""
+        self.store.touch_snapshot(key.fingerprint, _now())
+
+    def remove(self, key: SnapshotKey) -> None:
+        """Delete a snapshot's file and row (one the runtime refused to load)."""
+        self.discard(key.fingerprint)
 
     # -- internals ---------------------------------------------------------------
 
@@ -434,6 +547,8 @@ class SnapshotCache:
             prefill_s=row["prefill_s"],
             created_at=row["created_at"],
             last_used_at=row["last_used_at"],
+            kind=row.get("kind") or "corpus",
+            label=row.get("label") or "",
         )
 
     def _remove(self, key: str, path: Path) -> None:

@@ -483,6 +483,16 @@ def describe_ask(result: AskResult) -> str:
         read = QCoreApplication.translate("ConversationView", "restored the documents in {restore} s").format(
             restore=f"{warm.restore_s:.1f}"
         )
+    elif warm is not None and warm.composed:  # issue 17: assembled from documents' snapshots
+        took = f"{warm.restore_s:.1f}" if warm.restore_s >= 0.1 else f"{warm.restore_s:.2f}"
+        read = QCoreApplication.translate(
+            "ConversationView",
+            "assembled from {documents} documents' snapshots in {took} s ({tokens} tokens read again)",
+        ).format(documents=warm.documents, took=took, tokens=f"{warm.reread_tokens:,}")
+        if warm.cold_prefill_s:
+            read += QCoreApplication.translate("ConversationView", " instead of about {cold}").format(
+                cold=format_duration(warm.cold_prefill_s)
+            )
     elif warm is not None and warm.source == "context" and p.evaluated < 64:
         read = QCoreApplication.translate("ConversationView", "the documents were already read")
     elif p.evaluated and p.seconds > 0:

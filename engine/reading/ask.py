@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Unpack
 
+from engine.compose import RECOMPUTE_FIRST, Composer, ComposeRefused, Composition
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import CancelToken, ContextOverflowError, EngineError
@@ -51,7 +52,7 @@ from engine.runtime.backend import Model as LoadedModel
 from engine.runtime.backend import PrefillProgress, PrefillStats, Tokenizer, align_ctx
 from engine.store import Store
 from engine.tokens import corpus_tokens, count, tokenizer_key
-from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, WarmStart, load_prefix, make_key
+from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, WarmStart, common_prefix, load_prefix, make_key
 
 # Room left for follow-up questions when the window is chosen automatically, so that a
 # longer follow-up does not force a reload and a full prefill.
@@ -124,6 +125,8 @@ class Reader(LaneReader):
         super().__init__(store, model_path, settings, **options)
         self._model_sha: str | None = None
         self.snapshots = snapshots if snapshots is not None or not use_snapshots else SnapshotCache(store)
+        #: k of per-document composition (engine/compose.py); None turns composing off.
+        self.compose_k: int | None = RECOMPUTE_FIRST
 
     # -- models ------------------------------------------------------------------
 
@@ -388,7 +391,8 @@ class Reader(LaneReader):
         answer: list[str] = []
         try:
             model = self._ensure_model(budget.n_ctx)
-            warm, corpus_stats = self._load_corpus(model, prompt, on_progress=on_progress, cancel=cancel)
+            names = [d.name for d in corpus.documents]
+            warm, corpus_stats = self._load_corpus(model, prompt, on_progress=on_progress, cancel=cancel, names=names)
             rest = model.prefill(prompt.tokens, on_progress=on_progress, should_cancel=cancel)
             prefill = PrefillStats(
                 evaluated=corpus_stats.evaluated + rest.evaluated,
@@ -449,51 +453,161 @@ class Reader(LaneReader):
         *,
         on_progress: Callable[[PrefillProgress], None] | None,
         cancel: CancelToken,
+        names: list[str] | None = None,
     ) -> tuple[WarmStart, PrefillStats]:
-        """Make the context hold the prompt's prefix: already there, restored, or read
-        (``engine.warm.load_prefix``, which waves use for their page blocks too).
+        """Make the context hold the prompt's prefix: already there, restored, assembled
+        from its documents' snapshots, or read (``engine.warm.load_prefix``, which waves
+        use for their page blocks too).
 
         Two warm prefixes (issue 15): the corpus alone, and the corpus + memory block.
-        When the whole prefix has no snapshot, the corpus is loaded first (restored, or
-        read and saved), then the memory is read on top of it and the whole saved: a new
-        session with the same memory restores it whole, one whose memory changed restores
-        the corpus and reads only the memory. The whole prefix's snapshot is linked to
-        the entries it holds (``snapshot_memories``): editing or forgetting one removes it.
+        When the whole prefix has no snapshot, the corpus is loaded first (restored,
+        composed, or read and saved: ``_load_documents``), then the memory is read on top
+        of it and the whole saved: a new session with the same memory restores it whole,
+        one whose memory changed restores the corpus and reads only the memory. The whole
+        prefix's snapshot is linked to the entries it holds (``snapshot_memories``):
+        editing or forgetting one removes it.
         """
         cache = self.snapshots
         prefix = prompt.tokens[: prompt.corpus_end]
         corpus_end = prompt.corpus_only_end
 
-        def load(tokens: list[int]) -> tuple[WarmStart, PrefillStats]:
-            return load_prefix(
-                cache,
-                model,
-                tokens,
-                model_sha256=self.model_sha,
-                model_name=self.model_path.name,
-                swa_full=self.swa_full,
-                kv_bytes_per_token=self.model_info.kv_bytes_per_token(model.kv_type, model.kv_type),
-                total=len(prompt.tokens),
-                on_progress=on_progress,
-                should_cancel=cancel,
-            )
+        def documents() -> tuple[WarmStart, PrefillStats]:
+            return self._load_documents(model, prompt, on_progress=on_progress, cancel=cancel, names=names)
 
         if cache is None or corpus_end >= len(prefix) or corpus_end < MIN_SNAPSHOT_TOKENS:
-            return load(prefix)
+            if corpus_end >= len(prefix):
+                return documents()
+            return self._load_tokens(model, prefix, total=len(prompt.tokens), on_progress=on_progress, cancel=cancel)
         whole = make_key(model, model_sha256=self.model_sha, corpus=prefix, swa_full=self.swa_full)
         if cache.find(whole) is not None:
-            return load(prefix)
-        first, first_stats = load(prefix[:corpus_end])
-        warm, stats = load(prefix)
+            return self._load_tokens(model, prefix, total=len(prompt.tokens), on_progress=on_progress, cancel=cancel)
+        first, first_stats = documents()
+        warm, stats = self._load_tokens(model, prefix, total=len(prompt.tokens), on_progress=on_progress, cancel=cancel)
         if warm.saved and prompt.memory_ids:
             MemoryBook(self.store).link_snapshot(whole.fingerprint, prompt.memory_ids)
-        restored = corpus_end if first.source in ("snapshot", "context") else 0
+        restored = corpus_end if first.source in ("snapshot", "context", "composed") else 0
         total = PrefillStats(
             evaluated=first_stats.evaluated + stats.evaluated,
             reused=max(0, len(prefix) - first_stats.evaluated - stats.evaluated),
             seconds=first_stats.seconds + stats.seconds,
         )
-        return replace(warm, restored_tokens=restored, notice=warm.notice or first.notice), total
+        notice = " ".join(n for n in (warm.notice, first.notice) if n) or None
+        warm = replace(warm, restored_tokens=restored, notice=notice)
+        if first.source == "composed":  # say how the documents got there (issue 17), memory read on top
+            warm = replace(
+                warm,
+                source="composed",
+                documents=first.documents,
+                reread_tokens=first.reread_tokens,
+                restore_s=first.restore_s,
+                cold_prefill_s=first.cold_prefill_s,
+            )
+        return warm, total
+
+    def _load_tokens(
+        self,
+        model: LoadedModel,
+        tokens: list[int],
+        *,
+        total: int,
+        on_progress: Callable[[PrefillProgress], None] | None,
+        cancel: CancelToken,
+    ) -> tuple[WarmStart, PrefillStats]:
+        return load_prefix(
+            self.snapshots,
+            model,
+            tokens,
+            model_sha256=self.model_sha,
+            model_name=self.model_path.name,
+            swa_full=self.swa_full,
+            kv_bytes_per_token=self.model_info.kv_bytes_per_token(model.kv_type, model.kv_type),
+            total=total,
+            on_progress=on_progress,
+            should_cancel=cancel,
+        )
+
+    def _load_documents(
+        self,
+        model: LoadedModel,
+        prompt: Prompt,
+        *,
+        on_progress: Callable[[PrefillProgress], None] | None,
+        cancel: CancelToken,
+        names: list[str] | None = None,
+    ) -> tuple[WarmStart, PrefillStats]:
+        """Make the context hold the documents (the corpus without its memory block):
+        already there, restored, assembled from the documents' snapshots when the corpus
+        has no snapshot of its own (engine/compose.py), or read; a cold read saves each
+        document's snapshot."""
+        end = prompt.corpus_only_end
+        corpus = prompt.tokens[:end]
+        composer = self._composer()
+        refusal = None
+        held = common_prefix(model.context_tokens, corpus)
+        if composer is not None and held < end - 1 and end >= MIN_SNAPSHOT_TOKENS:
+            key = make_key(model, model_sha256=self.model_sha, corpus=corpus, swa_full=self.swa_full)
+            why = model.can_shift if len(prompt.document_spans) > 1 else None
+            if why is not None:
+                refusal = f"The documents' snapshots cannot be assembled for this model: {why}. Read cold."
+            elif self.snapshots is not None and self.snapshots.find(key) is None:
+                if composer.cost(model, prompt) < end - held:
+                    try:
+                        comp = composer.compose(model, prompt, names=names or ())
+                    except ComposeRefused as exc:
+                        refusal = exc.message
+                    else:
+                        if comp is not None:
+                            return self._composed(model, composer, prompt, comp, names or [])
+        warm, stats = self._load_tokens(model, corpus, total=len(prompt.tokens), on_progress=on_progress, cancel=cancel)
+        notes = [n for n in (warm.notice, refusal) if n]
+        if composer is not None and warm.source == "prefill":
+            try:
+                composer.save_documents(
+                    model, prompt, names=names or (), seconds_per_token=(warm.cold_prefill_s or 0.0) / end
+                )
+            except (EngineError, OSError) as exc:
+                notes.append(f"The documents' snapshots could not be saved ({exc}); they will be read again next time.")
+        if notes != [n for n in (warm.notice,) if n]:
+            warm = replace(warm, notice=" ".join(notes))
+        return warm, stats
+
+    def _composer(self) -> Composer | None:
+        if self.snapshots is None or self.compose_k is None:
+            return None
+        return Composer(
+            self.snapshots,
+            model_sha256=self.model_sha,
+            model_name=self.model_path.name,
+            swa_full=self.swa_full,
+            k=self.compose_k,
+        )
+
+    def _composed(
+        self,
+        model: LoadedModel,
+        composer: Composer,
+        prompt: Prompt,
+        comp: Composition,
+        names: list[str],
+    ) -> tuple[WarmStart, PrefillStats]:
+        notes = list(comp.notices)
+        if comp.read:
+            # Documents read whole in place get their own snapshot now.
+            rate = comp.cold_estimate_s / prompt.corpus_only_end if comp.cold_estimate_s else 0.0
+            try:
+                composer.save_documents(model, prompt, names=names, seconds_per_token=rate)
+            except (EngineError, OSError) as exc:
+                notes.append(f"A document's snapshot could not be saved ({exc}).")
+        warm = WarmStart(
+            source="composed",
+            corpus_tokens=prompt.corpus_only_end,
+            restore_s=comp.stats.seconds,
+            cold_prefill_s=comp.cold_estimate_s,
+            notice=" ".join(notes) or None,
+            documents=comp.documents,
+            reread_tokens=comp.stats.evaluated,
+        )
+        return warm, comp.stats
 
 
 def _overflow(budget: Budget, *, explicit: bool, waves: WavesEstimate | None = None) -> ContextOverflowError:

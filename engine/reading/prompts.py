@@ -67,6 +67,8 @@ class Prompt:
     question_tokens: int
     memory_start: int = -1  # where the memory block starts (the corpus's own end); -1: corpus_end
     memory_ids: tuple[int, ...] = ()  # the memory entries laid in, oldest first
+    #: Where each document's tokens lie in ``tokens``: (start, end), in reading order.
+    document_spans: tuple[tuple[int, int], ...] = ()
 
     @property
     def corpus_only_end(self) -> int:
@@ -160,7 +162,9 @@ def build_prompt(
         middle = tokenizer.tokenize_text(frame.middle)
         tail = tokenizer.tokenize_text(frame.tail)
     tokens = list(head)
+    spans = []
     for doc in document_tokens:
+        spans.append((len(tokens), len(tokens) + len(doc)))
         tokens.extend(doc)
     memory_start = len(tokens)
     for part in memory:
@@ -177,4 +181,5 @@ def build_prompt(
         question_tokens=len(tokens) - corpus_end,
         memory_start=memory_start,
         memory_ids=tuple(memory_ids) if memory else (),
+        document_spans=tuple(spans),
     )

@@ -33,6 +33,12 @@ The contract, whoever implements it:
   ``load_sequence`` / ``clear`` (KV snapshots on disk). A backend that cannot save or
   restore raises ``GenerationError`` with the reason; the caller reads cold.
   ``runtime_version`` goes into snapshot keys: a snapshot is never restored by another.
+- ``save_range`` / ``compose`` / ``can_shift`` (issue 17): save one span of the context
+  (a document) with its tokens, and build a context from such files each moved to a new
+  offset (the runtime moves the cached positions; llama.cpp rotates K again), evaluating
+  the spans named ``recompute`` again in place. ``can_shift`` says why positions cannot
+  be moved (sliding-window layers, a quantized K), or None. A backend that cannot do it
+  raises ``GenerationError``; the caller reads cold.
 - A ``Model`` is not thread-safe: one thread at a time (the GUI gives it one lane).
 - ``CTX_ALIGN`` / ``align_ctx`` (windows are multiples of 256), ``KvType`` and
   ``LoadSettings`` live here because every layer uses them and none of them needs a
@@ -286,6 +292,26 @@ class Model(Tokenizer, Protocol):
     def load_sequence(self, path: Path, *, max_tokens: int) -> list[int]: ...
 
     def clear(self) -> None: ...
+
+    @property
+    def can_shift(self) -> str | None:
+        """Why cached positions cannot be moved to other offsets here, or None."""
+        ...
+
+    def save_range(self, path: Path, start: int, end: int) -> int:
+        """Write context positions ``[start, end)`` (cells and tokens) to ``path``."""
+        ...
+
+    def compose(
+        self,
+        parts: Sequence[tuple[Path, int]],
+        *,
+        tokens: Sequence[int],
+        recompute: Sequence[tuple[int, int]],
+    ) -> PrefillStats:
+        """Make the context hold ``tokens`` from ``save_range`` files, each moved to the
+        position given with it, evaluating ``recompute`` again in place."""
+        ...
 
 
 class Backend(Protocol):

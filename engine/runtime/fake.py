@@ -73,6 +73,7 @@ CHATML_TEMPLATE: Final = (
 DEFAULT_REPLY: Final = "No scripted reply."
 FAKE_VERSION: Final = "fake-1"
 _MAGIC: Final = b"LRFAKEKV"
+_RANGE_MAGIC: Final = b"LRFAKERG"
 _PIECES = re.compile(r"\S+|\s+")
 
 Reply = str | Callable[[str], str]
@@ -213,6 +214,9 @@ class FakeModel(FakeTokenizer):
         self._context: list[int] = []
         #: Every prefill's stats, in order (what a test checks prefix reuse with).
         self.prefills: list[PrefillStats] = []
+        #: Every composition: (parts as (file name, offset), recomputed spans).
+        self.compositions: list[tuple[tuple[tuple[str, int], ...], tuple[tuple[int, int], ...]]] = []
+        self._composed = False
 
     @property
     def n_ctx(self) -> int:
@@ -316,10 +320,18 @@ class FakeModel(FakeTokenizer):
             yield self._vocab.piece(token)
 
     def last_logits(self) -> np.ndarray:
-        """Logits after the last token: a deterministic function of the whole context."""
-        digest = hashlib.sha256(array.array("i", self._context).tobytes()).digest()
+        """Logits after the last token: a deterministic function of the context (of its
+        last ``backend.logits_window`` tokens when set). After a composition,
+        ``backend.compose_noise`` is added (a composition gone wrong, for tests)."""
+        window = self._backend.logits_window
+        seen = self._context[-window:] if window else self._context
+        digest = hashlib.sha256(array.array("i", seen).tobytes()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-        return rng.standard_normal(self._vocab.n_vocab).astype(np.float32)
+        logits = rng.standard_normal(self._vocab.n_vocab).astype(np.float32)
+        if self._composed and self._backend.compose_noise > 0:
+            noise = np.random.default_rng(len(self._context)).standard_normal(self._vocab.n_vocab)
+            logits = logits + (self._backend.compose_noise * noise).astype(np.float32)
+        return logits
 
     def save_sequence(self, path: Path) -> int:
         """Write the context's tokens to ``path``.
@@ -362,6 +374,79 @@ class FakeModel(FakeTokenizer):
 
     def clear(self) -> None:
         self._context = []
+        self._composed = False
+
+    @property
+    def can_shift(self) -> str | None:
+        if self._backend.shift_refusal is not None:
+            return self._backend.shift_refusal
+        if self.kv_type is not KvType.F16:
+            return f"its K cache is quantized ({self.kv_type}): moving it re-quantizes every key"
+        return None
+
+    def save_range(self, path: Path, start: int, end: int) -> int:
+        """Write context positions ``[start, end)``: their tokens and where they were.
+
+        Raises:
+            GenerationError: the context does not hold them, or the file cannot be written.
+        """
+        if not 0 <= start < end <= len(self._context):
+            raise GenerationError(f"The context does not hold positions {start:,} to {end:,}.")
+        tokens = array.array("i", self._context[start:end])
+        data = _RANGE_MAGIC + struct.pack("<II", start, end - start) + tokens.tobytes()
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            raise GenerationError(f"Could not write the snapshot {path}: {exc.strerror}.") from exc
+        return len(data)
+
+    def compose(
+        self,
+        parts: Sequence[tuple[Path, int]],
+        *,
+        tokens: Sequence[int],
+        recompute: Sequence[tuple[int, int]],
+    ) -> PrefillStats:
+        """Make the context hold ``tokens`` from ``save_range`` files moved to new offsets.
+
+        Raises:
+            GenerationError: a file unreadable or holding other tokens than ``tokens`` at
+                its offset, a position covered by nothing, or ``can_shift`` refuses a
+                move; the context is then empty.
+        """
+        start_t = time.perf_counter()
+        covered = [False] * len(tokens)
+        self.clear()
+        for path, at in parts:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise GenerationError(f"Could not read the snapshot {path.name}: {exc.strerror}.") from exc
+            head = len(_RANGE_MAGIC) + 8
+            if len(data) < head or not data.startswith(_RANGE_MAGIC):
+                raise GenerationError(f"The snapshot {path.name} is not a document snapshot.")
+            start, count = struct.unpack("<II", data[len(_RANGE_MAGIC) : head])
+            saved = array.array("i")
+            saved.frombytes(data[head : head + 4 * count])
+            if list(saved) != list(tokens[at : at + count]) or len(saved) != count:
+                raise GenerationError(f"The snapshot {path.name} holds other tokens than the corpus at {at:,}.")
+            if start != at and (why := self.can_shift) is not None:
+                raise GenerationError(f"Documents cannot be moved in this model's cache: {why}.")
+            covered[at : at + count] = [True] * count
+        evaluated = 0
+        for a, b in recompute:
+            if not 0 <= a <= b <= len(tokens):
+                raise GenerationError(f"Positions {a:,} to {b:,} are not in the context.")
+            covered[a:b] = [True] * (b - a)
+            evaluated += b - a
+        if not all(covered):
+            raise GenerationError("Some positions of the corpus are in no document snapshot.")
+        if self._backend.token_delay_s > 0:
+            time.sleep(self._backend.token_delay_s * evaluated)
+        self._context = [int(t) for t in tokens]
+        self._composed = True
+        self.compositions.append((tuple((p.name, at) for p, at in parts), tuple((a, b) for a, b in recompute)))
+        return PrefillStats(evaluated=evaluated, reused=len(tokens) - evaluated, seconds=time.perf_counter() - start_t)
 
 
 class FakeBackend:
@@ -394,6 +479,12 @@ class FakeBackend:
         self.n_ctx_train = n_ctx_train
         self.token_delay_s = token_delay_s
         self.on_batch = on_batch
+        #: Logits depend on the context's last this many tokens (None: all of it).
+        self.logits_window: int | None = None
+        #: Noise added to logits after a composition (a broken composition, for tests).
+        self.compose_noise = 0.0
+        #: A reason every model gives for not moving cached positions (None: they can).
+        self.shift_refusal: str | None = None
         self.vocabulary = FakeVocabulary(n_vocab)
         self.replies: deque[Reply] = deque(replies)
         self.prompts: list[RecordedPrompt] = []

@@ -20,11 +20,15 @@ Contract:
 
 from __future__ import annotations
 
+import array
 import codecs
 import contextlib
 import ctypes
+import dataclasses
 import io
 import logging
+import struct
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -33,6 +37,7 @@ import numpy as np
 
 from engine.errors import Cancelled, GenerationError, ModelError, ModelFileError
 from engine.models.gguf import ModelInfo, inspect_gguf
+from engine.runtime import kvstate
 from engine.runtime.backend import (
     CancelFn,
     KvType,
@@ -43,6 +48,7 @@ from engine.runtime.backend import (
 )
 
 log = logging.getLogger("longread.llama")
+_RANGE_MAGIC = b"LRKVRNG1"
 
 _GGML_TYPES = {
     KvType.F16: llama_cpp.GGML_TYPE_F16,
@@ -161,6 +167,10 @@ class LoadedModel(Tokenizer):
         self.n_threads = n_threads
         self._vocab = llm._model.vocab
         self._n_vocab = llm.n_vocab()
+        #: False moves document cells to new positions without rotating their keys (the
+        #: naive restore at an offset): a broken composition, for benchmarks/compose.py's
+        #: check that the quality gate catches one. Never False in the engine.
+        self.rotate_moved_keys = True
 
     @property
     def n_ctx(self) -> int:
@@ -353,10 +363,224 @@ class LoadedModel(Tokenizer):
         self._llm.n_tokens = len(loaded)
         return loaded
 
+    # -- KV ranges: per-document snapshots composed in any order (issue 17) --
+
+    @property
+    def can_shift(self) -> str | None:
+        """Why this context's cached positions cannot be moved, or None when they can.
+
+        A sliding-window model keeps some layers' cells only for the last window, and a
+        quantized K is dequantized, rotated and quantized again by a shift (lossy)."""
+        if llama_cpp.llama_model_n_swa(self._llm._model.model) > 0:
+            return "it uses sliding-window attention (its window's layers keep only recent cells)"
+        mem = llama_cpp.llama_get_memory(self._llm._ctx.ctx)
+        if not llama_cpp.llama_memory_can_shift(mem):
+            return "llama.cpp cannot move this model's cached positions"
+        if self.kv_type is not KvType.F16:
+            return f"its K cache is quantized ({self.kv_type}): moving it re-quantizes every key"
+        return None
+
+    def save_range(self, path: Path, start: int, end: int) -> int:
+        """Write the KV cells of context positions ``[start, end)`` and their tokens.
+
+        Returns:
+            bytes written.
+
+        Raises:
+            GenerationError: the context does not hold that range, or the file cannot be written.
+        """
+        if not 0 <= start < end <= self._llm.n_tokens:
+            raise GenerationError(f"The context does not hold positions {start:,} to {end:,}.")
+        part = kvstate.parse(self._seq_bytes()).positions(start, end)
+        tokens = array.array("i", self.context_tokens[start:end])
+        data = _RANGE_MAGIC + struct.pack("<II", start, end - start) + tokens.tobytes() + part.to_bytes()
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            raise GenerationError(f"Could not write the snapshot {path}: {exc.strerror}.") from exc
+        return len(data)
+
+    def compose(
+        self,
+        parts: Sequence[tuple[Path, int]],
+        *,
+        tokens: Sequence[int],
+        recompute: Sequence[tuple[int, int]],
+    ) -> PrefillStats:
+        """Replace the context with saved ranges, each moved to start at its offset, and
+        evaluate ``recompute`` again in place, so the context holds ``tokens``.
+
+        llama.cpp rotates each moved range's K to its new positions
+        (``llama_memory_seq_add``). It accepts a batch only right after the last cached
+        position, so the context is built in position order: cells from the files are
+        joined in memory and loaded, then the next recomputed span is evaluated over
+        them, and so on (each load copies the context built so far).
+
+        Args:
+            parts: (file from ``save_range``, the position its first token goes to).
+            tokens: what the whole context holds once composed.
+            recompute: spans ``(start, end)`` evaluated again; every position no part
+                covers must be in one.
+
+        Returns:
+            what was evaluated (the recomputed tokens) and reused (the rest).
+
+        Raises:
+            GenerationError: a file is unreadable or holds other tokens than ``tokens``
+                at its offset, a position is covered by nothing, positions cannot be
+                moved here (``can_shift``), or llama.cpp failed; the context is then empty.
+        """
+        started = time.perf_counter()
+        n = len(tokens)
+        source: list[kvstate.SeqState | None] = [None] * n  # which state holds each position
+        cover = np.zeros(n, dtype=bool)
+        try:
+            for path, at in parts:
+                state = self._moved_range(path, at, tokens)
+                cover[at : at + state.n_cells] = True
+                for p in range(at, at + state.n_cells):
+                    source[p] = state
+            fresh = np.zeros(n, dtype=bool)
+            for a, b in recompute:
+                if not 0 <= a <= b <= n:
+                    raise GenerationError(f"Positions {a:,} to {b:,} are not in the context.")
+                fresh[a:b] = True
+            if not np.all(cover | fresh):
+                raise GenerationError("Some positions of the corpus are in no document snapshot.")
+            self.clear()
+            self._llm.input_ids[:n] = list(tokens)
+            built: list[kvstate.SeqState] = []  # cells of positions [0, done), in order
+            done = 0
+            loaded = 0  # the context holds exactly the cells of positions [0, loaded)
+            while done < n:
+                end = done
+                if fresh[done]:
+                    while end < n and fresh[end]:
+                        end += 1
+                    if loaded != done:
+                        self.clear()
+                        self._set_seq_bytes(kvstate.join(built).to_bytes())
+                    items = [(int(tokens[p]), p) for p in range(done, end)]
+                    for i in range(0, len(items), self.n_batch):
+                        self._decode(items[i : i + self.n_batch])
+                    built = [kvstate.parse(self._seq_bytes())]
+                    loaded = end
+                else:
+                    held = source[done]
+                    while end < n and not fresh[end] and source[end] is held:
+                        end += 1
+                    assert held is not None  # every position is covered or fresh (checked above)
+                    built.append(held.positions(done, end))
+                done = end
+            if loaded != n:
+                self.clear()
+                self._set_seq_bytes(kvstate.join(built).to_bytes())
+        except GenerationError:
+            self.clear()
+            raise
+        self._llm.input_ids[:n] = list(tokens)
+        self._llm.n_tokens = n
+        evaluated = int(fresh.sum())
+        return PrefillStats(evaluated=evaluated, reused=n - evaluated, seconds=time.perf_counter() - started)
+
+    def logits_after_each(self, tokens: Sequence[int]) -> np.ndarray:
+        """Append ``tokens`` to the context in one batch and return the logits after each
+        (rows in order). For benchmarks that score a context against another one token at
+        a time (benchmarks/compose.py); not part of the runtime interface.
+
+        Raises:
+            GenerationError: more than a batch or the window holds, or llama.cpp failed.
+        """
+        n = self._llm.n_tokens
+        if not tokens or len(tokens) > self.n_batch or n + len(tokens) > self.n_ctx:
+            raise GenerationError("The tokens to score must fit one batch and the window.")
+        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._llm._ctx.ctx), 0, n, -1)
+        self._decode([(int(t), n + i) for i, t in enumerate(tokens)], all_logits=True)
+        rows = [
+            np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, i), shape=(self._n_vocab,)).copy()
+            for i in range(len(tokens))
+        ]
+        self._llm.input_ids[n : n + len(tokens)] = list(tokens)
+        self._llm.n_tokens = n + len(tokens)
+        return np.stack(rows)
+
+    def _moved_range(self, path: Path, at: int, tokens: Sequence[int]) -> kvstate.SeqState:
+        start, saved, state = _read_range(path)
+        count = len(saved)
+        if at < 0 or at + count > len(tokens) or list(tokens[at : at + count]) != saved:
+            raise GenerationError(f"The snapshot {path.name} holds other tokens than the corpus at {at:,}.")
+        if at == start:
+            return state
+        if not self.rotate_moved_keys:  # the naive move: new positions, keys left as they were
+            return dataclasses.replace(state, pos=np.arange(at, at + count, dtype=state.pos.dtype))
+        why = self.can_shift
+        if why is not None:
+            raise GenerationError(f"Documents cannot be moved in this model's cache: {why}.")
+        mem = llama_cpp.llama_get_memory(self._llm._ctx.ctx)
+        self.clear()
+        self._set_seq_bytes(state.to_bytes())
+        llama_cpp.llama_memory_seq_add(mem, 0, start, start + count, at - start)
+        # llama.cpp rotates K on its next decode: one throwaway token applies it.
+        self._decode([(saved[-1], at + count)])
+        llama_cpp.llama_memory_seq_rm(mem, 0, at + count, -1)
+        return kvstate.parse(self._seq_bytes()).positions(at, at + count)
+
+    def _decode(self, items: Sequence[tuple[int, int]], *, all_logits: bool = False) -> None:
+        batch = llama_cpp.llama_batch_init(len(items), 0, 1)
+        try:
+            for i, (token, pos) in enumerate(items):
+                batch.token[i] = token
+                batch.pos[i] = pos
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = all_logits or i == len(items) - 1
+            batch.n_tokens = len(items)
+            rc = llama_cpp.llama_decode(self._llm._ctx.ctx, batch)
+        finally:
+            llama_cpp.llama_batch_free(batch)
+        if rc != 0:
+            raise GenerationError(f"llama.cpp failed while placing documents in the context (code {rc}).")
+
+    def _seq_bytes(self) -> bytes:
+        ctx = self._llm._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+        if written == 0:
+            raise GenerationError("llama.cpp could not copy the context's KV cache.")
+        return bytes(buf)[:written]
+
+    def _set_seq_bytes(self, data: bytes) -> None:
+        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if llama_cpp.llama_state_seq_set_data(self._llm._ctx.ctx, buf, len(data), 0) == 0:
+            raise GenerationError("llama.cpp could not load the composed KV cache.")
+
     def clear(self) -> None:
         """Empty the context: tokens and every KV cell."""
         self._llm._ctx.kv_cache_clear()  # type: ignore[no-untyped-call]
         self._llm.reset()  # type: ignore[no-untyped-call]
+
+
+def _read_range(path: Path) -> tuple[int, list[int], kvstate.SeqState]:
+    """A ``save_range`` file: its first position, tokens and cells.
+
+    Raises:
+        GenerationError: unreadable or not such a file.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise GenerationError(f"Could not read the snapshot {path.name}: {exc.strerror}.") from exc
+    head = len(_RANGE_MAGIC) + 8
+    if len(data) < head or not data.startswith(_RANGE_MAGIC):
+        raise GenerationError(f"The snapshot {path.name} is not a document snapshot.")
+    start, n = struct.unpack_from("<II", data, len(_RANGE_MAGIC))
+    tokens = array.array("i")
+    tokens.frombytes(data[head : head + 4 * n])
+    state = kvstate.parse(data[head + 4 * n :])
+    if len(tokens) != n or state.n_cells != n or not np.array_equal(state.pos, np.arange(start, start + n)):
+        raise GenerationError(f"The snapshot {path.name} does not hold the cells its header names.")
+    return start, tokens.tolist(), state
 
 
 def load_model(path: Path, settings: LoadSettings, *, n_gpu_layers: int = -1) -> LoadedModel:

@@ -503,6 +503,23 @@ def m008_memory(db: Database) -> None:
         db.execute(statement)
 
 
+@migrations()
+def m009_document_snapshots(db: Database) -> None:
+    """Per-document KV snapshots (issue 17) live beside corpus snapshots in ``snapshots``.
+
+    ``kind`` is ``corpus`` (the prefix of a whole corpus, as before) or ``document`` (one
+    document's laid-out tokens, composed into any corpus that holds it); ``label`` is the
+    document's name when its snapshot was made, for listing. Existing rows are corpora.
+    """
+    _execute_all(
+        db,
+        """
+        ALTER TABLE snapshots ADD COLUMN kind TEXT NOT NULL DEFAULT 'corpus';
+        ALTER TABLE snapshots ADD COLUMN label TEXT NOT NULL DEFAULT ''
+        """,
+    )
+
+
 def _rows(db: Database, sql: str, params: list[object] | None = None) -> list[dict[str, object]]:
     cursor = db.execute(sql, params or [])
     names = [c[0] for c in cursor.description]

@@ -217,7 +217,7 @@ def test_memory_beyond_the_measured_effective_context_is_left_out(
     tmp_path: Path, library: Library, backend: FakeBackend
 ) -> None:
     from engine.models.bundled import model_sha256
-    from engine.probe import SUITE, TASKS
+    from engine.probe import TASKS, suite_key
     from engine.store.db import ProbeCell
 
     corpus = _corpus(library, tmp_path, [_page(1, "The vault access code is 482913.")])
@@ -233,7 +233,7 @@ def test_memory_beyond_the_measured_effective_context_is_left_out(
                     model_sha256=model_sha256(library.model_path),
                     kv_type="f16",
                     n_ctx=8192,
-                    suite=SUITE,
+                    suite=suite_key(),
                     task=task,
                     length=length,
                     depth=0.5,
@@ -263,8 +263,9 @@ def test_corpus_and_memory_is_a_second_warm_prefix_invalidated_exactly(
     kept = library.memory.add("KEPT-NOTE: the tenant pays monthly.", documents=[sha])
     first = library.ask(corpus, QUESTION)
     assert first.warm is not None and first.warm.saved
-    # Two snapshots: the corpus alone, and the corpus + the memory block.
-    snaps = library.snapshots.list_snapshots()
+    # Two corpus snapshots: the corpus alone, and the corpus + the memory block (beside
+    # them, each document's own snapshot: issue 17).
+    snaps = [s for s in library.snapshots.list_snapshots() if s.kind == "corpus"]
     prompt, _ = library.prepare_ask(corpus, QUESTION)
     assert sorted(s.n_tokens for s in snaps) == [
         prompt.corpus_only_end,

@@ -1,0 +1,300 @@
+"""Composition benchmark: a corpus assembled from per-document KV snapshots against a cold
+read of the same order (issue 17).
+
+Run (SmolLM2, a 2,048-token window on the shared 2-core machine; about 30 min)::
+
+    nice -n 19 .venv/bin/python benchmarks/compose.py --seeds 3 | tee compose.txt
+
+For each seed: ten documents (paragraphs of the sample award, each with one planted
+access code), about 150 tokens each, laid out and framed exactly as ``Reader`` does
+(``layout_document``, ``build_prompt``), filling most of the window. The ten are read
+cold once in order and each document's snapshot saved (``Composer.save_documents``).
+Then four cases, each against a cold read of its own order:
+
+- ``reorder``: the ten, shuffled;
+- ``remove first``: documents 2-10;
+- ``insert middle``: a new document (no snapshot: read whole in place) after the fifth;
+- ``other corpus``: four of the ten inside another corpus with two new documents.
+
+For each case and each k (first tokens of each document evaluated again): the time to
+compose (the gate's cold probe included) against the cold read, tokens evaluated, and
+quality against the cold read of the same order: the question and the cold read's own
+64-token greedy answer are fed one token at a time to both contexts, and at each
+position the top-1 next token is compared and the KL divergence KL(cold || composed)
+taken; found: the planted code asked for appears in a 24-token greedy answer. The gate
+columns calibrate ``GATE_KL``: the KL of the cold read's and of the composition's
+next-token distribution after the corpus from the gate's cold probe (head + last 32
+corpus tokens). The gate is off while measuring (every composition is scored).
+
+Timings are wall-clock on whatever machine runs it: on a shared machine they are not a
+benchmark, only ratios within one run are meaningful, and then only roughly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.compose import PROBE_TOKENS, Composer, kl_divergence  # noqa: E402
+from engine.corpus import Document, layout_document, make_pages  # noqa: E402
+from engine.models.bundled import bundled_model_path, model_sha256  # noqa: E402
+from engine.reading.prompts import Prompt, build_prompt  # noqa: E402
+from engine.runtime.backend import LoadSettings  # noqa: E402
+from engine.runtime.llama import LoadedModel, load_model  # noqa: E402
+from engine.store import open_store  # noqa: E402
+from engine.warm import SnapshotCache  # noqa: E402
+
+SAMPLE = ROOT / "resources" / "sample" / "harbor-lease-dispute.md"
+ANSWER_TOKENS = 64
+FOUND_TOKENS = 24
+CASES = ("reorder", "remove first", "insert middle", "other corpus")
+
+
+@dataclass
+class Cell:
+    compose_s: list[float] = field(default_factory=list)
+    cold_s: list[float] = field(default_factory=list)
+    evaluated: list[int] = field(default_factory=list)
+    top1: list[float] = field(default_factory=list)
+    kl: list[float] = field(default_factory=list)
+    found: list[bool] = field(default_factory=list)
+    gate: list[float] = field(default_factory=list)
+
+
+def paragraphs() -> list[str]:
+    text = SAMPLE.read_text(encoding="utf-8")
+    return [p.strip() for p in text.split("\n\n") if len(p.strip()) > 200]
+
+
+def make_docs(rng: random.Random, n: int, names: list[str], pool: list[str]) -> list[tuple[Document, str, str]]:
+    """``n`` documents of about 150 tokens, each with a planted code: (doc, name, code)."""
+    out = []
+    for name in names[:n]:
+        code = f"{rng.randrange(100000, 999999)}"
+        body = rng.choice(pool)[:420]
+        cut = body.rfind(". ", 0, 300) + 2 or 0
+        text = f"{body[:cut]}The access code for {name} is {code}. {body[cut:]}"
+        doc = Document(sha256=f"{name}-{code}", name=name, kind="txt", pages=make_pages([text]))
+        out.append((doc, name, code))
+    return out
+
+
+def prompt_for(model: LoadedModel, docs: list[tuple[Document, str, str]], question: str) -> Prompt:
+    lists = [model.tokenize_text(layout_document(d)) for d, _, _ in docs]
+    return build_prompt(model, lists, question)
+
+
+def step_logits(model: LoadedModel, prefix: list[int], feed: list[int]) -> list[np.ndarray]:
+    """Logits before each token of ``feed``, the context holding ``prefix`` (teacher forcing)."""
+    first = model.last_logits()
+    rest = model.logits_after_each(feed[:-1]) if len(feed) > 1 else np.zeros((0, first.shape[0]))
+    model.prefill(prefix)  # drop the fed tokens again
+    return [first, *rest]
+
+
+def cold_read(model: LoadedModel, prompt: Prompt) -> tuple[float, list[int], list[np.ndarray], np.ndarray]:
+    """Read cold (timed); its greedy answer; its logits before each question and answer
+    token; its next-token logits after the corpus."""
+    model.clear()
+    corpus = prompt.tokens[: prompt.corpus_end]
+    start = time.perf_counter()
+    model.prefill(corpus)
+    cold_s = time.perf_counter() - start
+    end_logits = model.last_logits()
+    model.prefill(prompt.tokens)
+    for _ in model.generate(max_tokens=ANSWER_TOKENS):
+        pass
+    answer = model.context_tokens[len(prompt.tokens) :]
+    model.prefill(corpus)
+    logits = step_logits(model, corpus, prompt.tokens[prompt.corpus_end :] + answer)
+    return cold_s, answer, logits, end_logits
+
+
+def found_answer(model: LoadedModel, prompt: Prompt) -> str:
+    model.prefill(prompt.tokens)
+    return "".join(model.generate(max_tokens=FOUND_TOKENS))
+
+
+def probe_logits(model: LoadedModel, prompt: Prompt) -> np.ndarray:
+    corpus = prompt.tokens[: prompt.corpus_end]
+    head = prompt.document_spans[0][0]
+    model.clear()
+    model.prefill(corpus[:head] + corpus[max(head, len(corpus) - PROBE_TOKENS) :])
+    return model.last_logits()
+
+
+def cases(rng: random.Random, base: list, new: list) -> dict[str, list]:
+    order = base[:]
+    while order == base:
+        rng.shuffle(order)
+    picks = rng.sample(base, 4)
+    return {
+        "reorder": order,
+        "remove first": base[1:],
+        "insert middle": base[:5] + [new[0]] + base[5:],
+        "other corpus": [new[1], picks[0], picks[1], new[2], picks[2], picks[3]],
+    }
+
+
+def print_merged(paths: list[Path]) -> int:
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        rows.extend(json.loads(path.read_text(encoding="utf-8")))
+    print_table(rows)
+    return 0
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """Medians of times and counts, means of agreement and KL, found over seeds."""
+    seeds = sorted({r["seed"] for r in rows})
+    print(f"Seeds {seeds}. Medians of times and counts; means of top-1 agreement and KL; found over seeds.\n")
+    print(
+        "| case | k | compose s | cold s | cold/compose | tokens evaluated (of corpus) | top-1 agree | "
+        "KL (nats) | found | cold found | gate KL max | cold gate KL max |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    med = statistics.median
+    for case in CASES:
+        for k in sorted({r["k"] for r in rows}):
+            c = [r for r in rows if r["case"] == case and r["k"] == k]
+            if not c:
+                continue
+            compose_s = med(r["compose_s"] for r in c)
+            cold_s = med(r["cold_s"] for r in c)
+            print(
+                f"| {case} | {k} | {compose_s:.2f} | {cold_s:.2f} | {cold_s / compose_s:.1f}x | "
+                f"{med(r['evaluated'] for r in c):.0f} ({med(r['corpus'] for r in c):.0f}) | "
+                f"{statistics.fmean(r['top1'] for r in c):.3f} | {statistics.fmean(r['kl'] for r in c):.4f} | "
+                f"{sum(r['found'] for r in c)}/{len(c)} | {sum(r['cold_found'] for r in c)}/{len(c)} | "
+                f"{max(r['gate'] for r in c):.3f} | {max(r['cold_gate'] for r in c):.3f} |"
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--ctx", type=int, default=2048)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ks", default="0,16,64,256")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument(
+        "--broken", action="store_true", help="compose without rotating moved keys (the gate must catch it)"
+    )
+    parser.add_argument("--json", type=Path, help="also write every measurement here")
+    parser.add_argument("--merge", type=Path, nargs="+", help="print the table of these --json files only")
+    args = parser.parse_args()
+    ks = [int(k) for k in args.ks.split(",")]
+    if args.merge:
+        return print_merged(args.merge)
+    path = bundled_model_path()
+    model = load_model(path, LoadSettings(n_ctx=args.ctx, n_threads=args.threads))
+    model.rotate_moved_keys = not args.broken
+    sha = model_sha256(path)
+    pool = paragraphs()
+    cells: dict[tuple[str, int], Cell] = {(c, k): Cell() for c in CASES for k in ks}
+    cold_found: dict[str, list[bool]] = {c: [] for c in CASES}
+    cold_gate: dict[str, list[float]] = {c: [] for c in CASES}
+    names = [f"exhibit-{chr(65 + i)}.txt" for i in range(13)]
+    started = time.perf_counter()
+    rows: list[dict[str, object]] = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        rng = random.Random(seed)
+        docs = make_docs(rng, 13, names, pool)
+        base, new = docs[:10], docs[10:]
+        with tempfile.TemporaryDirectory() as tmp:
+            store = open_store(Path(tmp) / "bench.db")
+            cache = SnapshotCache(store, Path(tmp) / "snapshots")
+            first = prompt_for(model, base, "What is the access code?")
+            model.clear()
+            t = time.perf_counter()
+            model.prefill(first.tokens[: first.corpus_end])
+            rate = (time.perf_counter() - t) / first.corpus_end
+            saver = Composer(cache, model_sha256=sha, model_name=path.name, swa_full=False)
+            saver.save_documents(model, first, names=[n for _, n, _ in base], seconds_per_token=rate)
+            print(f"seed {seed}: base corpus {first.corpus_end} tokens", flush=True)
+            for case, order in cases(rng, base, new).items():
+                target = rng.choice([d for d in order if d not in new])
+                question = f"What is the access code for {target[1]}?"
+                prompt = prompt_for(model, order, question)
+                if len(prompt.tokens) + ANSWER_TOKENS > args.ctx:
+                    raise SystemExit(f"{case}: {len(prompt.tokens)} tokens do not fit {args.ctx}")
+                cold_s, answer, cold_logits, end_logits = cold_read(model, prompt)
+                cold_found[case].append(target[2] in model.detokenize(answer[:FOUND_TOKENS]))
+                probe = probe_logits(model, prompt)
+                cold_gate[case].append(kl_divergence(probe, end_logits))
+                feed = prompt.tokens[prompt.corpus_end :] + answer
+                for k in ks:
+                    composer = Composer(
+                        cache, model_sha256=sha, model_name=path.name, swa_full=False, k=k, gate_kl=math.inf
+                    )
+                    model.clear()
+                    t = time.perf_counter()
+                    comp = composer.compose(model, prompt)
+                    compose_s = time.perf_counter() - t
+                    assert comp is not None
+                    cell = cells[(case, k)]
+                    cell.gate.append(comp.kl)
+                    corpus = prompt.tokens[: prompt.corpus_end]
+                    logits = step_logits(model, corpus, feed)
+                    assert model.context_tokens == corpus
+                    agree = [int(np.argmax(a)) == int(np.argmax(b)) for a, b in zip(cold_logits, logits, strict=True)]
+                    kls = [kl_divergence(a, b) for a, b in zip(cold_logits, logits, strict=True)]
+                    found = target[2] in found_answer(model, prompt)
+                    cell.compose_s.append(compose_s)
+                    cell.cold_s.append(cold_s)
+                    cell.evaluated.append(comp.stats.evaluated)
+                    cell.top1.append(sum(agree) / len(agree))
+                    cell.kl.append(statistics.fmean(kls))
+                    cell.found.append(found)
+                    rows.append(
+                        {
+                            "seed": seed,
+                            "case": case,
+                            "k": k,
+                            "compose_s": compose_s,
+                            "cold_s": cold_s,
+                            "evaluated": comp.stats.evaluated,
+                            "corpus": prompt.corpus_end,
+                            "top1": cell.top1[-1],
+                            "kl": cell.kl[-1],
+                            "found": found,
+                            "cold_found": cold_found[case][-1],
+                            "gate": comp.kl,
+                            "cold_gate": cold_gate[case][-1],
+                        }
+                    )
+                    print(
+                        f"  {case:13} k={k:3} compose {compose_s:6.2f} s cold {cold_s:6.2f} s "
+                        f"evaluated {comp.stats.evaluated:5} of {prompt.corpus_end} top1 {cell.top1[-1]:.3f} "
+                        f"KL {cell.kl[-1]:.4f} found {found} (cold {cold_found[case][-1]}) gate {comp.kl:.3f} "
+                        f"(cold {cold_gate[case][-1]:.3f})",
+                        flush=True,
+                    )
+            store.close()
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    print(
+        f"\nSmolLM2-135M Q4_1, f16 KV, window {args.ctx}, {args.threads} threads, {args.seeds} seeds, "
+        f"{time.perf_counter() - started:.0f} s in all."
+    )
+    print_table(rows)
+    model.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,267 @@
+"""Per-document snapshots composed in any order (issue 17), on the fake backend.
+
+The fake's logits depend on the context's last 16 tokens here (``logits_window``), as a
+real model's next token mostly does, so a correct composition passes the gate's cold
+probe; ``compose_noise`` plays a composition gone wrong. The real-model tests are in
+test_compose_real.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.compose import HEAD_LABEL, PROBE_TOKENS, RECOMPUTE_FIRST, kl_divergence
+from engine.config import ReadSettings, db_path
+from engine.corpus import Corpus, Document
+from engine.library import Library
+from engine.runtime import kvstate
+from engine.runtime.fake import FakeBackend, FakeModel
+from engine.warm import crc32_file
+from tests.conftest import text_pages_file
+
+QUESTION = "What is the vault access code?"
+FILLER = "The harbor office checks the mooring lines every morning and logs the tides. "
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    backend = FakeBackend()
+    backend.logits_window = 16
+    return backend
+
+
+@pytest.fixture
+def library(home: Path, tmp_path: Path, backend: FakeBackend) -> Iterator[Library]:
+    model = tmp_path / "fake-model.gguf"
+    model.write_bytes(b"not weights: the fake backend reads nothing")
+    lib = Library(
+        db_path(),
+        model_path=model,
+        backend=backend,
+        settings=ReadSettings(max_answer_tokens=16, n_batch=64),
+    )
+    lib.use_memory(False)  # the documents alone here; with memory: the last test
+    yield lib
+    lib.close()
+
+
+def _docs(library: Library, folder: Path, names: list[str]) -> dict[str, Document]:
+    paths = []
+    for i, name in enumerate(names):
+        fact = f"The code of {name} is {100000 + 7919 * i}. "
+        paths.append(text_pages_file(folder / name, [f"{name} page 1. {fact}" + FILLER * 20]))
+    docs, skipped = library.add_documents(paths)
+    assert not skipped
+    return {d.name: d for d in docs}
+
+
+def _corpus(docs: dict[str, Document], *names: str) -> Corpus:
+    return Corpus(tuple(docs[n] for n in names))
+
+
+def _covers(spans: tuple[tuple[int, int], ...], span: tuple[int, int]) -> bool:
+    return any(a <= span[0] and span[1] <= b for a, b in spans)
+
+
+def _model(backend: FakeBackend) -> FakeModel:
+    return backend.models[-1]
+
+
+def test_each_document_gets_its_own_snapshot_when_first_read(tmp_path: Path, library: Library) -> None:
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt", "c.txt"])
+    first = library.ask(_corpus(docs, "a.txt", "b.txt", "c.txt"), QUESTION)
+    assert first.warm is not None and first.warm.source == "prefill" and first.warm.saved
+
+    snaps = library.snapshots.list_snapshots()
+    assert sorted(s.kind for s in snaps) == ["corpus", "document", "document", "document", "document"]
+    # The instructions before the documents get one too: they are the same in every corpus.
+    assert sorted(s.label for s in snaps if s.kind == "document") == [HEAD_LABEL, "a.txt", "b.txt", "c.txt"]
+    # A document's snapshot holds its own tokens only, whatever window it was read at.
+    tokens = {s.label: s.n_tokens for s in snaps if s.kind == "document"}
+    prompt, _ = library.prepare_ask(_corpus(docs, "a.txt", "b.txt", "c.txt"), QUESTION)
+    assert [b - a for a, b in prompt.document_spans] == [tokens[n] for n in ("a.txt", "b.txt", "c.txt")]
+    assert tokens[HEAD_LABEL] == prompt.document_spans[0][0]
+    assert all(s.n_ctx == 0 for s in snaps if s.kind == "document")
+
+
+def test_a_reordered_corpus_is_assembled_from_its_documents_snapshots(
+    tmp_path: Path, library: Library, backend: FakeBackend
+) -> None:
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt", "c.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt", "c.txt"), QUESTION)
+    cold_prompts = len(backend.prompts)
+
+    result = library.ask(_corpus(docs, "c.txt", "a.txt", "b.txt"), QUESTION)
+    warm = result.warm
+    assert warm is not None and warm.source == "composed", warm
+    assert warm.documents == 3 and warm.notice is None
+    prompt, _ = library.prepare_ask(_corpus(docs, "c.txt", "a.txt", "b.txt"), QUESTION)
+    # The answer read exactly the tokens a cold read of this order reads.
+    assert list(backend.prompts[cold_prompts].tokens[: len(prompt.tokens)]) == prompt.tokens
+    # The gate's probe: the instructions' snapshot and the corpus's last tokens read cold.
+    probe, composition = _model(backend).compositions
+    head = prompt.document_spans[0][0]
+    assert [at for _, at in probe[0]] == [0] and probe[1] == ((head, head + PROBE_TOKENS),)
+    parts, recompute = composition
+    assert [at for _, at in parts] == [0] + [a for a, _ in prompt.document_spans]  # instructions, c, a, b
+    expected = [(a, a + RECOMPUTE_FIRST) for a, _ in prompt.document_spans]
+    assert list(recompute) == [*expected, (prompt.corpus_end - 1, prompt.corpus_end)]
+    read_again = 3 * RECOMPUTE_FIRST + 1 + PROBE_TOKENS
+    assert warm.reread_tokens == read_again < prompt.corpus_end // 5
+    assert "assembled from 3 documents' snapshots in" in warm.describe_composition()
+    assert f"({read_again:,} tokens read again)" in warm.describe_composition()
+
+
+def test_an_inserted_document_is_read_in_place_and_saved(
+    tmp_path: Path, library: Library, backend: FakeBackend
+) -> None:
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt", "new.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt"), QUESTION)
+    result = library.ask(_corpus(docs, "a.txt", "new.txt", "b.txt"), QUESTION)
+    assert result.warm is not None and result.warm.source == "composed" and result.warm.documents == 2
+    prompt, _ = library.prepare_ask(_corpus(docs, "a.txt", "new.txt", "b.txt"), QUESTION)
+    _, (_, recompute) = _model(backend).compositions
+    assert _covers(recompute, prompt.document_spans[1])  # the new document, read whole in place
+    labels = [s.label for s in library.snapshots.list_snapshots() if s.kind == "document"]
+    assert sorted(labels) == [HEAD_LABEL, "a.txt", "b.txt", "new.txt"]
+
+
+def test_the_same_documents_inside_another_corpus_of_another_window(
+    tmp_path: Path, library: Library, backend: FakeBackend
+) -> None:
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt", "c.txt", "d.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt", "c.txt", "d.txt"), QUESTION)
+    library.close_model()  # a new model and window, as after a restart
+    result = library.ask(_corpus(docs, "d.txt", "b.txt"), QUESTION)
+    assert result.warm is not None and result.warm.source == "composed" and result.warm.documents == 2
+    assert backend.loads[-1].settings.n_ctx != backend.loads[0].settings.n_ctx
+
+
+def test_a_composition_that_fails_its_check_is_read_cold_and_says_so(
+    tmp_path: Path, library: Library, backend: FakeBackend
+) -> None:
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt"), QUESTION)
+    backend.compose_noise = 20.0  # the composed context's logits are far from the probe's
+    result = library.ask(_corpus(docs, "b.txt", "a.txt"), QUESTION)
+    warm = result.warm
+    assert warm is not None and warm.source == "prefill"
+    assert warm.notice is not None and "failed its quality check" in warm.notice and "read cold" in warm.notice
+    prompt, _ = library.prepare_ask(_corpus(docs, "b.txt", "a.txt"), QUESTION)
+    assert result.prefill.evaluated >= prompt.corpus_end  # the whole corpus was read
+
+
+def test_a_model_that_cannot_move_positions_reads_cold_with_the_reason(
+    tmp_path: Path, library: Library, backend: FakeBackend
+) -> None:
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt"), QUESTION)
+    backend.shift_refusal = "it uses sliding-window attention"
+    result = library.ask(_corpus(docs, "b.txt", "a.txt"), QUESTION)
+    assert result.warm is not None and result.warm.source == "prefill"
+    assert result.warm.notice is not None and "sliding-window attention" in result.warm.notice
+    assert _model(backend).compositions == []  # not even the gate's probe
+
+
+def test_a_damaged_document_snapshot_is_rebuilt_never_used(
+    tmp_path: Path, library: Library, backend: FakeBackend
+) -> None:
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt", "c.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt", "c.txt"), QUESTION)
+    [b_snap] = [s for s in library.snapshots.list_snapshots() if s.label == "b.txt"]
+    data = bytearray(b_snap.path.read_bytes())
+    data[-4:] = b"\xff\xff\xff\x7f"  # one token changed: same size, other crc32
+    b_snap.path.write_bytes(bytes(data))
+
+    result = library.ask(_corpus(docs, "c.txt", "b.txt", "a.txt"), QUESTION)
+    warm = result.warm
+    assert warm is not None and warm.source == "composed" and warm.documents == 2
+    assert warm.notice is not None and "b.txt was damaged" in warm.notice
+    prompt, _ = library.prepare_ask(_corpus(docs, "c.txt", "b.txt", "a.txt"), QUESTION)
+    _, (parts, recompute) = _model(backend).compositions
+    assert b_snap.path.name not in [name for name, _ in parts]
+    assert _covers(recompute, prompt.document_spans[1])  # b read again in place
+    [rebuilt] = [s for s in library.snapshots.list_snapshots() if s.label == "b.txt"]
+    assert crc32_file(rebuilt.path) == library.store.get_snapshot(rebuilt.key)["checksum"]  # type: ignore[index]
+    assert rebuilt.path.read_bytes() != bytes(data)
+
+
+def test_longread_snapshots_lists_each_documents_snapshot(
+    tmp_path: Path, home: Path, library: Library, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import main
+
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt"), QUESTION)
+    library.close()
+    assert main(["snapshots"]) == 0
+    out = capsys.readouterr().out
+    assert "document a.txt, KV f16" in out and "document b.txt, KV f16" in out
+    assert f"document {HEAD_LABEL}, KV f16" in out
+    assert "4 snapshots (3 of single documents)" in out
+
+
+def test_composing_off_reads_cold(tmp_path: Path, library: Library, backend: FakeBackend) -> None:
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt"), QUESTION)
+    library.reader.compose_k = None
+    result = library.ask(_corpus(docs, "b.txt", "a.txt"), QUESTION)
+    assert result.warm is not None and result.warm.source == "prefill"
+
+
+def test_kl_divergence_is_zero_for_equal_logits_and_grows_apart() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal(100).astype(np.float32)
+    assert kl_divergence(a, a) == pytest.approx(0.0, abs=1e-9)
+    assert kl_divergence(a, a + 3.0) == pytest.approx(0.0, abs=1e-6)  # a shift of every logit changes nothing
+    assert kl_divergence(a, a + rng.standard_normal(100) * 5) > 1.0
+
+
+def test_kv_state_bytes_cut_and_join_round_trip() -> None:
+    import struct
+
+    import numpy as np
+
+    # A two-layer, three-cell state with a transposed V (llama.cpp's f16 layout without flash attention).
+    n, row, embd, el = 3, 4, 2, 2
+    parts = [b"HEADER!!", struct.pack("<II", 1, n)]
+    parts += [struct.pack("<iIi", p, 1, 0) for p in (5, 6, 7)]
+    parts.append(struct.pack("<II", 1, 2))
+    for layer in range(2):
+        parts += [struct.pack("<iQ", 1, row), bytes(range(layer * 50, layer * 50 + n * row))]
+    for layer in range(2):
+        parts += [struct.pack("<iII", 1, el, embd), bytes(range(100 + layer * 20, 100 + layer * 20 + embd * n * el))]
+    data = b"".join(parts)
+    state = kvstate.parse(data)
+    assert state.to_bytes() == data
+    middle = state.positions(6, 7)
+    assert middle.pos.tolist() == [6] and middle.k[0].tobytes() == bytes(range(4, 8))
+    # V is (embedding, cells x element): cell 1 of each embedding row.
+    assert middle.v[0].tobytes() == bytes([102, 103, 108, 109])
+    assert kvstate.join([state.positions(5, 6), state.positions(6, 8)]).to_bytes() == data
+    with pytest.raises(Exception, match="once each"):
+        state.positions(4, 6)
+    assert np.array_equal(state.pos, [5, 6, 7])
+
+
+def test_with_memory_the_documents_are_composed_and_the_memory_read_on_top(
+    tmp_path: Path, library: Library, backend: FakeBackend
+) -> None:
+    library.use_memory(True)
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt", "c.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt", "c.txt"), QUESTION)
+    before = len(backend.prompts)
+    prompt, _ = library.prepare_ask(_corpus(docs, "c.txt", "a.txt", "b.txt"), QUESTION)
+    assert prompt.memory_ids  # the first answer is remembered and carried
+
+    result = library.ask(_corpus(docs, "c.txt", "a.txt", "b.txt"), QUESTION)
+    warm = result.warm
+    assert warm is not None and warm.source == "composed" and warm.documents == 3, warm
+    assert warm.restored_tokens == prompt.corpus_only_end < prompt.corpus_end
+    # What the answer read is exactly a cold read of this order with its memory block.
+    assert list(backend.prompts[before].tokens[: len(prompt.tokens)]) == prompt.tokens

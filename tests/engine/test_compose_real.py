@@ -1,0 +1,134 @@
+"""Per-document snapshots composed in any order with the real models, real documents and a
+real store (issue 17). The fast tier's tests of the same paths are in test_compose.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.config import ReadSettings
+from engine.corpus import Corpus, Document
+from engine.ingest import read_documents
+from engine.reading.ask import AskResult, Reader
+from engine.store import Store
+from engine.warm import SnapshotCache
+from tests.conftest import text_pages_file
+
+SETTINGS = ReadSettings(max_answer_tokens=24, n_threads=2)
+FILLER = (
+    "The harbor office checks the mooring lines every morning, logs the tides and the weather, "
+    "and files the reports with the port authority before noon. "
+)
+FACTS = {
+    "tides.txt": "The tide gauge serial number is 731904.",
+    "cranes.txt": "The crane inspection code is 562817.",
+    "ferries.txt": "The ferry license number is 948361.",
+}
+
+
+def _docs(store: Store, folder: Path) -> dict[str, Document]:
+    paths = []
+    for name, fact in FACTS.items():
+        text = f"Report on {name[:-4]}. " + FILLER * 3 + fact + " " + FILLER * 3
+        paths.append(text_pages_file(folder / name, [text]))
+    docs, skipped = read_documents(paths, store=store)
+    assert not skipped
+    return {d.name: d for d in docs}
+
+
+def _ask(
+    store: Store, model: Path, corpus: Corpus, question: str, **reader_attrs: object
+) -> tuple[AskResult, list[int]]:
+    """Ask with a fresh Reader (as after a restart): the result and the context's tokens."""
+    reader = Reader(store, model, SETTINGS)
+    for name, value in reader_attrs.items():
+        setattr(reader, name, value)
+    try:
+        result = reader.ask(corpus, question)
+        assert reader.model is not None
+        return result, reader.model.context_tokens
+    finally:
+        reader.close()
+
+
+def _drop_corpus_snapshots(store: Store) -> None:
+    cache = SnapshotCache(store)
+    for info in cache.list_snapshots():
+        if info.kind == "corpus":
+            info.path.unlink()
+            store.delete_snapshot(info.key)
+
+
+def test_unchanged_order_composed_equals_the_prefix_path_token_for_token(
+    store: Store, tmp_path: Path, smollm2_path: Path
+) -> None:
+    docs = _docs(store, tmp_path)
+    corpus = Corpus((docs["tides.txt"], docs["cranes.txt"], docs["ferries.txt"]))
+    question = "What is the crane inspection code?"
+    cold, cold_context = _ask(store, smollm2_path, corpus, question)
+    assert cold.warm is not None and cold.warm.source == "prefill"
+    restored, restored_context = _ask(store, smollm2_path, corpus, question)
+    assert restored.warm is not None and restored.warm.restored
+
+    _drop_corpus_snapshots(store)  # only the documents' snapshots are left
+    composed, composed_context = _ask(store, smollm2_path, corpus, question)
+    assert composed.warm is not None and composed.warm.source == "composed", composed.warm
+    assert composed.warm.documents == 3
+    assert composed_context == restored_context == cold_context  # prompt and every answer token
+    assert composed.answer == restored.answer
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 2026-12-02: at k=16 SmolLM2 answers 'The report on tides is a report on tides...' from the "
+    "reordered three-document corpus where the cold read finds 731904, and the gate passes it (issue 17, open)",
+)
+def test_a_reordered_corpus_answers_a_planted_fact_as_the_cold_read_does(
+    store: Store, tmp_path: Path, smollm2_path: Path
+) -> None:
+    docs = _docs(store, tmp_path)
+    _ask(store, smollm2_path, Corpus((docs["tides.txt"], docs["cranes.txt"], docs["ferries.txt"])), "Hello?")
+    reordered = Corpus((docs["ferries.txt"], docs["tides.txt"], docs["cranes.txt"]))
+    for question, code in [
+        ("What is the tide gauge serial number?", "731904"),
+        ("What is the ferry license number?", "948361"),
+    ]:
+        composed, _ = _ask(store, smollm2_path, reordered, question)
+        assert composed.warm is not None and composed.warm.source == "composed", composed.warm
+        assert composed.warm.reread_tokens < composed.warm.corpus_tokens // 2
+        cold, _ = _ask(store, smollm2_path, reordered, question, compose_k=None, snapshots=None)
+        assert cold.warm is not None and cold.warm.source == "prefill"
+        assert code in cold.answer
+        assert code in composed.answer, (composed.answer, cold.answer)
+
+
+def test_a_sliding_window_model_reads_cold_and_says_why(store: Store, tmp_path: Path, gemma_path: Path) -> None:
+    docs = _docs(store, tmp_path)
+    first, _ = _ask(store, gemma_path, Corpus((docs["tides.txt"], docs["cranes.txt"])), "The code is")
+    assert first.warm is not None and first.warm.notice is not None
+    assert "sliding-window attention" in first.warm.notice
+    second, _ = _ask(store, gemma_path, Corpus((docs["cranes.txt"], docs["tides.txt"])), "The code is")
+    assert second.warm is not None and second.warm.source == "prefill"
+    assert second.warm.notice is not None and "sliding-window attention" in second.warm.notice
+    assert [s for s in SnapshotCache(store).list_snapshots() if s.kind == "document"] == []
+
+
+def test_a_damaged_document_snapshot_is_rebuilt_with_the_real_model(
+    store: Store, tmp_path: Path, smollm2_path: Path
+) -> None:
+    docs = _docs(store, tmp_path)
+    _ask(store, smollm2_path, Corpus((docs["tides.txt"], docs["cranes.txt"], docs["ferries.txt"])), "Hello?")
+    cache = SnapshotCache(store)
+    [cranes] = [s for s in cache.list_snapshots() if s.label == "cranes.txt"]
+    data = bytearray(cranes.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte of one key or value flipped
+    cranes.path.write_bytes(bytes(data))
+
+    reordered = Corpus((docs["cranes.txt"], docs["ferries.txt"], docs["tides.txt"]))
+    result, _ = _ask(store, smollm2_path, reordered, "What is the crane inspection code?")
+    assert result.warm is not None and result.warm.source == "composed" and result.warm.documents == 2
+    assert result.warm.notice is not None and "cranes.txt was damaged" in result.warm.notice
+    [rebuilt] = [s for s in cache.list_snapshots() if s.label == "cranes.txt"]
+    assert rebuilt.path.read_bytes() != bytes(data)
