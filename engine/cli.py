@@ -38,6 +38,7 @@ from types import FrameType
 from engine import __version__
 from engine.cli_reading import COMMANDS as READING_COMMANDS
 from engine.cli_reading import add_reading_parsers, read_corpus, run_reading_command
+from engine.cli_server import add_server_options, server_backend
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import Cancelled, CancelToken, ContextOverflowError, EngineError
@@ -131,6 +132,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
     ask.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
     ask.add_argument("--session", type=int, help="continue this session (its documents are used if none given)")
+    add_server_options(ask)
     secret = ask.add_mutually_exclusive_group()
     secret.add_argument(
         "--password",
@@ -184,7 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("longread.llama").setLevel(logging.WARNING)
     try:
-        library = Library(model_path=getattr(args, "model", None), settings=_settings(args))
+        library = Library(
+            model_path=getattr(args, "model", None), settings=_settings(args), backend=server_backend(args)
+        )
         try:
             if args.command == "ask":
                 return _ask(args, library)

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from engine.cli_server import add_server_options
 from engine.corpus import Corpus
 from engine.errors import CancelToken, EngineError
 from engine.reading.citations import Citation
@@ -60,6 +61,7 @@ def add_reading_parsers(sub: Any) -> None:
         p.add_argument("--kv", choices=list(KvType), default="f16", help="KV cache type (default f16)")
         p.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
         p.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
+        add_server_options(p)
         if name == "think":
             p.add_argument("--step-tokens", type=int, default=256, help="most tokens per step (default 256)")
         else:

@@ -39,7 +39,7 @@ from engine.reading.prompts import Prompt
 from engine.reading.stepping import RunProgress, StepFn
 from engine.reading.waves import WaveReader, WaveResult
 from engine.runs import Run, RunKind, Status
-from engine.runtime.backend import Backend, PrefillProgress, Tokenizer
+from engine.runtime.backend import Backend, PrefillProgress, RemoteBackend, Tokenizer
 from engine.store import Store, open_store
 from engine.store.db import SessionRow
 from engine.warm import SnapshotCache
@@ -96,7 +96,8 @@ class Library:
     def model_path(self) -> Path:
         """The GGUF this library reads with (the bundled one unless chosen)."""
         if self._model_path is None:
-            self._model_path = bundled_model_path()
+            remote = self.backend if isinstance(self.backend, RemoteBackend) else None
+            self._model_path = remote.model_path if remote is not None else bundled_model_path()
         return self._model_path
 
     @property
@@ -117,13 +118,15 @@ class Library:
     def reader(self) -> Reader:
         """The ``ask`` reader (kept: it caches the model's hash and its window choice)."""
         if self._reader is None:
-            snapshots = self.snapshots if self._use_snapshots else None
+            # A server keeps the corpus in its own prompt cache: no local KV snapshots.
+            use_snapshots = self._use_snapshots and not isinstance(self.backend, RemoteBackend)
+            snapshots = self.snapshots if use_snapshots else None
             self._reader = Reader(
                 self.store,
                 self.model_path,
                 self.settings,
                 snapshots=snapshots,
-                use_snapshots=self._use_snapshots,
+                use_snapshots=use_snapshots,
                 lane=self.lane,
             )
         return self._reader
@@ -335,13 +338,12 @@ class Library:
             Cancelled: cancelled (the cells finished stay stored).
             PlanRefused, ModelError, GenerationError: the model could not be loaded or run.
         """
-        from engine.models.bundled import model_sha256
         from engine.probe import run_probe
 
         return run_probe(
             self.lane,
             self.store,
-            model_sha256=model_sha256(self.model_path),
+            model_sha256=self.lane.model_sha,
             kv_types=kv_types,
             grid=grid,
             n_ctx=n_ctx or self.settings.n_ctx,
@@ -352,30 +354,27 @@ class Library:
 
     def effective_context(self) -> dict[KvType, MeasuredContext]:
         """The model's measured effective context per KV type (empty: never probed)."""
-        from engine.models.bundled import model_sha256
         from engine.probe import stored_effective_context
 
-        return stored_effective_context(self.store, model_sha256(self.model_path))
+        return stored_effective_context(self.store, self.lane.model_sha)
 
     def probe_cells(self) -> list[ProbeCell]:
         """The model's stored probe cells (the current suite), for tables and heatmaps."""
-        from engine.models.bundled import model_sha256
         from engine.probe import SUITE
 
-        return self.store.get_probe_cells(model_sha256(self.model_path), suite=SUITE)
+        return self.store.get_probe_cells(self.lane.model_sha, suite=SUITE)
 
     def draw_probe(self, path: Path | None = None) -> Path | None:
         """Draw the model's probe heatmap as PNG at ``path`` (default: ``probes/`` in the
         data folder, named after the model file and its hash); None: never probed."""
         from engine.config import data_dir
-        from engine.models.bundled import model_sha256
         from engine.probe_plot import draw_heatmap
 
         cells = self.probe_cells()
         if not cells:
             return None
         if path is None:
-            path = data_dir() / "probes" / f"{self.model_path.stem}-{model_sha256(self.model_path)[:12]}.png"
+            path = data_dir() / "probes" / f"{self.model_path.stem}-{self.lane.model_sha[:12]}.png"
         return draw_heatmap(cells, path, title=self.model_path.name)
 
     # -- reading ---------------------------------------------------------------
