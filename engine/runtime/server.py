@@ -35,10 +35,12 @@ Contract:
   llama-server ``--slot-save-path``), verified by what the server reports after the
   restore: a restore the server silently ignores or re-reads (sliding-window and hybrid
   models) raises ``SlotRestoreInvalid``.
-- ``slots`` is how many requests the server runs at once (``--parallel``);
-  ``open_slot(i)`` gives a model pinned to slot ``i`` for parallel work. Each request
-  opens its own connection: models on different slots may run on different threads; one
-  model is one thread at a time, like every ``Model``.
+- ``slots`` is how many requests the server runs at once (``--parallel``, ``/props``
+  ``total_slots``). A ``ServerModel`` serves one request per thread, each thread on its
+  own slot with its own context (the waves' map mode calls ``prefill`` then ``generate``
+  from ``slots`` threads); within one thread it is one sequence, like every ``Model``.
+  ``open_slot(i)`` gives a model whose first thread uses slot ``i``. Each request opens
+  its own connection.
 - The API key goes into the ``Authorization`` header and nowhere else: it is not part of
   any message, ``repr`` or digest.
 """
@@ -50,6 +52,7 @@ import http.client
 import ipaddress
 import json
 import socket
+import threading
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +122,7 @@ def _is_private_host(host: str) -> bool:
 class ServerReport:
     """What the server said it did for one request (llama-server's ``timings``)."""
 
+    slot: int
     prompt_tokens: int  # tokens the request sent
     cached: int  # tokens of them the slot reused (``timings.cache_n``)
     evaluated: int  # tokens of them the server evaluated (``timings.prompt_n``)
@@ -134,6 +138,12 @@ class SlotSnapshot:
     tokens: tuple[int, ...]
     next_token: int
     bytes_written: int
+
+
+@dataclass
+class _SlotState:
+    slot: int
+    context: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -216,7 +226,9 @@ class _Http:
             return {"data": out}
         return out
 
-    def stream(self, path: str, body: dict[str, Any], *, timeout: float = STREAM_TIMEOUT_S) -> Generator[dict[str, Any], None, None]:
+    def stream(
+        self, path: str, body: dict[str, Any], *, timeout: float = STREAM_TIMEOUT_S
+    ) -> Generator[dict[str, Any], None, None]:
         """Yield each server-sent event's JSON; closing the generator closes the
         connection (llama-server then stops the task)."""
         conn, response = self._send("POST", path, body, timeout)
@@ -364,14 +376,50 @@ class ServerModel(ServerTokenizer):
 
     def __init__(self, backend: ServerBackend, *, slot: int, settings: LoadSettings) -> None:
         super().__init__(backend)
-        self.slot = slot
+        #: How many requests this model serves at once: one per thread, each on its own
+        #: slot (map-mode waves call ``prefill`` then ``generate`` from that many threads).
+        self.slots = backend.slots
         self.n_threads = settings.n_threads
         self._kv_type = settings.kv_type
         self._n_batch = settings.n_batch
-        self._context: list[int] = []
+        self._first_slot = slot
+        self._states: dict[int, _SlotState] = {}
+        self._lock = threading.Lock()
         #: What the server reported for each request, in order (tests and benchmarks
         #: read prefix reuse from here).
         self.reports: list[ServerReport] = []
+
+    @property
+    def _state(self) -> _SlotState:
+        """The calling thread's slot and the tokens it holds. The first thread gets the slot
+        the model was opened on; each other live thread a slot no live thread uses (the
+        next one round the server's slots if all are taken: the server then queues)."""
+        me = threading.get_ident()
+        state = self._states.get(me)
+        if state is not None:
+            return state
+        with self._lock:
+            alive = {t.ident for t in threading.enumerate()}
+            self._states = {k: v for k, v in self._states.items() if k in alive}
+            used = {v.slot for v in self._states.values()}
+            order = [(self._first_slot + i) % self.slots for i in range(self.slots)]
+            free = [n for n in order if n not in used]
+            slot = free[0] if free else order[len(self._states) % self.slots]
+            state = self._states[me] = _SlotState(slot)
+        return state
+
+    @property
+    def slot(self) -> int:
+        """The slot the calling thread's requests go to."""
+        return self._state.slot
+
+    @property
+    def _context(self) -> list[int]:
+        return self._state.context
+
+    @_context.setter
+    def _context(self, tokens: list[int]) -> None:
+        self._state.context = tokens
 
     @property
     def kv_type(self) -> KvType:
@@ -418,6 +466,7 @@ class ServerModel(ServerTokenizer):
     def _record(self, sent: int, answer: dict[str, Any]) -> ServerReport:
         timings = answer.get("timings") or {}
         report = ServerReport(
+            slot=self.slot,
             prompt_tokens=sent,
             cached=int(timings.get("cache_n", answer.get("tokens_cached", 0)) or 0),
             evaluated=int(timings.get("prompt_n", 0) or 0),

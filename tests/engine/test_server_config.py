@@ -21,7 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1:8080", "http://localhost:8080/", "http://10.0.0.5:8080", "http://192.168.1.20", "http://[::1]:9"],
+    [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080/",
+        "http://10.0.0.5:8080",
+        "http://192.168.1.20",
+        "http://[::1]:9",
+    ],
 )
 def test_plain_http_is_allowed_to_this_machine_and_private_networks(url: str) -> None:
     assert check_server_url(url) == url.rstrip("/")
