@@ -89,15 +89,17 @@ class Library:
         self._snapshots = snapshots
         self._lane: ModelLane | None = None
         self._reader: Reader | None = None
+        self._server: tuple[str | None, str | None] = (None, None)  # what use_server connected to
 
     # -- model and settings ----------------------------------------------------
 
     @property
     def model_path(self) -> Path:
         """The GGUF this library reads with (the bundled one unless chosen)."""
+        if isinstance(self.backend, RemoteBackend):
+            return self.backend.model_path  # the served model's name (issue 16)
         if self._model_path is None:
-            remote = self.backend if isinstance(self.backend, RemoteBackend) else None
-            self._model_path = remote.model_path if remote is not None else bundled_model_path()
+            self._model_path = bundled_model_path()
         return self._model_path
 
     @property
@@ -137,6 +139,22 @@ class Library:
             return
         self.close_model()
         self._model_path = Path(path)
+
+    def use_server(self, url: str | None, *, model: str | None = None, allow_plain_http: bool = False) -> None:
+        """Read through the server at ``url`` from now on; None: with the local model again.
+
+        Raises:
+            ConfigError, ModelError: the URL is refused or the server cannot be used (the
+                message names it); the library keeps reading as before.
+        """
+        from engine.server_config import connect_server
+
+        if (url or None, model) == self._server:
+            return  # the same server and model (or still none): keep what is loaded
+        backend = connect_server(url, model=model, allow_plain_http=allow_plain_http) if url else None
+        self.close_model()
+        self.backend = backend
+        self._server = (url or None, model)
 
     def use_settings(self, settings: ReadSettings) -> None:
         """Read with other settings from now on (the model reloads when it must)."""

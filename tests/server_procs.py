@@ -105,6 +105,7 @@ def start_llama_server(
     slot_save_path: Path | None = None,
     api_key: str | None = None,
     rpc: list[str] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> ServerProcess:
     """Start llama-server on a free loopback port; return once /health says ok.
 
@@ -120,6 +121,7 @@ def start_llama_server(
         cmd += ["--api-key", api_key]
     if rpc:
         cmd += ["--rpc", ",".join(rpc), "-ngl", "99"]
+    cmd += extra
     with log.open("wb") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(bins.server.parent))
     server = ServerProcess(f"http://127.0.0.1:{port}", process, log)

@@ -62,6 +62,21 @@ class SettingsDialog(QDialog):
         row_layout.addWidget(self.data_dir, 1)
         row_layout.addWidget(browse)
         form.addRow("Data folder", row)
+        self.server_url = QLineEdit(settings.server_url)
+        self.server_url.setPlaceholderText(self.tr("None: read with the model on this computer"))
+        form.addRow(self.tr("Server URL"), self.server_url)
+        self.server_model = QLineEdit(settings.server_model)
+        self.server_model.setPlaceholderText(self.tr("The first model the server serves"))
+        form.addRow(self.tr("Server model"), self.server_model)
+        server_note = QLabel(
+            self.tr(
+                "An OpenAI-compatible server such as llama-server. Its API key is read from "
+                "LONGREAD_SERVER_API_KEY or the system keyring and never saved here."
+            )
+        )
+        server_note.setWordWrap(True)
+        server_note.setStyleSheet("color: #6b7280;")
+        form.addRow(server_note)
         note = QLabel(
             "The data folder holds your documents, sessions and the log. A new folder is used from the next start."
         )
@@ -85,5 +100,7 @@ class SettingsDialog(QDialog):
         self.settings.kv_type = str(self.kv_type.currentData())
         self.settings.n_threads = self.threads.value()
         self.settings.data_dir = self.data_dir.text().strip()
+        self.settings.server_url = self.server_url.text()
+        self.settings.server_model = self.server_model.text()
         self.settings.sync()
         super().accept()
