@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.planner import CorpusMeasure
+from engine.planning import Plan
 from engine.runtime.backend import KvType
 from engine.units import format_bytes, format_duration
 
@@ -227,6 +228,26 @@ class BudgetGauge(QWidget):
         if m is not None:
             self.window_requested.emit(m.plan.max_ctx)
 
+    def _draw_server(self, plan: Plan) -> None:
+        """A model on a server: its per-request window, and no memory rows (the server's
+        memory is not this computer's)."""
+        for widget in (self.memory_caption, self.memory_text):
+            widget.setVisible(False)
+        for kv in self.kv_buttons:
+            for part in (self.kv_buttons[kv], self.memory_bars[kv], self.memory_texts[kv]):
+                part.setVisible(False)
+        self.larger_button.setVisible(False)
+        if plan.fits_window:
+            self.verdict.setText(self.tr("<b>Fits</b> the server's window."))
+            self.verdict.setStyleSheet(f"color: {OK};")
+        else:
+            self.verdict.setText(
+                self.tr(
+                    "<b>Does not fit</b> the server's window: fewer or shorter documents, read in waves, or a larger -c on the server."
+                )
+            )
+            self.verdict.setStyleSheet(f"color: {BAD};")
+
     def _draw(self) -> None:
         m = self.measure
         visible = m is not None
@@ -254,8 +275,17 @@ class BudgetGauge(QWidget):
             f"<span style='color:{CORPUS.name()}'>■</span> documents {corpus:,} tokens  "
             f"<span style='color:{ROOM.name()}'>■</span> question and answer {room:,}  "
             f"= {needed:,} of {n_ctx:,} ({100 * needed / max(n_ctx, 1):.0f}%). "
-            f"The model was trained on windows of up to {max_ctx:,}."
+            + (
+                f"The model was trained on windows of up to {max_ctx:,}."
+                if plan.server is None
+                else self.tr("The server at %1 gives each request up to %2 tokens.")
+                .replace("%1", plan.server)
+                .replace("%2", f"{max_ctx:,}")
+            )
         )
+        if plan.server is not None:  # issue 16: the server's window, no memory of this machine's
+            self._draw_server(plan)
+            return
         available = plan.available_bytes
         biggest = max(r.total_bytes for r in plan.rows)
         # Scale to the biggest row so the costs can be compared; the free-memory line is

@@ -383,6 +383,10 @@ class ServerModel(ServerTokenizer):
         self._kv_type = settings.kv_type
         self._n_batch = settings.n_batch
         self._first_slot = slot
+        #: Set when the server re-read more than the new batch of a growing prompt (it
+        #: cannot extend its cache: sliding-window and hybrid models): prefill then sends
+        #: the rest in one request instead of re-reading it once per batch.
+        self.whole_prompts = False
         self._states: dict[int, _SlotState] = {}
         self._lock = threading.Lock()
         #: What the server reported for each request, in order (tests and benchmarks
@@ -507,16 +511,24 @@ class ServerModel(ServerTokenizer):
         def keep(n: int) -> None:
             del self._context[n:]
 
+        sent = 0
+
         def evaluate(batch: Sequence[int]) -> None:
+            nonlocal sent
             upto = [*self._context, *(int(t) for t in batch)]
-            self.complete(upto, n_predict=0)
+            _, report = self.complete(upto, n_predict=0)
+            # The first request may re-read what the slot lost; a later one only if the
+            # server cannot extend its cache.
+            if sent and report.evaluated > len(batch) + 1:
+                self.whole_prompts = True
+            sent += 1
             self._context = upto
 
         return prefill_in_batches(
             tokens,
             reused=reused,
             n_ctx=self.n_ctx,
-            n_batch=self._n_batch,
+            n_batch=max(len(tokens), 1) if self.whole_prompts else self._n_batch,
             keep=keep,
             evaluate=evaluate,
             on_progress=on_progress,
