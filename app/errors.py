@@ -51,13 +51,16 @@ class CrashDialog(QDialog):
 
     def __init__(self, report: str, *, log_path: Path | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Longread hit a bug")
+        self.setWindowTitle(self.tr("Longread hit a bug"))
         self.resize(640, 420)
         layout = QVBoxLayout(self)
-        where = f" It is also in {log_path}." if log_path else ""
+        where = " " + self.tr("It is also in {path}.").format(path=log_path) if log_path else ""
         intro = QLabel(
-            "Something went wrong that is Longread's fault, not yours. Your documents and "
-            "conversations are saved. Please copy this report into a bug report." + where
+            self.tr(
+                "Something went wrong that is Longread's fault, not yours. Your documents and "
+                "conversations are saved. Please copy this report into a bug report."
+            )
+            + where
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)
@@ -65,7 +68,7 @@ class CrashDialog(QDialog):
         self.report.setReadOnly(True)
         layout.addWidget(self.report)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        copy = buttons.addButton("Copy report", QDialogButtonBox.ButtonRole.ActionRole)
+        copy = buttons.addButton(self.tr("Copy report"), QDialogButtonBox.ButtonRole.ActionRole)
         copy.clicked.connect(self._on_copy_clicked)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)

@@ -3,7 +3,7 @@
 ``split_models`` separates ``.gguf`` files (each becomes the model) from the rest;
 ``collect_documents`` turns each dropped file or folder into the document files to read,
 or into the message its own row shows when it gives none. It reads folder listings, so it
-runs off the main thread (the window's disk lane). Qt-free.
+runs off the main thread (the window's disk lane). Qt-free but for translating its message.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication
 
 from engine.errors import IngestError
 from engine.ingest import collect_files
@@ -42,7 +44,9 @@ def collect_documents(paths: Sequence[Path]) -> list[Dropped]:
             out.append(Dropped(path, error=exc.message))
             continue
         if not found.files and path.is_dir():
-            message = f"{path.name}: no documents Longread reads in this folder."
+            message = QCoreApplication.translate(
+                "intake", "{name}: no documents Longread reads in this folder."
+            ).format(name=path.name)
             out.append(Dropped(path, error=message, skipped=len(found.skipped)))
             continue
         out.append(Dropped(path, list(found.files), skipped=len(found.skipped)))

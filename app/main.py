@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         install_error_handlers(folder / "longread.log")
         bundled = bundled_model_path()
     except EngineError as exc:
-        QMessageBox.critical(None, "Longread cannot start", exc.message)
+        QMessageBox.critical(None, QApplication.translate("main", "Longread cannot start"), exc.message)
         return 1
     if args.model is not None:
         settings.model_path = str(args.model.resolve())
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         window = MainWindow(library_factory=open_library, bundled_model=bundled, settings=settings, data_folder=folder)
     except EngineError as exc:  # the store cannot be opened or migrated (disk full, damaged, ...)
-        QMessageBox.critical(None, "Longread cannot start", exc.message)
+        QMessageBox.critical(None, QApplication.translate("main", "Longread cannot start"), exc.message)
         return 1
     window.show()
     if args.paths:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from PySide6.QtCore import QCoreApplication
+
 from app.views.model_picker import ModelEntry, summarize_model
 from engine.errors import EngineError
 from engine.models.discover import DiscoveredModel
@@ -44,5 +46,13 @@ def list_models(*, bundled: Path, added: Sequence[Path], current: Path, discover
         except EngineError as exc:
             entries.append(ModelEntry(path, source, problem=exc.message))
         except OSError as exc:
-            entries.append(ModelEntry(path, source, problem=f"cannot be read ({exc.strerror})"))
+            entries.append(
+                ModelEntry(
+                    path,
+                    source,
+                    problem=QCoreApplication.translate("ModelPicker", "cannot be read ({reason})").format(
+                        reason=exc.strerror
+                    ),
+                )
+            )
     return entries

@@ -14,6 +14,7 @@ from typing import Any
 from PySide6.QtCore import QSettings
 
 from engine.config import ReadSettings
+from engine.reading.waves import DEFAULT_WAVE_MODE, WaveMode
 from engine.runtime.backend import KvType
 
 
@@ -50,6 +51,19 @@ class AppSettings:
     @kv_type.setter
     def kv_type(self, value: str) -> None:
         self._q.setValue("read/kv_type", KvType(value).value)
+
+    @property
+    def wave_mode(self) -> WaveMode:
+        """How Read in waves shares notes: carry them onward, or map (none carried, then
+        one pass over them all); a value this version does not know reads as the default."""
+        try:
+            return WaveMode(str(self._q.value("read/wave_mode", DEFAULT_WAVE_MODE.value)))
+        except ValueError:
+            return DEFAULT_WAVE_MODE
+
+    @wave_mode.setter
+    def wave_mode(self, value: str) -> None:
+        self._q.setValue("read/wave_mode", WaveMode(value).value)
 
     @property
     def n_threads(self) -> int:

@@ -310,5 +310,8 @@ class IngestPool(QObject):
         if isinstance(exc, EngineError):
             self.document_failed.emit(row_id, exc.message)
             return
-        self.document_failed.emit(row_id, f"Could not read this file ({type(exc).__name__}). The log has details.")
+        self.document_failed.emit(
+            row_id,
+            self.tr("Could not read this file ({error}). The log has details.").format(error=type(exc).__name__),
+        )
         raise exc  # a bug: to sys.excepthook on the main thread

@@ -41,7 +41,7 @@ from engine.cli_reading import add_reading_parsers, read_corpus, run_reading_com
 from engine.cli_server import add_server_options, server_backend
 from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import Cancelled, CancelToken, ContextOverflowError, EngineError
+from engine.errors import Cancelled, CancelToken, ContextOverflowError, EngineError, NoSuchSession
 from engine.library import Library, describe_documents
 from engine.probe import TASKS as PROBE_TASKS
 from engine.probe import ProbeGrid, ProbeProgress, default_grid, describe_report
@@ -208,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Cancelled:
         _err("Cancelled.")
         return EXIT_CANCELLED
+    except NoSuchSession as exc:
+        _err(f"longread: {exc.message} `longread sessions` lists them.")
+        return EXIT_ERROR
     except EngineError as exc:
         _err(f"longread: {exc.message}")
         return EXIT_ERROR

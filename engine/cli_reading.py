@@ -3,7 +3,8 @@ deep thinking and waves (issue 6). ``engine/cli.py`` adds these subcommands and
 dispatches to ``run_reading_command``.
 
 ``think FILES... -q Q`` works a question in stored steps; ``waves FILES... -q Q`` reads
-the documents window by window; both take ``--resume SESSION`` to finish a session that
+the documents window by window (``--map``: waves carry no notes, one pass answers from
+them all; ``--carry``: waves carry notes onward); both take ``--resume SESSION`` to finish a session that
 was stopped (killed, cancelled, crashed), never redoing a finished step or wave. Steps,
 notes and answers stream to stdout; progress ("Wave 3 of 12, about 2 min left") and
 citations that fail their check, facts on no page and an answer citing nothing go to stderr. ``export SESSION --markdown`` prints a
@@ -16,6 +17,7 @@ import argparse
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -27,7 +29,7 @@ from engine.reading.citations import Citation
 from engine.reading.deep import DeepResult
 from engine.reading.facts import AnswerCheck, Unfounded
 from engine.reading.stepping import RunProgress
-from engine.reading.waves import WaveResult, dropped_notes
+from engine.reading.waves import DEFAULT_WAVE_MODE, WaveMode, WaveResult, dropped_notes
 from engine.runs import RunKind, Status, Step
 from engine.runtime.backend import KvType
 
@@ -66,6 +68,18 @@ def add_reading_parsers(sub: Any) -> None:
             p.add_argument("--step-tokens", type=int, default=256, help="most tokens per step (default 256)")
         else:
             p.add_argument("--note-tokens", type=int, default=96, help="most tokens of notes per wave (default 96)")
+            modes = p.add_mutually_exclusive_group()
+            modes.add_argument(
+                "--map",
+                dest="mode",
+                action="store_const",
+                const=WaveMode.MAP,
+                help="waves carry no notes (each reads its pages and the question), then one pass answers from all",
+            )
+            modes.add_argument(
+                "--carry", dest="mode", action="store_const", const=WaveMode.CARRY, help="waves carry notes onward"
+            )
+            p.set_defaults(mode=DEFAULT_WAVE_MODE)
     export = sub.add_parser("export", help="print a session (questions, steps, waves) as Markdown")
     export.add_argument("session_id", type=int)
     export.add_argument("--markdown", action="store_true", help="Markdown (the only format, and the default)")
@@ -153,6 +167,18 @@ def _report_problems(citations: list[Citation], unfounded: list[Unfounded]) -> N
         _err(line)
 
 
+def _blocks(result: WaveResult) -> str:
+    """`` (page blocks: 3 restored from snapshots, 1 read)``: how the waves read now got
+    their pages (warm waves, issue 13 item 3)."""
+    sources = Counter(str(w.detail.get("block")) for w in result.waves if w.position in result.ran)
+    parts = []
+    if sources["snapshot"]:
+        parts.append(f"{sources['snapshot']} restored from snapshots")
+    if sources["prefill"]:
+        parts.append(f"{sources['prefill']} read")
+    return f" (page blocks: {', '.join(parts)})" if parts else ""
+
+
 def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int:
     """``think`` or ``waves``: start a run (or take the session's one to resume) and run it."""
     kind = RunKind.THINK if args.command == "think" else RunKind.WAVES
@@ -162,7 +188,9 @@ def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int
     elif kind is RunKind.THINK:
         run_id = library.start_thinking(_question_corpus(args, library), args.question, step_tokens=args.step_tokens)
     else:
-        run_id = library.start_waves(_question_corpus(args, library), args.question, note_tokens=args.note_tokens)
+        run_id = library.start_waves(
+            _question_corpus(args, library), args.question, note_tokens=args.note_tokens, mode=args.mode
+        )
     progress = _Throttled()
     answering = False
 
@@ -198,7 +226,7 @@ def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int
             _out("\n## Answer\n" + result.answer)
         _out("\n")
         head, ran, total = (
-            f"Read {len(result.waves)} wave(s): {len(result.ran)} now",
+            f"Read {len(result.waves)} wave(s): {len(result.ran)} now{_blocks(result)}",
             len(result.ran),
             len(result.waves),
         )

@@ -121,6 +121,14 @@ class StorageError(EngineError):
     """The store or the disk failed."""
 
 
+class NoSuchSession(StorageError):
+    """A session id that names no session (never created, or purged)."""
+
+    def __init__(self, session_id: int) -> None:
+        super().__init__(f"There is no session {session_id}.")
+        self.session_id = session_id
+
+
 class Cancelled(EngineError):
     """The user cancelled. Not an error: callers show nothing for it."""
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus, Document
-from engine.errors import CancelToken, EngineError
+from engine.errors import CancelToken, EngineError, NoSuchSession
 from engine.ingest import NoticeFn, read_document, read_documents
 from engine.lane import ModelLane
 from engine.models.bundled import bundled_model_path
@@ -37,7 +37,7 @@ from engine.reading.deep import DeepResult, DeepThinker
 from engine.reading.export import export_markdown
 from engine.reading.prompts import Prompt
 from engine.reading.stepping import RunProgress, StepFn
-from engine.reading.waves import WaveReader, WaveResult
+from engine.reading.waves import DEFAULT_WAVE_MODE, WaveMode, WaveReader, WaveResult
 from engine.runs import Run, RunKind, Status
 from engine.runtime.backend import Backend, PrefillProgress, RemoteBackend, Tokenizer
 from engine.store import Store, open_store
@@ -239,7 +239,7 @@ class Library:
         """
         session = self.store.get_session(session_id)
         if session is None:
-            raise EngineError(f"There is no session {session_id}. `longread sessions` lists them.")
+            raise NoSuchSession(session_id)
         return session
 
     def session_corpus(self, session_id: int) -> Corpus | None:
@@ -428,14 +428,21 @@ class Library:
         return self._thinker(step_tokens).start(corpus, question, session_id=session_id)
 
     def start_waves(
-        self, corpus: Corpus, question: str, *, session_id: int | None = None, note_tokens: int = DEFAULT_NOTE_TOKENS
+        self,
+        corpus: Corpus,
+        question: str,
+        *,
+        session_id: int | None = None,
+        note_tokens: int = DEFAULT_NOTE_TOKENS,
+        mode: WaveMode | str = DEFAULT_WAVE_MODE,
     ) -> int:
         """Plan a read in waves and store it (one pending step per wave, and the answer).
+        ``mode``: carry notes from wave to wave, or map (none carried, then a reduce pass).
 
         Raises:
             ContextOverflowError: the window cannot hold a page plus the notes.
         """
-        return self._waves(note_tokens).start(corpus, question, session_id=session_id)
+        return self._waves(note_tokens, mode).start(corpus, question, session_id=session_id)
 
     def think(
         self,
@@ -462,13 +469,15 @@ class Library:
         *,
         session_id: int | None = None,
         note_tokens: int = DEFAULT_NOTE_TOKENS,
+        mode: WaveMode | str = DEFAULT_WAVE_MODE,
         on_progress: Callable[[RunProgress], None] | None = None,
         on_text: TextFn | None = None,
         on_step: StepFn | None = None,
         cancel: CancelToken | None = None,
     ) -> WaveResult:
-        """Read a corpus larger than the window in waves that carry notes, then answer."""
-        run_id = self.start_waves(corpus, question, session_id=session_id, note_tokens=note_tokens)
+        """Read a corpus larger than the window in waves (carrying notes, or map and
+        reduce), then answer."""
+        run_id = self.start_waves(corpus, question, session_id=session_id, note_tokens=note_tokens, mode=mode)
         return self._waves(note_tokens).run(
             run_id, on_progress=on_progress, on_text=on_text, on_step=on_step, cancel=cancel
         )
@@ -506,8 +515,20 @@ class Library:
         # Deep thinking reads on the full window unless one is set (engine/reading/deep.py).
         return DeepThinker(self.store, self.model_path, self.settings, step_tokens=step_tokens, lane=self.lane)
 
-    def _waves(self, note_tokens: int) -> WaveReader:
-        return WaveReader(self.store, self.model_path, self.settings, max_note_tokens=note_tokens, lane=self.lane)
+    def _waves(self, note_tokens: int, mode: WaveMode | str = DEFAULT_WAVE_MODE) -> WaveReader:
+        # Each wave's page block (issue 13); a server keeps its own caches (issue 16).
+        use = self._use_snapshots and not isinstance(self.backend, RemoteBackend)
+        snapshots = self.snapshots if use else None
+        return WaveReader(
+            self.store,
+            self.model_path,
+            self.settings,
+            max_note_tokens=note_tokens,
+            mode=mode,
+            snapshots=snapshots,
+            use_snapshots=snapshots is not None,
+            lane=self.lane,
+        )
 
 
 def describe_documents(docs: Sequence[Document]) -> str:

@@ -42,6 +42,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -52,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EngineError, GenerationError
-from engine.runtime.backend import Model, PrefillStats
+from engine.runtime.backend import CancelFn, Model, PrefillProgress, PrefillStats, ProgressFn
 from engine.store import Store
 
 SNAPSHOT_DIR = "snapshots"
@@ -430,3 +431,120 @@ class SnapshotCache:
     def _remove(self, key: str, path: Path) -> None:
         path.unlink(missing_ok=True)
         self.store.delete_snapshot(key)
+
+
+# -- the one way a prefix gets into a context ------------------------------------
+
+
+def common_prefix(have: Sequence[int], want: Sequence[int]) -> int:
+    """How many leading tokens two sequences share."""
+    n = 0
+    for a, b in zip(have, want, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+def load_prefix(
+    cache: SnapshotCache | None,
+    model: Model,
+    prefix: Sequence[int],
+    *,
+    model_sha256: str,
+    model_name: str,
+    swa_full: bool,
+    kv_bytes_per_token: float,
+    total: int | None = None,
+    on_progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
+) -> tuple[WarmStart, PrefillStats]:
+    """Make ``model``'s context hold ``prefix`` (a corpus, or a wave's page block):
+    already there, restored from its snapshot, or read cold and saved.
+
+    Used by ask (the corpus prefix) and by waves (each wave's page block, issue 13
+    item 3): both follow the same key discipline and the same cold == warm path.
+
+    Args:
+        cache: the snapshot cache; ``None`` reads cold and saves nothing.
+        prefix: the tokens the context must hold.
+        model_sha256, model_name, swa_full: go into the key and the row.
+        kv_bytes_per_token: the cache's size per token, to check the budget before writing.
+        total: the whole prompt's length, so progress counts against it (default: the prefix).
+
+    Returns:
+        how the prefix got there, and the stats of what was evaluated for it (the restore
+        check's one token, or the cold read).
+
+    Raises:
+        Cancelled: ``should_cancel`` said so between two batches of a cold read.
+        GenerationError: the runtime failed while reading.
+    """
+    end = len(prefix)
+    held = common_prefix(model.context_tokens, prefix)
+    nothing = PrefillStats(evaluated=0, reused=min(held, end), seconds=0.0)
+    if held >= end - 1:
+        # Already in context (a follow-up): model.prefill reuses it.
+        return WarmStart(source="context", corpus_tokens=end), nothing
+    if cache is None or end < MIN_SNAPSHOT_TOKENS:
+        return WarmStart(source="prefill", corpus_tokens=end), nothing
+    key = make_key(model, model_sha256=model_sha256, corpus=prefix, swa_full=swa_full)
+    notice = None
+    if cache.find(key) is not None:
+        start = time.perf_counter()
+        try:
+            info, check = cache.restore(model, key, prefix)
+        except SnapshotInvalid as exc:
+            notice = exc.message
+        else:
+            restore_s = time.perf_counter() - start
+            warm = WarmStart(
+                source="snapshot",
+                corpus_tokens=end,
+                restore_s=restore_s,
+                cold_prefill_s=info.prefill_s,
+                snapshot_bytes=info.size_bytes,
+            )
+            return warm, PrefillStats(evaluated=check.evaluated, reused=end - check.evaluated, seconds=restore_s)
+    # Cold: read all but the last token, save that, then evaluate the last token alone,
+    # as a restore does, so both paths compute the same cache.
+    whole = total if total is not None else end
+
+    def on_prefix_progress(p: PrefillProgress) -> None:
+        if on_progress is not None:
+            eta = (whole - p.done) / p.tokens_per_s if p.tokens_per_s > 0 else 0.0
+            on_progress(PrefillProgress(p.done, whole, p.tokens_per_s, eta, p.reused))
+
+    head = model.prefill(prefix[:-1], on_progress=on_prefix_progress, should_cancel=should_cancel)
+    pending = None
+    try:
+        pending = cache.write_pending(model, key, estimate_bytes=int(kv_bytes_per_token * end))
+    except (GenerationError, OSError) as exc:
+        notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
+        if len(model.context_tokens) < end - 1:  # the reload failed and emptied the context
+            more = model.prefill(prefix[:-1], on_progress=on_prefix_progress, should_cancel=should_cancel)
+            head = PrefillStats(head.evaluated + more.evaluated, head.reused, head.seconds + more.seconds)
+    last = model.prefill(prefix, should_cancel=should_cancel)
+    cold = PrefillStats(
+        evaluated=head.evaluated + last.evaluated, reused=head.reused, seconds=head.seconds + last.seconds
+    )
+    saved = None
+    if pending is not None:
+        try:
+            saved = cache.commit(
+                pending, key, model_name=model_name, logits=model.last_logits(), prefill_s=cold.seconds
+            )
+        except (EngineError, OSError) as exc:
+            pending.unlink(missing_ok=True)
+            notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
+    if saved is None and notice is None:
+        notice = "The corpus snapshot would exceed the snapshot disk budget; it was not saved."
+    warm = WarmStart(
+        source="prefill",
+        corpus_tokens=end,
+        cold_prefill_s=cold.seconds,
+        snapshot_bytes=saved.size_bytes if saved else 0,
+        saved=saved is not None,
+        notice=notice,
+    )
+    return warm, cold

@@ -13,7 +13,7 @@ numbers are the planner's own ``Plan`` (``engine.planner.measure_corpus``: the r
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, QSize, Signal
+from PySide6.QtCore import QCoreApplication, QRectF, QSize, Signal
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -26,10 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.i18n import format_bytes, format_duration
 from engine.planner import CorpusMeasure
 from engine.planning import Plan
 from engine.runtime.backend import KvType
-from engine.units import format_bytes, format_duration
 
 WEIGHTS = QColor("#9aa5b1")
 CORPUS = QColor("#2f6fdf")
@@ -39,11 +39,15 @@ OTHER = QColor("#c7b8e8")
 OK = "#1e7d32"
 BAD = "#b3261e"
 WARN = "#9a6700"
-KV_NOTES = {
-    KvType.F16: "full precision, fastest on CPUs",
-    KvType.Q8_0: "about half the cache; prefill 2-4x slower on CPUs",
-    KvType.Q4_0: "about a quarter of the cache; slowest prefill",
-}
+
+
+def kv_note(kv_type: KvType) -> str:
+    """What a KV cache type costs and gives, in a few words (translated)."""
+    return {
+        KvType.F16: QCoreApplication.translate("BudgetGauge", "full precision, fastest on CPUs"),
+        KvType.Q8_0: QCoreApplication.translate("BudgetGauge", "about half the cache; prefill 2-4x slower on CPUs"),
+        KvType.Q4_0: QCoreApplication.translate("BudgetGauge", "about a quarter of the cache; slowest prefill"),
+    }[kv_type]
 
 
 class SegmentBar(QWidget):
@@ -107,15 +111,15 @@ class BudgetGauge(QWidget):
         self.kv_type = KvType.F16
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        heading = QLabel("Does it fit?")
+        heading = QLabel(self.tr("Does it fit?"))
         heading.setStyleSheet("font-size: 13pt; font-weight: 600;")
         layout.addWidget(heading)
-        self.verdict = QLabel("Add documents to see whether they fit the model.")
+        self.verdict = QLabel(self.tr("Add documents to see whether they fit the model."))
         self.verdict.setWordWrap(True)
         self.verdict.setStyleSheet("color: #4b5563;")
         layout.addWidget(self.verdict)
 
-        self.window_caption = QLabel("Context window")
+        self.window_caption = QLabel(self.tr("Context window"))
         self.window_caption.setStyleSheet("font-weight: 600;")
         layout.addWidget(self.window_caption)
         self.window_bar = SegmentBar()
@@ -124,7 +128,7 @@ class BudgetGauge(QWidget):
         self.window_text.setWordWrap(True)
         layout.addWidget(self.window_text)
 
-        self.memory_caption = QLabel("Memory: model + KV cache + working memory, by cache type")
+        self.memory_caption = QLabel(self.tr("Memory: model + KV cache + working memory, by cache type"))
         self.memory_caption.setStyleSheet("font-weight: 600;")
         layout.addWidget(self.memory_caption)
         grid = QGridLayout()
@@ -135,7 +139,7 @@ class BudgetGauge(QWidget):
         self.memory_texts: dict[str, QLabel] = {}
         for i, kv in enumerate(KvType):
             button = QRadioButton(kv)
-            button.setToolTip(f"KV cache {kv}: {KV_NOTES[kv]}")
+            button.setToolTip(self.tr("KV cache {kv_type}: {note}").format(kv_type=kv, note=kv_note(kv)))
             self.kv_group.addButton(button)
             button.toggled.connect(lambda checked, kv=kv: self._on_kv_button_toggled(kv, checked))
             bar = SegmentBar()
@@ -152,11 +156,11 @@ class BudgetGauge(QWidget):
         layout.addWidget(self.memory_text)
 
         ways = QHBoxLayout()
-        self.larger_button = QPushButton("Use a larger window")
+        self.larger_button = QPushButton(self.tr("Use a larger window"))
         self.larger_button.clicked.connect(self._on_larger_button_clicked)
-        self.remove_button = QPushButton("Remove documents")
+        self.remove_button = QPushButton(self.tr("Remove documents"))
         self.remove_button.clicked.connect(self.remove_requested)
-        self.model_button = QPushButton("Choose another model")
+        self.model_button = QPushButton(self.tr("Choose another model"))
         self.model_button.clicked.connect(self.model_requested)
         for way in (self.larger_button, self.remove_button, self.model_button):
             ways.addWidget(way)
@@ -237,6 +241,23 @@ class BudgetGauge(QWidget):
             for part in (self.kv_buttons[kv], self.memory_bars[kv], self.memory_texts[kv]):
                 part.setVisible(False)
         self.larger_button.setVisible(False)
+        corpus, needed, n_ctx = plan.corpus_tokens, plan.needed_tokens, plan.n_ctx
+        self.window_text.setText(
+            self.tr(
+                "{corpus_mark} documents {corpus} tokens  {room_mark} question and answer {room}  "
+                "= {needed} of {n_ctx} ({percent}%). The server at {server} gives each request up to {max_ctx} tokens."
+            ).format(
+                corpus_mark=f"<span style='color:{CORPUS.name()}'>■</span>",
+                room_mark=f"<span style='color:{ROOM.name()}'>■</span>",
+                corpus=f"{corpus:,}",
+                room=f"{needed - corpus:,}",
+                needed=f"{needed:,}",
+                n_ctx=f"{n_ctx:,}",
+                percent=f"{100 * needed / max(n_ctx, 1):.0f}",
+                server=plan.server,
+                max_ctx=f"{plan.max_ctx:,}",
+            )
+        )
         if plan.fits_window:
             self.verdict.setText(self.tr("<b>Fits</b> the server's window."))
             self.verdict.setStyleSheet(f"color: {OK};")
@@ -258,29 +279,32 @@ class BudgetGauge(QWidget):
                 part.setVisible(visible)
         self.ways.setVisible(False)
         if m is None:
-            self.verdict.setText("Add documents to see whether they fit the model.")
+            self.verdict.setText(self.tr("Add documents to see whether they fit the model."))
             self.verdict.setStyleSheet("color: #4b5563;")
             return
         plan = m.plan
         corpus, needed, n_ctx, max_ctx = plan.corpus_tokens, plan.needed_tokens, plan.n_ctx, plan.max_ctx
         scale = max(n_ctx, needed, 1)
         room = needed - corpus
-        self.window_caption.setText(f"Context window: {n_ctx:,} tokens")
+        self.window_caption.setText(self.tr("Context window: {n_ctx} tokens").format(n_ctx=f"{n_ctx:,}"))
         self.window_bar.set_segments(
             [(corpus / scale, CORPUS), (room / scale, ROOM)],
             marker=n_ctx / scale if needed > n_ctx else None,
             over=needed > n_ctx,
         )
         self.window_text.setText(
-            f"<span style='color:{CORPUS.name()}'>■</span> documents {corpus:,} tokens  "
-            f"<span style='color:{ROOM.name()}'>■</span> question and answer {room:,}  "
-            f"= {needed:,} of {n_ctx:,} ({100 * needed / max(n_ctx, 1):.0f}%). "
-            + (
-                f"The model was trained on windows of up to {max_ctx:,}."
-                if plan.server is None
-                else self.tr("The server at %1 gives each request up to %2 tokens.")
-                .replace("%1", plan.server)
-                .replace("%2", f"{max_ctx:,}")
+            self.tr(
+                "{corpus_mark} documents {corpus} tokens  {room_mark} question and answer {room}  "
+                "= {needed} of {n_ctx} ({percent}%). The model was trained on windows of up to {max_ctx}."
+            ).format(
+                corpus_mark=f"<span style='color:{CORPUS.name()}'>■</span>",
+                room_mark=f"<span style='color:{ROOM.name()}'>■</span>",
+                corpus=f"{corpus:,}",
+                room=f"{room:,}",
+                needed=f"{needed:,}",
+                n_ctx=f"{n_ctx:,}",
+                percent=f"{100 * needed / max(n_ctx, 1):.0f}",
+                max_ctx=f"{max_ctx:,}",
             )
         )
         if plan.server is not None:  # issue 16: the server's window, no memory of this machine's
@@ -301,77 +325,108 @@ class BudgetGauge(QWidget):
                 marker=available / mscale if available is not None and available <= mscale else None,
                 over=not row.fits_memory,
             )
-            verdict = "fits" if row.fits_memory else "too big"
+            verdict = self.tr("fits") if row.fits_memory else self.tr("too big")
             color = OK if row.fits_memory else BAD
             weight = "font-weight:600;" if row.kv_type == self.kv_type else ""
-            speed = f", reads in ~{format_duration(row.est_prefill_s)}" if row.est_prefill_s else ""
+            speed = (
+                self.tr(", reads in ~{time}").format(time=format_duration(row.est_prefill_s))
+                if row.est_prefill_s
+                else ""
+            )
             self.memory_texts[row.kv_type].setText(
                 f"<span style='{weight}'>{format_bytes(row.total_bytes)} "
                 f"<span style='color:{color}'>{verdict}</span>{speed}</span>"
             )
             self.memory_texts[row.kv_type].setToolTip(
-                f"model {format_bytes(row.weights_bytes)} + KV cache {format_bytes(row.kv_bytes)} "
-                f"for {n_ctx:,} tokens + working memory {format_bytes(other)}; {KV_NOTES[row.kv_type]}"
+                self.tr("model {weights} + KV cache {kv} for {n_ctx} tokens + working memory {other}; {note}").format(
+                    weights=format_bytes(row.weights_bytes),
+                    kv=format_bytes(row.kv_bytes),
+                    n_ctx=f"{n_ctx:,}",
+                    other=format_bytes(other),
+                    note=kv_note(row.kv_type),
+                )
                 + (f". {row.warning}" if row.warning else "")
             )
         chosen = plan.row(self.kv_type)
-        free = format_bytes(available) if available is not None else "an unknown amount"
+        free = format_bytes(available) if available is not None else self.tr("an unknown amount")
         self.memory_text.setText(
-            f"<span style='color:{WEIGHTS.name()}'>■</span> model {format_bytes(chosen.weights_bytes)}  "
-            f"<span style='color:{KV.name()}'>■</span> KV cache {format_bytes(chosen.kv_bytes)} at "
-            f"{self.kv_type} ({KV_NOTES[self.kv_type]})  "
-            f"<span style='color:{OTHER.name()}'>■</span> working memory "
-            f"{format_bytes(chosen.compute_bytes + chosen.overhead_bytes)}. "
-            f"This computer has {free} of memory free."
+            self.tr(
+                "{weights_mark} model {weights}  {kv_mark} KV cache {kv} at {kv_type} ({note})  "
+                "{other_mark} working memory {other}. This computer has {free} of memory free."
+            ).format(
+                weights_mark=f"<span style='color:{WEIGHTS.name()}'>■</span>",
+                kv_mark=f"<span style='color:{KV.name()}'>■</span>",
+                other_mark=f"<span style='color:{OTHER.name()}'>■</span>",
+                weights=format_bytes(chosen.weights_bytes),
+                kv=format_bytes(chosen.kv_bytes),
+                kv_type=self.kv_type,
+                note=kv_note(self.kv_type),
+                other=format_bytes(chosen.compute_bytes + chosen.overhead_bytes),
+                free=free,
+            )
         )
         ways: list[str] = []
         if not plan.fits_window:
             self.ways.setVisible(True)
             can_grow = needed <= max_ctx and n_ctx < max_ctx
             self.larger_button.setVisible(can_grow)
-            self.larger_button.setText(f"Use a {max_ctx:,}-token window")
+            self.larger_button.setText(self.tr("Use a {max_ctx}-token window").format(max_ctx=f"{max_ctx:,}"))
             if can_grow:
-                ways.append(f"a larger window (up to {max_ctx:,})")
-            ways.append("fewer or shorter documents")
+                ways.append(self.tr("a larger window (up to {max_ctx})").format(max_ctx=f"{max_ctx:,}"))
+            ways.append(self.tr("fewer or shorter documents"))
             if needed > max_ctx:
-                ways.append(f"a model trained on more than {max_ctx:,} tokens")
+                ways.append(self.tr("a model trained on more than {max_ctx} tokens").format(max_ctx=f"{max_ctx:,}"))
             self.verdict.setText(
-                f"<b>Does not fit:</b> the documents need {needed:,} tokens with the question and "
-                f"answer, the window holds {n_ctx:,}. Ways out: " + "; ".join(ways) + "."
+                self.tr(
+                    "<b>Does not fit:</b> the documents need {needed} tokens with the question and "
+                    "answer, the window holds {n_ctx}. Ways out: {ways}."
+                ).format(needed=f"{needed:,}", n_ctx=f"{n_ctx:,}", ways="; ".join(ways))
             )
             self.verdict.setStyleSheet(f"color: {BAD};")
         elif not chosen.fits_memory:
             smaller = [r.kv_type for r in plan.rows if r.fits_memory]
             self.ways.setVisible(True)
             self.larger_button.setVisible(False)
-            self.verdict.setText(
-                f"<b>Not enough memory</b> at {self.kv_type}: {format_bytes(chosen.total_bytes)} needed, "
-                f"{free} free. "
-                + (f"Choose {' or '.join(smaller)} below, or " if smaller else "")
-                + "use fewer documents or a smaller model."
+            needed_free = self.tr("<b>Not enough memory</b> at {kv_type}: {needed} needed, {free} free.").format(
+                kv_type=self.kv_type, needed=format_bytes(chosen.total_bytes), free=free
             )
+            if smaller:
+                way = self.tr("Choose {kv_types} below, or use fewer documents or a smaller model.").format(
+                    kv_types=self.tr(" or ").join(smaller)
+                )
+            else:
+                way = self.tr("Use fewer documents or a smaller model.")
+            self.verdict.setText(needed_free + " " + way)
             self.verdict.setStyleSheet(f"color: {BAD};")
         elif plan.problems:
             # Neither the window nor memory: a window beyond the trained length, say.
-            self.verdict.setText(f"<b>Cannot read:</b> {plan.refusal()}")
+            self.verdict.setText(self.tr("<b>Cannot read:</b> {why}").format(why=plan.refusal()))
             self.verdict.setStyleSheet(f"color: {BAD};")
         elif chosen.reliability:
             # Issue 14: the window holds it, but the probe measured less than that.
             waves = plan.waves if plan.waves is not None and plan.waves.kv_type == self.kv_type else None
             measured = next((m.describe() for m in plan.measured if m.kv_type == self.kv_type), "")
             self.verdict.setText(
-                f"<b>Fits the window, beyond what this model reliably reads</b> "
-                f"({measured}): {needed:,} of {n_ctx:,} tokens. "
+                self.tr(
+                    "<b>Fits the window, beyond what this model reliably reads</b> ({measured}): "
+                    "{needed} of {n_ctx} tokens."
+                ).format(measured=measured, needed=f"{needed:,}", n_ctx=f"{n_ctx:,}")
+                + " "
                 + (
-                    f"Better: {waves.describe()}."
+                    self.tr("Better: {waves}.").format(waves=waves.describe())
                     if waves is not None
-                    else "Check important answers against the pages."
+                    else self.tr("Check important answers against the pages.")
                 )
             )
             self.verdict.setStyleSheet(f"color: {WARN};")
         else:
             self.verdict.setText(
-                f"<b>Fits.</b> {needed:,} of {n_ctx:,} tokens; {format_bytes(chosen.total_bytes)} of "
-                f"{free} free memory at {self.kv_type}."
+                self.tr("<b>Fits.</b> {needed} of {n_ctx} tokens; {total} of {free} free memory at {kv_type}.").format(
+                    needed=f"{needed:,}",
+                    n_ctx=f"{n_ctx:,}",
+                    total=format_bytes(chosen.total_bytes),
+                    free=free,
+                    kv_type=self.kv_type,
+                )
             )
             self.verdict.setStyleSheet(f"color: {OK};")

@@ -19,7 +19,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -33,18 +33,26 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.i18n import format_duration, kind_label
 from engine.corpus import Corpus
 from engine.reading.ask import AskResult
 from engine.reading.citations import Citation, check_citations
 from engine.reading.facts import AnswerCheck, Unfounded, check_answer
 from engine.runs import Run, RunKind, Status
 from engine.runtime.backend import PrefillProgress
-from engine.units import format_duration
 
 RENDER_EVERY_MS = 60
-MODES = {"Ask": RunKind.ASK, "Think deeply": RunKind.THINK, "Read in waves": RunKind.WAVES}
 # How a stored run that did not finish reads in the transcript.
 _SHOWN_STATUSES = (Status.DONE, Status.CANCELLED, Status.FAILED)
+
+
+def mode_names() -> dict[RunKind, str]:
+    """The ways of reading as the box next to Ask names them (translated)."""
+    return {
+        RunKind.ASK: QCoreApplication.translate("ConversationView", "Ask"),
+        RunKind.THINK: QCoreApplication.translate("ConversationView", "Think deeply"),
+        RunKind.WAVES: QCoreApplication.translate("ConversationView", "Read in waves"),
+    }
 
 
 @dataclass
@@ -97,7 +105,7 @@ class ConversationView(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        heading = QLabel("Questions and answers")
+        heading = QLabel(self.tr("Questions and answers"))
         heading.setStyleSheet("font-size: 13pt; font-weight: 600;")
         layout.addWidget(heading)
         self.transcript = QTextBrowser()
@@ -123,23 +131,24 @@ class ConversationView(QWidget):
         self._waves_question = ""
 
         self.question = QPlainTextEdit()
-        self.question.setPlaceholderText("Ask a question about these documents. Ctrl+Enter asks.")
+        self.question.setPlaceholderText(self.tr("Ask a question about these documents. Ctrl+Enter asks."))
         self.question.setFixedHeight(78)
         layout.addWidget(self.question)
         buttons = QHBoxLayout()
-        self.hint = QLabel("Answers cite pages like [filing.pdf p.12]: click one to see the page.")
+        self.hint = QLabel(self.tr("Answers cite pages like [filing.pdf p.12]: click one to see the page."))
         self.hint.setStyleSheet("color: #6b7280;")
         buttons.addWidget(self.hint, 1)
-        self.cancel_button = QPushButton("Cancel (Esc)")
+        self.cancel_button = QPushButton(self.tr("Cancel (Esc)"))
         self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
-        self.ask_button = QPushButton("Ask (Ctrl+Enter)")
+        self.ask_button = QPushButton(self.tr("Ask (Ctrl+Enter)"))
         self.ask_button.setDefault(True)
         self.ask_button.clicked.connect(self._on_ask_button_clicked)
         # How to answer: one pass (Ask), stored steps (Think deeply) or waves of pages.
         self.mode_box = QComboBox()
-        self.mode_box.addItems(list(MODES))
+        for kind, name in mode_names().items():
+            self.mode_box.addItem(name, kind.value)
         self.mode_box.setToolTip(
-            "Ask: one pass. Think deeply: five stored steps. Read in waves: long documents in parts."
+            self.tr("Ask: one pass. Think deeply: five stored steps. Read in waves: long documents in parts.")
         )
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.mode_box)
@@ -170,7 +179,7 @@ class ConversationView(QWidget):
     @property
     def mode(self) -> RunKind:
         """The way of reading chosen next to Ask."""
-        return MODES[self.mode_box.currentText()]
+        return RunKind(self.mode_box.currentData())
 
     def set_busy(self, busy: bool) -> None:
         self.busy = busy
@@ -194,15 +203,15 @@ class ConversationView(QWidget):
         """Offer to read ``question`` in waves (``Read in waves (about 12 min)``) next to
         the refusal of an ask that did not fit the window."""
         self._waves_question = question
-        self.waves_button.setText(f"Read in waves ({eta})")
-        self.waves_button.setToolTip("Read the documents window by window, keeping passages, then answer")
+        self.waves_button.setText(self.tr("Read in waves ({eta})").format(eta=eta))
+        self.waves_button.setToolTip(self.tr("Read the documents window by window, keeping passages, then answer"))
         self.waves_button.setVisible(True)
 
     def _on_waves_button_clicked(self) -> None:
         if self.busy or not self._waves_question:
             return
         self.waves_button.setVisible(False)
-        self.mode_box.setCurrentText(next(name for name, kind in MODES.items() if kind is RunKind.WAVES))
+        self.mode_box.setCurrentIndex(self.mode_box.findData(RunKind.WAVES.value))
         self.waves_requested.emit(self._waves_question)
 
     def start_turn(self, question: str) -> TurnView:
@@ -210,9 +219,9 @@ class ConversationView(QWidget):
         turn = TurnView(question)
         self.turns.append(turn)
         self.set_busy(True)
-        self.status.setText("Getting the model ready…")
+        self.status.setText(self.tr("Getting the model ready…"))
         self.progress.setRange(0, 0)
-        self.progress.setFormat("Preparing…")
+        self.progress.setFormat(self.tr("Preparing…"))
         self.progress.setVisible(True)
         self._render()
         return turn
@@ -222,14 +231,23 @@ class ConversationView(QWidget):
         self.progress.setVisible(True)
         self.progress.setRange(0, p.total)
         self.progress.setValue(p.done)
-        reused_text = f", {p.reused:,} already read" if p.reused else ""
-        self.progress.setFormat(f"Reading the documents: {p.done:,} / {p.total:,} tokens{reused_text}")
-        self.status.setText(f"{p.tokens_per_s:,.0f} tokens/s, about {format_duration(p.eta_s)} left. Esc cancels.")
+        if p.reused:
+            bar = self.tr("Reading the documents: {done} / {total} tokens, {reused} already read")
+        else:
+            bar = self.tr("Reading the documents: {done} / {total} tokens")
+        # A progress bar's format gives % a meaning (%p, %v): double it.
+        bar = bar.format(done=f"{p.done:,}", total=f"{p.total:,}", reused=f"{p.reused:,}")
+        self.progress.setFormat(bar.replace("%", "%%"))
+        self.status.setText(
+            self.tr("{speed} tokens/s, about {left} left. Esc cancels.").format(
+                speed=f"{p.tokens_per_s:,.0f}", left=format_duration(p.eta_s)
+            )
+        )
 
     def show_run_progress(self, text: str) -> None:
         """Where a run of steps is (``RunProgress.describe()``); its steps have the timeline."""
         self.progress.setVisible(False)
-        self.status.setText(f"{text}. Esc cancels.")
+        self.status.setText(self.tr("{progress}. Esc cancels.").format(progress=text))
 
     def append_text(self, piece: str) -> None:
         if not self.turns:
@@ -237,7 +255,7 @@ class ConversationView(QWidget):
         turn = self.turns[-1]
         if not turn.answer:
             self.progress.setVisible(False)
-            self.status.setText("Answering… Esc stops.")
+            self.status.setText(self.tr("Answering… Esc stops."))
         turn.answer += piece
         if not self._render_timer.isActive():
             self._render_timer.start()
@@ -254,7 +272,7 @@ class ConversationView(QWidget):
         turn.citations = check_citations(turn.answer, self.corpus) if turn.answer else []
         self.set_busy(False)
         self.status.setText(
-            note if status is Status.DONE else error or ("Cancelled." if status is Status.CANCELLED else "")
+            note if status is Status.DONE else error or (self.tr("Cancelled.") if status is Status.CANCELLED else "")
         )
         self._render_timer.stop()
         self._render()
@@ -290,48 +308,53 @@ class ConversationView(QWidget):
         self._links = []
         if not self.turns:
             if self.corpus.documents:
-                body = (
-                    "<p style='color:#4b5563'>Ask anything about the documents on the left: Longread reads "
-                    "<b>all of them</b>, every page, before it answers, and cites the pages it used.</p>"
+                body = "<p style='color:#4b5563'>" + self.tr(
+                    "Ask anything about the documents on the left: Longread reads "
+                    "<b>all of them</b>, every page, before it answers, and cites the pages it used."
                 )
             else:
-                body = (
-                    "<p style='color:#4b5563'>No documents yet. Drop PDFs or folders on this window, or press "
-                    "Ctrl+O. Then ask a question here.</p>"
+                body = "<p style='color:#4b5563'>" + self.tr(
+                    "No documents yet. Drop PDFs or folders on this window, or press Ctrl+O. Then ask a question here."
                 )
-            self.transcript.setHtml(body)
+            self.transcript.setHtml(body + "</p>")
             return
         parts = []
         for turn in self.turns:
             parts.append(
-                "<p style='margin-bottom:2px'><b>You:</b> " + html.escape(turn.question).replace("\n", "<br>") + "</p>"
+                f"<p style='margin-bottom:2px'><b>{self.tr('You:')}</b> "
+                + html.escape(turn.question).replace("\n", "<br>")
+                + "</p>"
             )
             running = turn.status == Status.RUNNING
             check = self._check(turn) if turn.answer and not running else AnswerCheck([])
             citations = check.citations
             answer_html = self._answer_html(turn.answer, citations, check.unfounded) if turn.answer else ""
             if running and not turn.answer:
-                answer_html = "<i style='color:#6b7280'>reading the documents…</i>"
-            parts.append("<p style='margin-top:2px'><b>Longread:</b> " + answer_html + "</p>")
+                answer_html = f"<i style='color:#6b7280'>{self.tr('reading the documents…')}</i>"
+            parts.append(f"<p style='margin-top:2px'><b>{self.tr('Longread:')}</b> " + answer_html + "</p>")
             problems = [c for c in citations if not c.ok]
             for c in problems:
                 parts.append(
                     f"<p style='color:#b3261e; margin-left:16px'>⚠ [{html.escape(c.document)} p.{c.page}]: "
-                    f"{html.escape(c.problem or 'not checked')}</p>"
+                    f"{html.escape(c.problem or self.tr('not checked'))}</p>"
                 )
             for u in check.unfounded:
                 parts.append(
                     f"<p style='color:#b3261e; margin-left:16px'>⚠ “{html.escape(u.text)}”: {html.escape(u.problem)}</p>"
                 )
             if turn.status == Status.DONE and turn.answer and check.cites_nothing:
-                parts.append(
-                    "<p style='color:#b3261e; margin-left:16px'>⚠ Unverified: this answer cites no page, so "
-                    "nothing in it was checked against the documents.</p>"
+                unverified = self.tr(
+                    "Unverified: this answer cites no page, so nothing in it was checked against the documents."
                 )
+                parts.append(f"<p style='color:#b3261e; margin-left:16px'>⚠ {unverified}</p>")
             if turn.status in (Status.CANCELLED, Status.INTERRUPTED):
-                parts.append(f"<p style='color:#6b7280'><i>{turn.status.capitalize()}: the answer stops here.</i></p>")
+                if turn.status == Status.CANCELLED:
+                    stops = self.tr("Cancelled: the answer stops here.")
+                else:
+                    stops = self.tr("Interrupted: the answer stops here.")
+                parts.append(f"<p style='color:#6b7280'><i>{stops}</i></p>")
             if turn.status == Status.FAILED:
-                parts.append(f"<p style='color:#b3261e'>{html.escape(turn.error or 'Failed.')}</p>")
+                parts.append(f"<p style='color:#b3261e'>{html.escape(turn.error or self.tr('Failed.'))}</p>")
             if turn.note:
                 parts.append(f"<p style='color:#6b7280; font-size:small'>{html.escape(turn.note)}</p>")
             parts.append("<hr>")
@@ -374,29 +397,48 @@ def describe_ask(result: AskResult) -> str:
     """The line under a fresh answer: how the documents got into the model, and the speeds."""
     p = result.prefill
     warm = result.warm  # issue 4: how the corpus got into the context
-    if warm is not None and warm.source == "snapshot":
-        was = f" (reading them took {warm.cold_prefill_s:.0f} s)" if warm.cold_prefill_s else ""
-        read = f"restored the documents in {warm.restore_s:.1f} s{was}"
+    if warm is not None and warm.source == "snapshot" and warm.cold_prefill_s:
+        read = QCoreApplication.translate(
+            "ConversationView", "restored the documents in {restore} s (reading them took {cold} s)"
+        ).format(restore=f"{warm.restore_s:.1f}", cold=f"{warm.cold_prefill_s:.0f}")
+    elif warm is not None and warm.source == "snapshot":
+        read = QCoreApplication.translate("ConversationView", "restored the documents in {restore} s").format(
+            restore=f"{warm.restore_s:.1f}"
+        )
     elif warm is not None and warm.source == "context" and p.evaluated < 64:
-        read = "the documents were already read"
+        read = QCoreApplication.translate("ConversationView", "the documents were already read")
     elif p.evaluated and p.seconds > 0:
-        read = f"read {p.evaluated:,} tokens in {p.seconds:.1f} s ({p.evaluated / p.seconds:,.0f} tokens/s)"
+        read = QCoreApplication.translate(
+            "ConversationView", "read {tokens} tokens in {seconds} s ({speed} tokens/s)"
+        ).format(tokens=f"{p.evaluated:,}", seconds=f"{p.seconds:.1f}", speed=f"{p.evaluated / p.seconds:,.0f}")
     else:
-        read = "read nothing new"
+        read = QCoreApplication.translate("ConversationView", "read nothing new")
     if p.reused:
-        read += f", {p.reused:,} already in memory"
+        read += QCoreApplication.translate("ConversationView", ", {reused} already in memory").format(
+            reused=f"{p.reused:,}"
+        )
     notice = f" {warm.notice}" if warm is not None and warm.notice else ""
-    return f"{read}; answered {result.answer_tokens} tokens in {result.generate_s:.1f} s.{notice}"
+    answered = QCoreApplication.translate(
+        "ConversationView", "{read}; answered {tokens} tokens in {seconds} s."
+    ).format(read=read, tokens=result.answer_tokens, seconds=f"{result.generate_s:.1f}")
+    return answered + notice
 
 
 def _describe_run(run: Run) -> str:
     """The line under a stored run's answer: the model, and for an ask its window and read."""
     if run.kind is not RunKind.ASK:
-        return f"{run.kind.label} with {run.model}."
+        return QCoreApplication.translate("ConversationView", "{kind} with {model}.").format(
+            kind=kind_label(run.kind), model=run.model
+        )
     step = run.answer_step
     if step is None or step.prefill_tokens is None:
         return ""
-    return (
-        f"{run.model}, window {run.settings.get('n_ctx', '?')}, KV {run.settings.get('kv_type', '?')}; "
-        f"read {step.prefill_tokens:,} tokens in {step.prefill_s or 0:.1f} s."
+    return QCoreApplication.translate(
+        "ConversationView", "{model}, window {n_ctx}, KV {kv_type}; read {tokens} tokens in {seconds} s."
+    ).format(
+        model=run.model,
+        n_ctx=run.settings.get("n_ctx", "?"),
+        kv_type=run.settings.get("kv_type", "?"),
+        tokens=f"{step.prefill_tokens:,}",
+        seconds=f"{step.prefill_s or 0:.1f}",
     )

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.i18n import format_duration
 from engine.corpus import Corpus, Document
-from engine.units import format_duration
 
 _row_ids = itertools.count(1)
 ERROR_COLOR = QColor("#b3261e")
@@ -73,15 +73,17 @@ class DropZone(QFrame):
         self.setStyleSheet("#dropZone { border: 2px dashed #8a94a6; border-radius: 12px; background: #f6f8fb; }")
         layout = QVBoxLayout(self)
         layout.addStretch(2)
-        title = QLabel("Drop PDFs or folders here, or press Ctrl+O")
+        title = QLabel(self.tr("Drop PDFs or folders here, or press Ctrl+O"))
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         title.setWordWrap(True)
         title.setStyleSheet("font-size: 17pt; font-weight: 600; color: #1f2937; border: none;")
         layout.addWidget(title)
         hint = QLabel(
-            "Longread reads every page of your documents with a model on this computer: "
-            "nothing is uploaded. PDF, Word (.docx), EPUB, HTML, RTF, text and Markdown files; "
-            "a dropped .gguf file becomes the model."
+            self.tr(
+                "Longread reads every page of your documents with a model on this computer: "
+                "nothing is uploaded. PDF, Word (.docx), EPUB, HTML, RTF, text and Markdown files; "
+                "a dropped .gguf file becomes the model."
+            )
         )
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         hint.setWordWrap(True)
@@ -89,9 +91,9 @@ class DropZone(QFrame):
         layout.addWidget(hint)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        self.open_button = QPushButton("Open documents…")
+        self.open_button = QPushButton(self.tr("Open documents…"))
         self.open_button.clicked.connect(self.open_requested)
-        self.sample_button = QPushButton("Try the sample document")
+        self.sample_button = QPushButton(self.tr("Try the sample document"))
         self.sample_button.clicked.connect(self.sample_requested)
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.sample_button)
@@ -126,7 +128,7 @@ class CorpusPanel(QWidget):
     sample_requested = Signal()
     unlock_requested = Signal(int)
 
-    COLUMNS = ("Document", "Pages", "Tokens", "Status")
+    COLUMNS = ("Document", "Pages", "Tokens", "Status")  # English names; shown as ``column_names()``
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -134,7 +136,7 @@ class CorpusPanel(QWidget):
         self._items: dict[int, QTreeWidgetItem] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        heading = QLabel("Documents")
+        heading = QLabel(self.tr("Documents"))
         heading.setStyleSheet("font-size: 13pt; font-weight: 600;")
         layout.addWidget(heading)
         self.stack = QStackedWidget()
@@ -148,7 +150,7 @@ class CorpusPanel(QWidget):
         list_layout.setContentsMargins(0, 0, 0, 0)
         self.tree = _DocTree()
         self.tree.setColumnCount(len(self.COLUMNS))
-        self.tree.setHeaderLabels(list(self.COLUMNS))
+        self.tree.setHeaderLabels([self.tr("Document"), self.tr("Pages"), self.tr("Tokens"), self.tr("Status")])
         self.tree.setRootIsDecorated(False)
         self.tree.setWordWrap(True)
         self.tree.setUniformRowHeights(False)
@@ -170,17 +172,17 @@ class CorpusPanel(QWidget):
         self.total_label.setStyleSheet("font-weight: 600;")
         list_layout.addWidget(self.total_label)
         buttons = QHBoxLayout()
-        self.add_button = QPushButton("Add…")
-        self.add_button.setToolTip("Add documents (Ctrl+O), or drop them on the window")
+        self.add_button = QPushButton(self.tr("Add…"))
+        self.add_button.setToolTip(self.tr("Add documents (Ctrl+O), or drop them on the window"))
         self.add_button.clicked.connect(self.open_requested)
-        self.up_button = QPushButton("Move up")
-        self.up_button.setToolTip("Read this document earlier (Alt+Up)")
+        self.up_button = QPushButton(self.tr("Move up"))
+        self.up_button.setToolTip(self.tr("Read this document earlier (Alt+Up)"))
         self.up_button.clicked.connect(lambda: self.move_selected(-1))
-        self.down_button = QPushButton("Move down")
-        self.down_button.setToolTip("Read this document later (Alt+Down)")
+        self.down_button = QPushButton(self.tr("Move down"))
+        self.down_button.setToolTip(self.tr("Read this document later (Alt+Down)"))
         self.down_button.clicked.connect(lambda: self.move_selected(1))
-        self.remove_button = QPushButton("Remove")
-        self.remove_button.setToolTip("Take this document out of the corpus (Delete)")
+        self.remove_button = QPushButton(self.tr("Remove"))
+        self.remove_button.setToolTip(self.tr("Take this document out of the corpus (Delete)"))
         self.remove_button.clicked.connect(self.remove_selected)
         for button in (self.add_button, self.up_button, self.down_button, self.remove_button):
             buttons.addWidget(button)
@@ -214,7 +216,11 @@ class CorpusPanel(QWidget):
         if row is None:
             return
         if any(r.doc is not None and r.doc.sha256 == doc.sha256 for r in self.rows if r is not row):
-            row.state, row.doc, row.message = "failed", doc, "Already in the corpus: the same file is listed above."
+            row.state, row.doc, row.message = (
+                "failed",
+                doc,
+                self.tr("Already in the corpus: the same file is listed above."),
+            )
             self._refresh()
             return
         row.state, row.doc, row.message = "ready", doc, ""
@@ -336,10 +342,8 @@ class CorpusPanel(QWidget):
         QTimer.singleShot(0, self._apply_tree_order)
 
     def _apply_tree_order(self) -> None:
-        order = [
-            int(self.tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole))
-            for i in range(self.tree.topLevelItemCount())
-        ]
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        order = [int(item.data(0, Qt.ItemDataRole.UserRole)) for item in items if item is not None]
         by_id = {r.id: r for r in self.rows}
         if sorted(order) != sorted(by_id) or order == [r.id for r in self.rows]:
             self._refresh()
@@ -372,19 +376,22 @@ class CorpusPanel(QWidget):
             item.setToolTip(0, str(row.path))
             if row.state == "ready" and row.doc is not None:
                 item.setText(1, f"{row.doc.n_pages:,}")
-                item.setText(2, f"{row.tokens:,}" if row.tokens is not None else "counting…")
-                item.setText(3, "Ready" + (" (text pages of ~3,000 characters)" if row.doc.kind != "pdf" else ""))
-                item.setToolTip(3, "Text files have no pages: Longread cuts them every ~3,000 characters.")
+                item.setText(2, f"{row.tokens:,}" if row.tokens is not None else self.tr("counting…"))
+                if row.doc.kind != "pdf":
+                    item.setText(3, self.tr("Ready (text pages of ~3,000 characters)"))
+                else:
+                    item.setText(3, self.tr("Ready"))
+                item.setToolTip(3, self.tr("Text files have no pages: Longread cuts them every ~3,000 characters."))
             elif row.state == "failed":
                 item.setText(0, f"{row.name}\n{row.message}")
                 item.setToolTip(0, row.message)
-                item.setText(3, "Not added")
+                item.setText(3, self.tr("Not added"))
                 for col in range(len(self.COLUMNS)):
                     item.setForeground(col, QBrush(ERROR_COLOR))
             elif row.state == "locked":
-                item.setText(0, f"{row.name}\nDouble-click to unlock")
-                item.setToolTip(0, f"{row.message} Double-click (or press Enter) to enter it.")
-                item.setText(3, "Needs a password")
+                item.setText(0, f"{row.name}\n" + self.tr("Double-click to unlock"))
+                item.setToolTip(0, f"{row.message} " + self.tr("Double-click (or press Enter) to enter it."))
+                item.setText(3, self.tr("Needs a password"))
                 item.setForeground(3, QBrush(ERROR_COLOR))
             # Items are dragged to reorder, never dropped onto one another.
             item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsDropEnabled)
@@ -401,19 +408,29 @@ class CorpusPanel(QWidget):
         ready = [r for r in self.rows if r.state == "ready" and r.doc is not None]
         pages = sum(r.doc.n_pages for r in ready if r.doc is not None)
         counted = [r.tokens for r in ready if r.tokens is not None]
-        tokens = f"{sum(counted):,} tokens" if len(counted) == len(ready) and ready else "tokens: counting…"
+        if len(counted) == len(ready) and ready:
+            tokens = self.tr("{tokens} tokens").format(tokens=f"{sum(counted):,}")
+        else:
+            tokens = self.tr("tokens: counting…")
         reading = sum(1 for r in self.rows if r.state == "reading")
         failed = sum(1 for r in self.rows if r.state == "failed")
         locked = sum(1 for r in self.rows if r.state == "locked")
-        parts = [f"Total: {len(ready)} document{'s' if len(ready) != 1 else ''}", f"{pages:,} pages"]
+        if len(ready) == 1:
+            total = self.tr("Total: %n document", "", len(ready))
+        else:
+            total = self.tr("Total: %n documents", "", len(ready))
+        pages_text = self.tr("%n page", "", pages) if pages == 1 else self.tr("%n pages", "", pages)
+        parts = [total, pages_text.replace(str(pages), f"{pages:,}", 1)]
         if ready:
             parts.append(tokens)
         if reading:
-            parts.append(f"{reading} still reading")
+            parts.append(self.tr("%n still reading", "", reading))
         if failed:
-            parts.append(f"{failed} not added")
-        if locked:
-            parts.append(f"{locked} need{'s' if locked == 1 else ''} a password")
+            parts.append(self.tr("%n not added", "", failed))
+        if locked == 1:
+            parts.append(self.tr("%n needs a password", "", locked))
+        elif locked:
+            parts.append(self.tr("%n need a password", "", locked))
         self.total_label.setText(" · ".join(parts))
         self._update_buttons()
 
@@ -421,7 +438,7 @@ class CorpusPanel(QWidget):
 def _draw_progress(bar: QProgressBar, row: DocRow) -> None:
     if row.pages_total <= 0:
         bar.setRange(0, 0)  # nothing reported yet (text formats report nothing): busy
-        bar.setFormat("Reading…")
+        bar.setFormat(QCoreApplication.translate("CorpusPanel", "Reading…"))
         return
     bar.setRange(0, row.pages_total)
     bar.setValue(row.pages_done)
@@ -429,5 +446,8 @@ def _draw_progress(bar: QProgressBar, row: DocRow) -> None:
     left = ""
     if row.pages_done and row.pages_done < row.pages_total:
         eta = elapsed / row.pages_done * (row.pages_total - row.pages_done)
-        left = f", ~{format_duration(eta)} left"
-    bar.setFormat(f"page {row.pages_done}/{row.pages_total}{left}")
+        left = QCoreApplication.translate("CorpusPanel", ", ~{time} left").format(time=format_duration(eta))
+    page = QCoreApplication.translate("CorpusPanel", "page {done}/{total}").format(
+        done=row.pages_done, total=row.pages_total
+    )
+    bar.setFormat(page + left)

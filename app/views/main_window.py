@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.i18n import describe_progress
 from app.intake import Dropped, collect_documents, split_models
 from app.model_files import Discover, check_model, list_models
 from app.resources import resource_path, sample_document
@@ -204,21 +205,21 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes([250, 560, 590])
         self.splitter.setStretchFactor(2, 1)
         self.setCentralWidget(self.splitter)
-        self.lane_label = QLabel("Ready")
+        self.lane_label = QLabel(self.tr("Ready"))
         self.statusBar().addPermanentWidget(self.lane_label)
 
-        file_menu = self.menuBar().addMenu("&File")
-        self._action(file_menu, "&Open documents…", QKeySequence.StandardKey.Open, self.open_file_dialog)
-        self._action(file_menu, "Choose a &model file…", None, self.open_model_dialog)
-        self._action(file_menu, "Model &details…", None, self.show_model_details)
-        self._action(file_menu, "&New session", QKeySequence.StandardKey.New, self.new_session)
-        self._action(file_menu, "&Export session as Markdown…", None, self.export_session)
+        file_menu = self.menuBar().addMenu(self.tr("&File"))
+        self._action(file_menu, self.tr("&Open documents…"), QKeySequence.StandardKey.Open, self.open_file_dialog)
+        self._action(file_menu, self.tr("Choose a &model file…"), None, self.open_model_dialog)
+        self._action(file_menu, self.tr("Model &details…"), None, self.show_model_details)
+        self._action(file_menu, self.tr("&New session"), QKeySequence.StandardKey.New, self.new_session)
+        self._action(file_menu, self.tr("&Export session as Markdown…"), None, self.export_session)
         file_menu.addSeparator()
-        self._action(file_menu, "&Settings…", QKeySequence("Ctrl+,"), self.open_settings)
+        self._action(file_menu, self.tr("&Settings…"), QKeySequence("Ctrl+,"), self.open_settings)
         file_menu.addSeparator()
-        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
-        help_menu = self.menuBar().addMenu("&Help")
-        self._action(help_menu, "&Keyboard and mouse", None, self._show_shortcuts)
+        self._action(file_menu, self.tr("&Quit"), QKeySequence.StandardKey.Quit, self.close)
+        help_menu = self.menuBar().addMenu(self.tr("&Help"))
+        self._action(help_menu, self.tr("&Keyboard and mouse"), None, self._show_shortcuts)
 
         self.ingest.document_read.connect(lambda row_id, doc, _fresh: self.corpus_panel.set_read(row_id, doc))
         self.ingest.document_failed.connect(self.corpus_panel.set_failed)
@@ -264,7 +265,7 @@ class MainWindow(QMainWindow):
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
             event.acceptProposedAction()
-            self.statusBar().showMessage("Drop to add these documents", 2000)
+            self.statusBar().showMessage(self.tr("Drop to add these documents"), 2000)
         else:
             event.ignore()
 
@@ -279,7 +280,10 @@ class MainWindow(QMainWindow):
     def open_file_dialog(self) -> None:
         patterns = " ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES))
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Open documents", "", f"Documents ({patterns});;Models (*.gguf);;All files (*)"
+            self,
+            self.tr("Open documents"),
+            "",
+            self.tr("Documents ({patterns});;Models (*.gguf);;All files (*)").format(patterns=patterns),
         )
         self.add_paths([Path(f) for f in files])
 
@@ -303,7 +307,10 @@ class MainWindow(QMainWindow):
         skipped = sum(path.skipped for path in dropped)
         if skipped:
             self.statusBar().showMessage(
-                f"Skipped {skipped} files in those folders that are not documents Longread reads.", 8000
+                self.tr("Skipped {skipped} files in those folders that are not documents Longread reads.").format(
+                    skipped=skipped
+                ),
+                8000,
             )
 
     def _on_ingest_password_needed(self, row_id: int, message: str) -> None:
@@ -315,7 +322,9 @@ class MainWindow(QMainWindow):
         self.ingest.read(row_id, path, password=password)
 
     def _on_passwords_declined(self, name: str) -> None:
-        self.statusBar().showMessage(f"{name} was not read: double-click it in the list to enter its password.", 8000)
+        self.statusBar().showMessage(
+            self.tr("{name} was not read: double-click it in the list to enter its password.").format(name=name), 8000
+        )
 
     @property
     def password_dialog(self) -> QInputDialog | None:
@@ -329,7 +338,9 @@ class MainWindow(QMainWindow):
             self.session_id = None
             self.conversation.set_turns([])
             self.conversation.status.setText(
-                "The documents changed: the next question starts a new session (the last one is in the sidebar)."
+                self.tr(
+                    "The documents changed: the next question starts a new session (the last one is in the sidebar)."
+                )
             )
         self.schedule_measure()
 
@@ -346,7 +357,7 @@ class MainWindow(QMainWindow):
         if not corpus.documents:
             self.gauge.show_measure(None)
             return
-        self.gauge.show_busy(f"Counting tokens with {self.model_path.name}…")
+        self.gauge.show_busy(self.tr("Counting tokens with {model}…").format(model=self.model_path.name))
         fingerprint = corpus.fingerprint
 
         def run(library: Library, job: Job) -> CorpusMeasure:
@@ -378,21 +389,25 @@ class MainWindow(QMainWindow):
         if self.asking:
             return
         if not corpus.documents:
-            self.conversation.status.setText("Add documents first: drop them on the window or press Ctrl+O.")
+            self.conversation.status.setText(self.tr("Add documents first: drop them on the window or press Ctrl+O."))
             return
         if self.corpus_panel.reading:
-            self.conversation.status.setText("Some documents are still being read; ask again when they are ready.")
+            self.conversation.status.setText(
+                self.tr("Some documents are still being read; ask again when they are ready.")
+            )
             return
         self._resumable = None
         self.timeline.hide_resume()
         kind, session_id = self.conversation.mode, self.session_id
-        step_tokens, note_tokens = self.step_tokens, self.note_tokens
+        step_tokens, note_tokens, wave_mode = self.step_tokens, self.note_tokens, self.settings.wave_mode
 
         def start(library: Library, events: dict[str, Any]) -> RunResult:
             if kind is RunKind.THINK:
                 return library.think(corpus, question, session_id=session_id, step_tokens=step_tokens, **events)
             if kind is RunKind.WAVES:
-                return library.read_in_waves(corpus, question, session_id=session_id, note_tokens=note_tokens, **events)
+                return library.read_in_waves(
+                    corpus, question, session_id=session_id, note_tokens=note_tokens, mode=wave_mode, **events
+                )
             return library.ask(corpus, question, session_id=session_id, **events)
 
         self._run(kind, question, start)
@@ -404,7 +419,7 @@ class MainWindow(QMainWindow):
         if self.asking or run is None:
             return
         if not self.corpus_panel.corpus().documents:
-            self.conversation.status.setText("This session's documents are gone; it cannot be resumed.")
+            self.conversation.status.setText(self.tr("This session's documents are gone; it cannot be resumed."))
             return
         self._resumable = None
         turns = self.conversation.turns
@@ -434,7 +449,7 @@ class MainWindow(QMainWindow):
         handlers: dict[str, Callable[[Any], None]] = {
             "text": self._show_run_text,
             "prefill": self.conversation.show_progress,  # an ask: reading the documents
-            "progress": lambda p: self.conversation.show_run_progress(p.describe()),  # a run of steps
+            "progress": lambda p: self.conversation.show_run_progress(describe_progress(p)),  # a run of steps
             "step": self.timeline.show_step,
         }
 
@@ -467,8 +482,11 @@ class MainWindow(QMainWindow):
             self.refresh_sessions()
 
         def on_cancelled() -> None:
-            kept = "The partial answer is" if kind is RunKind.ASK else "The steps so far are"
-            self.statusBar().showMessage(f"Stopped. {kept} kept in the session.", 5000)
+            if kind is RunKind.ASK:
+                stopped = self.tr("Stopped. The partial answer is kept in the session.")
+            else:
+                stopped = self.tr("Stopped. The steps so far are kept in the session.")
+            self.statusBar().showMessage(stopped, 5000)
             self.refresh_sessions()
             self.ask_cancelled.emit()
 
@@ -490,25 +508,28 @@ class MainWindow(QMainWindow):
         """Write the current session as Markdown (asks where when ``path`` is None)."""
         session_id = self.session_id
         if session_id is None:
-            self.statusBar().showMessage("Ask something first: there is no session to export yet.", 5000)
+            self.statusBar().showMessage(self.tr("Ask something first: there is no session to export yet."), 5000)
             return
         if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Export session as Markdown", "session.md", "Markdown (*.md)")
+            chosen, _ = QFileDialog.getSaveFileName(
+                self, self.tr("Export session as Markdown"), "session.md", self.tr("Markdown (*.md)")
+            )
             if not chosen:
                 return
             path = Path(chosen)
         target = path
+        cant_write = self.tr("Could not write {name}: {reason}.")
 
         def run(library: Library, job: Job) -> Path:
             text = library.export_markdown(session_id)
             try:
                 target.write_text(text, encoding="utf-8")
             except OSError as exc:
-                raise EngineError(f"Could not write {target.name}: {exc.strerror}.") from exc
+                raise EngineError(cant_write.format(name=target.name, reason=exc.strerror)) from exc
             return target
 
         def on_done(written: Path) -> None:
-            self.statusBar().showMessage(f"Exported to {written}", 5000)
+            self.statusBar().showMessage(self.tr("Exported to {path}").format(path=written), 5000)
             self.exported.emit(written)
 
         self.disk_lane.submit(
@@ -544,8 +565,12 @@ class MainWindow(QMainWindow):
     def open_session(self, session_id: int) -> None:
         """Show a stored session: its documents and runs exactly as they were."""
         if self.asking:
-            self.statusBar().showMessage("Wait for the answer (or press Esc) before opening another session.", 5000)
+            self.statusBar().showMessage(
+                self.tr("Wait for the answer (or press Esc) before opening another session."), 5000
+            )
             return
+
+        gone = self.tr("That session no longer exists.")
 
         def run(library: Library, job: Job) -> tuple[Corpus, list[Run]]:
             try:
@@ -553,7 +578,7 @@ class MainWindow(QMainWindow):
             except StorageError:
                 raise
             except EngineError as exc:  # purged meanwhile (by another window or process)
-                raise EngineError("That session no longer exists.") from exc
+                raise EngineError(gone) from exc
             return corpus or Corpus(), library.runs(session_id)
 
         def on_done(result: tuple[Corpus, list[Run]]) -> None:
@@ -629,14 +654,16 @@ class MainWindow(QMainWindow):
         )
 
     def open_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model file", "", "GGUF models (*.gguf)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, self.tr("Choose a GGUF model file"), "", self.tr("GGUF models (*.gguf)")
+        )
         if path:
             self.use_model(Path(path), added=True)
 
     def use_model(self, path: Path, *, added: bool = False) -> None:
         """Read with the GGUF at ``path`` (checked first; a bad file leaves the model as is)."""
         if self.asking:
-            self.statusBar().showMessage("Wait for the answer (or press Esc) before changing the model.", 5000)
+            self.statusBar().showMessage(self.tr("Wait for the answer (or press Esc) before changing the model."), 5000)
             self.picker.set_entries(self.picker.entries, current=self.model_path)
             return
 
@@ -652,14 +679,16 @@ class MainWindow(QMainWindow):
                 self.settings.add_model(str(path))
             existing = next((e for e in self.picker.entries if e.path == path), None)
             self.picker.add_entry(existing or entry, select=True)
-            self.statusBar().showMessage(f"Model: {path.name}", 5000)
+            self.statusBar().showMessage(self.tr("Model: {name}").format(name=path.name), 5000)
             self.model_changed.emit(path)
             self.schedule_measure()
 
         def on_error(exc: EngineError) -> None:
             self.picker.set_entries(self.picker.entries, current=self.model_path)
             self.model_problem = exc.message
-            self.statusBar().showMessage(f"Still using {self.model_path.name}: {exc.message}", 15000)
+            self.statusBar().showMessage(
+                self.tr("Still using {name}: {problem}").format(name=self.model_path.name, problem=exc.message), 15000
+            )
             self.model_failed.emit(exc.message)
 
         self.model_lane.submit(swap, name="model", on_done=on_done, on_error=on_error)
@@ -712,20 +741,22 @@ class MainWindow(QMainWindow):
 
     def _on_gauge_remove_requested(self) -> None:
         self.corpus_panel.tree.setFocus()
-        self.statusBar().showMessage("Select a document and press Delete (or Remove) to take it out.", 8000)
+        self.statusBar().showMessage(self.tr("Select a document and press Delete (or Remove) to take it out."), 8000)
 
     def _on_model_lane_busy_changed(self, busy: bool) -> None:
-        self.lane_label.setText("Working…" if busy else "Ready")
+        self.lane_label.setText(self.tr("Working…") if busy else self.tr("Ready"))
 
     def _show_shortcuts(self) -> None:
         QMessageBox.information(
             self,
-            "Keyboard and mouse",
-            "Drop PDFs, text files or folders on the window to add them; drop a .gguf file to use that model.\n\n"
-            "Ctrl+O  open documents\nCtrl+Enter  ask\nEsc  cancel the answer\nCtrl+N  new session\n"
-            "Alt+Up / Alt+Down  reorder the selected document (or drag its row)\nDelete  remove it\n"
-            "Enter or double-click  give a locked PDF its password\nCtrl+,  settings\n\n"
-            "Click a page citation in an answer to see the page.",
+            self.tr("Keyboard and mouse"),
+            self.tr(
+                "Drop PDFs, text files or folders on the window to add them; drop a .gguf file to use that model.\n\n"
+                "Ctrl+O  open documents\nCtrl+Enter  ask\nEsc  cancel the answer\nCtrl+N  new session\n"
+                "Alt+Up / Alt+Down  reorder the selected document (or drag its row)\nDelete  remove it\n"
+                "Enter or double-click  give a locked PDF its password\nCtrl+,  settings\n\n"
+                "Click a page citation in an answer to see the page."
+            ),
         )
 
     # -- closing --------------------------------------------------------------------

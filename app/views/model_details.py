@@ -10,6 +10,7 @@ that measures it. The dialog only shows: it runs nothing.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +61,7 @@ class ModelDetailsDialog(QDialog):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Model details")
+        self.setWindowTitle(self.tr("Model details"))
         self.resize(1000, 640)
         layout = QVBoxLayout(self)
         self.summary = QLabel()
@@ -74,7 +75,9 @@ class ModelDetailsDialog(QDialog):
         scroll.setWidgetResizable(True)
         layout.addWidget(scroll, 3)
         self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["KV cache", "task", "length (tokens)", "score"])
+        self.table.setHorizontalHeaderLabels(
+            [self.tr("KV cache"), self.tr("task"), self.tr("length (tokens)"), self.tr("score")]
+        )
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         layout.addWidget(self.table, 2)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -82,26 +85,27 @@ class ModelDetailsDialog(QDialog):
         layout.addWidget(buttons)
 
     def show_details(self, details: ModelDetails) -> None:
-        self.setWindowTitle(f"Model details: {details.model_name}")
+        self.setWindowTitle(self.tr("Model details: {name}").format(name=details.model_name))
+        name = f"<b>{html.escape(details.model_name)}</b>"
         if details.png is None:
             self.summary.setText(
-                f"<b>{details.model_name}</b> has not been measured on this computer yet. Its trained window "
-                "says how much it can take, not how much it reads reliably. Measure it with "
-                "<code>longread probe --quick</code> (a few minutes) or <code>longread probe</code>."
+                self.tr(
+                    "{name} has not been measured on this computer yet. Its trained window "
+                    "says how much it can take, not how much it reads reliably. Measure it with "
+                    "<code>longread probe --quick</code> (a few minutes) or <code>longread probe</code>."
+                ).format(name=name)
             )
             self.picture.clear()
             self.table.setRowCount(0)
             return
-        lines = [
-            f"KV cache {m.kv_type}: "
-            + (f"reliably reads <b>{m.tokens:,} tokens</b>" if m.tokens else "<b>no length</b> read reliably")
-            + f" of the {m.longest_tested:,} tested"
-            + (f" (ended by {m.weakest})" if m.weakest else "")
-            for m in details.effective
-        ]
+        lines = [self._describe(m) for m in details.effective]
         self.summary.setText(
-            f"<b>{details.model_name}</b>: effective context, the longest length at which every task "
-            f"scores at least {THRESHOLD:.1%} (RULER's threshold).<br>" + "<br>".join(lines)
+            self.tr(
+                "{name}: effective context, the longest length at which every task "
+                "scores at least {threshold} (RULER's threshold)."
+            ).format(name=name, threshold=f"{THRESHOLD:.1%}")
+            + "<br>"
+            + "<br>".join(lines)
         )
         pixmap = QPixmap(str(details.png))
         self.picture.setPixmap(pixmap)
@@ -110,3 +114,14 @@ class ModelDetailsDialog(QDialog):
             for col, text in enumerate((kv, task, f"{length:,}", f"{score:.0%}")):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
+
+    def _describe(self, m: MeasuredContext) -> str:
+        """``KV cache f16: reliably reads <b>8,192 tokens</b> of the 16,384 tested (ended by ...)``."""
+        if m.tokens:
+            reads = self.tr("KV cache {kv_type}: reliably reads <b>{tokens} tokens</b> of the {tested} tested")
+        else:
+            reads = self.tr("KV cache {kv_type}: <b>no length</b> read reliably of the {tested} tested")
+        line = reads.format(kv_type=m.kv_type, tokens=f"{m.tokens:,}", tested=f"{m.longest_tested:,}")
+        if m.weakest:
+            line += " " + self.tr("(ended by {task})").format(task=m.weakest)
+        return line

@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QCoreApplication, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
+from app.i18n import format_bytes
 from engine.models.gguf import ModelInfo
-from engine.units import format_bytes
 
 _BROWSE = "__browse__"
 
@@ -41,13 +41,19 @@ class ModelEntry:
     problem: str = ""
 
     def label(self) -> str:
+        source = {
+            "bundled": QCoreApplication.translate("ModelPicker", "bundled"),
+            "added": QCoreApplication.translate("ModelPicker", "added"),
+            "chosen": QCoreApplication.translate("ModelPicker", "chosen"),
+        }.get(self.source, self.source)
         if self.summary is None:
-            return f"{self.path.name} ({self.source}) — {self.problem or 'reading…'}"
+            problem = self.problem or QCoreApplication.translate("ModelPicker", "reading…")
+            return f"{self.path.name} ({source}) — {problem}"
         s = self.summary
-        return (
-            f"{self.path.name} — {format_bytes(s.size_bytes)} · {s.architecture} · "
-            f"{s.context_length:,}-token context ({self.source})"
+        context = QCoreApplication.translate("ModelPicker", "{tokens}-token context").format(
+            tokens=f"{s.context_length:,}"
         )
+        return f"{self.path.name} — {format_bytes(s.size_bytes)} · {s.architecture} · {context} ({source})"
 
 
 class ModelPicker(QWidget):
@@ -69,14 +75,14 @@ class ModelPicker(QWidget):
         self.current: Path | None = None
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("Model:"))
+        layout.addWidget(QLabel(self.tr("Model:")))
         self.combo = QComboBox()
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setMinimumContentsLength(30)
         self.combo.activated.connect(self._on_combo_activated)
         layout.addWidget(self.combo, 1)
-        self.details_button = QPushButton("Details…")
-        self.details_button.setToolTip("What this model reads reliably on this computer (longread probe)")
+        self.details_button = QPushButton(self.tr("Details…"))
+        self.details_button.setToolTip(self.tr("What this model reads reliably on this computer (longread probe)"))
         self.details_button.clicked.connect(self.details_requested)
         layout.addWidget(self.details_button)
 
@@ -104,7 +110,7 @@ class ModelPicker(QWidget):
         for entry in self.entries:
             self.combo.addItem(entry.label(), str(entry.path))
             self.combo.setItemData(self.combo.count() - 1, str(entry.path), 3)  # 3 = ToolTipRole
-        self.combo.addItem("Choose a GGUF model file…", _BROWSE)
+        self.combo.addItem(self.tr("Choose a GGUF model file…"), _BROWSE)
         index = next((i for i, e in enumerate(self.entries) if e.path == self.current), 0)
         self.combo.setCurrentIndex(index)
         self.combo.blockSignals(False)

@@ -100,10 +100,14 @@ class PageViewer(QDialog):
         self.quote = quote
         self.pdf: QPdfDocument | None = None
         self.search: QPdfSearchModel | None = None
-        self.setWindowTitle(f"{doc.name}, page {page}")
+        self.setWindowTitle(self.tr("{name}, page {page}").format(name=doc.name, page=page))
         self.resize(1100, 780)
         layout = QVBoxLayout(self)
-        title = QLabel(f"<b>{html.escape(doc.name)}</b>, page {page} of {doc.n_pages}")
+        title = QLabel(
+            self.tr("{name}, page {page} of {pages}").format(
+                name=f"<b>{html.escape(doc.name)}</b>", page=page, pages=doc.n_pages
+            )
+        )
         layout.addWidget(title)
         splitter = QSplitter()
         self.view = QPdfView()
@@ -121,7 +125,11 @@ class PageViewer(QDialog):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(QLabel("Text Longread read from this page" + (" (quoted passage highlighted)" if quote else "")))
+        if quote:
+            caption = self.tr("Text Longread read from this page (quoted passage highlighted)")
+        else:
+            caption = self.tr("Text Longread read from this page")
+        right_layout.addWidget(QLabel(caption))
         self.text = QTextBrowser()
         page_obj = doc.page(page)
         self.text.setHtml(highlight_html(page_obj.text if page_obj else "", quote))
@@ -133,30 +141,40 @@ class PageViewer(QDialog):
         path = Path(doc.path) if doc.path else None
         if doc.kind == "pdf" and path is not None and path.is_file():
             self.view.setVisible(False)
-            self.placeholder.setText("Opening the PDF…")
+            self.placeholder.setText(self.tr("Opening the PDF…"))
             self._signals = _PdfLoaded()
             self._signals.loaded.connect(self._on_loader_loaded)
             _pool.start(_PdfLoader(path, self._signals))
         else:
             self.view.setVisible(False)
             if doc.kind == "pdf":
-                self.placeholder.setText(f"The PDF is no longer at {doc.path}; the text Longread read is on the right.")
+                self.placeholder.setText(
+                    self.tr("The PDF is no longer at {path}; the text Longread read is on the right.").format(
+                        path=doc.path
+                    )
+                )
             else:
                 self.placeholder.setText(
-                    "This is a text file: it has no page images. Longread cut it into pages of about "
-                    "3,000 characters; the page's text is on the right."
+                    self.tr(
+                        "This is a text file: it has no page images. Longread cut it into pages of about "
+                        "3,000 characters; the page's text is on the right."
+                    )
                 )
 
     @Slot(object)
     def _on_loader_loaded(self, pdf: QPdfDocument | str | None) -> None:
         if pdf == "password":
             self.placeholder.setText(
-                "This PDF is locked with a password, which Longread does not keep; the text Longread read "
-                "with it is on the right."
+                self.tr(
+                    "This PDF is locked with a password, which Longread does not keep; the text Longread read "
+                    "with it is on the right."
+                )
             )
             return
         if not isinstance(pdf, QPdfDocument):
-            self.placeholder.setText("Qt PDF could not open this file; the text Longread read is on the right.")
+            self.placeholder.setText(
+                self.tr("Qt PDF could not open this file; the text Longread read is on the right.")
+            )
             return
         pdf.setParent(self)
         self.pdf = pdf

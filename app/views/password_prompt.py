@@ -58,11 +58,13 @@ class PasswordPrompt(QObject):
         if row is None:
             return
         dialog = QInputDialog(self._window)
-        dialog.setWindowTitle(f"Password for {row.name}")
-        dialog.setLabelText(f"{row.message}\n\nLongread uses the password to read the text once; it is not saved.")
+        dialog.setWindowTitle(self.tr("Password for {name}").format(name=row.name))
+        dialog.setLabelText(
+            f"{row.message}\n\n" + self.tr("Longread uses the password to read the text once; it is not saved.")
+        )
         dialog.setTextEchoMode(QLineEdit.EchoMode.Password)
-        dialog.setOkButtonText("Read it")
-        dialog.setCancelButtonText("Not now")
+        dialog.setOkButtonText(self.tr("Read it"))
+        dialog.setCancelButtonText(self.tr("Not now"))
         row_id = row.id
         dialog.finished.connect(lambda result: self._on_dialog_finished(row_id, result))
         self.dialog = dialog

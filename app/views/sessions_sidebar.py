@@ -54,15 +54,15 @@ class SessionsSidebar(QWidget):
         self._deleted: int | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        heading = QLabel("Sessions")
+        heading = QLabel(self.tr("Sessions"))
         heading.setStyleSheet("font-size: 13pt; font-weight: 600;")
         layout.addWidget(heading)
-        self.new_button = QPushButton("New session")
-        self.new_button.setToolTip("Start again with no documents (Ctrl+N)")
+        self.new_button = QPushButton(self.tr("New session"))
+        self.new_button.setToolTip(self.tr("Start again with no documents (Ctrl+N)"))
         self.new_button.clicked.connect(self.new_requested)
         layout.addWidget(self.new_button)
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search questions and answers")
+        self.search.setPlaceholderText(self.tr("Search questions and answers"))
         self.search.setClearButtonEnabled(True)
         layout.addWidget(self.search)
         self._search_timer = QTimer(self)
@@ -77,7 +77,7 @@ class SessionsSidebar(QWidget):
         self.list.itemActivated.connect(self._on_list_item_activated)
         self.list.itemClicked.connect(self._on_list_item_activated)
         layout.addWidget(self.list, 1)
-        self.empty = QLabel("Your questions and answers are kept here, newest first.")
+        self.empty = QLabel(self.tr("Your questions and answers are kept here, newest first."))
         self.empty.setWordWrap(True)
         self.empty.setStyleSheet("color: #6b7280;")
         layout.addWidget(self.empty)
@@ -85,8 +85,8 @@ class SessionsSidebar(QWidget):
         self.undo_bar = QWidget()
         undo_layout = QHBoxLayout(self.undo_bar)
         undo_layout.setContentsMargins(0, 0, 0, 0)
-        self.undo_label = QLabel("Session deleted.")
-        self.undo_button = QPushButton("Undo")
+        self.undo_label = QLabel(self.tr("Session deleted."))
+        self.undo_button = QPushButton(self.tr("Undo"))
         self.undo_button.clicked.connect(self._on_undo_button_clicked)
         undo_layout.addWidget(self.undo_label, 1)
         undo_layout.addWidget(self.undo_button)
@@ -103,8 +103,11 @@ class SessionsSidebar(QWidget):
         self.list.clear()
         for session, n_questions in rows:
             when = session.updated_at[:16].replace("T", " ")
-            plural = "s" if n_questions != 1 else ""
-            item = QListWidgetItem(f"{session.title}\n{when} · {n_questions} question{plural}")
+            if n_questions == 1:
+                questions = self.tr("%n question", "", n_questions)
+            else:
+                questions = self.tr("%n questions", "", n_questions)
+            item = QListWidgetItem(f"{session.title}\n{when} · {questions}")
             item.setData(Qt.ItemDataRole.UserRole, session.id)
             item.setToolTip(session.title)
             self.list.addItem(item)
@@ -113,7 +116,9 @@ class SessionsSidebar(QWidget):
         searching = bool(self.search.text().strip())
         self.empty.setVisible(not rows)
         self.empty.setText(
-            "No session matches." if searching else "Your questions and answers are kept here, newest first."
+            self.tr("No session matches.")
+            if searching
+            else self.tr("Your questions and answers are kept here, newest first.")
         )
 
     def session_ids(self) -> list[int]:
@@ -159,12 +164,12 @@ class SessionsSidebar(QWidget):
             return
         session_id = int(item.data(Qt.ItemDataRole.UserRole))
         menu = QMenu(self)
-        menu.addAction("Open", lambda: self.session_opened.emit(session_id))
-        menu.addAction("Rename…", lambda: self._rename(session_id, item.toolTip()))
-        menu.addAction("Delete", lambda: self.delete_session(session_id))
+        menu.addAction(self.tr("Open"), lambda: self.session_opened.emit(session_id))
+        menu.addAction(self.tr("Rename…"), lambda: self._rename(session_id, item.toolTip()))
+        menu.addAction(self.tr("Delete"), lambda: self.delete_session(session_id))
         menu.exec(self.list.mapToGlobal(pos))
 
     def _rename(self, session_id: int, title: str) -> None:
-        new, ok = QInputDialog.getText(self, "Rename session", "Title:", text=title)
+        new, ok = QInputDialog.getText(self, self.tr("Rename session"), self.tr("Title:"), text=title)
         if ok and new.strip():
             self.rename_requested.emit(session_id, new.strip())

@@ -1,7 +1,8 @@
-"""Settings: context window, KV cache type, threads, data folder. Kept between runs."""
+"""Settings: context window, KV cache type, how waves share notes, threads, data folder. Kept between runs."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -18,13 +19,17 @@ from PySide6.QtWidgets import (
 
 from app.settings import AppSettings
 from engine.config import default_threads
+from engine.reading.waves import WaveMode
 from engine.runtime.backend import KvType
 
-KV_LABELS = {
-    KvType.F16: "f16: full precision, fastest on CPUs",
-    KvType.Q8_0: "q8_0: half the memory, slower reading",
-    KvType.Q4_0: "q4_0: a quarter of the memory, slowest reading",
-}
+
+def kv_label(kv_type: KvType) -> str:
+    """A KV cache type as the settings list it (translated)."""
+    return {
+        KvType.F16: QCoreApplication.translate("SettingsDialog", "f16: full precision, fastest on CPUs"),
+        KvType.Q8_0: QCoreApplication.translate("SettingsDialog", "q8_0: half the memory, slower reading"),
+        KvType.Q4_0: QCoreApplication.translate("SettingsDialog", "q4_0: a quarter of the memory, slowest reading"),
+    }[kv_type]
 
 
 class SettingsDialog(QDialog):
@@ -33,35 +38,40 @@ class SettingsDialog(QDialog):
     def __init__(self, settings: AppSettings, *, current_data_dir: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
-        self.setWindowTitle("Longread settings")
+        self.setWindowTitle(self.tr("Longread settings"))
         form = QFormLayout(self)
         self.n_ctx = QSpinBox()
         self.n_ctx.setRange(0, 1 << 20)
         self.n_ctx.setSingleStep(1024)
-        self.n_ctx.setSpecialValueText("Automatic: what the documents need")
-        self.n_ctx.setSuffix(" tokens")
+        self.n_ctx.setSpecialValueText(self.tr("Automatic: what the documents need"))
+        self.n_ctx.setSuffix(self.tr(" tokens"))
         self.n_ctx.setValue(settings.n_ctx)
-        form.addRow("Context window", self.n_ctx)
+        form.addRow(self.tr("Context window"), self.n_ctx)
         self.kv_type = QComboBox()
         for kv in KvType:
-            self.kv_type.addItem(KV_LABELS[kv], kv.value)
+            self.kv_type.addItem(kv_label(kv), kv.value)
         self.kv_type.setCurrentIndex(list(KvType).index(settings.kv_type))
-        form.addRow("KV cache", self.kv_type)
+        form.addRow(self.tr("KV cache"), self.kv_type)
+        self.wave_mode = QComboBox()  # issue 13 item 4
+        self.wave_mode.addItem(self.tr("Carry notes from part to part"), WaveMode.CARRY.value)
+        self.wave_mode.addItem(self.tr("Map: each part alone, then one pass over all notes"), WaveMode.MAP.value)
+        self.wave_mode.setCurrentIndex(list(WaveMode).index(settings.wave_mode))
+        form.addRow(self.tr("Read in waves"), self.wave_mode)
         self.threads = QSpinBox()
         self.threads.setRange(0, 256)
-        self.threads.setSpecialValueText(f"Every core ({default_threads()})")
+        self.threads.setSpecialValueText(self.tr("Every core ({n})").format(n=default_threads()))
         self.threads.setValue(settings.n_threads)
-        form.addRow("Threads", self.threads)
+        form.addRow(self.tr("Threads"), self.threads)
         row = QWidget()
         row_layout = QHBoxLayout(row)
         row_layout.setContentsMargins(0, 0, 0, 0)
         self.data_dir = QLineEdit(settings.data_dir)
         self.data_dir.setPlaceholderText(current_data_dir)
-        browse = QPushButton("Choose…")
+        browse = QPushButton(self.tr("Choose…"))
         browse.clicked.connect(self._on_browse_clicked)
         row_layout.addWidget(self.data_dir, 1)
         row_layout.addWidget(browse)
-        form.addRow("Data folder", row)
+        form.addRow(self.tr("Data folder"), row)
         self.server_url = QLineEdit(settings.server_url)
         self.server_url.setPlaceholderText(self.tr("None: read with the model on this computer"))
         form.addRow(self.tr("Server URL"), self.server_url)
@@ -78,7 +88,9 @@ class SettingsDialog(QDialog):
         server_note.setStyleSheet("color: #6b7280;")
         form.addRow(server_note)
         note = QLabel(
-            "The data folder holds your documents, sessions and the log. A new folder is used from the next start."
+            self.tr(
+                "The data folder holds your documents, sessions and the log. A new folder is used from the next start."
+            )
         )
         note.setWordWrap(True)
         note.setStyleSheet("color: #6b7280;")
@@ -90,7 +102,7 @@ class SettingsDialog(QDialog):
 
     def _on_browse_clicked(self) -> None:
         folder = QFileDialog.getExistingDirectory(
-            self, "Data folder", self.data_dir.text() or self.data_dir.placeholderText()
+            self, self.tr("Data folder"), self.data_dir.text() or self.data_dir.placeholderText()
         )
         if folder:
             self.data_dir.setText(folder)
@@ -98,6 +110,7 @@ class SettingsDialog(QDialog):
     def accept(self) -> None:
         self.settings.n_ctx = self.n_ctx.value()
         self.settings.kv_type = str(self.kv_type.currentData())
+        self.settings.wave_mode = str(self.wave_mode.currentData())
         self.settings.n_threads = self.threads.value()
         self.settings.data_dir = self.data_dir.text().strip()
         self.settings.server_url = self.server_url.text()

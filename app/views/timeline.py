@@ -19,9 +19,10 @@ import html
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
+from app.i18n import kind_label, run_progress, status_label, step_kind_label
 from engine.runs import Run, RunKind, Status, Step
 
 RENDER_EVERY_MS = 60
@@ -31,8 +32,15 @@ _COLORS = {
     Status.PENDING: "#6b7280",
     Status.INTERRUPTED: "#b45309",
 }
-# The title while a run is running (a stored one is titled with ``RunKind.label``).
-_RUNNING_TITLES = {RunKind.THINK: "Thinking deeply", RunKind.WAVES: "Reading in waves", RunKind.ASK: "Answering"}
+
+
+def running_title(kind: RunKind) -> str:
+    """The title while a run is running (a stored one is titled with ``kind_label``)."""
+    return {
+        RunKind.THINK: QCoreApplication.translate("TimelineView", "Thinking deeply"),
+        RunKind.WAVES: QCoreApplication.translate("TimelineView", "Reading in waves"),
+        RunKind.ASK: QCoreApplication.translate("TimelineView", "Answering"),
+    }[kind]
 
 
 @dataclass
@@ -49,9 +57,16 @@ def step_heading(step: Step) -> str:
     """``Step 2: Examination`` or ``Wave 3: filing.pdf p.13-18``."""
     if step.kind == "wave":
         dropped = int(step.detail.get("dropped_notes", 0))  # grounded notes (issue 13 item 1)
-        extra = f" ({dropped} note{'s' if dropped != 1 else ''} dropped: not on its page)" if dropped else ""
-        return f"{step.heading}: {step.label}{extra}"
-    return f"Step {step.position}: {step.heading}"
+        if dropped == 1:
+            extra = " " + QCoreApplication.translate("TimelineView", "(%n note dropped: not on its page)", "", dropped)
+        elif dropped:
+            extra = " " + QCoreApplication.translate("TimelineView", "(%n notes dropped: not on its page)", "", dropped)
+        else:
+            extra = ""
+        return QCoreApplication.translate("TimelineView", "Wave {n}").format(n=step.position) + f": {step.label}{extra}"
+    return QCoreApplication.translate("TimelineView", "Step {n}: {heading}").format(
+        n=step.position, heading=step_kind_label(step.kind)
+    )
 
 
 class TimelineView(QWidget):
@@ -74,8 +89,10 @@ class TimelineView(QWidget):
         self.title.setStyleSheet("font-weight: 600;")
         self.title.setWordWrap(True)
         header.addWidget(self.title, 1)
-        self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Go on from the first step not done; finished steps are kept as they are")
+        self.resume_button = QPushButton(self.tr("Resume"))
+        self.resume_button.setToolTip(
+            self.tr("Go on from the first step not done; finished steps are kept as they are")
+        )
         self.resume_button.clicked.connect(self.resume_requested)
         self.resume_button.setVisible(False)
         header.addWidget(self.resume_button)
@@ -90,13 +107,16 @@ class TimelineView(QWidget):
 
     def start(self, kind: RunKind, steps: Iterable[Step] = ()) -> None:
         """Show a run that runs now: its ``steps`` so far (a resumed run's stored ones)."""
-        self._show(kind, _RUNNING_TITLES[kind], steps)
+        self._show(kind, running_title(kind), steps)
 
     def show_run(self, run: Run) -> None:
         """Show a stored run as it was left, with Resume when it stopped before its end."""
-        self._show(run.kind, run.kind.label, run.steps)
+        self._show(run.kind, kind_label(run.kind), run.steps)
         if run.status is not Status.DONE:
-            self.title.setText(f"{run.describe_stop()} Resume goes on from there.")
+            stopped = self.tr("Stopped after {progress} ({status}).").format(
+                progress=run_progress(run), status=status_label(run.status)
+            )
+            self.title.setText(stopped + " " + self.tr("Resume goes on from there."))
             self.resume_button.setVisible(True)
 
     def hide_resume(self) -> None:
@@ -163,7 +183,7 @@ class TimelineView(QWidget):
             color = _COLORS.get(row.status, "#b3261e")
             parts.append(
                 f"<p style='margin-bottom:2px'><b>{html.escape(row.heading)}</b> "
-                f"<span style='color:{color}'>({html.escape(str(row.status))})</span></p>"
+                f"<span style='color:{color}'>({html.escape(status_label(row.status))})</span></p>"
             )
             if row.text:
                 parts.append("<p style='margin-top:2px'>" + html.escape(row.text).replace("\n", "<br>") + "</p>")

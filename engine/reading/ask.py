@@ -28,7 +28,7 @@ from typing import Unpack
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import CancelToken, ContextOverflowError, EngineError, GenerationError
+from engine.errors import CancelToken, ContextOverflowError, EngineError
 from engine.models.gguf import ModelInfo
 from engine.planning import fit_speed_models
 from engine.reading.citations import Citation, check_citations
@@ -49,7 +49,7 @@ from engine.runtime.backend import Model as LoadedModel
 from engine.runtime.backend import PrefillProgress, PrefillStats, RemoteBackend, Tokenizer, align_ctx
 from engine.store import Store
 from engine.tokens import corpus_tokens, count, tokenizer_key
-from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, SnapshotInvalid, WarmStart, make_key
+from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, WarmStart, load_prefix
 
 # Room left for follow-up questions when the window is chosen automatically, so that a
 # longer follow-up does not force a reload and a full prefill.
@@ -178,7 +178,14 @@ class Reader(LaneReader):
             self.model_sha, n_threads=self.settings.threads(), llama_cpp_version=self.lane.backend.version
         )
         speeds = fit_speed_models(self.model_info, calibrations, swa_full=self.swa_full)
-        waves = WaveReader(self.store, self.model_path, self.settings, lane=self.lane)  # default note budget
+        waves = WaveReader(  # the default note budget
+            self.store,
+            self.model_path,
+            self.settings,
+            lane=self.lane,
+            snapshots=self.snapshots,
+            use_snapshots=self.snapshots is not None,
+        )
         try:
             return waves.estimate(
                 budget.corpus_tokens,
@@ -392,90 +399,20 @@ class Reader(LaneReader):
         on_progress: Callable[[PrefillProgress], None] | None,
         cancel: CancelToken,
     ) -> tuple[WarmStart, PrefillStats]:
-        """Make the context hold the corpus prefix: already there, restored, or read.
-
-        Returns:
-            how it got there, and the stats of what was evaluated for it (the restore
-            check's one token, or the cold read).
-        """
-        end = prompt.corpus_end
-        corpus = prompt.tokens[:end]
-        held = _common_prefix(model.context_tokens, corpus)
-        nothing = PrefillStats(evaluated=0, reused=min(held, end), seconds=0.0)
-        if held >= end - 1:
-            # Already in context (a follow-up): model.prefill reuses it.
-            return WarmStart(source="context", corpus_tokens=end), nothing
-        if self.snapshots is None or end < MIN_SNAPSHOT_TOKENS:
-            return WarmStart(source="prefill", corpus_tokens=end), nothing
-        key = make_key(model, model_sha256=self.model_sha, corpus=corpus, swa_full=self.swa_full)
-        notice = None
-        if self.snapshots.find(key) is not None:
-            start = time.perf_counter()
-            try:
-                info, check = self.snapshots.restore(model, key, corpus)
-            except SnapshotInvalid as exc:
-                notice = exc.message
-            else:
-                restore_s = time.perf_counter() - start
-                warm = WarmStart(
-                    source="snapshot",
-                    corpus_tokens=end,
-                    restore_s=restore_s,
-                    cold_prefill_s=info.prefill_s,
-                    snapshot_bytes=info.size_bytes,
-                )
-                return warm, PrefillStats(evaluated=check.evaluated, reused=end - check.evaluated, seconds=restore_s)
-        # Cold: read all but the last corpus token, save that, then evaluate the last
-        # token alone, as a restore does, so both paths compute the same cache.
-        total = len(prompt.tokens)
-
-        def on_corpus_progress(p: PrefillProgress) -> None:
-            if on_progress is not None:
-                eta = (total - p.done) / p.tokens_per_s if p.tokens_per_s > 0 else 0.0
-                on_progress(PrefillProgress(p.done, total, p.tokens_per_s, eta, p.reused))
-
-        head = model.prefill(corpus[:-1], on_progress=on_corpus_progress, should_cancel=cancel)
-        pending = None
-        estimate = int(self.model_info.kv_bytes_per_token(model.kv_type, model.kv_type) * end)
-        try:
-            pending = self.snapshots.write_pending(model, key, estimate_bytes=estimate)
-        except (GenerationError, OSError) as exc:
-            notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
-            if len(model.context_tokens) < end - 1:  # the reload failed and emptied the context
-                more = model.prefill(corpus[:-1], on_progress=on_corpus_progress, should_cancel=cancel)
-                head = PrefillStats(head.evaluated + more.evaluated, head.reused, head.seconds + more.seconds)
-        last = model.prefill(corpus, should_cancel=cancel)
-        cold = PrefillStats(
-            evaluated=head.evaluated + last.evaluated, reused=head.reused, seconds=head.seconds + last.seconds
+        """Make the context hold the corpus prefix: already there, restored, or read
+        (``engine.warm.load_prefix``, which waves use for their page blocks too)."""
+        return load_prefix(
+            self.snapshots,
+            model,
+            prompt.tokens[: prompt.corpus_end],
+            model_sha256=self.model_sha,
+            model_name=self.model_path.name,
+            swa_full=self.swa_full,
+            kv_bytes_per_token=self.model_info.kv_bytes_per_token(model.kv_type, model.kv_type),
+            total=len(prompt.tokens),
+            on_progress=on_progress,
+            should_cancel=cancel,
         )
-        saved = None
-        if pending is not None:
-            try:
-                saved = self.snapshots.commit(
-                    pending, key, model_name=self.model_path.name, logits=model.last_logits(), prefill_s=cold.seconds
-                )
-            except (EngineError, OSError) as exc:
-                pending.unlink(missing_ok=True)
-                notice = f"The corpus snapshot could not be saved ({exc}); it will be read again next time."
-        if saved is None and notice is None:
-            notice = "The corpus snapshot would exceed the snapshot disk budget; it was not saved."
-        warm = WarmStart(
-            source="prefill",
-            corpus_tokens=end,
-            cold_prefill_s=cold.seconds,
-            snapshot_bytes=saved.size_bytes if saved else 0,
-            saved=saved is not None,
-            notice=notice,
-        )
-        return warm, cold
-
-
-def _common_prefix(have: list[int], want: list[int]) -> int:
-    n = min(len(have), len(want))
-    for i in range(n):
-        if have[i] != want[i]:
-            return i
-    return n
 
 
 def _overflow(
@@ -504,5 +441,5 @@ def _overflow(
         needed_tokens=budget.needed,
         n_ctx=budget.n_ctx,
         max_ctx=budget.max_ctx,
-        waves_eta=waves.about if waves is not None else None,
+        waves_eta=waves.about_both if waves is not None else None,
     )

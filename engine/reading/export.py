@@ -12,7 +12,7 @@ unverified.
 from __future__ import annotations
 
 from engine.corpus import Corpus
-from engine.errors import EngineError
+from engine.errors import NoSuchSession
 from engine.reading.facts import check_answer, flag_answer
 from engine.runs import RunKind, Status
 from engine.store import Store
@@ -51,7 +51,7 @@ def export_markdown(store: Store, session_id: int) -> str:
     """
     session = store.get_session(session_id)
     if session is None:
-        raise EngineError(f"There is no session {session_id}. `longread sessions` lists them.")
+        raise NoSuchSession(session_id)
     corpus = store.get_corpus(session.corpus_id) if session.corpus_id else None
     out = [f"# {session.title}", ""]
     out.append(f"Session {session.id} ({session.kind}), started {session.created_at}, last used {session.updated_at}.")

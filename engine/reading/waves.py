@@ -47,20 +47,24 @@ Contract:
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Unpack
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, layout_document
-from engine.errors import CancelToken, ContextOverflowError
+from engine.errors import Cancelled, CancelToken, ContextOverflowError
+from engine.models.bundled import model_sha256
 from engine.planning import SpeedModel
 from engine.reading.citations import MARKER, Citation, check_citations
 from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
 from engine.reading.notes import ground_notes
-from engine.reading.prompts import SYSTEM_PROMPT, PromptFrame, TokenizerLike, build_prompt, render_frame
+from engine.reading.prompts import SYSTEM_PROMPT, Prompt, PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import (
     LaneOptions,
     LaneReader,
@@ -76,8 +80,10 @@ from engine.reading.stepping import (
 )
 from engine.runs import RunKind, Status, Step
 from engine.runtime.backend import Model as LoadedModel
-from engine.runtime.backend import PrefillProgress
+from engine.runtime.backend import PrefillProgress, PrefillStats
 from engine.store import Store
+from engine.units import format_bytes
+from engine.warm import SnapshotCache, WarmStart, load_prefix
 
 WAVE_SYSTEM = (
     "You are Longread, a careful reader taking notes. A long corpus is read part by part; "
@@ -102,6 +108,10 @@ LOOKUP_TOKENS = 32
 # the question and notes tokenizing a little longer than planned.
 MARGIN_TOKENS = 32
 MIN_PAGE_ROOM = 64
+# Room every wave keeps for the question, whatever it is: the waves of a corpus are then
+# the same for every question, and so are their page blocks and snapshots (issue 13
+# item 3). A longer question takes room from the carried notes (the oldest give way).
+QUESTION_ROOM = 128
 _NOTHING_RE = re.compile(r"^\W*(nothing|no)\b[^.]{0,40}\b(relevant|information|mention)", re.IGNORECASE)
 
 
@@ -151,6 +161,13 @@ def segment_tokens(corpus: Corpus, segments: tuple[Segment, ...], tokenizer: Tok
 def plan_waves(corpus: Corpus, tokenizer: TokenizerLike, *, page_room: int) -> list[WavePlan]:
     """Split ``corpus`` at page boundaries into waves of at most ``page_room`` tokens.
 
+    A document of at least half a wave (``page_room // 2`` tokens) starts a wave of its
+    own and shares its last wave with no other document, so changing or removing it
+    changes only the waves that read it: the other waves keep their page blocks and
+    their snapshots (issue 13 item 3). Smaller documents are packed together, so a
+    change in one of them can move the boundaries of the waves packed after it, up to
+    the next large document.
+
     Args:
         corpus: the documents, in reading order.
         tokenizer: the model's tokenizer.
@@ -168,6 +185,7 @@ def plan_waves(corpus: Corpus, tokenizer: TokenizerLike, *, page_room: int) -> l
     current: list[Segment] = []
     used = 0
     for d, doc in enumerate(corpus.documents):
+        costs = []
         for page in doc.pages:
             cost = len(tokenizer.tokenize_text(layout_document(sub_document(doc, page.number, page.number))))
             if cost > page_room:
@@ -178,6 +196,12 @@ def plan_waves(corpus: Corpus, tokenizer: TokenizerLike, *, page_room: int) -> l
                     needed_tokens=cost,
                     n_ctx=page_room,
                 )
+            costs.append(cost)
+        large = sum(costs) >= page_room // 2
+        if large and current:
+            waves.append(current)
+            current, used = [], 0
+        for page, cost in zip(doc.pages, costs, strict=True):
             if current and used + cost > page_room:
                 waves.append(current)
                 current, used = [], 0
@@ -186,6 +210,9 @@ def plan_waves(corpus: Corpus, tokenizer: TokenizerLike, *, page_room: int) -> l
             else:
                 current.append(Segment(d, doc.name, page.number, page.number))
             used += cost
+        if large and current:
+            waves.append(current)
+            current, used = [], 0
     if current:
         waves.append(current)
     plans = []
@@ -243,36 +270,86 @@ class _Eta:
 # Rough speeds for an estimate before this machine was measured (`longread plan`
 # measures it): SmolLM2 on the project's two cores reads about 90 tokens/s at an 8k
 # window (docs/architecture.md, "Measured facts"); writing is not calibrated, and 10
-# tokens/s is a deliberately low guess for a small model on a laptop CPU.
+# tokens/s is a deliberately low guess for a small model on a laptop CPU. Restoring a
+# snapshot is reading its file twice (crc32, then llama.cpp's load): 500 MB/s is a
+# laptop SSD's pace with room to spare.
 ROUGH_READ_TOKENS_S = 90.0
 ROUGH_WRITE_TOKENS_S = 10.0
+ROUGH_RESTORE_BYTES_S = 500e6
 
 
 @dataclass(frozen=True)
 class WavesEstimate:
-    """About how long a read in waves takes, before it starts (issue 13 item 6)."""
+    """About how long a read in waves takes, before it starts (issue 13 items 3 and 6):
+    the first question (every wave read cold, its page block saved), each next question
+    on the same corpus and settings (every block restored from its snapshot), and the
+    disk those snapshots take."""
 
     n_waves: int
     n_ctx: int
     seconds: float
     measured: bool  # reading speed from this machine's calibration, else a rough guess
+    next_seconds: float | None = None  # None: snapshots are off, every question reads cold
+    snapshot_bytes: int = 0
+    kv_type: str = "f16"
 
     @property
     def about(self) -> str:
-        """``about 12 min``: what the refusal and the window's button say."""
-        minutes = self.seconds / 60
-        return "about 1 min" if minutes < 1.5 else f"about {round(minutes)} min"
+        """``about 12 min``: the first question."""
+        return _about(self.seconds)
+
+    @property
+    def about_both(self) -> str:
+        """``about 24 min, each next question about 2 min``: what the refusal and the
+        window's button say."""
+        if self.next_seconds is None:
+            return self.about
+        return f"{self.about}, each next question {_about(self.next_seconds)}"
 
     def describe(self) -> str:
-        """``about 12 min for 9 waves of 8,192 tokens, at this machine's measured speed``."""
+        """``first question about 24 min, each next one about 2 min, 3.1 GB of snapshots at
+        q8_0 (16 waves of 8,192 tokens, at this machine's measured reading speed)``."""
         basis = (
             "at this machine's measured reading speed"
             if self.measured
             else "a rough guess: this machine's speed is not measured yet (longread plan measures it)"
         )
+        waves = f"{self.n_waves} wave{'s' if self.n_waves != 1 else ''} of {self.n_ctx:,} tokens"
+        if self.next_seconds is None:
+            return f"{self.about} for {waves}, {basis}"
         return (
-            f"{self.about} for {self.n_waves} wave{'s' if self.n_waves != 1 else ''} of {self.n_ctx:,} tokens, {basis}"
+            f"first question {self.about}, each next one {_about(self.next_seconds)}, "
+            f"{format_bytes(self.snapshot_bytes)} of snapshots at {self.kv_type} ({waves}, {basis})"
         )
+
+
+def _about(seconds: float) -> str:
+    minutes = seconds / 60
+    return "about 1 min" if minutes < 1.5 else f"about {round(minutes)} min"
+
+
+class WaveMode(StrEnum):
+    """How the waves of a read share what they found (issue 13 item 4)."""
+
+    CARRY = "carry"  # each wave sees the notes of the waves before it (Chain-of-Agents)
+    MAP = "map"  # each wave reads its pages and the question only; one reduce pass answers
+
+
+#: The mode a read in waves uses unless told (measured: benchmarks/waves_scale.py).
+DEFAULT_WAVE_MODE = WaveMode.CARRY
+
+
+def model_slots(model: object, backend: object) -> int:
+    """How many requests the runtime serves at once: the model's (or else the backend's)
+    ``slots`` attribute, 1 when neither has one (llama.cpp in this process, the fake).
+
+    A runtime with ``slots > 1`` serves ``prefill`` then ``generate`` called from each of
+    that many threads as one independent request (a server backend: issue 16)."""
+    for holder in (model, backend):
+        slots = getattr(holder, "slots", None)
+        if isinstance(slots, int) and slots >= 1:
+            return slots
+    return 1
 
 
 # -- reading ------------------------------------------------------------------------
@@ -292,6 +369,38 @@ class WaveResult:
     unfounded: list[Unfounded] = field(default_factory=list)  # facts on no page (engine/reading/facts.py)
 
 
+@dataclass
+class _Read:
+    """What ``run`` keeps while it reads one stored run."""
+
+    run_id: int
+    question: str
+    corpus: Corpus
+    model: LoadedModel
+    gen: ReadSettings
+    recorder: RunRecorder
+    mode: WaveMode
+    n_ctx: int
+    max_note: int
+    frame: PromptFrame
+    eta: _Eta
+    cancel: CancelToken
+    on_progress: Callable[[RunProgress], None] | None
+    on_text: Callable[[str], None] | None
+    ran: list[int] = field(default_factory=list)
+
+    @property
+    def steps(self) -> list[Step]:
+        return self.recorder.steps
+
+    @property
+    def n(self) -> int:
+        return len(self.recorder.steps) - 1  # the waves; the last step is the answer
+
+    def tokens_left(self, from_index: int) -> int:
+        return sum(planned_tokens(w) for w in self.steps[from_index : self.n] if not w.done)
+
+
 class WaveReader(LaneReader):
     """Reads corpora in waves with one local model. One thread at a time.
 
@@ -300,6 +409,9 @@ class WaveReader(LaneReader):
         model_path: the GGUF to read with.
         settings: window (0: the model's trained length), KV type, threads, answer budget.
         max_note_tokens: the most tokens a wave's notes may take.
+        mode: carry notes from wave to wave, or map (no notes carried, then a reduce pass).
+        snapshots: the KV snapshot cache for the waves' page blocks (default: the data
+            folder's); ``None`` with ``use_snapshots=False`` reads every block cold.
         options: where the model comes from (``LaneOptions``: model, lane, backend).
     """
 
@@ -310,10 +422,22 @@ class WaveReader(LaneReader):
         settings: ReadSettings | None = None,
         *,
         max_note_tokens: int = 96,
+        mode: WaveMode | str = DEFAULT_WAVE_MODE,
+        snapshots: SnapshotCache | None = None,
+        use_snapshots: bool = True,
         **options: Unpack[LaneOptions],
     ) -> None:
         super().__init__(store, model_path, settings, **options)
         self.max_note_tokens = max_note_tokens
+        self.mode = WaveMode(mode)
+        self.snapshots = snapshots if snapshots is not None or not use_snapshots else SnapshotCache(store)
+        self._model_sha: str | None = None
+
+    @property
+    def model_sha(self) -> str:
+        if self._model_sha is None:
+            self._model_sha = model_sha256(self.model_path)
+        return self._model_sha
 
     # -- planning --------------------------------------------------------------
 
@@ -328,12 +452,38 @@ class WaveReader(LaneReader):
         """Tokens kept in each wave for the notes carried from earlier waves."""
         return min(n_ctx // 4, max(4 * max_note_tokens, 128))
 
-    def page_room(self, n_ctx: int, question: str) -> int:
+    def page_room(self, n_ctx: int) -> int:
         """Tokens each wave of a ``n_ctx`` window leaves for pages, once the instructions,
-        the question, the carried notes and the wave's own notes are in."""
+        a question of ``QUESTION_ROOM`` tokens, the carried notes and the wave's own
+        notes are in. It does not depend on the question, so every question about a
+        corpus reads the same waves and restores their page blocks."""
         wave_frame, _ = self._frames()
-        fixed = len(build_prompt(self.lane.tokenizer(), [], _wave_question(question, []), frame=wave_frame))
-        return n_ctx - fixed - self.notes_room(n_ctx, self.max_note_tokens) - self.max_note_tokens - MARGIN_TOKENS
+        fixed = len(build_prompt(self.lane.tokenizer(), [], _wave_question("", []), frame=wave_frame))
+        notes = self.notes_room(n_ctx, self.max_note_tokens)
+        return n_ctx - fixed - QUESTION_ROOM - notes - self.max_note_tokens - MARGIN_TOKENS
+
+    def _check_room(self, n_ctx: int, room: int, *, corpus_tokens: int) -> None:
+        if room < MIN_PAGE_ROOM:
+            raise ContextOverflowError(
+                f"A {n_ctx:,}-token window leaves no room for pages once the instructions, the question "
+                f"and the notes are in ({room:,} tokens). Choose a larger window.",
+                corpus_tokens=corpus_tokens,
+                needed_tokens=n_ctx - room + MIN_PAGE_ROOM,
+                n_ctx=n_ctx,
+            )
+
+    def _check_question(self, n_ctx: int, question: str) -> None:
+        """A question longer than its room takes the carried notes' room; beyond that it
+        does not fit a wave."""
+        extra = len(self.lane.tokenizer().tokenize_text(question.strip())) - QUESTION_ROOM
+        if extra > self.notes_room(n_ctx, self.max_note_tokens):
+            raise ContextOverflowError(
+                f"The question is too long to read in waves of {n_ctx:,} tokens: shorten it by about "
+                f"{extra - self.notes_room(n_ctx, self.max_note_tokens):,} tokens or choose a larger window.",
+                corpus_tokens=0,
+                needed_tokens=n_ctx + extra,
+                n_ctx=n_ctx,
+            )
 
     def estimate(
         self, corpus_tokens: int, question: str, *, n_pages: int, speed: SpeedModel | None, answer_tokens: int
@@ -341,56 +491,67 @@ class WaveReader(LaneReader):
         """About how long reading ``corpus_tokens`` in waves takes on the full window:
         each wave's prompt read at ``speed`` (the planner's model of this machine), else
         at the rough ``ROUGH_READ_TOKENS_S``; the notes and answer written at the rough
-        ``ROUGH_WRITE_TOKENS_S`` (generation is not calibrated). Nothing is loaded.
+        ``ROUGH_WRITE_TOKENS_S`` (generation is not calibrated). A next question restores
+        each wave's page block (at ``ROUGH_RESTORE_BYTES_S``) and reads only the rest of
+        each wave's prompt. Nothing is loaded.
 
         Raises:
             ContextOverflowError: the window cannot hold a page and the notes (no read in
                 waves would start).
         """
         n_ctx = self.lane.full_window()
-        room = self.page_room(n_ctx, question)
-        if room < MIN_PAGE_ROOM:
-            raise ContextOverflowError(
-                f"A {n_ctx:,}-token window leaves no room for pages in a wave.",
-                corpus_tokens=corpus_tokens,
-                needed_tokens=n_ctx - room + MIN_PAGE_ROOM,
-                n_ctx=n_ctx,
-            )
+        room = self.page_room(n_ctx)
+        self._check_room(n_ctx, room, corpus_tokens=corpus_tokens)
         # Waves end at page boundaries: as many whole pages of the average size as fit.
         pages = max(n_pages, 1)
         per_wave_pages = max(1, int(room // max(corpus_tokens / pages, 1)))
         n_waves = -(-pages // per_wave_pages)
-        per_wave = min(n_ctx, n_ctx - room + min(room, corpus_tokens))
+        pages_per_wave = min(room, corpus_tokens)
+        per_wave = min(n_ctx, n_ctx - room + pages_per_wave)
+        head = per_wave - pages_per_wave  # instructions, question, notes: read again by every question
         final = min(n_ctx, n_waves * 2 * self.max_note_tokens + 256)
+        info = self.lane.info
+        kv = str(self.settings.kv_type)
+        bytes_per_token = info.kv_bytes_per_token(kv, kv)
+        block_bytes = bytes_per_token * min(n_ctx, pages_per_wave + head // 2)
         if speed is not None:
-            info = self.lane.info
             read_s = n_waves * speed.estimate_seconds(info, per_wave) + speed.estimate_seconds(info, final)
+            tail_s = speed.estimate_seconds(info, per_wave) - speed.estimate_seconds(info, per_wave - head)
+            next_read_s = n_waves * tail_s + speed.estimate_seconds(info, final)
         else:
             read_s = (n_waves * per_wave + final) / ROUGH_READ_TOKENS_S
+            next_read_s = (n_waves * head + final) / ROUGH_READ_TOKENS_S
         write_s = (n_waves * self.max_note_tokens + answer_tokens) / ROUGH_WRITE_TOKENS_S
-        return WavesEstimate(n_waves, n_ctx, read_s + write_s, measured=speed is not None)
+        restore_s = n_waves * 2 * block_bytes / ROUGH_RESTORE_BYTES_S
+        warm = self.snapshots is not None
+        return WavesEstimate(
+            n_waves,
+            n_ctx,
+            read_s + write_s,
+            measured=speed is not None,
+            next_seconds=next_read_s + write_s + restore_s if warm else None,
+            snapshot_bytes=int(n_waves * block_bytes) if warm else 0,
+            kv_type=kv,
+        )
 
     def plan(self, corpus: Corpus, question: str, *, n_ctx: int | None = None) -> tuple[int, list[WavePlan]]:
-        """Choose the window and split ``corpus`` into waves for ``question``.
+        """Choose the window and split ``corpus`` into waves; check ``question`` fits them.
+
+        The waves do not depend on the question (``page_room``), so a second question
+        about the same corpus and settings reads the same page blocks.
 
         Returns:
             the window and the waves.
 
         Raises:
-            ContextOverflowError: the window is too small for even one page per wave.
+            ContextOverflowError: the window is too small for even one page per wave, or
+                the question is too long for a wave.
         """
         tok = self.lane.tokenizer()
         n_ctx = n_ctx or self.lane.full_window()
-        room = self.page_room(n_ctx, question)
-        if room < MIN_PAGE_ROOM:
-            fixed = n_ctx - room - self.notes_room(n_ctx, self.max_note_tokens) - self.max_note_tokens - MARGIN_TOKENS
-            raise ContextOverflowError(
-                f"A {n_ctx:,}-token window leaves no room for pages once the instructions, the question "
-                f"and the notes are in ({room:,} tokens). Choose a larger window or a shorter question.",
-                corpus_tokens=0,
-                needed_tokens=fixed + MIN_PAGE_ROOM,
-                n_ctx=n_ctx,
-            )
+        room = self.page_room(n_ctx)
+        self._check_room(n_ctx, room, corpus_tokens=0)
+        self._check_question(n_ctx, question)
         return n_ctx, plan_waves(corpus, tok, page_room=room)
 
     def start(self, corpus: Corpus, question: str, *, session_id: int | None = None) -> int:
@@ -408,7 +569,12 @@ class WaveReader(LaneReader):
         corpus_id = self.store.save_corpus(corpus)
         if session_id is None:
             session_id = self.store.create_session(title=session_title(question), corpus_id=corpus_id, kind="waves")
-        settings = {**asdict(self.settings), "n_ctx": n_ctx, "max_note_tokens": self.max_note_tokens}
+        settings = {
+            **asdict(self.settings),
+            "n_ctx": n_ctx,
+            "max_note_tokens": self.max_note_tokens,
+            "mode": str(self.mode),
+        }
         steps: list[dict[str, Any]] = [
             {
                 "kind": "wave",
@@ -480,120 +646,158 @@ class WaveReader(LaneReader):
         if run.status is Status.DONE:
             unfounded = find_unfounded(run.answer, corpus, question=run.question, citations=run.citations)
             return WaveResult(run.id, run.session_id, run.answer, run.citations, run.waves, [], unfounded)
-        n_ctx = int(run.settings["n_ctx"])
-        max_note = int(run.settings.get("max_note_tokens", self.max_note_tokens))
         model, gen_settings = resume_model(self.lane, self.settings, run.settings)
         wave_frame, final_frame = self._frames()
         recorder.begin()
-        steps = recorder.steps
-        n = len(run.waves)
-        eta = _Eta([w for w in run.waves if w.done])
-        ran: list[int] = []
+        r = _Read(
+            run_id=run.id,
+            question=run.question,
+            corpus=corpus,
+            model=model,
+            gen=gen_settings,
+            recorder=recorder,
+            mode=WaveMode(run.settings.get("mode", WaveMode.CARRY)),
+            n_ctx=int(run.settings["n_ctx"]),
+            max_note=int(run.settings.get("max_note_tokens", self.max_note_tokens)),
+            frame=wave_frame,
+            eta=_Eta([w for w in run.waves if w.done]),
+            cancel=cancel,
+            on_progress=on_progress,
+            on_text=on_text,
+        )
+        slots = model_slots(model, self.lane.backend) if r.mode is WaveMode.MAP else 1
+        if slots > 1:
+            read_waves_at_once(self, r, slots)
+        else:
+            for i in range(r.n):
+                if not r.steps[i].done:
+                    self._read_wave(r, i)
+        return self._answer(r, final_frame, run.session_id)
 
-        def tokens_left(from_index: int) -> int:
-            return sum(planned_tokens(w) for w in steps[from_index:n] if not w.done)
+    def wave_prompt(self, r: _Read, i: int) -> Prompt:
+        """Wave ``i``'s prompt: the instructions, its pages (the page block, the same for
+        every question), then the carried notes (none in map mode) and the question."""
+        carried = [w for w in r.steps[:i] if is_relevant(w)] if r.mode is WaveMode.CARRY else None
+        lists = segment_tokens(r.corpus, wave_segments(r.steps[i]), r.model)
+        return _fit_wave(r.model, lists, r.question, carried, frame=r.frame, n_ctx=r.n_ctx, max_note=r.max_note)
 
-        for i in range(n):
-            wave = steps[i]
-            if wave.done:
-                continue
-            carried = [w for w in steps[:i] if is_relevant(w)]
-            lists = segment_tokens(corpus, wave_segments(wave), model)
-            tokens = _fit_wave(model, lists, run.question, carried, frame=wave_frame, n_ctx=n_ctx, max_note=max_note)
-            recorder.start_step(i)
-            later = tokens_left(i + 1)
-            steps_after = n - i  # this wave's notes, later waves' notes, the answer
+    def _read_wave(self, r: _Read, i: int) -> None:
+        """Read wave ``i`` in this thread: its page block restored or read (and saved),
+        then the notes and question, then its notes; record it."""
+        prompt = self.wave_prompt(r, i)
+        r.recorder.start_step(i)
+        later = r.tokens_left(i + 1)
+        steps_after = r.n - i  # this wave's notes, later waves' notes, the answer
 
-            def on_prefill(p: PrefillProgress, i: int = i, later: int = later, steps_after: int = steps_after) -> None:
-                if on_progress is not None:
-                    left = eta.estimate(
-                        tokens_left=p.total - p.done + later, steps_left=steps_after, live_rate=p.tokens_per_s
-                    )
-                    on_progress(
-                        RunProgress(RunKind.WAVES, i + 1, n, "wave", "reading", p.done, p.total, p.tokens_per_s, left)
-                    )
-
-            def on_piece(
-                piece: str, i: int = i, later: int = later, steps_after: int = steps_after, total: int = len(tokens)
-            ) -> None:
-                if on_text is not None:
-                    on_text(piece)
-                if on_progress is not None:
-                    left = eta.estimate(tokens_left=later, steps_left=steps_after, live_rate=0.0)
-                    on_progress(RunProgress(RunKind.WAVES, i + 1, n, "wave", "notes", total, total, 0.0, left))
-
-            try:
-                out = run_step(
-                    model,
-                    tokens,
-                    max_tokens=max_note,
-                    settings=gen_settings,
-                    on_progress=on_prefill,
-                    on_text=on_piece,
-                    should_cancel=cancel,
+        def on_prefill(p: PrefillProgress) -> None:
+            if r.on_progress is not None:
+                left = r.eta.estimate(
+                    tokens_left=p.total - p.done + later, steps_left=steps_after, live_rate=p.tokens_per_s
                 )
-            except BaseException as exc:
-                recorder.fail(i, exc)
-                raise
-            eta.add(out)
-            grounded = ground_notes(out.text, corpus, wave_pages(wave))
-            notes = "\n".join(grounded.notes) or NOTHING
-            detail = {
-                "dropped_notes": grounded.dropped,
-                "pointed_notes": grounded.pointed,
-                "raw_notes": out.text,
-            }
-            done = recorder.finish_step(i, out, text=notes, citations=check_citations(notes, corpus), detail=detail)
-            ran.append(done.position)
+                r.on_progress(
+                    RunProgress(RunKind.WAVES, i + 1, r.n, "wave", "reading", p.done, p.total, p.tokens_per_s, left)
+                )
 
-        # The final pass: look before answering (ReadAgent's look-up), then the question
-        # over every relevant note and the pages looked up, laid in with their true markers.
-        relevant = [w for w in steps[:n] if is_relevant(w)]
+        def on_piece(piece: str) -> None:
+            if r.on_text is not None:
+                r.on_text(piece)
+            if r.on_progress is not None:
+                left = r.eta.estimate(tokens_left=later, steps_left=steps_after, live_rate=0.0)
+                total = len(prompt)
+                r.on_progress(RunProgress(RunKind.WAVES, i + 1, r.n, "wave", "notes", total, total, 0.0, left))
+
+        try:
+            warm, block = load_prefix(
+                self.snapshots,
+                r.model,
+                prompt.tokens[: prompt.corpus_end],
+                model_sha256=self.model_sha,
+                model_name=self.model_path.name,
+                swa_full=self.lane.swa_full,
+                kv_bytes_per_token=self.lane.info.kv_bytes_per_token(r.model.kv_type, r.model.kv_type),
+                total=len(prompt),
+                on_progress=on_prefill,
+                should_cancel=r.cancel,
+            )
+            out = run_step(
+                r.model,
+                prompt.tokens,
+                max_tokens=r.max_note,
+                settings=r.gen,
+                on_progress=on_prefill,
+                on_text=on_piece,
+                should_cancel=r.cancel,
+            )
+        except BaseException as exc:
+            r.recorder.fail(i, exc)
+            raise
+        self._finish_wave(r, i, with_block(out, block), block_detail(warm, prompt))
+
+    def _finish_wave(self, r: _Read, i: int, out: StepOutput, detail: dict[str, Any]) -> None:
+        """Ground a wave's notes on its pages and record it done (in the calling thread)."""
+        r.eta.add(out)
+        grounded = ground_notes(out.text, r.corpus, wave_pages(r.steps[i]))
+        notes = "\n".join(grounded.notes) or NOTHING
+        detail = {
+            **detail,
+            "dropped_notes": grounded.dropped,
+            "pointed_notes": grounded.pointed,
+            "raw_notes": out.text,
+        }
+        done = r.recorder.finish_step(i, out, text=notes, citations=check_citations(notes, r.corpus), detail=detail)
+        r.ran.append(done.position)
+
+    def _answer(self, r: _Read, final_frame: PromptFrame, session_id: int) -> WaveResult:
+        """The final (in map mode: reduce) pass: look before answering (ReadAgent's
+        look-up), then the question over every relevant note and the pages looked up,
+        laid in with their true markers."""
+        n, model, corpus = r.n, r.model, r.corpus
+        relevant = [w for w in r.steps[:n] if is_relevant(w)]
         max_answer = self.settings.max_answer_tokens
 
         def on_final_prefill(p: PrefillProgress) -> None:
-            if on_progress is not None:
-                left = eta.estimate(tokens_left=p.total - p.done, steps_left=1, live_rate=p.tokens_per_s)
-                on_progress(
+            if r.on_progress is not None:
+                left = r.eta.estimate(tokens_left=p.total - p.done, steps_left=1, live_rate=p.tokens_per_s)
+                r.on_progress(
                     RunProgress(RunKind.WAVES, n + 1, n, "answer", "answer", p.done, p.total, p.tokens_per_s, left)
                 )
 
-        recorder.start_step(n)
+        r.recorder.start_step(n)
         try:
             ask_pages, _ = _fit_final(
                 model,
                 relevant,
-                _lookup_question(run.question),
+                _lookup_question(r.question),
                 frame=final_frame,
-                n_ctx=n_ctx,
+                n_ctx=r.n_ctx,
                 max_answer=LOOKUP_TOKENS,
             )
             look = run_step(
                 model,
                 ask_pages,
                 max_tokens=LOOKUP_TOKENS,
-                settings=gen_settings,
+                settings=r.gen,
                 on_progress=on_final_prefill,
-                should_cancel=cancel,
+                should_cancel=r.cancel,
             )
             wanted, by = looked_up_pages(look.text, corpus, relevant)
             tokens, laid = _fit_final(
-                model, relevant, run.question, frame=final_frame, n_ctx=n_ctx, max_answer=max_answer, pages=wanted
+                model, relevant, r.question, frame=final_frame, n_ctx=r.n_ctx, max_answer=max_answer, pages=wanted
             )
             out = run_step(
                 model,
                 tokens,
                 max_tokens=max_answer,
-                settings=gen_settings,
+                settings=r.gen,
                 on_progress=on_final_prefill,
-                on_text=on_text,
-                should_cancel=cancel,
+                on_text=r.on_text,
+                should_cancel=r.cancel,
             )
         except BaseException as exc:
-            recorder.fail(n, exc)
+            r.recorder.fail(n, exc)
             raise
         citations = check_citations(out.text, corpus)
-        unfounded = find_unfounded(out.text, corpus, question=run.question, citations=citations)
+        unfounded = find_unfounded(out.text, corpus, question=r.question, citations=citations)
         detail = {
             **unfounded_detail(unfounded),
             "looked_up": [f"{d.name} p.{p}" for d, p in laid],
@@ -602,9 +806,95 @@ class WaveReader(LaneReader):
             "lookup_tokens": look.prompt_tokens + look.output_tokens,
             "lookup_s": round(look.prefill_s + look.generate_s, 3),
         }
-        recorder.finish_step(n, out, text=out.text, citations=citations, detail=detail)
-        recorder.done(answer=out.text, citations=citations)
-        return WaveResult(run_id, run.session_id, out.text, citations, recorder.steps[:n], ran, unfounded)
+        r.recorder.finish_step(n, out, text=out.text, citations=citations, detail=detail)
+        r.recorder.done(answer=out.text, citations=citations)
+        return WaveResult(r.run_id, session_id, out.text, citations, r.recorder.steps[:n], r.ran, unfounded)
+
+
+def with_block(out: StepOutput, block: PrefillStats) -> StepOutput:
+    """A wave's numbers with its page block's load counted in: ``run_step`` found the
+    block already in the context (reused); what loading it evaluated (the whole block
+    read cold, or the one check token of a restore) moves from reused to evaluated."""
+    return replace(
+        out,
+        prefill_tokens=out.prefill_tokens + block.evaluated,
+        reused_tokens=out.reused_tokens - block.evaluated,
+        prefill_s=out.prefill_s + block.seconds,
+    )
+
+
+def block_detail(warm: WarmStart, prompt: Prompt) -> dict[str, Any]:
+    """How a wave's page block got into the context, for its step's ``detail``:
+    ``block`` is ``snapshot`` (restored), ``prefill`` (read; ``block_saved`` says whether a
+    snapshot was written) or ``context`` (already there)."""
+    detail: dict[str, Any] = {
+        "block": warm.source,
+        "block_tokens": prompt.corpus_end,
+        "block_saved": warm.saved,
+        "block_bytes": warm.snapshot_bytes,
+        "block_restore_s": round(warm.restore_s, 3),
+    }
+    if warm.notice:
+        detail["block_notice"] = warm.notice
+    return detail
+
+
+def read_waves_at_once(reader: WaveReader, r: _Read, slots: int) -> None:
+    """Map mode on a runtime that serves ``slots`` requests at once (a server backend):
+    up to ``slots`` waves read at the same time, each in a worker thread that only calls
+    the model; this thread alone writes the store (a wave is set ``running`` when it is
+    handed to a worker and recorded ``done`` when its notes come back), so storage, resume
+    and the kill tests' guarantees are those of waves read in order. Page blocks are not
+    snapshotted here: a server keeps its own caches, and a snapshot is one sequence's.
+
+    The first failure stops the other waves in flight (they are marked ``cancelled`` and
+    read on resume) and is raised; a cancel by the user likewise.
+    """
+    todo = [i for i in range(r.n) if not r.steps[i].done]
+    prompts = {i: reader.wave_prompt(r, i) for i in todo}  # no notes are carried: known up front
+    stop = threading.Event()
+
+    def should_stop() -> bool:
+        return stop.is_set() or r.cancel()
+
+    def work(i: int) -> StepOutput:
+        return run_step(r.model, prompts[i].tokens, max_tokens=r.max_note, settings=r.gen, should_cancel=should_stop)
+
+    queue = iter(todo)
+    in_flight: dict[Future[StepOutput], int] = {}
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="wave") as pool:
+
+        def hand_out() -> None:
+            i = next(queue, None)
+            if i is not None:
+                r.recorder.start_step(i)
+                in_flight[pool.submit(work, i)] = i
+
+        for _ in range(slots):
+            hand_out()
+        while in_flight:
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                i = in_flight.pop(future)
+                try:
+                    out = future.result()
+                except BaseException as exc:
+                    stop.set()
+                    for other, j in in_flight.items():
+                        try:
+                            other.result()  # it stops at its next batch or token
+                        except BaseException:  # noqa: S110 - it is marked cancelled below either way
+                            pass
+                        r.recorder.fail(j, Cancelled())
+                    r.recorder.fail(i, exc)  # last: the run's status is what stopped it
+                    raise
+                reader._finish_wave(r, i, out, {"block": "none", "slots": slots})
+                if r.on_progress is not None:
+                    done = sum(1 for w in r.steps[: r.n] if w.done)
+                    left = r.eta.estimate(tokens_left=r.tokens_left(0), steps_left=1, live_rate=0.0)
+                    left = None if left is None else left / slots
+                    r.on_progress(RunProgress(RunKind.WAVES, done, r.n, "wave", "notes", done, r.n, 0.0, left))
+                hand_out()
 
 
 def wave_pages(step: Step) -> set[tuple[str, int]]:
@@ -629,10 +919,15 @@ def _notes_block(carried: list[Step]) -> list[str]:
     return lines
 
 
-def _wave_question(question: str, notes: list[str]) -> str:
-    earlier = "\n".join(notes) if notes else "None yet."
+def _wave_question(question: str, notes: list[str], *, carry: bool = True) -> str:
+    """What follows a wave's pages: the question, the notes carried so far (carry mode
+    only), and what to write."""
+    head = question.strip()
+    if carry:
+        earlier = "\n".join(notes) if notes else "None yet."
+        head += f"\n\nPassages kept from the parts read before:\n{earlier}"
     return (
-        f"{question.strip()}\n\nPassages kept from the parts read before:\n{earlier}\n\n"
+        f"{head}\n\n"
         "Write brief notes on the pages above that help answer the question, one per line, each starting "
         f"with its page marker. If they say nothing about it, write: {NOTHING}"
     )
@@ -642,18 +937,19 @@ def _fit_wave(
     model: LoadedModel,
     lists: list[list[int]],
     question: str,
-    carried: list[Step],
+    carried: list[Step] | None,
     *,
     frame: PromptFrame,
     n_ctx: int,
     max_note: int,
-) -> list[int]:
-    """The wave's prompt with as many of the latest notes as leave room for its own."""
-    notes = _notes_block(carried)
+) -> Prompt:
+    """The wave's prompt with as many of the latest notes as leave room for its own
+    (``carried`` None: map mode, no notes section at all)."""
+    notes = _notes_block(carried or [])
     while True:
-        prompt = build_prompt(model, lists, _wave_question(question, notes), frame=frame)
+        prompt = build_prompt(model, lists, _wave_question(question, notes, carry=carried is not None), frame=frame)
         if len(prompt) + max_note <= n_ctx or not notes:
-            return prompt.tokens
+            return prompt
         notes = notes[1:]  # the oldest notes give way first (they all reach the final answer)
 
 

@@ -290,8 +290,8 @@ def test_a_number_on_no_page_and_an_uncited_answer_are_flagged_in_the_view(qtbot
 def test_a_question_that_does_not_fit_offers_to_read_in_waves(
     qtbot, make_window, fake_backend, tmp_path: Path, home: Path
 ) -> None:
-    """Issue 13 item 6: the refusal comes with "Read in waves (about N min)", which reads
-    the same question in waves."""
+    """Issue 13 items 6 and 3: the refusal comes with "Read in waves (about N min, each next
+    question about M min)", which reads the same question in waves."""
     big = tmp_path / "big.txt"
     big.write_text(" ".join(f"Clause {i} says the rent is due on day {i % 28 + 1}." for i in range(4000)), "utf-8")
     window = make_window()
@@ -302,10 +302,14 @@ def test_a_question_that_does_not_fit_offers_to_read_in_waves(
     qtbot.waitUntil(lambda: not window.asking and view.turns[-1].status == "failed", timeout=60000)
     assert "does not fit" in view.turns[-1].error
     button = view.waves_button
-    assert button.isVisible() and re.fullmatch(r"Read in waves \(about \d+ min\)", button.text())
+    assert button.isVisible() and re.fullmatch(
+        r"Read in waves \(about \d+ min, each next question about \d+ min\)", button.text()
+    )
+    window.settings.wave_mode = "map"  # the settings dialog's "Read in waves" choice (issue 13 item 4)
     with qtbot.waitSignal(window.answered, timeout=120000) as blocker:
         button.click()
     assert view.mode is RunKind.WAVES and not button.isVisible()
-    # The refused ask stored nothing; the read in waves is the session's one run.
+    # The refused ask stored nothing; the read in waves is the session's one run, in map mode.
     runs = _stored_runs(home, blocker.args[0].session_id)
     assert [(r.kind, r.question, r.status) for r in runs] == [(RunKind.WAVES, QUESTION, Status.DONE)]
+    assert runs[0].settings["mode"] == "map"

@@ -80,9 +80,12 @@ def test_settings_are_kept_between_runs_and_reach_the_reader(qtbot, tmp_path: Pa
     dialog.kv_type.setCurrentIndex(1)
     dialog.threads.setValue(1)
     dialog.data_dir.setText(str(tmp_path / "data"))
+    assert settings.wave_mode == "carry"
+    dialog.wave_mode.setCurrentIndex(1)
     dialog.accept()
 
     again = AppSettings(QSettings(path, QSettings.Format.IniFormat))
+    assert again.wave_mode == "map"
     assert (again.n_ctx, again.kv_type, again.n_threads, again.data_dir) == (4096, "q8_0", 1, str(tmp_path / "data"))
     read = again.read_settings()
     assert (read.n_ctx, read.kv_type, read.n_threads) == (4096, "q8_0", 1)

@@ -8,6 +8,7 @@ Fast: real text documents, a real SQLite file, the fake backend's model facts.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,14 +47,20 @@ def test_the_refusal_names_waves_with_a_rough_estimate_then_a_measured_one(tmp_p
     with pytest.raises(ContextOverflowError) as refused:
         library.prepare_ask(corpus, QUESTION)
     rough = refused.value
-    assert rough.waves_eta is not None and rough.waves_eta.startswith("about ") and rough.waves_eta.endswith(" min")
-    assert "reading it in waves, window by window, with notes (longread waves: about" in rough.message
+    # Both costs (issue 13 item 3): the first question, and each next one restoring the waves' page blocks.
+    assert rough.waves_eta is not None
+    assert re.fullmatch(r"about \d+ min, each next question about \d+ min", rough.waves_eta), rough.waves_eta
+    assert re.search(
+        r"\(longread waves: first question about \d+ min, each next one about \d+ min, [\d.]+ [KMG]B of snapshots at f16",
+        rough.message,
+    ), rough.message
     assert "a rough guess: this machine's speed is not measured yet (longread plan measures it)" in rough.message
     waves = WaveReader(library.store, library.model_path, library.settings, lane=library.lane)
     estimate = waves.estimate(rough.corpus_tokens, QUESTION, n_pages=20, speed=None, answer_tokens=32)
     # The estimate's count of waves is close to the real plan's (made without tokenizing pages).
     assert abs(estimate.n_waves - len(waves.plan(corpus, QUESTION)[1])) <= 2
-    assert f"for {estimate.n_waves} waves of 2,048 tokens" in rough.message
+    assert f"({estimate.n_waves} waves of 2,048 tokens" in rough.message
+    assert estimate.next_seconds is not None and estimate.next_seconds < estimate.seconds
 
     # A calibration of this machine (a slow one: 2 s per 64-token batch) is used when there is one.
     reader = library.reader
@@ -72,7 +79,7 @@ def test_the_refusal_names_waves_with_a_rough_estimate_then_a_measured_one(tmp_p
     assert "at this machine's measured reading speed" in measured.value.message
     speed = fit_speed_models(library.lane.info, [row], swa_full=False)["f16"]
     expected = waves.estimate(rough.corpus_tokens, QUESTION, n_pages=20, speed=speed, answer_tokens=32)
-    assert measured.value.waves_eta == expected.about and expected.seconds > estimate.seconds
+    assert measured.value.waves_eta == expected.about_both and expected.seconds > estimate.seconds
 
 
 def test_the_cli_refusal_is_the_waves_command_for_the_same_files(tmp_path: Path, library: Library) -> None:

@@ -91,7 +91,7 @@ def test_a_corpus_past_the_window_is_refused_with_the_waves_command(tmp_path: Pa
     out = _run(home, "ask", str(big), "-q", "What is the code?")
     assert out.returncode == 1 and "does not fit" in out.stderr, out.stderr
     assert re.search(
-        rf"Read it in waves: longread waves {re.escape(str(big))} -q 'What is the code\?' \(about \d+ min\)",
+        rf"Read it in waves: longread waves {re.escape(str(big))} -q 'What is the code\?' \(about \d+ min, each next question about \d+ min\)",
         out.stderr,
     ), out.stderr
     # No machine speed is measured in a fresh home: the estimate says it is rough.

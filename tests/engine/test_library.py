@@ -8,6 +8,7 @@ failure mapping, one export, one claim on runs another process is running.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus
-from engine.errors import Cancelled, CancelToken, EngineError, GenerationError
+from engine.errors import Cancelled, CancelToken, EngineError, GenerationError, NoSuchSession
 from engine.library import Library
 from engine.reading.stepping import RunProgress
 from engine.runs import RunKind, Status, Step, status_for
@@ -258,3 +259,21 @@ def test_export_walks_every_run_in_the_order_asked(tmp_path: Path, library: Libr
     assert "### 5. Answer" in markdown
     assert "[handbook.txt p.9] [\u26a0 unverified: handbook.txt has no page 9" in markdown
     assert library.count_questions(first.session_id) == 3
+
+
+def test_an_unknown_session_is_named_without_the_cli(library: Library, home: Path) -> None:
+    with pytest.raises(NoSuchSession) as raised:
+        library.session(404)
+    assert raised.value.message == "There is no session 404."
+    with pytest.raises(NoSuchSession):
+        library.export_markdown(404)
+    # The CLI adds its own way out to the same error.
+    out = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "show", "404"],
+        env={**os.environ, "LONGREAD_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0
+    assert "There is no session 404. `longread sessions` lists them." in out.stderr
