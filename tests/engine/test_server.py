@@ -23,6 +23,7 @@ from engine.errors import Cancelled, CancelToken, ContextOverflowError, Generati
 from engine.ingest import read_documents
 from engine.library import Library
 from engine.reading.ask import Reader
+from engine.reading.waves import WaveMode
 from engine.runtime.backend import LoadSettings
 from engine.runtime.server import ServerBackend, ServerModel
 from engine.store import Store
@@ -156,6 +157,24 @@ def test_deep_thinking_and_waves_run_through_the_server(server: ServerProcess, h
         assert run is not None and run.status == "done"
         wave_steps = [s for s in run.steps if s.kind == "wave"]
         assert len(wave_steps) >= 2 and all(s.status == "done" for s in wave_steps)
+    finally:
+        lib.close()
+
+
+def test_map_waves_run_on_both_slots_of_the_server(server: ServerProcess, home: Path, tmp_path: Path) -> None:
+    lib = _library(home, ServerBackend(server.url), n_ctx=1024)
+    try:
+        long_doc = text_pages_file(tmp_path / "long.txt", fact_pages(8))
+        corpus = _corpus([long_doc], lib.store)
+        result = lib.read_in_waves(corpus, QUESTION, note_tokens=32, mode=WaveMode.MAP)
+        run = lib.get_run(result.run_id)
+        assert run is not None and run.status == "done"
+        waves = [s for s in run.steps if s.kind == "wave"]
+        assert len(waves) >= 3 and all(s.status == "done" and s.detail.get("slots") == 2 for s in waves)
+        model = lib.lane.model
+        assert isinstance(model, ServerModel)
+        # The server's own reports: the waves' requests went to both slots.
+        assert {r.slot for r in model.reports if r.predicted > 0} == {0, 1}
     finally:
         lib.close()
 
