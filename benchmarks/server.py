@@ -13,8 +13,8 @@ off so that a cold read is cold) and measures:
    reported it reused (``timings.cache_n``) and evaluated, and the time.
 3. Slot restore (``--slot-save-path``, verified) against a cold read of the same tokens.
 
-Map-mode waves over 1 and 2 slots are not measured here: map mode (the waves issue) was
-not in main when this was written.
+4. Map-mode waves (no notes carried, one reduce pass) over a longer document with a
+   1,024-token window per slot, on a server with 1 slot and on one with 2 slots.
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ from engine.ingest import read_documents  # noqa: E402
 from engine.library import Library  # noqa: E402
 from engine.models.bundled import bundled_model_path  # noqa: E402
 from engine.reading.ask import Reader  # noqa: E402
+from engine.reading.waves import WaveMode  # noqa: E402
 from engine.runtime.backend import LoadSettings  # noqa: E402
 from engine.runtime.llama import load_model  # noqa: E402
 from engine.runtime.server import ServerBackend, ServerModel  # noqa: E402
 from engine.store import open_store  # noqa: E402
-from tests.server_procs import NOT_BUILT, binaries, start_llama_server  # noqa: E402
+from tests.conftest import fact_pages, text_pages_file  # noqa: E402
+from tests.server_procs import NOT_BUILT, Binaries, binaries, start_llama_server  # noqa: E402
 
 SAMPLE = ROOT / "resources" / "sample" / "harbor-lease-dispute.md"
 QUESTION = "What is the award reference code, and what total amount was awarded?"
@@ -76,12 +78,41 @@ def main() -> int:
             extra=("--cache-ram", "0"),  # the RAM prompt cache would make a "cold" read warm
         )
         try:
-            return _measure(proc.url, model_path, folder, args)
+            _measure(proc.url, model_path, folder, args)
+        finally:
+            proc.stop()
+        _map_waves(bins, model_path, folder, args)
+    return 0
+
+
+def _map_waves(bins: Binaries, model_path: Path, folder: Path, args: argparse.Namespace) -> None:
+    doc = text_pages_file(folder / "long.txt", fact_pages(12, fact_page=9))
+    for slots in (1, 2):
+        proc = start_llama_server(
+            bins, model_path, log_dir=folder, ctx=1024 * slots, parallel=slots, threads=args.threads,
+            extra=("--cache-ram", "0"),
+        )  # fmt: skip
+        try:
+            lib = Library(
+                folder / f"map{slots}.db",
+                backend=ServerBackend(proc.url),
+                settings=ReadSettings(n_threads=args.threads, n_ctx=1024, max_answer_tokens=48),
+            )
+            corpus = Corpus(tuple(read_documents([doc], store=lib.store)[0]))
+            start = time.perf_counter()
+            result = lib.read_in_waves(corpus, QUESTION, note_tokens=48, mode=WaveMode.MAP)
+            took = time.perf_counter() - start
+            run = lib.get_run(result.run_id)
+            waves = [s for s in run.steps if s.kind == "wave"] if run is not None else []
+            print(
+                f"map waves, {slots} slot(s): {len(waves)} waves + reduce in {took:.1f} s ({run.status if run else '?'})"
+            )
+            lib.close()
         finally:
             proc.stop()
 
 
-def _measure(url: str, model_path: Path, folder: Path, args: argparse.Namespace) -> int:
+def _measure(url: str, model_path: Path, folder: Path, args: argparse.Namespace) -> None:
     store = open_store(folder / "bench.db")
     docs, _ = read_documents([SAMPLE], store=store)
     corpus = Corpus(tuple(docs))
@@ -161,7 +192,6 @@ def _measure(url: str, model_path: Path, folder: Path, args: argparse.Namespace)
         f"{len(tokens):,} tokens, same next token) against a cold read of {statistics.median(cold):.2f} s; "
         f"slot file {size / 1e6:.1f} MB"
     )
-    return 0
 
 
 if __name__ == "__main__":
