@@ -18,12 +18,13 @@ Contract:
   ``default_generation_settings.n_ctx``): ``n_ctx_train`` reports it, so the planner's
   budget and the overflow message use what the server can actually hold.
 - A ``ServerModel`` is pinned to one slot (``id_slot``) and keeps the tokens it believes
-  that slot holds. ``prefill`` sends the prompt in growing prefixes of ``n_batch``
-  tokens with ``cache_prompt`` (each request reuses the slot's cache and evaluates one
-  batch), so cancel and progress work between batches as locally. Every request sends
-  the whole prompt: a slot that lost its cache (another client, a restart) costs time,
-  never correctness. What the server evaluated and reused is taken from its report
-  (``timings.cache_n`` / ``prompt_n``), never assumed: ``reports`` keeps each one.
+  that slot holds. ``prefill`` sends the whole prompt in one streamed request with
+  ``cache_prompt`` and ``return_progress``: the server reuses the longest prefix its slot
+  holds and reports progress after each batch it evaluates, so progress and cancel work
+  as locally (a cancel closes the stream). Every request sends the whole prompt: a slot
+  that lost its cache (another client, a restart) costs time, never correctness. What
+  the server evaluated and reused is taken from its report (``timings.cache_n`` /
+  ``prompt_n``), never assumed: ``reports`` keeps each one.
 - ``generate`` streams ``/completion`` (llama-server's native endpoint gives the token ids
   with ``return_tokens``); closing the stream on cancel makes llama-server stop the task.
   A server that dies mid-answer raises ``ServerLost``: the reader keeps the partial
@@ -53,6 +54,7 @@ import ipaddress
 import json
 import socket
 import threading
+import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,9 +70,9 @@ from engine.runtime.backend import (
     CancelFn,
     KvType,
     LoadSettings,
+    PrefillProgress,
     PrefillStats,
     ProgressFn,
-    prefill_in_batches,
 )
 
 #: Seconds to wait for a server's answer to a short request (tokenize, props).
@@ -383,10 +385,6 @@ class ServerModel(ServerTokenizer):
         self._kv_type = settings.kv_type
         self._n_batch = settings.n_batch
         self._first_slot = slot
-        #: Set when the server re-read more than the new batch of a growing prompt (it
-        #: cannot extend its cache: sliding-window and hybrid models): prefill then sends
-        #: the rest in one request instead of re-reading it once per batch.
-        self.whole_prompts = False
         self._states: dict[int, _SlotState] = {}
         self._lock = threading.Lock()
         #: What the server reported for each request, in order (tests and benchmarks
@@ -496,44 +494,55 @@ class ServerModel(ServerTokenizer):
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
     ) -> PrefillStats:
-        """Make the slot hold ``tokens``: send growing prefixes, one batch more each time.
+        """Make the slot hold ``tokens``: one streamed request (``n_predict`` 0) whose
+        ``prompt_progress`` events the server sends after each batch it evaluates.
+
+        The server decides what it reuses (the longest prefix its slot holds): the stats
+        are its report, not our belief. ``should_cancel`` is checked at each event; a
+        cancel closes the stream and llama-server stops the task.
 
         Raises:
             GenerationError: no tokens, more than the slot's window, or the server failed.
-            Cancelled: ``should_cancel`` returned True before a batch.
+            Cancelled: ``should_cancel`` returned True (the context then holds what the
+                server reported evaluated).
         """
-        reused = 0
-        for have, want in zip(self._context, tokens, strict=False):
-            if have != want:
-                break
-            reused += 1
-
-        def keep(n: int) -> None:
-            del self._context[n:]
-
-        sent = 0
-
-        def evaluate(batch: Sequence[int]) -> None:
-            nonlocal sent
-            upto = [*self._context, *(int(t) for t in batch)]
-            _, report = self.complete(upto, n_predict=0)
-            # The first request may re-read what the slot lost; a later one only if the
-            # server cannot extend its cache.
-            if sent and report.evaluated > len(batch) + 1:
-                self.whole_prompts = True
-            sent += 1
-            self._context = upto
-
-        return prefill_in_batches(
-            tokens,
-            reused=reused,
-            n_ctx=self.n_ctx,
-            n_batch=max(len(tokens), 1) if self.whole_prompts else self._n_batch,
-            keep=keep,
-            evaluate=evaluate,
-            on_progress=on_progress,
-            should_cancel=should_cancel,
-        )
+        total = len(tokens)
+        if total == 0:
+            raise GenerationError("There is nothing to read: the prompt is empty.")
+        if total > self.n_ctx:
+            raise GenerationError(
+                f"The prompt has {total:,} tokens but the server at {self._backend.url} gives a request {self.n_ctx:,}."
+            )
+        if should_cancel is not None and should_cancel():
+            raise Cancelled()
+        prompt = [int(t) for t in tokens]
+        body = self._body(prompt, n_predict=0, stream=True, return_progress=True, return_tokens=True)
+        start = time.perf_counter()
+        held = 0
+        events = self._backend.http.stream("/completion", body)
+        try:
+            for event in events:
+                progress = event.get("prompt_progress")
+                if isinstance(progress, dict):
+                    cache, held = int(progress.get("cache", 0)), int(progress.get("processed", 0))
+                    if on_progress is not None:
+                        elapsed = time.perf_counter() - start
+                        rate = (held - cache) / elapsed if elapsed > 0 else 0.0
+                        eta = (total - held) / rate if rate > 0 else 0.0
+                        on_progress(PrefillProgress(held, total, rate, eta, cache))
+                if event.get("stop"):
+                    report = self._record(total, event)
+                    self._context = prompt
+                    return PrefillStats(
+                        evaluated=report.evaluated, reused=report.cached, seconds=time.perf_counter() - start
+                    )
+                if should_cancel is not None and should_cancel():
+                    self._context = prompt[:held]
+                    raise Cancelled()
+        finally:
+            events.close()
+        self._context = prompt[:held]
+        raise ServerLost(f"The server at {self._backend.url} stopped while reading the prompt.")
 
     def generate(
         self,

@@ -1,8 +1,7 @@
 """The server backend's side of the protocol, against a small stand-in for llama-server
-(the fast tier; tests/engine/test_server.py runs the real one): growing prefixes reuse the
-slot's cache, what the server reports is what is recorded, a stream cut mid-answer is
-``ServerLost``, a cancel closes the stream, one slot per thread, a server that cannot
-extend its cache gets whole prompts."""
+(the fast tier; tests/engine/test_server.py runs the real one): one streamed request per
+prefill with the server's progress, what the server reports is what is recorded, a stream
+cut mid-answer is ``ServerLost``, a cancel closes the stream, one slot per thread."""
 
 from __future__ import annotations
 
@@ -28,6 +27,7 @@ class Stub:
 
     api_key: str | None = None
     incremental: bool = True  # False: every prompt is read whole (as SWA models behave)
+    batch: int = 4  # tokens per progress event
     cut_after: int | None = None  # close the stream after this many events
     vocab: dict[str, int] = field(default_factory=dict)
     slots: dict[int, list[int]] = field(default_factory=dict)
@@ -96,6 +96,19 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
+            if body["n_predict"] == 0:  # a prefill: progress after each batch, then the end
+                done = cached
+                try:
+                    while done < len(prompt):
+                        done = min(len(prompt), done + stub.batch)
+                        progress = {"total": len(prompt), "cache": cached, "processed": done, "time_ms": 1}
+                        self.wfile.write(f"data: {json.dumps({'prompt_progress': progress})}\n\n".encode())
+                        self.wfile.flush()
+                        stub.streamed += 1
+                    self.wfile.write(f"data: {json.dumps({'stop': True, 'timings': timings})}\n\n".encode())
+                except OSError:
+                    pass
+                return
             words = REPLY[: body["n_predict"]]
             for i, word in enumerate(words):
                 if stub.cut_after is not None and i == stub.cut_after:
@@ -128,35 +141,45 @@ def stub() -> Iterator[tuple[Stub, str]]:
 SETTINGS = LoadSettings(n_ctx=2048, n_threads=1, n_batch=4)
 
 
-def test_growing_prefixes_reuse_the_slot_and_the_reports_are_the_servers(stub: tuple[Stub, str]) -> None:
+def test_a_prefill_is_one_request_with_the_servers_progress_and_report(stub: tuple[Stub, str]) -> None:
     state, url = stub
-    model = ServerBackend(url).load_model(ServerBackend(url).model_path, SETTINGS)
+    backend = ServerBackend(url)
+    model = backend.load_model(backend.model_path, SETTINGS)
     tokens = model.tokenize_text("one two three four five six seven eight nine ten")
-    stats = model.prefill(tokens)
-    assert stats.evaluated == 10 and model.context_tokens == tokens
-    prompts = [r["prompt"] for r in state.requests if "prompt" in r]
-    assert prompts == [tokens[:4], tokens[:8], tokens]  # one batch more each time
-    assert all(r["cache_prompt"] and r["id_slot"] == 0 and r["n_predict"] == 0 for r in state.requests[1:])
-    assert [(r.cached, r.evaluated) for r in model.reports] == [(0, 4), (4, 4), (8, 2)]
-    assert not model.whole_prompts
+    seen: list[tuple[int, int, int]] = []
+    stats = model.prefill(tokens, on_progress=lambda p: seen.append((p.done, p.total, p.reused)))
+    assert (stats.evaluated, stats.reused) == (10, 0) and model.context_tokens == tokens
+    assert seen == [(4, 10, 0), (8, 10, 0), (10, 10, 0)]
+    [request] = [r for r in state.requests if "prompt" in r]
+    assert request["prompt"] == tokens and request["n_predict"] == 0
+    assert request["cache_prompt"] and request["id_slot"] == 0 and request["return_progress"]
+
+    longer = tokens + model.tokenize_text("eleven twelve")
+    stats = model.prefill(longer)
+    assert (stats.evaluated, stats.reused) == (2, 10)  # the server's report: the slot held all ten
+    assert [(r.cached, r.evaluated) for r in model.reports] == [(0, 10), (10, 2)]
 
     text = "".join(model.generate(max_tokens=50))
     assert text == "".join(REPLY)
-    assert model.n_tokens == 10 + len(REPLY)  # the generated ids joined the context
+    assert model.n_tokens == 12 + len(REPLY)  # the generated ids joined the context
     assert model.reports[-1].predicted == len(REPLY)
 
 
-def test_a_server_that_cannot_extend_its_cache_gets_whole_prompts(stub: tuple[Stub, str]) -> None:
+def test_a_cancelled_prefill_closes_the_stream(stub: tuple[Stub, str]) -> None:
     state, url = stub
-    state.incremental = False
+    state.batch = 2
     backend = ServerBackend(url)
     model = backend.load_model(backend.model_path, SETTINGS)
     tokens = model.tokenize_text(" ".join(f"w{i}" for i in range(20)))
-    model.prefill(tokens[:12])
-    assert model.whole_prompts  # the second batch re-read all 8 tokens
-    before = len(state.requests)
-    model.prefill(tokens)
-    assert [r["prompt"] for r in state.requests[before:]] == [tokens]
+    cancel = CancelToken()
+
+    def on_progress(p: object) -> None:
+        cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        model.prefill(tokens, on_progress=on_progress, should_cancel=cancel)
+    assert model.context_tokens == tokens[:2]  # what the server said it had evaluated
+    assert model.reports == []
 
 
 def test_a_stream_cut_mid_answer_is_server_lost_with_the_pieces_kept(stub: tuple[Stub, str]) -> None:
