@@ -124,6 +124,7 @@ def _is_private_host(host: str) -> bool:
 class ServerReport:
     """What the server said it did for one request (llama-server's ``timings``)."""
 
+    kind: str  # "prefill", "generate" or "complete" (a check or a one-off request)
     slot: int
     prompt_tokens: int  # tokens the request sent
     cached: int  # tokens of them the slot reused (``timings.cache_n``)
@@ -465,9 +466,10 @@ class ServerModel(ServerTokenizer):
             **extra,
         }
 
-    def _record(self, sent: int, answer: dict[str, Any]) -> ServerReport:
+    def _record(self, kind: str, sent: int, answer: dict[str, Any]) -> ServerReport:
         timings = answer.get("timings") or {}
         report = ServerReport(
+            kind=kind,
             slot=self.slot,
             prompt_tokens=sent,
             cached=int(timings.get("cache_n", answer.get("tokens_cached", 0)) or 0),
@@ -485,7 +487,7 @@ class ServerModel(ServerTokenizer):
         """
         body = self._body(tokens, n_predict=n_predict, temperature=0.0, return_tokens=True, stream=False)
         answer = self._backend.http.post("/completion", body, timeout=STREAM_TIMEOUT_S)
-        return [int(t) for t in answer.get("tokens", [])], self._record(len(tokens), answer)
+        return [int(t) for t in answer.get("tokens", [])], self._record("complete", len(tokens), answer)
 
     def prefill(
         self,
@@ -531,7 +533,7 @@ class ServerModel(ServerTokenizer):
                         eta = (total - held) / rate if rate > 0 else 0.0
                         on_progress(PrefillProgress(held, total, rate, eta, cache))
                 if event.get("stop"):
-                    report = self._record(total, event)
+                    report = self._record("prefill", total, event)
                     self._context = prompt
                     return PrefillStats(
                         evaluated=report.evaluated, reused=report.cached, seconds=time.perf_counter() - start
@@ -581,7 +583,7 @@ class ServerModel(ServerTokenizer):
                 if piece:
                     yield piece
                 if event.get("stop"):
-                    self._record(sent, event)
+                    self._record("generate", sent, event)
                     return
         finally:
             events.close()
