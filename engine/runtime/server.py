@@ -289,7 +289,7 @@ def _http_error(url: str, path: str, status: int, text: str) -> ModelError | Gen
         )
     if status == 503:
         return ModelError(f"The server at {url} is not ready (HTTP 503: {detail or 'loading the model'}).")
-    if path.startswith(("/completion", "/v1/")):
+    if path.startswith(("/completion", "/slots")):
         return GenerationError(f"The server at {url} failed (HTTP {status}): {detail}")
     return ModelError(f"The server at {url} failed on {path} (HTTP {status}): {detail}")
 

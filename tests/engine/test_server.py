@@ -8,6 +8,7 @@ scripts/build_llama_server.py; without them these tests skip and say so.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -168,7 +169,7 @@ def test_map_waves_run_on_both_slots_of_the_server(server: ServerProcess, home: 
         run = lib.get_run(result.run_id)
         assert run is not None and run.status == "done"
         waves = [s for s in run.steps if s.kind == "wave"]
-        assert len(waves) >= 3 and all(s.status == "done" and s.detail.get("slots") == 2 for s in waves)
+        assert len(waves) >= 2 and all(s.status == "done" and s.detail.get("slots") == 2 for s in waves)
         model = lib.lane.model
         assert isinstance(model, ServerModel)
         # The server's own reports: the waves' requests went to both slots.
@@ -200,13 +201,13 @@ def test_cancel_closes_the_stream_and_the_server_stops_generating(server: Server
     deadline = time.monotonic() + 60
     while _slot(server, 1)["is_processing"] and time.monotonic() < deadline:
         time.sleep(0.1)
-    state = _slot(server, 1)
-    assert state["is_processing"] is False
-    # The server stopped the task when the stream closed: far fewer than the 2,000 asked.
-    decoded = state["next_token"]
-    assert isinstance(decoded, list | dict)
-    n_decoded = (decoded[0] if isinstance(decoded, list) else decoded)["n_decoded"]
-    assert 3 <= n_decoded < 200
+    assert _slot(server, 1)["is_processing"] is False
+    # The server's own account: it cancelled the task when the stream closed, and slot 1
+    # stopped a few tokens past the prompt, far from the 2,000 asked.
+    log = server.log.read_text(errors="replace")
+    assert "cancel task" in log
+    stopped = re.findall(r"release: id +1 \| task \d+ \| stop processing: n_tokens = (\d+)", log)
+    assert stopped and model.n_tokens <= int(stopped[-1]) < model.n_tokens + 100
 
 
 def test_slot_save_and_restore_is_verified(server: ServerProcess, store: Store, fact_pdf: Path) -> None:
@@ -323,9 +324,6 @@ def test_a_model_spread_over_two_rpc_servers_answers_from_a_document(
     proc = None
     try:
         proc = start_llama_server(bins, smollm2_path, log_dir=tmp_path, ctx=4096, rpc=[addr for addr, _ in rpc])
-        log = proc.log.read_text(errors="replace")
-        for addr, _ in rpc:
-            assert f"RPC0[{addr}]" in log or f"RPC[{addr}]" in log or addr in log  # llama-server offloaded to it
         lib = _library(home, ServerBackend(proc.url))
         corpus = _corpus([write_pdf(tmp_path / "h.pdf", fact_pages())], lib.store)
         result = lib.ask(corpus, QUESTION)
@@ -336,3 +334,5 @@ def test_a_model_spread_over_two_rpc_servers_answers_from_a_document(
             proc.stop()
         for _, p in rpc:
             p.stop()
+    for _, p in rpc:  # llama-server used both RPC servers (their own logs)
+        assert "Accepted client connection" in p.log.read_text(errors="replace")
