@@ -46,7 +46,6 @@ def test_single_owner_of_native_dependencies() -> None:
 
 # --- the runtime interface (issue 12) --------------------------------------------------------
 
-
 def _modules(*tops: str) -> Iterator[tuple[str, ast.Module]]:
     for top in tops:
         for path in sorted((ROOT / top).rglob("*.py")):

@@ -121,9 +121,7 @@ def test_corpus_that_does_not_fit_is_refused_with_numbers(fact_pdf: Path, store:
 
 def test_corpus_beyond_the_trained_length_is_refused(tmp_path: Path, store: Store, reader: Reader) -> None:
     big = tmp_path / "big.txt"
-    big.write_text(
-        " ".join(f"Clause {i} says the rent is due on day {i % 28 + 1}." for i in range(3000)), encoding="utf-8"
-    )
+    big.write_text(" ".join(f"Clause {i} says the rent is due on day {i % 28 + 1}." for i in range(3000)), encoding="utf-8")
     corpus = _corpus([big], store)
     with pytest.raises(ContextOverflowError) as info:
         reader.prepare(corpus, QUESTION)

@@ -119,9 +119,7 @@ def test_killed_session_resumes_without_redoing_finished_steps(fact_pdf: Path, t
     )
     try:
         # Kill while a step after the first is being generated.
-        poll_store(
-            db, "SELECT count(*) FROM steps WHERE status = 'running' AND position >= 2", until=time.monotonic() + 600
-        )
+        poll_store(db, "SELECT count(*) FROM steps WHERE status = 'running' AND position >= 2", until=time.monotonic() + 600)
         first.send_signal(signal.SIGKILL)
         first.wait(30)
     finally:

@@ -138,10 +138,8 @@ def _write_epub(path: Path, *, drm: bool = False) -> Path:
         )
         z.writestr(
             "OEBPS/text/ch1.xhtml",
-            chapter.format(
-                "<h1>Chapter One</h1><p>The ship left the harbor at dawn.</p>"
-                "<h2>A storm</h2><p>Waves rose over the deck.</p>"
-            ),
+            chapter.format("<h1>Chapter One</h1><p>The ship left the harbor at dawn.</p>"
+                           "<h2>A storm</h2><p>Waves rose over the deck.</p>"),
         )
         z.writestr(
             "OEBPS/text/chapter 2.xhtml",
@@ -237,10 +235,7 @@ def test_folder_of_every_format(tmp_path: Path, store: Store) -> None:
     docs, skipped = read_documents([folder], store=store)
     assert [d.name for d in docs] == ["a-filing.pdf", "lease.docx", "page.html", "voyage.epub", "c.rtf", "d.md"]
     assert [(p.name, why) for p, why in skipped] == [
-        (
-            "old.doc",
-            ".doc is not a document type Longread reads: save it as .docx (Word or LibreOffice: File > Save As)",
-        )
+        ("old.doc", ".doc is not a document type Longread reads: save it as .docx (Word or LibreOffice: File > Save As)")
     ]
     assert all(d.n_pages >= 1 and all(p.text.strip() for p in d.pages) for d in docs)
 

@@ -183,7 +183,9 @@ def test_scanned_pages_are_read_by_ocr_and_marked(tmp_path: Path, store: Store) 
     )
     progress: list[tuple[int, int, str]] = []
     notices: list[str] = []
-    doc, _ = read_document(path, store=store, on_progress=lambda *a: progress.append(a), on_notice=notices.append)
+    doc, _ = read_document(
+        path, store=store, on_progress=lambda *a: progress.append(a), on_notice=notices.append
+    )
     assert [p.ocr for p in doc.pages] == [False, True]
     assert "482913" in doc.pages[1].text
     assert "harbor" in doc.pages[1].text.lower()
@@ -197,7 +199,7 @@ def test_scanned_pages_are_read_by_ocr_and_marked(tmp_path: Path, store: Store) 
     assert "[scan.pdf p.1]\n" in layout and "[scan.pdf p.2, OCR]\n" in layout
     from engine.corpus import Corpus
 
-    cites = check_citations("The code is 482913 [scan.pdf p.2, OCR].", Corpus((stored,)))
+    cites = check_citations('The code is 482913 [scan.pdf p.2, OCR].', Corpus((stored,)))
     assert [(c.document, c.page, c.exists) for c in cites] == [("scan.pdf", 2, True)]
 
 
