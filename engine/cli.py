@@ -11,7 +11,8 @@ snapshots; ``ask`` says on stderr when a corpus was restored from one.
 reads reliably (its effective context, engine/probe.py), stores it for ``plan`` and the
 window, prints the table and saves a heatmap PNG; Ctrl-C keeps the cells done and the
 same command resumes.
-``longread think``, ``longread waves`` and ``longread export`` (deep thinking, reading in
+``longread models search|get|list|remove`` finds and downloads GGUF models
+(engine/cli_models.py). ``longread think``, ``longread waves`` and ``longread export`` (deep thinking, reading in
 waves, Markdown export, all resumable: engine/cli_reading.py).
 The password of encrypted PDFs never goes on the command line, where ``ps`` and the
 shell history would show it: ``--password`` alone asks for it without echo,
@@ -36,6 +37,7 @@ from pathlib import Path
 from types import FrameType
 
 from engine import __version__
+from engine.cli_models import add_models_parser, run_models_command
 from engine.cli_reading import COMMANDS as READING_COMMANDS
 from engine.cli_reading import add_reading_parsers, read_corpus, run_reading_command
 from engine.cli_server import add_server_options, server_backend
@@ -176,6 +178,7 @@ def _build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
     probe.add_argument("--png", type=Path, help="where to save the heatmap (default: in the data folder)")
     add_reading_parsers(sub)  # think, waves, export (issue 6)
+    add_models_parser(sub)  # models search|get|list|remove (issue 18)
     return parser
 
 
@@ -185,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     if not args.verbose:
         logging.getLogger("longread.llama").setLevel(logging.WARNING)
+    if args.command == "models":  # no library: getting models opens no store (issue 18)
+        return run_models_command(args)
     try:
         library = Library(
             model_path=getattr(args, "model", None), settings=_settings(args), backend=server_backend(args)

@@ -16,6 +16,10 @@ The tree::
     ├── GenerationError          llama.cpp failed while reading or answering
     │   └── ServerLost           the inference server went away mid-request (issue 16)
     ├── StorageError             the SQLite store or the disk failed (disk full, locked)
+    ├── DownloadError            getting a model from the Hugging Face Hub failed
+    │   ├── OfflineError         the Hub cannot be reached
+    │   ├── DiskFullError        not enough free disk space (checked first, or ENOSPC)
+    │   └── ChecksumError        the file's SHA-256 is not the one the Hub published
     └── Cancelled                the user cancelled; not an error to show
 
 ``CancelToken`` (beside ``Cancelled``) is the flag a reader checks between batches and
@@ -127,6 +131,22 @@ class NoSuchSession(StorageError):
     def __init__(self, session_id: int) -> None:
         super().__init__(f"There is no session {session_id}.")
         self.session_id = session_id
+
+
+class DownloadError(EngineError):
+    """Getting a model from the Hugging Face Hub failed (engine/models/hub.py)."""
+
+
+class OfflineError(DownloadError):
+    """The Hub cannot be reached: no connection, or offline mode."""
+
+
+class DiskFullError(DownloadError):
+    """Not enough free disk space for a download."""
+
+
+class ChecksumError(DownloadError):
+    """A downloaded file's SHA-256 is not the one the Hub published; the file was removed."""
 
 
 class Cancelled(EngineError):

@@ -52,6 +52,7 @@ from app.tasks import IngestPool, Job, Lane
 from app.views.budget_gauge import BudgetGauge
 from app.views.conversation import ConversationView, TurnView, describe_ask
 from app.views.corpus_panel import CorpusPanel
+from app.views.get_models import GetModelsDialog
 from app.views.model_details import ModelDetails, ModelDetailsDialog, load_model_details
 from app.views.model_picker import ModelEntry, ModelPicker
 from app.views.page_viewer import PageViewer
@@ -59,11 +60,13 @@ from app.views.password_prompt import PasswordPrompt
 from app.views.sessions_sidebar import SessionsSidebar
 from app.views.settings_dialog import SettingsDialog
 from app.views.timeline import TimelineView
+from engine.config import db_path
 from engine.corpus import Corpus
 from engine.errors import ContextOverflowError, EngineError, StorageError
 from engine.ingest import SUPPORTED_SUFFIXES
 from engine.library import DEFAULT_NOTE_TOKENS, DEFAULT_STEP_TOKENS, Library, RunResult
 from engine.models.discover import discover_models
+from engine.models.hub import Hub, models_dir
 from engine.planner import CorpusMeasure
 from engine.reading.ask import AskResult
 from engine.reading.citations import Citation
@@ -114,6 +117,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.data_folder = data_folder
         self._discover = discover
+        self.hub_endpoint: str | None = None  # None: HF_ENDPOINT or huggingface.co (tests set a local Hub)
         self.model_path = Path(settings.model_path) if settings.model_path else bundled_model
         if not self.model_path.is_file():
             self.model_path = bundled_model
@@ -211,6 +215,7 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu(self.tr("&File"))
         self._action(file_menu, self.tr("&Open documents…"), QKeySequence.StandardKey.Open, self.open_file_dialog)
         self._action(file_menu, self.tr("Choose a &model file…"), None, self.open_model_dialog)
+        self._action(file_menu, self.tr("&Get models…"), None, self.open_get_models)
         self._action(file_menu, self.tr("Model &details…"), None, self.show_model_details)
         self._action(file_menu, self.tr("&New session"), QKeySequence.StandardKey.New, self.new_session)
         self._action(file_menu, self.tr("&Export session as Markdown…"), None, self.export_session)
@@ -245,6 +250,7 @@ class MainWindow(QMainWindow):
         self.sidebar.new_requested.connect(self.new_session)
         self.picker.model_chosen.connect(self.use_model)
         self.picker.browse_requested.connect(self.open_model_dialog)
+        self.picker.get_requested.connect(self.open_get_models)
         self.picker.details_requested.connect(self.show_model_details)
         self.gauge.kv_type_chosen.connect(self._on_gauge_kv_type_chosen)
         self.gauge.window_requested.connect(self._on_gauge_window_requested)
@@ -659,6 +665,19 @@ class MainWindow(QMainWindow):
         )
         if path:
             self.use_model(Path(path), added=True)
+
+    def open_get_models(self) -> GetModelsDialog:
+        """Open the "Get models" dialog (issue 18); a downloaded model is listed and used."""
+        self.get_models = GetModelsDialog(
+            make_hub=lambda: Hub(endpoint=self.hub_endpoint), root=models_dir(), db=db_path(), parent=self
+        )
+        self.get_models.model_downloaded.connect(self._on_get_models_model_downloaded)
+        self.get_models.open()
+        return self.get_models
+
+    def _on_get_models_model_downloaded(self, path: Path) -> None:
+        self._load_models()  # discovery lists Longread's models folder
+        self.use_model(path)
 
     def use_model(self, path: Path, *, added: bool = False) -> None:
         """Read with the GGUF at ``path`` (checked first; a bad file leaves the model as is)."""

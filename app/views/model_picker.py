@@ -1,6 +1,7 @@
 """The model picker: the bundled model, GGUF files the user added or dropped, and the
-ones found in LM Studio's, GPT4All's and the Hugging Face cache's folders, each with its
-size, architecture and trained context. The last entry opens a file dialog."""
+ones found in Longread's own models folder (downloads) and LM Studio's, GPT4All's and the
+Hugging Face cache's folders, each with its size, architecture and trained context. The
+last entries open a file dialog and the "Get models" dialog."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from app.i18n import format_bytes
 from engine.models.gguf import ModelInfo
 
 _BROWSE = "__browse__"
+_GET = "__get__"
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class ModelEntry:
     """One model the picker offers."""
 
     path: Path
-    source: str  # "bundled", "added", "LM Studio", "GPT4All", "Hugging Face"
+    source: str  # "bundled", "added", "Longread", "LM Studio", "GPT4All", "Hugging Face"
     summary: ModelSummary | None = None
     problem: str = ""
 
@@ -62,11 +64,13 @@ class ModelPicker(QWidget):
     Signals:
         model_chosen(object): a ``Path`` the user picked.
         browse_requested(): the user wants to choose a GGUF file.
+        get_requested(): the user wants to download a model (the "Get models" dialog).
         details_requested(): the user wants the model details (its measured effective context).
     """
 
     model_chosen = Signal(object)
     browse_requested = Signal()
+    get_requested = Signal()
     details_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -111,15 +115,16 @@ class ModelPicker(QWidget):
             self.combo.addItem(entry.label(), str(entry.path))
             self.combo.setItemData(self.combo.count() - 1, str(entry.path), 3)  # 3 = ToolTipRole
         self.combo.addItem(self.tr("Choose a GGUF model file…"), _BROWSE)
+        self.combo.addItem(self.tr("Get models from Hugging Face…"), _GET)
         index = next((i for i, e in enumerate(self.entries) if e.path == self.current), 0)
         self.combo.setCurrentIndex(index)
         self.combo.blockSignals(False)
 
     def _on_combo_activated(self, index: int) -> None:
         data = self.combo.itemData(index)
-        if data == _BROWSE:
+        if data in (_BROWSE, _GET):
             self._fill()  # put the selection back on the current model
-            self.browse_requested.emit()
+            (self.browse_requested if data == _BROWSE else self.get_requested).emit()
             return
         path = Path(str(data))
         if path != self.current:

@@ -2,7 +2,9 @@
 
 Contract:
 - ``model_folders(home=..., env=..., platform=...)`` lists the folders to look in, in
-  order: LM Studio (``~/.lmstudio/models``, ``~/.cache/lm-studio/models``), GPT4All
+  order: Longread's own (``<data folder>/models``, where ``longread models get`` puts
+  downloads: ``$LONGREAD_HOME/models``, or the platform's data folder when no ``home`` is
+  given), LM Studio (``~/.lmstudio/models``, ``~/.cache/lm-studio/models``), GPT4All
   (``~/.local/share/nomic.ai/GPT4All``, ``~/Library/Application Support/nomic.ai/GPT4All``
   on macOS, ``%LOCALAPPDATA%\\nomic.ai\\GPT4All`` on Windows) and the Hugging Face hub
   cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``).
@@ -68,10 +70,12 @@ def model_folders(
     Returns:
         the candidate folders, existing or not, without duplicates.
     """
+    own = _own_models_folder(home=home, env=env if env is not None else os.environ)
     home = home if home is not None else Path.home()
     env = env if env is not None else os.environ
     platform = platform or sys.platform
-    folders = [
+    folders = [ModelFolder("Longread", own)] if own is not None else []
+    folders += [
         ModelFolder("LM Studio", home / ".lmstudio" / "models"),
         ModelFolder("LM Studio", home / ".cache" / "lm-studio" / "models"),
     ]
@@ -96,6 +100,20 @@ def model_folders(
         if all(folder.path != seen.path for seen in unique):
             unique.append(folder)
     return unique
+
+
+def _own_models_folder(*, home: Path | None, env: Mapping[str, str]) -> Path | None:
+    """Longread's downloads (engine.models.hub.models_dir), without creating the folder.
+    A caller that names ``home`` (a test) gets it only through ``LONGREAD_HOME``."""
+    if env.get("LONGREAD_HOME"):
+        return Path(env["LONGREAD_HOME"]).expanduser() / "models"
+    if home is not None:
+        return None
+    import platformdirs
+
+    from engine.config import APP_NAME
+
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "models"
 
 
 def discover_models(

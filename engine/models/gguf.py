@@ -15,6 +15,10 @@ The contract:
   or a model without the hyperparameters Longread needs. No length read from the file
   is trusted: every length is checked against the bytes that remain before anything is
   allocated or read.
+- A split model (``name-00001-of-00003.gguf``) is described by its first part with the
+  tensors of every part added up (each later part's header is read; a missing part is a
+  ``ModelFileError``), so the planner counts all its weights. ``inspect_gguf_handle``
+  does the same from any seekable stream (the Hub's files, read by HTTP ranges).
 - ``ModelInfo`` carries what the planner needs (layers, KV heads per layer, head sizes,
   sliding window, context length, chat template) and computes KV cache sizes with
   llama.cpp's rules (see ``ModelInfo.kv_cache_bytes``).
@@ -34,9 +38,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import struct
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -44,7 +49,7 @@ from typing import BinaryIO, Final
 
 from engine.errors import ModelFileError
 
-__all__ = ["SMALL_ARRAY_LIMIT", "ModelInfo", "inspect_gguf"]
+__all__ = ["SMALL_ARRAY_LIMIT", "ModelInfo", "inspect_gguf", "inspect_gguf_handle"]
 
 #: Arrays with at most this many entries are kept as tuples in ``ModelInfo.metadata``.
 SMALL_ARRAY_LIMIT: Final = 1024
@@ -80,6 +85,8 @@ _SCALARS: Final[dict[int, struct.Struct]] = {
 _U32: Final = struct.Struct("<I")
 _U64: Final = struct.Struct("<Q")
 _HEADER: Final = struct.Struct("<4sIQQ")
+# llama.cpp's split parts: "<prefix>-00001-of-00003.gguf".
+_SPLIT_NAME: Final = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 
 # ggml_type id -> (name, elements per block, bytes per block); from ggml.h and
 # gguf-py's GGML_QUANT_SIZES. Unknown ids are reported as "type N" and their
@@ -352,8 +359,13 @@ class ModelInfo:
 def inspect_gguf(path: str | os.PathLike[str]) -> ModelInfo:
     """Read a GGUF file's header and describe the model, without loading weights.
 
+    A split model (``name-00001-of-00003.gguf``, as llama.cpp's gguf-split writes it) is
+    described by its first part with the weights of every part: each later part's
+    header (its tensor infos) is read from the same folder, and a missing part is an
+    error, since llama.cpp cannot load the model without it.
+
     Args:
-        path: the ``.gguf`` file.
+        path: the ``.gguf`` file (the first part of a split model).
 
     Returns:
         The model's ``ModelInfo``.
@@ -370,6 +382,7 @@ def inspect_gguf(path: str | os.PathLike[str]) -> ModelInfo:
             file_size = os.fstat(handle.fileno()).st_size
             reader = _Reader(handle, file_size, name)
             header = _read_header(reader)
+        file_size += _add_split_parts(header, file_path, _open_local_part)
     except IsADirectoryError as exc:
         raise ModelFileError(f"{name} is a folder, not a GGUF model file.", detail=str(file_path)) from exc
     except FileNotFoundError as exc:
@@ -382,6 +395,78 @@ def inspect_gguf(path: str | os.PathLike[str]) -> ModelInfo:
     except OSError as exc:
         raise ModelFileError(f"{name} could not be read: {exc.strerror or exc}.", detail=str(file_path)) from exc
     return _build_info(file_path, file_size, header)
+
+
+def inspect_gguf_handle(
+    handle: BinaryIO,
+    *,
+    file_size: int,
+    path: Path,
+    open_part: Callable[[str], tuple[BinaryIO, int]] | None = None,
+) -> ModelInfo:
+    """Describe a GGUF whose bytes come from ``handle`` (seekable; a remote file read by
+    ranges, for example), as ``inspect_gguf`` does for a file on disk.
+
+    Args:
+        handle: the first (or only) part, readable and seekable.
+        file_size: its size in bytes.
+        path: the name it goes by (messages use its name; ``ModelInfo.path``).
+        open_part: for a split model, opens a later part by file name and returns its
+            handle and size (the caller closes nothing: handles are read and dropped).
+
+    Returns:
+        The model's ``ModelInfo``; a split model's weights are summed over its parts
+        when ``open_part`` is given, else they are the first part's.
+
+    Raises:
+        ModelFileError: as ``inspect_gguf``.
+    """
+    header = _read_header(_Reader(handle, file_size, path.name))
+    if open_part is not None:
+        file_size += _add_split_parts(header, path, lambda part: open_part(part.name))
+    return _build_info(path, file_size, header)
+
+
+def _open_local_part(part: Path) -> tuple[BinaryIO, int]:
+    try:
+        handle = open(part, "rb")
+    except FileNotFoundError as exc:
+        raise ModelFileError(
+            f"{part.name} is missing: a model split into parts needs every part in the same folder. "
+            "Download the missing part again.",
+            detail=str(part),
+        ) from exc
+    return handle, os.fstat(handle.fileno()).st_size
+
+
+def _add_split_parts(header: _Header, first: Path, open_part: Callable[[Path], tuple[BinaryIO, int]]) -> int:
+    """Add the later parts' tensors of a split model to ``header``; return their bytes.
+
+    llama.cpp's split files carry ``split.count`` in every part and are named
+    ``<prefix>-%05d-of-%05d.gguf``; llama.cpp loads them from the first part's name.
+    """
+    count = _find_int(header.metadata.get("split.count"))
+    if count is None or count <= 1:
+        return 0
+    match = _SPLIT_NAME.search(first.name)
+    if match is None or int(match.group(1)) != 1 or int(match.group(2)) != count:
+        raise ModelFileError(
+            f"{first.name} is part of a model split into {count} files but is not named as the first "
+            "part (name-00001-of-0000N.gguf), so llama.cpp cannot find the others."
+        )
+    prefix = first.name[: match.start()]
+    extra = 0
+    for index in range(2, count + 1):
+        part = first.with_name(f"{prefix}-{index:05d}-of-{count:05d}.gguf")
+        handle, size = open_part(part)
+        with handle:
+            part_header = _read_header(_Reader(handle, size, part.name))
+        header.parameter_count += part_header.parameter_count
+        header.elements_by_type.update(part_header.elements_by_type)
+        header.tensor_bytes += part_header.tensor_bytes
+        header.repackable_bytes += part_header.repackable_bytes
+        extra += size
+    return extra
 
 
 # --- reading -------------------------------------------------------------------------
