@@ -7,8 +7,8 @@ off so that a cold read is cold) and measures:
 
 1. Prefill throughput of the sample document's prompt, cold: in-process
    (``LoadedModel.prefill``), through the server as Longread sends it (``ServerModel.prefill``:
-   growing prefixes, one batch per request, for cancel and progress), and through the
-   server in one request; the ratio server/local. Runs are interleaved.
+   one streamed request with the server's progress events, for cancel and progress), and
+   through the server as one plain request; the ratio server/local. Runs are interleaved.
 2. A second question on the same corpus through the server: the tokens the server
    reported it reused (``timings.cache_n``) and evaluated, and the time.
 3. Slot restore (``--slot-save-path``, verified) against a cold read of the same tokens.
@@ -126,7 +126,7 @@ def _measure(url: str, model_path: Path, folder: Path, args: argparse.Namespace)
     remote = backend.load_model(backend.model_path, settings)
     print(f"prompt: {len(tokens):,} tokens (the sample document and a question); {args.runs} interleaved runs")
 
-    rates: dict[str, list[float]] = {"local": [], "server (Longread's batches)": [], "server (one request)": []}
+    rates: dict[str, list[float]] = {"local": [], "server (Longread's prefill)": [], "server (one plain request)": []}
     for _ in range(args.runs):
         local.reset()
         start = time.perf_counter()
@@ -136,19 +136,19 @@ def _measure(url: str, model_path: Path, folder: Path, args: argparse.Namespace)
         _erase(remote)
         start = time.perf_counter()
         remote.prefill(tokens)
-        rates["server (Longread's batches)"].append(len(tokens) / (time.perf_counter() - start))
-        evaluated = sum(r.evaluated for r in remote.reports[-(len(tokens) // remote.n_batch + 1) :])
+        rates["server (Longread's prefill)"].append(len(tokens) / (time.perf_counter() - start))
+        evaluated = remote.reports[-1].evaluated
 
         _erase(remote)
         start = time.perf_counter()
         _, report = remote.complete(tokens, n_predict=0)
-        rates["server (one request)"].append(len(tokens) / (time.perf_counter() - start))
+        rates["server (one plain request)"].append(len(tokens) / (time.perf_counter() - start))
         assert report.cached == 0, "a cold read found a cache"
     base = statistics.median(rates["local"])
     for name, values in rates.items():
         med = statistics.median(values)
         print(f"  prefill {name:30s} median {med:7.1f} tokens/s  ratio to local {med / base:.2f}")
-    print(f"  (the batched server read evaluated {evaluated:,} tokens in its last run)")
+    print(f"  (the server reported evaluating {evaluated:,} tokens in Longread's last cold prefill)")
     local.close()
 
     # 2. A second question through the server's prompt cache.
