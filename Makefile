@@ -8,7 +8,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 SAMPLE := resources/sample/harbor-lease-dispute.md
 QUESTION := What is the award reference code, and what total amount was awarded?
 
-.PHONY: run ask test test-fast lint bench package clean translations translations-update
+.PHONY: run ask test test-fast lint bench package clean translations translations-update llama-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,10 +38,16 @@ run: $(VENV)/.installed translations
 ask: $(VENV)/.installed
 	$(BIN)/longread ask $(SAMPLE) -q "$(QUESTION)"
 
-test: $(VENV)/.installed-test translations
+test: $(VENV)/.installed-test translations llama-server
 	$(BIN)/ruff check engine app tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# llama.cpp's llama-server and RPC server for the server backend's tests (issue 16): built
+# once per machine from the llama-cpp-python source package, in ~/.cache/longread (~8 min
+# on two cores the first time; a no-op after).
+llama-server: $(VENV)/.installed
+	$(BIN)/python scripts/build_llama_server.py
 
 # The fast tier: engine and window logic on the fake backend, no real model (under a minute).
 test-fast: $(VENV)/.installed-test translations

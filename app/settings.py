@@ -101,6 +101,25 @@ class AppSettings:
         self._q.setValue("model/path", value)
 
     @property
+    def server_url(self) -> str:
+        """An inference server to read through ('' = the local model); its API key is never
+        kept here (engine/server_config.py: environment or system keyring)."""
+        return str(self._q.value("server/url", "") or "")
+
+    @server_url.setter
+    def server_url(self, value: str) -> None:
+        self._q.setValue("server/url", value.strip())
+
+    @property
+    def server_model(self) -> str:
+        """The model's name on the server ('' = the first it serves)."""
+        return str(self._q.value("server/model", "") or "")
+
+    @server_model.setter
+    def server_model(self, value: str) -> None:
+        self._q.setValue("server/model", value.strip())
+
+    @property
     def added_models(self) -> list[str]:
         value: Any = self._q.value("model/added", [])
         if isinstance(value, str):

@@ -41,6 +41,7 @@ from engine.cli_memory import add_memory_parser, run_memory_command
 from engine.cli_models import add_models_parser, run_models_command
 from engine.cli_reading import COMMANDS as READING_COMMANDS
 from engine.cli_reading import add_reading_parsers, read_corpus, run_reading_command
+from engine.cli_server import add_server_options, server_backend
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import Cancelled, CancelToken, ContextOverflowError, EngineError, NoSuchSession
@@ -176,6 +177,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
     ask.add_argument("--session", type=int, help="continue this session (its documents are used if none given)")
     ask.add_argument("--no-memory", action="store_true", help="read without what earlier sessions found")
+    add_server_options(ask)
     secret = ask.add_mutually_exclusive_group()
     secret.add_argument(
         "--password",
@@ -233,7 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "models":  # no library: getting models opens no store (issue 18)
         return run_models_command(args)
     try:
-        library = Library(model_path=getattr(args, "model", None), settings=_settings(args))
+        library = Library(
+            model_path=getattr(args, "model", None), settings=_settings(args), backend=server_backend(args)
+        )
         try:
             if args.command == "ask":
                 return _ask(args, library)

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from engine.cli_server import add_server_options
 from engine.corpus import Corpus
 from engine.errors import CancelToken, EngineError
 from engine.reading.citations import Citation
@@ -63,6 +64,7 @@ def add_reading_parsers(sub: Any) -> None:
         p.add_argument("--threads", type=int, default=0, help="threads (default: every core)")
         p.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
         p.add_argument("--no-memory", action="store_true", help="read without what earlier sessions found")
+        add_server_options(p)
         if name == "think":
             p.add_argument("--step-tokens", type=int, default=256, help="most tokens per step (default 256)")
         else:

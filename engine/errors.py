@@ -14,6 +14,7 @@ The tree::
     │   └── ChatTemplateError    its chat template tries to escape the sandbox or never ends
     ├── ContextOverflowError     the corpus does not fit the window (carries the numbers)
     ├── GenerationError          llama.cpp failed while reading or answering
+    │   └── ServerLost           the inference server went away mid-request (issue 16)
     ├── StorageError             the SQLite store or the disk failed (disk full, locked)
     ├── DownloadError            getting a model from the Hugging Face Hub failed
     │   ├── OfflineError         the Hub cannot be reached
@@ -113,6 +114,11 @@ class ContextOverflowError(EngineError):
 
 class GenerationError(EngineError):
     """llama.cpp failed while reading the corpus or answering."""
+
+
+class ServerLost(GenerationError):
+    """The inference server went away mid-request (killed, network down): what was
+    streamed so far is kept and the step is marked interrupted, as when this process dies."""
 
 
 class StorageError(EngineError):

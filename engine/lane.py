@@ -15,6 +15,9 @@ Contract:
   backend, read once.
 - This module is the one place above ``engine/runtime`` that names llama.cpp's backend
   (``default_backend``), imported on first use.
+- A ``RemoteBackend`` (a model on a server, issue 16) has no file and no local memory:
+  ``model_sha`` asks the backend what identifies the model, and ``ensure`` skips the
+  planner's memory check (the server refuses a window it cannot hold itself).
 - One thread at a time, like every ``Model``.
 """
 
@@ -25,9 +28,10 @@ from pathlib import Path
 
 from engine.config import ReadSettings
 from engine.machine import read_available_memory
+from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
 from engine.planning import check_load
-from engine.runtime.backend import Backend, KvType, LoadSettings, Model, Tokenizer, align_ctx
+from engine.runtime.backend import Backend, KvType, LoadSettings, Model, RemoteBackend, Tokenizer, align_ctx
 
 
 def default_backend() -> Backend:
@@ -80,6 +84,13 @@ class ModelLane:
         return self._info
 
     @property
+    def model_sha(self) -> str:
+        """What identifies the model: its file's sha256, or the server's model's digest."""
+        if isinstance(self.backend, RemoteBackend):
+            return self.backend.model_sha256(self.model_path)
+        return model_sha256(self.model_path)
+
+    @property
     def swa_full(self) -> bool:
         """Whether the model loads with a full-size sliding-window cache (engine/reading/ask.py)."""
         return self.info.n_sliding_layers > 0
@@ -121,7 +132,10 @@ class ModelLane:
             n_batch=s.n_batch,
             swa_full=True if self.swa_full else None,
         )
-        checked = check_load(self.info, wanted, available_bytes=self._available_memory())
+        if isinstance(self.backend, RemoteBackend):
+            checked = wanted  # the server's memory, not this machine's: it refuses what it cannot hold
+        else:
+            checked = check_load(self.info, wanted, available_bytes=self._available_memory())
         self._model = self.backend.load_model(self.model_path, checked)
         if self._tokenizer is not None:
             self._tokenizer.close()

@@ -41,7 +41,7 @@ from engine.reading.prompts import Prompt
 from engine.reading.stepping import RunProgress, StepFn
 from engine.reading.waves import DEFAULT_WAVE_MODE, WaveMode, WaveReader, WaveResult, WavesEstimate
 from engine.runs import Run, RunKind, Status
-from engine.runtime.backend import Backend, PrefillProgress, Tokenizer
+from engine.runtime.backend import Backend, PrefillProgress, RemoteBackend, Tokenizer
 from engine.store import Store, open_store
 from engine.store.db import SessionRow
 from engine.warm import SnapshotCache, WarmStart
@@ -92,12 +92,15 @@ class Library:
         self._lane: ModelLane | None = None
         self._reader: Reader | None = None
         self._memory = MemoryOptions()
+        self._server: tuple[str | None, str | None] = (None, None)  # what use_server connected to
 
     # -- model and settings ----------------------------------------------------
 
     @property
     def model_path(self) -> Path:
         """The GGUF this library reads with (the bundled one unless chosen)."""
+        if isinstance(self.backend, RemoteBackend):
+            return self.backend.model_path  # the served model's name (issue 16)
         if self._model_path is None:
             self._model_path = bundled_model_path()
         return self._model_path
@@ -120,13 +123,15 @@ class Library:
     def reader(self) -> Reader:
         """The ``ask`` reader (kept: it caches the model's hash and its window choice)."""
         if self._reader is None:
-            snapshots = self.snapshots if self._use_snapshots else None
+            # A server keeps the corpus in its own prompt cache: no local KV snapshots.
+            use_snapshots = self._use_snapshots and not isinstance(self.backend, RemoteBackend)
+            snapshots = self.snapshots if use_snapshots else None
             self._reader = Reader(
                 self.store,
                 self.model_path,
                 self.settings,
                 snapshots=snapshots,
-                use_snapshots=self._use_snapshots,
+                use_snapshots=use_snapshots,
                 lane=self.lane,
             )
             self._reader.memory = self._memory
@@ -163,6 +168,22 @@ class Library:
             return
         self.close_model()
         self._model_path = Path(path)
+
+    def use_server(self, url: str | None, *, model: str | None = None, allow_plain_http: bool = False) -> None:
+        """Read through the server at ``url`` from now on; None: with the local model again.
+
+        Raises:
+            ConfigError, ModelError: the URL is refused or the server cannot be used (the
+                message names it); the library keeps reading as before.
+        """
+        from engine.server_config import connect_server
+
+        if (url or None, model) == self._server:
+            return  # the same server and model (or still none): keep what is loaded
+        backend = connect_server(url, model=model, allow_plain_http=allow_plain_http) if url else None
+        self.close_model()
+        self.backend = backend
+        self._server = (url or None, model)
 
     def use_settings(self, settings: ReadSettings) -> None:
         """Read with other settings from now on (the model reloads when it must)."""
@@ -378,13 +399,12 @@ class Library:
             Cancelled: cancelled (the cells finished stay stored).
             PlanRefused, ModelError, GenerationError: the model could not be loaded or run.
         """
-        from engine.models.bundled import model_sha256
         from engine.probe import run_probe
 
         return run_probe(
             self.lane,
             self.store,
-            model_sha256=model_sha256(self.model_path),
+            model_sha256=self.lane.model_sha,
             kv_types=kv_types,
             grid=grid,
             n_ctx=n_ctx or self.settings.n_ctx,
@@ -395,30 +415,27 @@ class Library:
 
     def effective_context(self) -> dict[KvType, MeasuredContext]:
         """The model's measured effective context per KV type (empty: never probed)."""
-        from engine.models.bundled import model_sha256
         from engine.probe import stored_effective_context
 
-        return stored_effective_context(self.store, model_sha256(self.model_path))
+        return stored_effective_context(self.store, self.lane.model_sha)
 
     def probe_cells(self) -> list[ProbeCell]:
         """The model's stored probe cells (the current suite), for tables and heatmaps."""
-        from engine.models.bundled import model_sha256
         from engine.probe import suite_key
 
-        return self.store.get_probe_cells(model_sha256(self.model_path), suite=suite_key())
+        return self.store.get_probe_cells(self.lane.model_sha, suite=suite_key())
 
     def draw_probe(self, path: Path | None = None) -> Path | None:
         """Draw the model's probe heatmap as PNG at ``path`` (default: ``probes/`` in the
         data folder, named after the model file and its hash); None: never probed."""
         from engine.config import data_dir
-        from engine.models.bundled import model_sha256
         from engine.probe_plot import draw_heatmap
 
         cells = self.probe_cells()
         if not cells:
             return None
         if path is None:
-            path = data_dir() / "probes" / f"{self.model_path.stem}-{model_sha256(self.model_path)[:12]}.png"
+            path = data_dir() / "probes" / f"{self.model_path.stem}-{self.lane.model_sha[:12]}.png"
         return draw_heatmap(cells, path, title=self.model_path.name)
 
     # -- reading ---------------------------------------------------------------
@@ -553,7 +570,9 @@ class Library:
         return thinker
 
     def _waves(self, note_tokens: int, mode: WaveMode | str = DEFAULT_WAVE_MODE) -> WaveReader:
-        snapshots = self.snapshots if self._use_snapshots else None  # each wave's page block (issue 13)
+        # Each wave's page block (issue 13); a server keeps its own caches (issue 16).
+        use = self._use_snapshots and not isinstance(self.backend, RemoteBackend)
+        snapshots = self.snapshots if use else None
         waves = WaveReader(
             self.store,
             self.model_path,

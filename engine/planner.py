@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -40,7 +40,7 @@ from engine.planning import ANSWER_RESERVE, Plan, make_plan
 from engine.probe import stored_effective_context
 from engine.reading.prompts import build_prompt
 from engine.reading.waves import WavesEstimate
-from engine.runtime.backend import CTX_ALIGN, Backend, KvType
+from engine.runtime.backend import CTX_ALIGN, Backend, KvType, RemoteBackend
 from engine.store.db import CalibrationRow
 from engine.tokens import corpus_tokens, count, tokenizer_key
 
@@ -178,7 +178,7 @@ def measure_corpus(
     Raises:
         ModelFileError: the model file is not a usable GGUF.
     """
-    sha = model_sha256 or find_model_sha256(lane.model_path)
+    sha = model_sha256 or lane.model_sha
     tok = lane.tokenizer()
     lists = corpus_tokens(corpus, tok, key=tokenizer_key(sha), store=store)
     n_corpus = count(lists)
@@ -202,6 +202,8 @@ def measure_corpus(
         n_ubatch=s.n_batch,
         measured=stored_effective_context(store, sha),
     )
+    if isinstance(lane.backend, RemoteBackend):  # the server's memory is not this machine's
+        plan = replace(plan, rows=(), recommended=None, available_bytes=None, server=lane.backend.url)
     return CorpusMeasure(tuple(len(t) for t in lists), plan, memory)
 
 

@@ -323,6 +323,9 @@ class Plan:
     #: trusted with the whole corpus, the waves to read in instead.
     measured: tuple[MeasuredContext, ...] = ()
     waves: WavesAdvice | None = None
+    #: The server the model runs on (issue 16): its window is the server's, and this
+    #: machine's memory is not involved (no rows).
+    server: str | None = None
 
     @property
     def max_ctx(self) -> int:

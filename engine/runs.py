@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from engine.errors import Cancelled, EngineError
+from engine.errors import Cancelled, EngineError, ServerLost
 from engine.reading.citations import Citation, citations_from_json
 
 
@@ -69,6 +69,8 @@ def status_for(exc: BaseException) -> tuple[Status, str | None]:
     """
     if isinstance(exc, Cancelled):
         return Status.CANCELLED, None
+    if isinstance(exc, ServerLost):  # the server died, not the request: as if this process had
+        return Status.INTERRUPTED, exc.message
     if isinstance(exc, EngineError):
         return Status.FAILED, exc.message
     return Status.INTERRUPTED, None

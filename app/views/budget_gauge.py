@@ -250,6 +250,43 @@ class BudgetGauge(QWidget):
             )
         return note + "; " + self.tr("on CPUs that path often reads 2-4x slower than f16 (not measured here yet).")
 
+    def _draw_server(self, plan: Plan) -> None:
+        """A model on a server: its per-request window, and no memory rows (the server's
+        memory is not this computer's)."""
+        for widget in (self.memory_caption, self.memory_text):
+            widget.setVisible(False)
+        for kv in self.kv_buttons:
+            for part in (self.kv_buttons[kv], self.memory_bars[kv], self.memory_texts[kv]):
+                part.setVisible(False)
+        self.larger_button.setVisible(False)
+        corpus, needed, n_ctx = plan.corpus_tokens, plan.needed_tokens, plan.n_ctx
+        self.window_text.setText(
+            self.tr(
+                "{corpus_mark} documents {corpus} tokens  {room_mark} question and answer {room}  "
+                "= {needed} of {n_ctx} ({percent}%). The server at {server} gives each request up to {max_ctx} tokens."
+            ).format(
+                corpus_mark=f"<span style='color:{CORPUS.name()}'>■</span>",
+                room_mark=f"<span style='color:{ROOM.name()}'>■</span>",
+                corpus=f"{corpus:,}",
+                room=f"{needed - corpus:,}",
+                needed=f"{needed:,}",
+                n_ctx=f"{n_ctx:,}",
+                percent=f"{100 * needed / max(n_ctx, 1):.0f}",
+                server=plan.server,
+                max_ctx=f"{plan.max_ctx:,}",
+            )
+        )
+        if plan.fits_window:
+            self.verdict.setText(self.tr("<b>Fits</b> the server's window."))
+            self.verdict.setStyleSheet(f"color: {OK};")
+        else:
+            self.verdict.setText(
+                self.tr(
+                    "<b>Does not fit</b> the server's window: fewer or shorter documents, read in waves, or a larger -c on the server."
+                )
+            )
+            self.verdict.setStyleSheet(f"color: {BAD};")
+
     def _draw(self) -> None:
         m = self.measure
         visible = m is not None
@@ -300,6 +337,9 @@ class BudgetGauge(QWidget):
             # Nothing is dropped without being shown (issue 15): the Memory panel lets the user pick.
             + (f" <b>{m.memory.describe_left_out()}</b>" if m.memory.left_out else "")
         )
+        if plan.server is not None:  # issue 16: the server's window, no memory of this machine's
+            self._draw_server(plan)
+            return
         available = plan.available_bytes
         biggest = max(r.total_bytes for r in plan.rows)
         # Scale to the biggest row so the costs can be compared; the free-memory line is

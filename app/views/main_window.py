@@ -149,10 +149,18 @@ class MainWindow(QMainWindow):
             self._read_base = first.settings
         model_path, read_settings = self.model_path, settings.read_settings(self._read_base)
 
+        server = (settings.server_url, settings.server_model)
+
         def open_model_library() -> Library:
             library = library_factory()
             library.use_model(model_path)
             library.use_settings(read_settings)
+            if server[0]:  # a server to read through (issue 16): connected on this lane's thread
+                try:
+                    library.use_server(server[0], model=server[1] or None)
+                except BaseException:
+                    library.close()
+                    raise
             return library
 
         self.model_lane = Lane("model lane", open_model_library, close_context=Library.close, parent=self)
@@ -762,6 +770,12 @@ class MainWindow(QMainWindow):
     def apply_settings(self) -> None:
         """Give the library the current settings and measure again."""
         settings = self.settings.read_settings(self._read_base)
+        url, served = self.settings.server_url or None, self.settings.server_model or None
+        self.model_lane.submit(
+            lambda library, job: library.use_server(url, model=served),
+            name="server",
+            on_error=lambda exc: self.statusBar().showMessage(exc.message, 8000),
+        )
         self.gauge.set_kv_type(settings.kv_type)
         self.model_lane.submit(
             lambda library, job: library.use_settings(settings),

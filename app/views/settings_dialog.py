@@ -84,6 +84,21 @@ class SettingsDialog(QDialog):
             self.language.addItem(name, code)
         self.language.setCurrentIndex(max(0, self.language.findData(settings.language)))
         form.addRow(self.tr("Language"), self.language)
+        self.server_url = QLineEdit(settings.server_url)
+        self.server_url.setPlaceholderText(self.tr("None: read with the model on this computer"))
+        form.addRow(self.tr("Server URL"), self.server_url)
+        self.server_model = QLineEdit(settings.server_model)
+        self.server_model.setPlaceholderText(self.tr("The first model the server serves"))
+        form.addRow(self.tr("Server model"), self.server_model)
+        server_note = QLabel(
+            self.tr(
+                "An OpenAI-compatible server such as llama-server. Its API key is read from "
+                "LONGREAD_SERVER_API_KEY or the system keyring and never saved here."
+            )
+        )
+        server_note.setWordWrap(True)
+        server_note.setStyleSheet("color: #6b7280;")
+        form.addRow(server_note)
         note = QLabel(
             self.tr(
                 "The data folder holds your documents, sessions and the log. A new folder, or another language, "
@@ -112,5 +127,7 @@ class SettingsDialog(QDialog):
         self.settings.n_threads = self.threads.value()
         self.settings.data_dir = self.data_dir.text().strip()
         self.settings.language = str(self.language.currentData())
+        self.settings.server_url = self.server_url.text()
+        self.settings.server_model = self.server_model.text()
         self.settings.sync()
         super().accept()

@@ -31,7 +31,6 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.errors import CancelToken, ContextOverflowError, EngineError
 from engine.memory import MemoryBook, MemoryLayout
-from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
 from engine.planning import fit_speed_models
 from engine.reading.citations import Citation, check_citations
@@ -49,7 +48,7 @@ from engine.reading.stepping import (
 from engine.reading.waves import WaveReader, WavesEstimate
 from engine.runs import RunKind, Status
 from engine.runtime.backend import Model as LoadedModel
-from engine.runtime.backend import PrefillProgress, PrefillStats, Tokenizer, align_ctx
+from engine.runtime.backend import PrefillProgress, PrefillStats, RemoteBackend, Tokenizer, align_ctx
 from engine.store import Store
 from engine.tokens import corpus_tokens, count, tokenizer_key
 from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, WarmStart, common_prefix, load_prefix, make_key
@@ -137,7 +136,7 @@ class Reader(LaneReader):
     @property
     def model_sha(self) -> str:
         if self._model_sha is None:
-            self._model_sha = model_sha256(self.model_path)
+            self._model_sha = self.lane.model_sha
         return self._model_sha
 
     @property
@@ -179,10 +178,12 @@ class Reader(LaneReader):
             prompt = build_prompt(tok, lists, question, memory=memory.tokens, memory_ids=memory.ids)
         budget = self.budget(prompt, count(lists), memory=memory)
         if not budget.fits:
+            backend = self.lane.backend
             raise _overflow(
                 budget,
                 explicit=bool(self.settings.n_ctx),
                 waves=self.estimate_waves(budget.corpus_tokens, n_pages=corpus.n_pages),
+                server=backend.url if isinstance(backend, RemoteBackend) else None,
             )
         return prompt, budget
 
@@ -610,7 +611,9 @@ class Reader(LaneReader):
         return warm, comp.stats
 
 
-def _overflow(budget: Budget, *, explicit: bool, waves: WavesEstimate | None = None) -> ContextOverflowError:
+def _overflow(
+    budget: Budget, *, explicit: bool, waves: WavesEstimate | None = None, server: str | None = None
+) -> ContextOverflowError:
     numbers = (
         f"corpus {budget.corpus_tokens:,} tokens, with the question and room for the answer "
         f"{budget.needed:,}; window {budget.n_ctx:,}"
@@ -619,14 +622,17 @@ def _overflow(budget: Budget, *, explicit: bool, waves: WavesEstimate | None = N
     if explicit and budget.needed <= budget.max_ctx:
         ways.append(f"a larger window (up to {budget.max_ctx:,}, this model's trained length)")
     ways.append("fewer or shorter documents")
-    if budget.needed > budget.max_ctx:
+    if budget.needed > budget.max_ctx and server is not None:
+        ways.append(f"a larger window on the server (llama-server -c; each of its slots has {budget.max_ctx:,})")
+    elif budget.needed > budget.max_ctx:
         ways.append(f"a model trained on a longer context (this one stops at {budget.max_ctx:,})")
     if waves is None:
         ways.append("reading it in waves (longread waves), which keeps notes window by window")
     else:
         ways.append(f"reading it in waves, window by window, with notes (longread waves: {waves.describe()})")
+    where = f"the window of the server at {server}" if server is not None else "the model's window"
     return ContextOverflowError(
-        f"The corpus does not fit the model's window: {numbers}. Ways out: " + "; ".join(ways) + ".",
+        f"The corpus does not fit {where}: {numbers}. Ways out: " + "; ".join(ways) + ".",
         corpus_tokens=budget.corpus_tokens,
         needed_tokens=budget.needed,
         n_ctx=budget.n_ctx,

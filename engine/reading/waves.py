@@ -79,7 +79,6 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, layout_document
 from engine.errors import Cancelled, CancelToken, ContextOverflowError
 from engine.memory import MemoryBook, MemoryLayout, lay_memory
-from engine.models.bundled import model_sha256
 from engine.planning import SpeedModel
 from engine.reading.citations import MARKER, Citation, check_citations
 from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
@@ -466,7 +465,7 @@ class WaveReader(LaneReader):
     @property
     def model_sha(self) -> str:
         if self._model_sha is None:
-            self._model_sha = model_sha256(self.model_path)
+            self._model_sha = self.lane.model_sha
         return self._model_sha
 
     # -- planning --------------------------------------------------------------

@@ -7,7 +7,8 @@ Implementations:
 - ``engine.runtime.llama.LlamaBackend``: llama.cpp in this process (the default).
 - ``engine.runtime.fake.FakeBackend``: scripted replies and recorded prompts, for the
   fast tier of tests (in the spirit of simonw/llm's ``MockModel``).
-- An OpenAI-compatible server backend will be the next one (issue 16).
+- ``engine.runtime.server.ServerBackend``: a model on an OpenAI-compatible server
+  (llama-server), a ``RemoteBackend`` (issue 16).
 
 The contract, whoever implements it:
 
@@ -338,3 +339,28 @@ class Backend(Protocol):
             ModelError: the runtime could not load it (out of memory, say).
         """
         ...
+
+
+@runtime_checkable
+class RemoteBackend(Backend, Protocol):
+    """A backend whose model lives on a server: no local file, no local memory to plan.
+
+    ``model_sha256(path)`` identifies the served model (token caches and calibrations are
+    keyed by it, as a local model's by its file's sha256); ``slots`` is how many requests
+    the server runs at once (``open_slot(i, settings)`` pins a model to one). The lane
+    skips the planner's memory check for it: the server's memory is not this machine's.
+    """
+
+    remote: bool
+    slots: int
+    #: The server's address, named in every message about it.
+    url: str
+
+    @property
+    def model_path(self) -> Path:
+        """The served model's name as a path (for display; never opened)."""
+        ...
+
+    def model_sha256(self, path: Path) -> str: ...
+
+    def open_slot(self, slot: int, settings: LoadSettings) -> Model: ...
