@@ -60,12 +60,28 @@
         <translation>на CPU так часто читается в 2–4 раза медленнее, чем с f16 (здесь ещё не измерялось).</translation>
     </message>
     <message>
+        <source>{corpus_mark} documents {corpus} tokens  {room_mark} question and answer {room}  = {needed} of {n_ctx} ({percent}%). The server at {server} gives each request up to {max_ctx} tokens.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&lt;b&gt;Fits&lt;/b&gt; the server&apos;s window.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>&lt;b&gt;Does not fit&lt;/b&gt; the server&apos;s window: fewer or shorter documents, read in waves, or a larger -c on the server.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>Context window: {n_ctx} tokens</source>
         <translation>Окно контекста, токенов: {n_ctx}</translation>
     </message>
     <message>
         <source>{corpus_mark} documents {corpus} tokens  {room_mark} question and answer {room}  = {needed} of {n_ctx} ({percent}%). The model was trained on windows of up to {max_ctx}.</source>
         <translation>Токены: {corpus_mark} документы — {corpus}  {room_mark} вопрос и ответ — {room}; всего {needed} из {n_ctx} ({percent}%). Модель обучена на окнах длиной до {max_ctx}.</translation>
+    </message>
+    <message>
+        <source>memory {memory}</source>
+        <translation type="unfinished"></translation>
     </message>
     <message>
         <source>fits</source>
@@ -106,6 +122,10 @@
     <message>
         <source>a model trained on more than {max_ctx} tokens</source>
         <translation>модель, обученная на окнах длиннее {max_ctx}</translation>
+    </message>
+    <message>
+        <source>reading it in waves: {costs}</source>
+        <translation type="unfinished"></translation>
     </message>
     <message>
         <source>&lt;b&gt;Does not fit:&lt;/b&gt; the documents need {needed} tokens with the question and answer, the window holds {n_ctx}. Ways out: {ways}.</source>
@@ -317,6 +337,14 @@
     <message>
         <source>restored the documents in {restore} s</source>
         <translation>документы восстановлены за {restore} с</translation>
+    </message>
+    <message>
+        <source>assembled from {documents} documents&apos; snapshots in {took} s ({tokens} tokens read again)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source> instead of about {cold}</source>
+        <translation type="unfinished"></translation>
     </message>
     <message>
         <source>the documents were already read</source>
@@ -757,8 +785,16 @@
         <translation>Сначала добавьте документы: перетащите их в окно или нажмите Ctrl+O.</translation>
     </message>
     <message>
+        <source>The model is being measured: cancel that (the cells done are kept) to ask now.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>Some documents are still being read; ask again when they are ready.</source>
         <translation>Часть документов ещё читается; спросите снова, когда они будут готовы.</translation>
+    </message>
+    <message>
+        <source>The model is being measured: cancel that (the cells done are kept) to go on now.</source>
+        <translation type="unfinished"></translation>
     </message>
     <message>
         <source>This session&apos;s documents are gone; it cannot be resumed.</source>
@@ -813,6 +849,10 @@
         <translation>Дождитесь ответа (или нажмите Esc), прежде чем менять модель.</translation>
     </message>
     <message>
+        <source>Cancel the measurement before changing the model.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>Model: {name}</source>
         <translation>Модель: {name}</translation>
     </message>
@@ -860,6 +900,85 @@ Ctrl+,  настройки
     </message>
 </context>
 <context>
+    <name>MemoryPanel</name>
+    <message>
+        <source>Memory</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Carry what earlier sessions found</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>No memory yet: finished answers are remembered here.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Date</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Entry</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Tokens</source>
+        <translation type="unfinished">Токенов</translation>
+    </message>
+    <message>
+        <source>In</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Select an entry to read or edit it.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Pin</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Save edit</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Forget</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>in</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>left out</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Memory is off.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>No memory for these documents yet: finished answers are remembered here.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>{n} of {total} entries go in: {tokens} tokens.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Tick the ones you want instead.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Forget for good? Click again</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Unpin</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
     <name>ModelDetailsDialog</name>
     <message>
         <source>Model details</source>
@@ -883,12 +1002,32 @@ Ctrl+,  настройки
         <translation>оценка</translation>
     </message>
     <message>
+        <source>Measure (quick)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Two lengths at mid-depth: a few minutes on the bundled model</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Measure fully</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Every length up to the window at three depths: can take hours</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Measuring now: its progress is in the model panel</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
         <source>Model details: {name}</source>
         <translation>Сведения о модели: {name}</translation>
     </message>
     <message>
-        <source>{name} has not been measured on this computer yet. Its trained window says how much it can take, not how much it reads reliably. Measure it with &lt;code&gt;longread probe --quick&lt;/code&gt; (a few minutes) or &lt;code&gt;longread probe&lt;/code&gt;.</source>
-        <translation>{name} ещё не измерялась на этом компьютере. Окно, на котором её обучали, говорит, сколько она может принять, но не сколько читает надёжно. Измерьте её командой &lt;code&gt;longread probe --quick&lt;/code&gt; (несколько минут) или &lt;code&gt;longread probe&lt;/code&gt;.</translation>
+        <source>{name} has not been measured on this computer yet. Its trained window says how much it can take, not how much it reads reliably. Measure it here (Measure) or with &lt;code&gt;longread probe --quick&lt;/code&gt; (a few minutes) or &lt;code&gt;longread probe&lt;/code&gt;.</source>
+        <translation type="unfinished"></translation>
     </message>
     <message>
         <source>{name}: effective context, the longest length at which every task scores at least {threshold} (RULER&apos;s threshold).</source>
@@ -1010,6 +1149,106 @@ Ctrl+,  настройки
     <message>
         <source>Not now</source>
         <translation>Не сейчас</translation>
+    </message>
+</context>
+<context>
+    <name>ProbePanel</name>
+    <message>
+        <source>What this model finds, by length and depth: click for the details</source>
+        <extracomment>The thumbnail&apos;s height in the panel (pixels).</extracomment>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Effective context: not measured yet.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Measure effective context</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Test what this model finds in long texts on this computer (longread probe)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Quick (two lengths, a few minutes)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Full (every length and depth; can take hours)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Cancel</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Stop measuring; the cells done are kept and the next run goes on</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>no
+heatmap</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Effective context: not measured yet. The trained window says how much it takes, not </source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>how much it reads reliably.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>{tokens} tokens at {kv}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>none at {kv} (below {threshold} at {shortest} tokens)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Effective context: </source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>quick</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>full</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Starting a {kind} measurement at {kv}…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Measured {total} cells at {kv}.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Cell {n} of {total} at {kv}: {task}, {length} tokens</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>, read {done} of {all}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source> · about {eta} left</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>ProbeRunner</name>
+    <message>
+        <source>Measured: {ran} cells now, {total} in all.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Stopped. The cells done are kept: measure again to go on.</source>
+        <translation type="unfinished"></translation>
     </message>
 </context>
 <context>
@@ -1152,6 +1391,26 @@ Ctrl+,  настройки
     <message>
         <source>Language</source>
         <translation>Язык</translation>
+    </message>
+    <message>
+        <source>None: read with the model on this computer</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Server URL</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>The first model the server serves</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>Server model</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <source>An OpenAI-compatible server such as llama-server. Its API key is read from LONGREAD_SERVER_API_KEY or the system keyring and never saved here.</source>
+        <translation type="unfinished"></translation>
     </message>
     <message>
         <source>The data folder holds your documents, sessions and the log. A new folder, or another language, is used from the next start.</source>
