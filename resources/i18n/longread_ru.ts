@@ -61,15 +61,15 @@
     </message>
     <message>
         <source>{corpus_mark} documents {corpus} tokens  {room_mark} question and answer {room}  = {needed} of {n_ctx} ({percent}%). The server at {server} gives each request up to {max_ctx} tokens.</source>
-        <translation type="unfinished"></translation>
+        <translation>Токены: {corpus_mark} документы — {corpus}  {room_mark} вопрос и ответ — {room}; всего {needed} из {n_ctx} ({percent}%). Сервер {server} даёт каждому запросу до {max_ctx} токенов.</translation>
     </message>
     <message>
         <source>&lt;b&gt;Fits&lt;/b&gt; the server&apos;s window.</source>
-        <translation type="unfinished"></translation>
+        <translation>&lt;b&gt;Помещается&lt;/b&gt; в окно сервера.</translation>
     </message>
     <message>
         <source>&lt;b&gt;Does not fit&lt;/b&gt; the server&apos;s window: fewer or shorter documents, read in waves, or a larger -c on the server.</source>
-        <translation type="unfinished"></translation>
+        <translation>&lt;b&gt;Не помещается&lt;/b&gt; в окно сервера: возьмите меньше документов или документы короче, читайте волнами или увеличьте -c на сервере.</translation>
     </message>
     <message>
         <source>Context window: {n_ctx} tokens</source>
@@ -81,7 +81,7 @@
     </message>
     <message>
         <source>memory {memory}</source>
-        <translation type="unfinished"></translation>
+        <translation>память — {memory}</translation>
     </message>
     <message>
         <source>fits</source>
@@ -125,7 +125,7 @@
     </message>
     <message>
         <source>reading it in waves: {costs}</source>
-        <translation type="unfinished"></translation>
+        <translation>чтение волнами: {costs}</translation>
     </message>
     <message>
         <source>&lt;b&gt;Does not fit:&lt;/b&gt; the documents need {needed} tokens with the question and answer, the window holds {n_ctx}. Ways out: {ways}.</source>
@@ -340,11 +340,11 @@
     </message>
     <message>
         <source>assembled from {documents} documents&apos; snapshots in {took} s ({tokens} tokens read again)</source>
-        <translation type="unfinished"></translation>
+        <translation>документы ({documents}) собраны из своих снимков за {took} с (заново прочитано токенов: {tokens})</translation>
     </message>
     <message>
         <source> instead of about {cold}</source>
-        <translation type="unfinished"></translation>
+        <translation> вместо примерно {cold}</translation>
     </message>
     <message>
         <source>the documents were already read</source>
@@ -786,7 +786,7 @@
     </message>
     <message>
         <source>The model is being measured: cancel that (the cells done are kept) to ask now.</source>
-        <translation type="unfinished"></translation>
+        <translation>Идёт измерение модели: отмените его (готовые ячейки сохранятся), чтобы спросить сейчас.</translation>
     </message>
     <message>
         <source>Some documents are still being read; ask again when they are ready.</source>
@@ -794,7 +794,7 @@
     </message>
     <message>
         <source>The model is being measured: cancel that (the cells done are kept) to go on now.</source>
-        <translation type="unfinished"></translation>
+        <translation>Идёт измерение модели: отмените его (готовые ячейки сохранятся), чтобы продолжить сейчас.</translation>
     </message>
     <message>
         <source>This session&apos;s documents are gone; it cannot be resumed.</source>
@@ -850,7 +850,7 @@
     </message>
     <message>
         <source>Cancel the measurement before changing the model.</source>
-        <translation type="unfinished"></translation>
+        <translation>Отмените измерение, прежде чем менять модель.</translation>
     </message>
     <message>
         <source>Model: {name}</source>
@@ -903,79 +903,79 @@ Ctrl+,  настройки
     <name>MemoryPanel</name>
     <message>
         <source>Memory</source>
-        <translation type="unfinished"></translation>
+        <translation>Память</translation>
     </message>
     <message>
         <source>Carry what earlier sessions found</source>
-        <translation type="unfinished"></translation>
+        <translation>Переносить находки прошлых сеансов</translation>
     </message>
     <message>
         <source>No memory yet: finished answers are remembered here.</source>
-        <translation type="unfinished"></translation>
+        <translation>Памяти пока нет: здесь запоминаются готовые ответы.</translation>
     </message>
     <message>
         <source>Date</source>
-        <translation type="unfinished"></translation>
+        <translation>Дата</translation>
     </message>
     <message>
         <source>Entry</source>
-        <translation type="unfinished"></translation>
+        <translation>Запись</translation>
     </message>
     <message>
         <source>Tokens</source>
-        <translation type="unfinished">Токенов</translation>
+        <translation>Токенов</translation>
     </message>
     <message>
         <source>In</source>
-        <translation type="unfinished"></translation>
+        <translation>Входит</translation>
     </message>
     <message>
         <source>Select an entry to read or edit it.</source>
-        <translation type="unfinished"></translation>
+        <translation>Выберите запись, чтобы прочитать или изменить её.</translation>
     </message>
     <message>
         <source>Pin</source>
-        <translation type="unfinished"></translation>
+        <translation>Закрепить</translation>
     </message>
     <message>
         <source>Save edit</source>
-        <translation type="unfinished"></translation>
+        <translation>Сохранить правку</translation>
     </message>
     <message>
         <source>Forget</source>
-        <translation type="unfinished"></translation>
+        <translation>Забыть</translation>
     </message>
     <message>
         <source>in</source>
-        <translation type="unfinished"></translation>
+        <translation>входит</translation>
     </message>
     <message>
         <source>left out</source>
-        <translation type="unfinished"></translation>
+        <translation>не входит</translation>
     </message>
     <message>
         <source>Memory is off.</source>
-        <translation type="unfinished"></translation>
+        <translation>Память выключена.</translation>
     </message>
     <message>
         <source>No memory for these documents yet: finished answers are remembered here.</source>
-        <translation type="unfinished"></translation>
+        <translation>Для этих документов памяти пока нет: здесь запоминаются готовые ответы.</translation>
     </message>
     <message>
         <source>{n} of {total} entries go in: {tokens} tokens.</source>
-        <translation type="unfinished"></translation>
+        <translation>В вопрос войдут записи: {n} из {total}, токенов: {tokens}.</translation>
     </message>
     <message>
         <source>Tick the ones you want instead.</source>
-        <translation type="unfinished"></translation>
+        <translation>Отметьте вместо них те, что нужны вам.</translation>
     </message>
     <message>
         <source>Forget for good? Click again</source>
-        <translation type="unfinished"></translation>
+        <translation>Забыть насовсем? Нажмите ещё раз</translation>
     </message>
     <message>
         <source>Unpin</source>
-        <translation type="unfinished"></translation>
+        <translation>Открепить</translation>
     </message>
 </context>
 <context>
@@ -1003,23 +1003,23 @@ Ctrl+,  настройки
     </message>
     <message>
         <source>Measure (quick)</source>
-        <translation type="unfinished"></translation>
+        <translation>Измерить (быстро)</translation>
     </message>
     <message>
         <source>Two lengths at mid-depth: a few minutes on the bundled model</source>
-        <translation type="unfinished"></translation>
+        <translation>Две длины на средней глубине: несколько минут на встроенной модели</translation>
     </message>
     <message>
         <source>Measure fully</source>
-        <translation type="unfinished"></translation>
+        <translation>Измерить полностью</translation>
     </message>
     <message>
         <source>Every length up to the window at three depths: can take hours</source>
-        <translation type="unfinished"></translation>
+        <translation>Все длины вплоть до окна на трёх глубинах: может занять несколько часов</translation>
     </message>
     <message>
         <source>Measuring now: its progress is in the model panel</source>
-        <translation type="unfinished"></translation>
+        <translation>Идёт измерение: его ход виден на панели модели</translation>
     </message>
     <message>
         <source>Model details: {name}</source>
@@ -1027,7 +1027,7 @@ Ctrl+,  настройки
     </message>
     <message>
         <source>{name} has not been measured on this computer yet. Its trained window says how much it can take, not how much it reads reliably. Measure it here (Measure) or with &lt;code&gt;longread probe --quick&lt;/code&gt; (a few minutes) or &lt;code&gt;longread probe&lt;/code&gt;.</source>
-        <translation type="unfinished"></translation>
+        <translation>Модель {name} на этом компьютере ещё не измерялась. Окно, на котором она обучена, говорит, сколько она может вместить, но не сколько надёжно читает. Измерьте её здесь («Измерить») или командой &lt;code&gt;longread probe --quick&lt;/code&gt; (несколько минут) либо &lt;code&gt;longread probe&lt;/code&gt;.</translation>
     </message>
     <message>
         <source>{name}: effective context, the longest length at which every task scores at least {threshold} (RULER&apos;s threshold).</source>
@@ -1156,99 +1156,101 @@ Ctrl+,  настройки
     <message>
         <source>What this model finds, by length and depth: click for the details</source>
         <extracomment>The thumbnail&apos;s height in the panel (pixels).</extracomment>
-        <translation type="unfinished"></translation>
+        <translation>Что эта модель находит в зависимости от длины и глубины: щёлкните, чтобы увидеть подробности</translation>
     </message>
     <message>
         <source>Effective context: not measured yet.</source>
-        <translation type="unfinished"></translation>
+        <translation>Эффективный контекст: ещё не измерен.</translation>
     </message>
     <message>
         <source>Measure effective context</source>
-        <translation type="unfinished"></translation>
+        <translation>Измерить эффективный контекст</translation>
     </message>
     <message>
         <source>Test what this model finds in long texts on this computer (longread probe)</source>
-        <translation type="unfinished"></translation>
+        <translation>Проверить, что эта модель находит в длинных текстах на этом компьютере (longread probe)</translation>
     </message>
     <message>
         <source>Quick (two lengths, a few minutes)</source>
-        <translation type="unfinished"></translation>
+        <translation>Быстро (две длины, несколько минут)</translation>
     </message>
     <message>
         <source>Full (every length and depth; can take hours)</source>
-        <translation type="unfinished"></translation>
+        <translation>Полностью (все длины и глубины; может занять несколько часов)</translation>
     </message>
     <message>
         <source>Cancel</source>
-        <translation type="unfinished"></translation>
+        <translation>Отмена</translation>
     </message>
     <message>
         <source>Stop measuring; the cells done are kept and the next run goes on</source>
-        <translation type="unfinished"></translation>
+        <translation>Остановить измерение; готовые ячейки сохранятся, и следующий запуск продолжит с них</translation>
     </message>
     <message>
         <source>no
 heatmap</source>
-        <translation type="unfinished"></translation>
+        <translation>нет
+тепловой
+карты</translation>
     </message>
     <message>
         <source>Effective context: not measured yet. The trained window says how much it takes, not </source>
-        <translation type="unfinished"></translation>
+        <translation>Эффективный контекст: ещё не измерен. Окно, на котором модель обучена, говорит, сколько она вмещает, но не </translation>
     </message>
     <message>
         <source>how much it reads reliably.</source>
-        <translation type="unfinished"></translation>
+        <translation>сколько она надёжно читает.</translation>
     </message>
     <message>
         <source>{tokens} tokens at {kv}</source>
-        <translation type="unfinished"></translation>
+        <translation>{tokens} ток. с кэшем {kv}</translation>
     </message>
     <message>
         <source>none at {kv} (below {threshold} at {shortest} tokens)</source>
-        <translation type="unfinished"></translation>
+        <translation>нет с кэшем {kv} (ниже {threshold} уже на {shortest} ток.)</translation>
     </message>
     <message>
         <source>Effective context: </source>
-        <translation type="unfinished"></translation>
+        <translation>Эффективный контекст: </translation>
     </message>
     <message>
         <source>quick</source>
-        <translation type="unfinished"></translation>
+        <translation>быстрое</translation>
     </message>
     <message>
         <source>full</source>
-        <translation type="unfinished"></translation>
+        <translation>полное</translation>
     </message>
     <message>
         <source>Starting a {kind} measurement at {kv}…</source>
-        <translation type="unfinished"></translation>
+        <translation>Начинаю {kind} измерение с кэшем {kv}…</translation>
     </message>
     <message>
         <source>Measured {total} cells at {kv}.</source>
-        <translation type="unfinished"></translation>
+        <translation>Измерено ячеек: {total}, кэш {kv}.</translation>
     </message>
     <message>
         <source>Cell {n} of {total} at {kv}: {task}, {length} tokens</source>
-        <translation type="unfinished"></translation>
+        <translation>Ячейка {n} из {total}, кэш {kv}: {task}, {length} ток.</translation>
     </message>
     <message>
         <source>, read {done} of {all}</source>
-        <translation type="unfinished"></translation>
+        <translation>, прочитано {done} из {all}</translation>
     </message>
     <message>
         <source> · about {eta} left</source>
-        <translation type="unfinished"></translation>
+        <translation> · осталось около {eta}</translation>
     </message>
 </context>
 <context>
     <name>ProbeRunner</name>
     <message>
         <source>Measured: {ran} cells now, {total} in all.</source>
-        <translation type="unfinished"></translation>
+        <translation>Измерено ячеек: {ran} сейчас, {total} всего.</translation>
     </message>
     <message>
         <source>Stopped. The cells done are kept: measure again to go on.</source>
-        <translation type="unfinished"></translation>
+        <translation>Остановлено. Готовые ячейки сохранены: измерьте снова, чтобы продолжить.</translation>
     </message>
 </context>
 <context>
@@ -1394,23 +1396,23 @@ heatmap</source>
     </message>
     <message>
         <source>None: read with the model on this computer</source>
-        <translation type="unfinished"></translation>
+        <translation>Нет: читать моделью на этом компьютере</translation>
     </message>
     <message>
         <source>Server URL</source>
-        <translation type="unfinished"></translation>
+        <translation>Адрес сервера</translation>
     </message>
     <message>
         <source>The first model the server serves</source>
-        <translation type="unfinished"></translation>
+        <translation>Первая модель, которую отдаёт сервер</translation>
     </message>
     <message>
         <source>Server model</source>
-        <translation type="unfinished"></translation>
+        <translation>Модель на сервере</translation>
     </message>
     <message>
         <source>An OpenAI-compatible server such as llama-server. Its API key is read from LONGREAD_SERVER_API_KEY or the system keyring and never saved here.</source>
-        <translation type="unfinished"></translation>
+        <translation>OpenAI-совместимый сервер, например llama-server. Ключ доступа к нему берётся из LONGREAD_SERVER_API_KEY или из системного хранилища ключей и здесь не сохраняется.</translation>
     </message>
     <message>
         <source>The data folder holds your documents, sessions and the log. A new folder, or another language, is used from the next start.</source>

@@ -37,7 +37,8 @@ KEPT = [
     r"Ctrl\+Enter|Ctrl\+[A-Z,]|Alt\+|\bEsc\b|\bEnter\b|\bDelete\b",
     r"\bOK\b",
     r"\b(PDF|GGUF|KV|CPU|RULER|Word|EPUB|HTML|RTF|Markdown|Qt|English|Hugging Face)\b",
-    r"llama\.cpp|\bllama\b|flash attention|longread probe( --quick)?",
+    r"llama\.cpp|llama-server|\bllama\b|flash attention|longread probe( --quick)?",
+    r"OpenAI|LONGREAD_SERVER_API_KEY",
     r"\b[fq]\d+(_\d)?\b",  # f16, q8_0, q4_0
     r"\S*\.(pdf|txt|md|gguf|docx)\b",  # file names and extensions
     r"\(\*\.\w+\)|\*\.\w+",
