@@ -332,7 +332,7 @@ def _ask(args: argparse.Namespace, library: Library) -> int:
     progress = _ProgressPrinter()
     try:
         try:
-            prompt, budget = library.prepare_ask(corpus, args.question)
+            prompt, budget = library.prepare_ask(corpus, args.question, session_id=args.session)
         except ContextOverflowError as exc:
             _err(f"longread: {exc.message}")
             if exc.waves_eta:  # waves can read it in this window (else the message says why not)
@@ -410,6 +410,13 @@ def _report_warm(result: AskResult) -> None:
         _err(f"Corpus restored from its snapshot in {took} s{cold}.")
     elif warm.composed:
         _err(f"Corpus {warm.describe_composition()}.")
+    elif warm.restored_tokens:  # the documents restored (or still loaded), the memory block read on top
+        took = f" in {warm.restore_s:.1f} s" if warm.restore_s >= 1 else f" in {warm.restore_s:.2f} s"
+        saved = " and saved with them" if warm.saved else ""
+        _err(
+            f"Documents restored{took} ({warm.restored_tokens:,} tokens); the memory block "
+            f"({warm.corpus_tokens - warm.restored_tokens:,} tokens) read on top{saved}."
+        )
     elif warm.saved:
         _err(f"Saved a snapshot of the corpus ({format_bytes(warm.snapshot_bytes)}): next time it opens at once.")
 

@@ -322,13 +322,14 @@ class Library:
 
     # -- planning --------------------------------------------------------------
 
-    def prepare_ask(self, corpus: Corpus, question: str) -> tuple[Prompt, Budget]:
-        """Tokenize and check that a question about ``corpus`` fits, before anything runs.
+    def prepare_ask(self, corpus: Corpus, question: str, *, session_id: int | None = None) -> tuple[Prompt, Budget]:
+        """Tokenize and check that a question about ``corpus`` fits, before anything runs
+        (a follow-up in ``session_id`` carries the memory block its session began with).
 
         Raises:
             ContextOverflowError: it does not fit (the message names the ways out).
         """
-        return self.reader.prepare(corpus, question)
+        return self.reader.prepare(corpus, question, session_id=session_id)
 
     def plan(
         self,

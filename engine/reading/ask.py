@@ -159,13 +159,19 @@ class Reader(LaneReader):
     # -- planning ----------------------------------------------------------------
 
     def prepare(
-        self, corpus: Corpus, question: str, *, memory_ids: Sequence[int] | None = None
+        self,
+        corpus: Corpus,
+        question: str,
+        *,
+        memory_ids: Sequence[int] | None = None,
+        session_id: int | None = None,
     ) -> tuple[Prompt, Budget]:
         """Tokenize the corpus, the memory block and the question and check that they fit.
 
         The memory block (engine/memory.py) gets the room the window, or the measured
         effective context, leaves; ``Budget.memory`` lists what was left out.
-        ``memory_ids`` lays exactly those entries (a resumed run's own, or the user's pick).
+        ``memory_ids`` lays exactly those entries (a resumed run's own, or the user's pick);
+        a follow-up in ``session_id`` lays the block its session began with.
 
         Raises:
             ContextOverflowError: corpus + question + answer budget exceed the window.
@@ -173,7 +179,14 @@ class Reader(LaneReader):
         tok = self.tokenizer()
         lists = corpus_tokens(corpus, tok, key=tokenizer_key(self.model_sha), store=self.store)
         prompt = build_prompt(tok, lists, question)
-        memory = self.lay_memory(corpus, tok, used=len(prompt), extra=self.settings.max_answer_tokens, pick=memory_ids)
+        memory = self.lay_memory(
+            corpus,
+            tok,
+            used=len(prompt),
+            extra=self.settings.max_answer_tokens,
+            pick=memory_ids,
+            session_id=session_id,
+        )
         if memory.tokens:
             prompt = build_prompt(tok, lists, question, memory=memory.tokens, memory_ids=memory.ids)
         budget = self.budget(prompt, count(lists), memory=memory)
@@ -269,7 +282,7 @@ class Reader(LaneReader):
         Raises:
             ContextOverflowError: the corpus does not fit (nothing is stored).
         """
-        prompt, budget = self.prepare(corpus, question)
+        prompt, budget = self.prepare(corpus, question, session_id=session_id)
         if session_id is None:
             corpus_id = self.store.save_corpus(corpus)
             session_id = self.store.create_session(title=session_title(question), corpus_id=corpus_id)
@@ -494,6 +507,8 @@ class Reader(LaneReader):
         )
         notice = " ".join(n for n in (warm.notice, first.notice) if n) or None
         warm = replace(warm, restored_tokens=restored, notice=notice)
+        if first.restored:
+            warm = replace(warm, restore_s=first.restore_s)
         if first.source == "composed":  # say how the documents got there (issue 17), memory read on top
             warm = replace(
                 warm,

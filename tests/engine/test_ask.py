@@ -97,7 +97,7 @@ def test_follow_up_reads_only_its_own_tokens(fact_pdf: Path, store: Store, reade
     corpus = _corpus([fact_pdf], store)
     first = reader.ask(corpus, QUESTION)
     second = reader.ask(corpus, "On which page is the vault access code?", session_id=first.session_id)
-    prompt, _ = reader.prepare(corpus, "On which page is the vault access code?")
+    prompt, _ = reader.prepare(corpus, "On which page is the vault access code?", session_id=first.session_id)
     assert first.prefill.reused == 0
     assert second.prefill.reused >= prompt.corpus_end
     assert second.prefill.evaluated == len(prompt.tokens) - second.prefill.reused

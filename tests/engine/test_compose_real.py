@@ -11,6 +11,7 @@ import pytest
 from engine.config import ReadSettings
 from engine.corpus import Corpus, Document
 from engine.ingest import read_documents
+from engine.memory import MemoryOptions
 from engine.reading.ask import AskResult, Reader
 from engine.store import Store
 from engine.warm import SnapshotCache
@@ -43,6 +44,7 @@ def _ask(
 ) -> tuple[AskResult, list[int]]:
     """Ask with a fresh Reader (as after a restart): the result and the context's tokens."""
     reader = Reader(store, model, SETTINGS)
+    reader.memory = MemoryOptions(enabled=False)  # the same prompt each time (with memory: test_compose.py)
     for name, value in reader_attrs.items():
         setattr(reader, name, value)
     try:

@@ -40,7 +40,11 @@ def test_a_follow_up_prefills_only_its_own_tokens(store: Store, tmp_path: Path, 
         assert first.prefill.evaluated == first.budget.prompt_tokens  # read cold, once
 
         question = "Who signs in at the front desk, and what do they receive?"
-        prompt, _ = reader.prepare(corpus, question)
+        prompt, _ = reader.prepare(corpus, question, session_id=first.session_id)
+        # The session keeps the memory block it began with (none); a new session would
+        # carry the first answer, read after the documents.
+        assert prompt.memory_ids == ()
+        assert reader.prepare(corpus, question)[0].memory_ids
         shared = _shared(after_first, prompt.tokens)
         second = reader.ask(corpus, question, session_id=first.session_id)
 

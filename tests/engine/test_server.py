@@ -107,7 +107,7 @@ def test_ask_through_the_server_then_a_second_question_reuses_the_cached_corpus(
         model = lib.lane.model
         assert isinstance(model, ServerModel)
         before = len(model.reports)
-        prompt, _ = lib.prepare_ask(corpus, "Which page is the code on?")
+        prompt, _ = lib.prepare_ask(corpus, "Which page is the code on?", session_id=first.session_id)
         second = lib.ask(corpus, "Which page is the code on?", session_id=first.session_id)
         assert second.answer
         # What the server reported for the second question's first request: it reused the
@@ -121,16 +121,21 @@ def test_ask_through_the_server_then_a_second_question_reuses_the_cached_corpus(
 
 def test_a_new_client_finds_the_corpus_in_the_servers_cache(server: ServerProcess, home: Path, fact_pdf: Path) -> None:
     # As after a restart of Longread: nothing held locally, the slot still holds the corpus.
+    # The second session carries the first one's answer as memory after the documents, so
+    # the server reuses the documents and reads the memory block and the question.
     for attempt in range(2):
         lib = _library(home, ServerBackend(server.url))
         try:
             corpus = _corpus([fact_pdf], lib.store)
+            prompt, _ = lib.prepare_ask(corpus, QUESTION)
             lib.ask(corpus, QUESTION)
             model = lib.lane.model
             assert isinstance(model, ServerModel)
             first = model.reports[0]  # the prefill of the whole prompt, as the server reported it
             if attempt == 1:
-                assert first.evaluated <= 1 and first.cached == first.prompt_tokens - first.evaluated
+                assert prompt.memory_ids  # the first session's answer
+                assert first.cached >= prompt.corpus_only_end - 1
+                assert first.evaluated == first.prompt_tokens - first.cached
         finally:
             lib.close()
 

@@ -18,6 +18,7 @@ import pytest
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.ingest import read_documents
+from engine.memory import MemoryOptions
 from engine.models.gguf import inspect_gguf
 from engine.reading.ask import AskResult, Reader
 from engine.store import Store
@@ -39,6 +40,10 @@ def _ask(
 ) -> tuple[AskResult, list[int]]:
     """Ask with a fresh Reader (as after a restart); return the result and the context's tokens."""
     reader = Reader(store, model, settings)
+    # The corpus snapshot alone, the same prompt each time: documents' own snapshots are
+    # tested in test_compose_real.py, memory in test_memory*.py.
+    reader.memory = MemoryOptions(enabled=False)
+    reader.compose_k = None
     try:
         result = reader.ask(corpus, QUESTION)
         assert reader.model is not None
@@ -149,6 +154,7 @@ def test_snapshots_of_other_settings_or_models_are_never_used(
 
     # Every input of the fingerprint changes the key, so lookups miss...
     reader = Reader(store, smollm2_path, SETTINGS)
+    reader.memory = MemoryOptions(enabled=False)
     try:
         prompt, budget = reader.prepare(corpus, QUESTION)
         model = reader._ensure_model(budget.n_ctx)
@@ -187,7 +193,7 @@ def _run_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow  # real GGUFs (by fixture name, or in a CLI child)
 def test_a_new_process_restores_instead_of_reading(home: Path, small_pdf: Path) -> None:
-    ask = ("ask", str(small_pdf), "-q", QUESTION, "--max-answer", "12", "--threads", "2")
+    ask = ("ask", str(small_pdf), "-q", QUESTION, "--max-answer", "12", "--threads", "2", "--no-memory")
     first = _run_cli(home, *ask)
     assert first.returncode == 0, first.stderr
     assert "Saved a snapshot of the corpus" in first.stderr
@@ -200,7 +206,7 @@ def test_a_new_process_restores_instead_of_reading(home: Path, small_pdf: Path) 
     try:
         [cold_turn] = [r.answer_step for r in store.list_runs(1)]
         [warm_turn] = [r.answer_step for r in store.list_runs(2)]
-        rows = store.list_snapshots()
+        rows = [r for r in store.list_snapshots() if r.get("kind", "corpus") == "corpus"]
     finally:
         store.close()
     [row] = rows
@@ -211,8 +217,19 @@ def test_a_new_process_restores_instead_of_reading(home: Path, small_pdf: Path) 
     assert warm_turn.prefill_tokens == warm_turn.prompt_tokens - corpus_end + 1
     assert warm_turn.prompt_tokens is not None and warm_turn.prefill_tokens < warm_turn.prompt_tokens - 100
 
+    # With memory (the default), a third process restores the documents and reads only
+    # the memory block, the two answers above, on top of them.
+    third = _run_cli(home, *ask[:-1])
+    assert third.returncode == 0, third.stderr
+    assert "Memory: 2 entries from earlier sessions" in third.stderr
+    assert "Documents restored in" in third.stderr, third.stderr
+    assert f"({corpus_end:,} tokens); the memory block" in third.stderr
+
     listed = _run_cli(home, "snapshots")
-    assert listed.returncode == 0 and "1 snapshot," in listed.stdout and f"{corpus_end:,} tokens" in listed.stdout
+    # The corpus, the corpus with its memory block, and the first read's documents (the
+    # frame's head and the one document: engine/compose.py).
+    assert listed.returncode == 0 and "4 snapshots (2 of single documents)," in listed.stdout, listed.stdout
+    assert f"{corpus_end:,} tokens  window" in listed.stdout
     cleared = _run_cli(home, "snapshots", "--clear")
     assert cleared.returncode == 0 and "freed" in cleared.stdout
     assert not any((home / "snapshots").iterdir())

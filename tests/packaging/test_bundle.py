@@ -201,7 +201,11 @@ def test_bundle_carries_a_portable_llama_cpp_and_only_the_qt_it_needs(built: Bui
     assert "libQt6Pdf.so.6" in qt_libs and "libQt6Widgets.so.6" in qt_libs
     unwanted = ("WebEngine", "Qml", "Quick", "Multimedia", "3D", "VirtualKeyboard")
     assert not [n for n in qt_libs if any(u in n for u in unwanted)]
-    assert not (qt / "translations").exists()
+    # Of Qt's own translations, only qtbase's for the languages Longread ships (its
+    # dialogs' buttons); the rest of Qt's catalogues stay out.
+    languages = sorted(p.stem.split("_", 1)[1] for p in (ROOT / "resources" / "i18n").glob("longread_*.ts"))
+    qt_catalogues = sorted(p.name for p in (qt / "translations").rglob("*") if p.is_file())
+    assert qt_catalogues == [f"qtbase_{code}.qm" for code in languages]
     dangling = [str(p.relative_to(built.bundle)) for p in built.bundle.rglob("*") if p.is_symlink() and not p.exists()]
     assert not dangling
     # Things the venv has but Longread does not use at run time.
