@@ -332,7 +332,7 @@ def _ask(args: argparse.Namespace, library: Library) -> int:
     progress = _ProgressPrinter()
     try:
         try:
-            prompt, budget = library.prepare_ask(corpus, args.question, session_id=args.session)
+            prompt, budget = library.prepare_ask(corpus, args.question)
         except ContextOverflowError as exc:
             _err(f"longread: {exc.message}")
             if exc.waves_eta:  # waves can read it in this window (else the message says why not)

@@ -322,14 +322,13 @@ class Library:
 
     # -- planning --------------------------------------------------------------
 
-    def prepare_ask(self, corpus: Corpus, question: str, *, session_id: int | None = None) -> tuple[Prompt, Budget]:
-        """Tokenize and check that a question about ``corpus`` fits, before anything runs
-        (a follow-up in ``session_id`` carries the memory block its session began with).
+    def prepare_ask(self, corpus: Corpus, question: str) -> tuple[Prompt, Budget]:
+        """Tokenize and check that a question about ``corpus`` fits, before anything runs.
 
         Raises:
             ContextOverflowError: it does not fit (the message names the ways out).
         """
-        return self.reader.prepare(corpus, question, session_id=session_id)
+        return self.reader.prepare(corpus, question)
 
     def plan(
         self,

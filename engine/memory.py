@@ -144,14 +144,12 @@ def lay_memory(
     room: int | None,
     pick: Iterable[int] | None = None,
     reason: str = "the window",
-    unpicked_reason: str = "not picked",
 ) -> MemoryLayout:
     """Tokenize the memory block for ``candidates`` (oldest first) within ``room`` tokens.
 
     Everything goes in when it fits. Otherwise the pinned entries, then the newest, are kept
     while they fit, and the rest are listed as left out with ``reason``. ``pick`` (entry ids)
-    is the user's own choice (or a session's first block): only those are candidates, the
-    others are left out with ``unpicked_reason``.
+    is the user's own choice: only those are candidates, the others are left out.
     """
     if not candidates:
         return MemoryLayout(room=room)
@@ -177,7 +175,7 @@ def lay_memory(
     keep = {e.id for e in chosen}
     included = tuple(e for e in candidates if e.id in keep)
     left = tuple(e for e in candidates if e.id not in keep)
-    why = reason if any(e in pool for e in left) else (unpicked_reason if unpicked else "")
+    why = reason if any(e in pool for e in left) else ("not picked" if unpicked else "")
     tokens = (intro, *(token_of[e.id] for e in included)) if included else ()
     return MemoryLayout(included, left, tokens, costs, room, why)
 

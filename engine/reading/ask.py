@@ -159,19 +159,13 @@ class Reader(LaneReader):
     # -- planning ----------------------------------------------------------------
 
     def prepare(
-        self,
-        corpus: Corpus,
-        question: str,
-        *,
-        memory_ids: Sequence[int] | None = None,
-        session_id: int | None = None,
+        self, corpus: Corpus, question: str, *, memory_ids: Sequence[int] | None = None
     ) -> tuple[Prompt, Budget]:
         """Tokenize the corpus, the memory block and the question and check that they fit.
 
         The memory block (engine/memory.py) gets the room the window, or the measured
         effective context, leaves; ``Budget.memory`` lists what was left out.
-        ``memory_ids`` lays exactly those entries (a resumed run's own, or the user's pick);
-        a follow-up in ``session_id`` lays the block its session began with.
+        ``memory_ids`` lays exactly those entries (a resumed run's own, or the user's pick).
 
         Raises:
             ContextOverflowError: corpus + question + answer budget exceed the window.
@@ -179,14 +173,7 @@ class Reader(LaneReader):
         tok = self.tokenizer()
         lists = corpus_tokens(corpus, tok, key=tokenizer_key(self.model_sha), store=self.store)
         prompt = build_prompt(tok, lists, question)
-        memory = self.lay_memory(
-            corpus,
-            tok,
-            used=len(prompt),
-            extra=self.settings.max_answer_tokens,
-            pick=memory_ids,
-            session_id=session_id,
-        )
+        memory = self.lay_memory(corpus, tok, used=len(prompt), extra=self.settings.max_answer_tokens, pick=memory_ids)
         if memory.tokens:
             prompt = build_prompt(tok, lists, question, memory=memory.tokens, memory_ids=memory.ids)
         budget = self.budget(prompt, count(lists), memory=memory)
@@ -282,7 +269,7 @@ class Reader(LaneReader):
         Raises:
             ContextOverflowError: the corpus does not fit (nothing is stored).
         """
-        prompt, budget = self.prepare(corpus, question, session_id=session_id)
+        prompt, budget = self.prepare(corpus, question)
         if session_id is None:
             corpus_id = self.store.save_corpus(corpus)
             session_id = self.store.create_session(title=session_title(question), corpus_id=corpus_id)
@@ -346,7 +333,7 @@ class Reader(LaneReader):
         prompt, budget = self.prepare(corpus, "")
         model = self._ensure_model(budget.n_ctx)
         cancel = cancel or CancelToken()
-        warm, _ = self._load_corpus(model, prompt, on_progress=on_progress, cancel=cancel)
+        warm, _ = self._load_corpus(model, prompt, on_progress=on_progress, cancel=cancel, opening=True)
         # Without snapshots nothing was read yet: read the prefix now (a no-op when it is there).
         model.prefill(prompt.tokens[: prompt.corpus_end], on_progress=on_progress, should_cancel=cancel)
         return warm
@@ -468,6 +455,7 @@ class Reader(LaneReader):
         on_progress: Callable[[PrefillProgress], None] | None,
         cancel: CancelToken,
         names: list[str] | None = None,
+        opening: bool = False,
     ) -> tuple[WarmStart, PrefillStats]:
         """Make the context hold the prompt's prefix: already there, restored, assembled
         from its documents' snapshots, or read (``engine.warm.load_prefix``, which waves
@@ -479,7 +467,10 @@ class Reader(LaneReader):
         of it and the whole saved: a new session with the same memory restores it whole,
         one whose memory changed restores the corpus and reads only the memory. The whole
         prefix's snapshot is linked to the entries it holds (``snapshot_memories``):
-        editing or forgetting one removes it.
+        editing or forgetting one removes it. A question whose documents are still loaded
+        (a follow-up) reads only the memory entries added since (its session's earlier
+        answers) with itself, and writes no snapshot; ``opening`` a session (``warm``)
+        saves the whole prefix all the same.
         """
         cache = self.snapshots
         prefix = prompt.tokens[: prompt.corpus_end]
@@ -496,6 +487,11 @@ class Reader(LaneReader):
         if cache.find(whole) is not None:
             return self._load_tokens(model, prefix, total=len(prompt.tokens), on_progress=on_progress, cancel=cancel)
         first, first_stats = documents()
+        if first.source == "context" and not opening:
+            # A follow-up: the documents are loaded, and the memory block has grown by this
+            # session's latest answer (newest last). The model reads the new entries with the
+            # question, reusing the rest; no snapshot is written for every question.
+            return replace(first, corpus_tokens=len(prefix)), first_stats
         warm, stats = self._load_tokens(model, prefix, total=len(prompt.tokens), on_progress=on_progress, cancel=cancel)
         if warm.saved and prompt.memory_ids:
             MemoryBook(self.store).link_snapshot(whole.fingerprint, prompt.memory_ids)

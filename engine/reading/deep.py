@@ -169,7 +169,7 @@ class DeepThinker(LaneReader):
                 n_ctx=n_ctx,
             )
         # The memory block (engine/memory.py) gets what the window leaves after every step.
-        memory = self.lay_memory(corpus, self.lane.tokenizer(), used=need, extra=0, session_id=session_id)
+        memory = self.lay_memory(corpus, self.lane.tokenizer(), used=need, extra=0)
         corpus_id = self.store.save_corpus(corpus)
         if session_id is None:
             session_id = self.store.create_session(title=session_title(question), corpus_id=corpus_id, kind="deep")

@@ -82,17 +82,12 @@ class LaneReader:
         extra: int,
         pick: Sequence[int] | None = None,
         cap: int | None = None,
-        session_id: int | None = None,
     ) -> MemoryLayout:
         """The memory block for a prompt about ``corpus`` (engine/memory.py): the entries
         tied to its documents and the pinned ones, within the room the window leaves after
         ``used`` prompt tokens and ``extra`` (answers, steps), or the model's measured
         effective context where it is smaller, and at most ``cap`` tokens. ``pick``
-        overrides ``self.memory.pick``.
-
-        A session keeps the block it began with (``session_id``): its own answers are
-        in its conversation, and a block that grew with every question would change the
-        prefix, so a follow-up would read the memory again instead of only itself."""
+        overrides ``self.memory.pick``."""
         if not self.memory.enabled:
             return MemoryLayout()
         candidates = MemoryBook(self.store).entries(documents=[d.sha256 for d in corpus.documents])
@@ -106,27 +101,13 @@ class LaneReader:
         room = max(0, limit - used - extra)
         if cap is not None and cap < room:
             room, reason = cap, f"the room kept for memory, {cap:,} tokens"
-        unpicked = "not picked"
-        if pick is None and session_id is not None:
-            pick = self.session_memory(session_id)
-            unpicked = "newer than this session, which keeps the memory it began with"
         return lay_memory(
             tokenizer,
             candidates,
             room=room,
             pick=self.memory.pick if pick is None else pick,
             reason=reason,
-            unpicked_reason=unpicked,
         )
-
-    def session_memory(self, session_id: int) -> list[int] | None:
-        """The memory entries the session's first run laid in (None: it has no run yet,
-        or its first run predates memory)."""
-        for run in self.store.list_runs(session_id):
-            ids = run.settings.get("memory_ids")
-            if ids is not None:
-                return [int(i) for i in ids]
-        return None
 
     def _effective_tokens(self) -> int:
         from engine.models.bundled import model_sha256

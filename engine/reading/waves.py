@@ -607,9 +607,7 @@ class WaveReader(LaneReader):
         n_ctx, plans = self.plan(corpus, question)
         # Memory (engine/memory.py) goes into the final pass, with at most a quarter of its
         # window: the notes keep the rest.
-        memory = self.lay_memory(
-            corpus, self.lane.tokenizer(), used=0, extra=0, cap=n_ctx // MEMORY_SHARE, session_id=session_id
-        )
+        memory = self.lay_memory(corpus, self.lane.tokenizer(), used=0, extra=0, cap=n_ctx // MEMORY_SHARE)
         corpus_id = self.store.save_corpus(corpus)
         if session_id is None:
             session_id = self.store.create_session(title=session_title(question), corpus_id=corpus_id, kind="waves")

@@ -130,29 +130,27 @@ def test_memory_is_laid_after_the_corpus_oldest_first_and_dated(
     assert first.run_id != second.run_id
 
 
-def test_a_session_keeps_the_memory_it_began_with(tmp_path: Path, library: Library, backend: FakeBackend) -> None:
-    corpus = _corpus(library, tmp_path, [_page(1, "The vault access code is 482913.")])
-    backend.enqueue("EARLIER-ANSWER.", "FIRST-ANSWER.", "FOLLOW-UP-ANSWER.", "NEW-SESSION-ANSWER.")
-    earlier = library.ask(corpus, "EARLIER-QUESTION?")
-    first = library.ask(corpus, "FIRST-QUESTION?")  # a new session: carries the earlier one
+def test_a_follow_up_reads_its_sessions_latest_answer_and_itself_and_saves_nothing(
+    tmp_path: Path, library: Library, backend: FakeBackend
+) -> None:
+    corpus = _corpus(
+        library, tmp_path, [_page(i, "The vault access code is 482913." if i == 2 else "") for i in (1, 2)]
+    )
+    backend.enqueue("FIRST-ANSWER.", "FOLLOW-UP-ANSWER.")
+    first = library.ask(corpus, "FIRST-QUESTION?")
+    snapshots = [s.key for s in library.snapshots.list_snapshots()]
+    prompt, _ = library.prepare_ask(corpus, "FOLLOW-UP?")
     follow = library.ask(corpus, "FOLLOW-UP?", session_id=first.session_id)
-    [earlier_id, first_id, _] = [e.id for e in library.memory.entries()]
 
-    # The follow-up's prompt holds the same memory block as its session's first question:
-    # its own session's answer is left out, so the prefix it reuses is unchanged.
-    assert [r.settings["memory_ids"] for r in library.runs(first.session_id)] == [[earlier_id], [earlier_id]]
-    asked, followed = backend.prompts[1].text, backend.prompts[2].text
-    assert asked.split("FIRST-QUESTION?")[0] == followed.split("FOLLOW-UP?")[0]
-    assert "EARLIER-ANSWER" in followed and "FIRST-ANSWER" not in followed
-    prompt, budget = library.prepare_ask(corpus, "MORE?", session_id=first.session_id)
-    assert prompt.memory_ids == (earlier_id,)
-    assert [e.id for e in budget.memory.left_out] == [first_id, first_id + 1]
-    assert "newer than this session" in budget.memory.describe_left_out()
-
-    # A new session carries all three.
-    library.ask(corpus, "NEW-SESSION?")
-    assert library.runs(library.sessions()[0].id)[-1].settings["memory_ids"] == [earlier_id, first_id, first_id + 1]
-    assert earlier.session_id != first.session_id == follow.session_id
+    # The first answer is the memory block's newest entry, read after the documents.
+    text = backend.prompts[-1].text
+    assert text.index("</document>") < text.index("FIRST-ANSWER.") < text.index("FOLLOW-UP?")
+    assert follow.warm is not None and follow.warm.source == "context"
+    assert follow.prefill.reused >= prompt.corpus_only_end  # no document token read again
+    assert follow.prefill.evaluated == len(prompt.tokens) - follow.prefill.reused
+    # No snapshot per question: the corpus + memory prefix is saved when a session opens.
+    assert [s.key for s in library.snapshots.list_snapshots()] == snapshots
+    assert first.session_id == follow.session_id
 
 
 def test_pinned_entries_reach_an_unrelated_session_and_others_do_not(

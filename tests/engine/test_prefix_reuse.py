@@ -40,18 +40,15 @@ def test_a_follow_up_prefills_only_its_own_tokens(store: Store, tmp_path: Path, 
         assert first.prefill.evaluated == first.budget.prompt_tokens  # read cold, once
 
         question = "Who signs in at the front desk, and what do they receive?"
-        prompt, _ = reader.prepare(corpus, question, session_id=first.session_id)
-        # The session keeps the memory block it began with (none); a new session would
-        # carry the first answer, read after the documents.
-        assert prompt.memory_ids == ()
-        assert reader.prepare(corpus, question)[0].memory_ids
+        prompt, _ = reader.prepare(corpus, question)
         shared = _shared(after_first, prompt.tokens)
         second = reader.ask(corpus, question, session_id=first.session_id)
 
         assert second.warm is not None and second.warm.source == "context"
-        assert shared >= prompt.corpus_end, "the whole corpus is reused"
-        assert second.prefill.evaluated == len(prompt.tokens) - shared
-        assert 0 < second.prefill.evaluated <= prompt.question_tokens
+        assert shared >= prompt.corpus_only_end, "every document token is reused"
+        # What is read: the first answer, now a memory entry after the documents, and the question.
+        assert prompt.memory_ids and second.prefill.evaluated == len(prompt.tokens) - shared
+        assert second.prefill.evaluated >= prompt.question_tokens
         # The first answer is gone: the context is the new prompt, then the new answer.
         context = reader.model.context_tokens
         assert context[: len(prompt.tokens)] == prompt.tokens

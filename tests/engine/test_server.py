@@ -107,13 +107,14 @@ def test_ask_through_the_server_then_a_second_question_reuses_the_cached_corpus(
         model = lib.lane.model
         assert isinstance(model, ServerModel)
         before = len(model.reports)
-        prompt, _ = lib.prepare_ask(corpus, "Which page is the code on?", session_id=first.session_id)
+        prompt, _ = lib.prepare_ask(corpus, "Which page is the code on?")
         second = lib.ask(corpus, "Which page is the code on?", session_id=first.session_id)
         assert second.answer
         # What the server reported for the second question's first request: it reused the
-        # corpus from its prompt cache (cache_n), not what we believe it holds.
+        # documents from its prompt cache (cache_n), not what we believe it holds, and read
+        # the first answer (now a memory entry after them) and the question.
         report = model.reports[before]
-        assert report.cached >= prompt.corpus_end - 1
+        assert prompt.memory_ids and report.cached >= prompt.corpus_only_end - 1
         assert sum(r.evaluated for r in model.reports[before:]) < prompt.corpus_end
     finally:
         lib.close()
