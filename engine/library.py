@@ -135,6 +135,8 @@ class Library:
                 lane=self.lane,
             )
             self._reader.memory = self._memory
+            if not self._use_snapshots:
+                self._reader.server_slots = None  # no slot files on a server either
         return self._reader
 
     # -- memory (issue 15: engine/memory.py) -----------------------------------

@@ -106,12 +106,14 @@ def start_llama_server(
     api_key: str | None = None,
     rpc: list[str] | None = None,
     extra: tuple[str, ...] = (),
+    port: int | None = None,
 ) -> ServerProcess:
-    """Start llama-server on a free loopback port; return once /health says ok.
+    """Start llama-server on a free loopback port (or ``port``: a restart at the same
+    address); return once /health says ok.
 
     ``ctx`` is the whole cache: each of the ``parallel`` slots gets ``ctx / parallel``.
     """
-    port = free_port()
+    port = port or free_port()
     log = log_dir / f"llama-server-{port}.log"
     cmd = [str(bins.server), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["-c", str(ctx), "--parallel", str(parallel), "-t", str(threads), "-tb", str(threads), "--no-webui"]

@@ -49,6 +49,8 @@ from engine.reading.waves import WaveReader, WavesEstimate
 from engine.runs import RunKind, Status
 from engine.runtime.backend import Model as LoadedModel
 from engine.runtime.backend import PrefillProgress, PrefillStats, RemoteBackend, Tokenizer, align_ctx
+from engine.runtime.server import ServerModel
+from engine.server_warm import ServerSlots
 from engine.store import Store
 from engine.tokens import corpus_tokens, count, tokenizer_key
 from engine.warm import MIN_SNAPSHOT_TOKENS, SnapshotCache, WarmStart, common_prefix, load_prefix, make_key
@@ -126,6 +128,8 @@ class Reader(LaneReader):
         self.snapshots = snapshots if snapshots is not None or not use_snapshots else SnapshotCache(store)
         #: k of per-document composition (engine/compose.py); None turns composing off.
         self.compose_k: int | None = RECOMPUTE_FIRST
+        #: Slot files on an inference server (engine/server_warm.py); None turns them off.
+        self.server_slots: ServerSlots | None = ServerSlots(store)
 
     # -- models ------------------------------------------------------------------
 
@@ -472,6 +476,11 @@ class Reader(LaneReader):
         answers) with itself, and writes no snapshot; ``opening`` a session (``warm``)
         saves the whole prefix all the same.
         """
+        if isinstance(model, ServerModel) and self.server_slots is not None:
+            # On a server: the documents from the slot's cache or its slot file (issue 16);
+            # the memory block is read with the question through the prompt cache.
+            docs = prompt.tokens[: prompt.corpus_only_end]
+            return self.server_slots.load(model, docs, on_progress=on_progress, should_cancel=cancel)
         cache = self.snapshots
         prefix = prompt.tokens[: prompt.corpus_end]
         corpus_end = prompt.corpus_only_end

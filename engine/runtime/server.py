@@ -434,6 +434,11 @@ class ServerModel(ServerTokenizer):
         return self._backend.version
 
     @property
+    def server(self) -> tuple[str, str]:
+        """The server's URL and the model's name there (what a slot file belongs to)."""
+        return self._backend.url, self._backend.facts.model_id
+
+    @property
     def n_ctx(self) -> int:
         return self._backend.facts.n_ctx_slot
 

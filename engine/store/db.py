@@ -595,6 +595,19 @@ class Store:
         with self._atomic() as db:
             db.execute("DELETE FROM snapshots WHERE key = ?", [key])
 
+    def put_server_slot(self, row: dict[str, Any]) -> None:
+        """Record (or replace) a slot file saved on a server (columns of ``m010_server_slots``)."""
+        with self._atomic() as db:
+            db.table("server_slots").upsert(row, pk="key")
+
+    def get_server_slot(self, key: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM server_slots WHERE key = ?", [key])
+        return dict(rows[0]) if rows else None
+
+    def delete_server_slot(self, key: str) -> None:
+        with self._atomic() as db:
+            db.execute("DELETE FROM server_slots WHERE key = ?", [key])
+
     def get_snapshot_setting(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM snapshot_settings WHERE key = ?", [key])
         return str(rows[0]["value"]) if rows else None

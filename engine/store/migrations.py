@@ -520,6 +520,34 @@ def m009_document_snapshots(db: Database) -> None:
     )
 
 
+@migrations()
+def m010_server_slots(db: Database) -> None:
+    """Slot files saved on an inference server (issue 16: llama-server ``--slot-save-path``).
+
+    The file lives on the server's disk; the row says which tokens it holds (their sha256
+    and count, in ``key`` with the server's model, build and window), the greedy token that
+    follows them (the restore check), and when it was made and last used. Nothing of the
+    documents' text is stored here.
+    """
+    _execute_all(
+        db,
+        """
+        CREATE TABLE server_slots (
+            key TEXT PRIMARY KEY,
+            server TEXT NOT NULL,
+            model TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            n_tokens INTEGER NOT NULL,
+            next_token INTEGER NOT NULL,
+            size_bytes INTEGER NOT NULL DEFAULT 0,
+            prefill_s REAL,
+            created_at TEXT NOT NULL,
+            last_used_at TEXT NOT NULL
+        )
+        """,
+    )
+
+
 def _rows(db: Database, sql: str, params: list[object] | None = None) -> list[dict[str, object]]:
     cursor = db.execute(sql, params or [])
     names = [c[0] for c in cursor.description]

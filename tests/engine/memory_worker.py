@@ -20,7 +20,7 @@ from engine.runtime.fake import FakeBackend
 
 def note_text(i: int) -> str:
     """The text of note ``i``: long enough that writing it (and indexing it) takes time."""
-    return f"NOTE-{i} " + " ".join(f"word{i}x{j}" for j in range(20000)) + f" END-{i}"
+    return f"NOTE-{i} " + " ".join(f"word{i}x{j}" for j in range(100_000)) + f" END-{i}"
 
 
 def main(argv: list[str]) -> int:

@@ -8,6 +8,7 @@ scripts/build_llama_server.py; without them these tests skip and say so.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import subprocess
@@ -23,13 +24,22 @@ from engine.corpus import Corpus
 from engine.errors import Cancelled, CancelToken, ContextOverflowError, GenerationError, ModelError, ServerLost
 from engine.ingest import read_documents
 from engine.library import Library
-from engine.reading.ask import Reader
+from engine.reading.ask import AskResult, Reader
+from engine.reading.prompts import Prompt
 from engine.reading.waves import WaveMode
 from engine.runtime.backend import LoadSettings
-from engine.runtime.server import ServerBackend, ServerModel
+from engine.runtime.server import ServerBackend, ServerModel, ServerReport
 from engine.store import Store
 from tests.conftest import fact_pages, text_pages_file, write_pdf
-from tests.server_procs import NOT_BUILT, Binaries, ServerProcess, binaries, start_llama_server, start_rpc_server
+from tests.server_procs import (
+    NOT_BUILT,
+    Binaries,
+    ServerProcess,
+    binaries,
+    free_port,
+    start_llama_server,
+    start_rpc_server,
+)
 
 QUESTION = "What is the vault access code?"
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,6 +136,7 @@ def test_a_new_client_finds_the_corpus_in_the_servers_cache(server: ServerProces
     # the server reuses the documents and reads the memory block and the question.
     for attempt in range(2):
         lib = _library(home, ServerBackend(server.url))
+        lib.reader.server_slots = None  # the prompt cache alone (slot files: the restart test below)
         try:
             corpus = _corpus([fact_pdf], lib.store)
             prompt, _ = lib.prepare_ask(corpus, QUESTION)
@@ -231,6 +242,64 @@ def test_slot_save_and_restore_is_verified(server: ServerProcess, store: Store, 
 
     with pytest.raises(GenerationError, match=server.url.replace(".", r"\.")):
         model.restore_slot(snapshot.__class__("no-such-file.bin", snapshot.tokens, snapshot.next_token, 0))
+
+
+def _slot_rows(home: Path) -> list[dict[str, object]]:
+    with sqlite3.connect(home / "longread.db") as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM server_slots")]
+
+
+def test_the_documents_come_back_from_a_slot_file_after_the_server_restarts(
+    bins: Binaries, smollm2_path: Path, home: Path, tmp_path: Path, fact_pdf: Path
+) -> None:
+    slots, port = tmp_path / "slots", free_port()
+    slots.mkdir()
+
+    def ask() -> tuple[AskResult, Prompt, list[ServerReport]]:
+        lib = _library(home, ServerBackend(f"http://127.0.0.1:{port}"))
+        lib.use_memory(False)  # the same prompt each time: the answers must match
+        try:
+            corpus = _corpus([fact_pdf], lib.store)
+            prompt, _ = lib.prepare_ask(corpus, QUESTION)
+            result = lib.ask(corpus, QUESTION)
+            model = lib.lane.model
+            assert isinstance(model, ServerModel)
+            return result, prompt, list(model.reports)
+        finally:
+            lib.close()
+
+    proc = start_llama_server(bins, smollm2_path, log_dir=tmp_path, slot_save_path=slots, port=port)
+    try:
+        cold, prompt, _ = ask()
+    finally:
+        proc.stop()
+    assert cold.warm is not None and cold.warm.source == "prefill" and cold.warm.saved
+    [row] = _slot_rows(home)
+    assert row["n_tokens"] == prompt.corpus_only_end and (slots / str(row["filename"])).is_file()
+    assert "vault" not in json.dumps(row)  # no text of the documents in the row
+
+    # The server restarted (same address, empty caches): the documents come from the slot
+    # file, checked by the server's own report, and the answer is the cold read's.
+    proc = start_llama_server(bins, smollm2_path, log_dir=tmp_path, slot_save_path=slots, port=port)
+    try:
+        warm, prompt, reports = ask()
+        assert warm.warm is not None and warm.warm.source == "snapshot", warm.warm
+        assert reports[0].cached >= prompt.corpus_only_end - 1 and reports[0].evaluated <= 1  # the restore check
+        assert sum(r.evaluated for r in reports) < len(prompt.tokens) - prompt.corpus_only_end + 8
+        assert warm.answer == cold.answer
+
+        # The file gone from the server's disk: the row is dropped, the user told, and
+        # the documents read and saved again.
+        (slots / str(row["filename"])).unlink()
+        proc.stop()
+        proc = start_llama_server(bins, smollm2_path, log_dir=tmp_path, slot_save_path=slots, port=port)
+        again, _, _ = ask()
+        assert again.warm is not None and again.warm.source == "prefill" and again.warm.saved
+        assert again.warm.notice is not None and "slot file on the server was dropped" in again.warm.notice
+        assert again.answer == cold.answer and (slots / str(row["filename"])).is_file()
+    finally:
+        proc.stop()
 
 
 def test_a_server_killed_mid_answer_keeps_the_partial_answer_marked_interrupted(

@@ -1,7 +1,8 @@
 """The server backend's side of the protocol, against a small stand-in for llama-server
 (the fast tier; tests/engine/test_server.py runs the real one): one streamed request per
 prefill with the server's progress, what the server reports is what is recorded, a stream
-cut mid-answer is ``ServerLost``, a cancel closes the stream, one slot per thread."""
+cut mid-answer is ``ServerLost``, a cancel closes the stream, one slot per thread; slot
+files saved, restored with the check, dropped when the server ignores them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import pytest
 from engine.errors import Cancelled, CancelToken, ModelError, ServerLost
 from engine.runtime.backend import LoadSettings
 from engine.runtime.server import ServerBackend
+from engine.server_warm import ServerSlots
+from engine.store import Store
 
 REPLY = [" The", " code", " is", " 42", "."]
 
@@ -31,6 +34,8 @@ class Stub:
     cut_after: int | None = None  # close the stream after this many events
     vocab: dict[str, int] = field(default_factory=dict)
     slots: dict[int, list[int]] = field(default_factory=dict)
+    files: dict[str, list[int]] | None = None  # slot files (--slot-save-path); None: not allowed
+    ignore_restore: bool = False  # say "restored" but keep the slot as it was (SWA models)
     requests: list[dict[str, Any]] = field(default_factory=list)
     streamed: int = 0
 
@@ -78,8 +83,23 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"tokens": stub.ids(body["content"])})
             elif self.path == "/completion":
                 self._complete(body)
+            elif self.path.startswith("/slots/"):
+                self._slot_file(int(self.path.split("/")[2].split("?")[0]), self.path.split("action=")[1], body)
             else:
                 self._send(404, {"error": {"message": "no"}})
+
+        def _slot_file(self, slot: int, action: str, body: dict[str, Any]) -> None:
+            if stub.files is None:
+                self._send(501, {"error": {"message": "This server does not support slots action."}})
+            elif action == "save":
+                stub.files[body["filename"]] = list(stub.slots.get(slot, []))
+                self._send(200, {"n_saved": len(stub.files[body["filename"]]), "n_written": 1000})
+            elif body["filename"] not in stub.files:
+                self._send(400, {"error": {"message": "failed to restore slot"}})
+            else:
+                if not stub.ignore_restore:
+                    stub.slots[slot] = list(stub.files[body["filename"]])
+                self._send(200, {"n_restored": len(stub.files[body["filename"]])})
 
         def _complete(self, body: dict[str, Any]) -> None:
             prompt, slot = body["prompt"], body["id_slot"]
@@ -91,7 +111,8 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
             stub.slots[slot] = list(prompt)
             timings = {"cache_n": cached, "prompt_n": len(prompt) - cached, "predicted_n": 0}
             if not body.get("stream"):
-                self._send(200, {"content": "", "tokens": [], "timings": timings, "stop": True})
+                first = stub.ids(REPLY[0])[: body["n_predict"]]  # greedy: always the same token
+                self._send(200, {"content": "", "tokens": first, "timings": timings, "stop": True})
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -241,3 +262,61 @@ def test_wrong_key_and_unknown_model_name_the_server(stub: tuple[Stub, str]) -> 
     assert backend.facts.n_ctx_slot == 2048 and backend.slots == 2 and backend.version == "llama-server b1-stub"
     with pytest.raises(ModelError, match="gives each request a window of 2,048 tokens; this read needs 4,096"):
         backend.load_model(backend.model_path, LoadSettings(n_ctx=4096, n_threads=1))
+
+
+def _documents(stub: Stub, n: int = 80) -> list[int]:
+    return stub.ids(" ".join(f"page{i}" for i in range(n)))
+
+
+def test_a_slot_file_is_saved_after_a_cold_read_and_restored_by_a_new_client(
+    stub: tuple[Stub, str], store: Store
+) -> None:
+    state, url = stub
+    state.files = {}
+    docs = _documents(state)
+    slots = ServerSlots(store)
+    model = ServerBackend(url).open_slot(0, LoadSettings(n_ctx=2048, n_threads=1))
+    warm, stats = slots.load(model, docs)
+    assert warm.source == "prefill" and warm.saved and stats.evaluated == len(docs)
+    [name] = state.files
+    assert state.files[name][: len(docs)] == docs
+    assert slots.load(model, docs)[0].source == "context"  # still held: nothing asked of the server
+
+    # The server restarted (its slots empty): a new client restores the file, checked.
+    state.slots.clear()
+    again = ServerBackend(url).open_slot(0, LoadSettings(n_ctx=2048, n_threads=1))
+    warm, stats = ServerSlots(store).load(again, docs)
+    assert warm.source == "snapshot" and stats.evaluated <= 1
+    assert again.reports[-1].cached >= len(docs) - 1 and again.context_tokens == docs
+
+
+def test_a_restore_the_server_ignores_is_dropped_and_read_again(stub: tuple[Stub, str], store: Store) -> None:
+    state, url = stub
+    state.files = {}
+    docs = _documents(state)
+    ServerSlots(store).load(ServerBackend(url).open_slot(0, LoadSettings(n_ctx=2048, n_threads=1)), docs)
+    state.slots.clear()
+    state.ignore_restore = True  # "restored", but the next request reads everything (SWA)
+    model = ServerBackend(url).open_slot(0, LoadSettings(n_ctx=2048, n_threads=1))
+    slots = ServerSlots(store)
+    warm, _ = slots.load(model, docs)
+    assert warm.source == "prefill" and warm.notice is not None
+    assert "slot file on the server was dropped: it was not used" in warm.notice and "Reading them again" in warm.notice
+    # Not saved again: this server re-reads what it restores (the prompt cache still works).
+    assert not warm.saved and slots.refused is not None
+    assert store.query("SELECT COUNT(*) AS n FROM server_slots")[0]["n"] == 0
+    assert model.context_tokens[: len(docs)] == docs
+
+
+def test_a_server_without_slot_files_is_asked_once(stub: tuple[Stub, str], store: Store) -> None:
+    state, url = stub  # files is None: no --slot-save-path
+    slots = ServerSlots(store)
+    model = ServerBackend(url).open_slot(0, LoadSettings(n_ctx=2048, n_threads=1))
+    warm, _ = slots.load(model, _documents(state))
+    assert warm.source == "prefill" and not warm.saved and slots.refused is not None
+    asked = sum("filename" in r for r in state.requests)  # the slot actions' bodies
+    assert asked == 1
+    state.slots.clear()
+    slots.load(model, _documents(state, 90))
+    assert sum("filename" in r for r in state.requests) == asked
+    assert store.query("SELECT COUNT(*) AS n FROM server_slots")[0]["n"] == 0
