@@ -302,6 +302,33 @@ def test_the_documents_come_back_from_a_slot_file_after_the_server_restarts(
         proc.stop()
 
 
+def test_a_sliding_window_models_restore_is_checked_and_not_trusted(
+    bins: Binaries, gemma_path: Path, home: Path, tmp_path: Path
+) -> None:
+    # Gemma 3's sliding-window layers: llama-server (0.3.36's llama.cpp) says it restored
+    # the slot file, then reads every token again (llama.cpp #26676, #27813, #28194).
+    slots, port = tmp_path / "slots", free_port()
+    slots.mkdir()
+    doc = text_pages_file(tmp_path / "handbook.txt", fact_pages(6, fact_page=2))  # past its 512-token window
+    warm = []
+    for _ in range(2):
+        proc = start_llama_server(bins, gemma_path, log_dir=tmp_path, slot_save_path=slots, port=port)
+        lib = _library(home, ServerBackend(f"http://127.0.0.1:{port}"), max_answer_tokens=8)
+        lib.use_memory(False)
+        try:
+            result = lib.ask(_corpus([doc], lib.store), QUESTION)
+            assert result.warm is not None
+            warm.append(result.warm)
+        finally:
+            lib.close()
+            proc.stop()
+    assert warm[0].source == "prefill" and warm[0].saved
+    # Detected by the server's own report, dropped, said, and not saved again.
+    assert warm[1].source == "prefill" and not warm[1].saved and warm[1].notice is not None
+    assert "reused only 0 of its" in warm[1].notice and "was dropped: it was not used" in warm[1].notice
+    assert _slot_rows(home) == []
+
+
 def test_a_server_killed_mid_answer_keeps_the_partial_answer_marked_interrupted(
     bins: Binaries, smollm2_path: Path, home: Path, tmp_path: Path
 ) -> None:
