@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from engine.errors import GenerationError
@@ -90,9 +91,9 @@ class ServerSlots:
                 report = model.restore_slot(snapshot)
             except GenerationError as exc:  # SlotRestoreInvalid among them
                 self.store.delete_server_slot(key)
-                why = "it was not used" if isinstance(exc, SlotRestoreInvalid) else "it could not be restored"
+                why = "it could not be restored"
                 if isinstance(exc, SlotRestoreInvalid):
-                    self.refused = exc.message  # this server re-reads restored slots: save no more
+                    why, self.refused = "it was not used", exc.message  # it re-reads restored slots: save no more
                 notice = (
                     f"The documents' slot file on the server was dropped: {why} ({exc.message}). Reading them again."
                 )
@@ -133,14 +134,7 @@ class ServerSlots:
                 "last_used_at": now,
             }
         )
-        return WarmStart(
-            source="prefill",
-            corpus_tokens=end,
-            cold_prefill_s=stats.seconds,
-            snapshot_bytes=saved.bytes_written,
-            saved=True,
-            notice=notice,
-        ), stats
+        return replace(warm, snapshot_bytes=saved.bytes_written, saved=True), stats
 
 
 def _now() -> str:
