@@ -295,6 +295,12 @@ def main() -> int:
     parser.add_argument("--corpora", type=int, default=3, help="corpora per size (different prose and facts)")
     parser.add_argument("--modes", default="carry,map")
     parser.add_argument("--kv", default="f16")
+    parser.add_argument(
+        "--wave-tokens",
+        type=int,
+        default=0,
+        help="most tokens per wave (0: the whole window; SmolLM2's measured reading span is 2048)",
+    )
     parser.add_argument("--note-tokens", type=int, default=64)
     parser.add_argument("--page-tokens", type=int, default=400, help="about this many tokens per page")
     parser.add_argument("--threads", type=int, default=0)
@@ -322,7 +328,13 @@ def main() -> int:
         store = open_store(Path(tmp) / "waves-scale.db")
         cache = SnapshotCache(store, Path(tmp) / "snapshots")
         cache.set_budget_bytes(60_000_000_000)
-        settings = ReadSettings(n_ctx=args.window, kv_type=args.kv, n_threads=args.threads, max_answer_tokens=64)
+        settings = ReadSettings(
+            n_ctx=args.window,
+            kv_type=args.kv,
+            n_threads=args.threads,
+            max_answer_tokens=64,
+            wave_tokens=args.wave_tokens,
+        )
         reader = Reader(store, model_path, settings, use_snapshots=False)
         readers = {
             m: WaveReader(
@@ -404,7 +416,8 @@ def _rate(cells: list[bool]) -> str:
 
 def print_tables(rows: list[dict[str, Any]], modes: list[WaveMode], args: argparse.Namespace, model: Path) -> None:
     print(
-        f"\nWaves at scale: {model.name}, window {args.window:,}, KV {args.kv}, notes up to {args.note_tokens} "
+        f"\nWaves at scale: {model.name}, window {args.window:,}, waves of {args.wave_tokens or args.window:,} "
+        f"tokens, KV {args.kv}, notes up to {args.note_tokens} "
         f"tokens per wave, pages of about {args.page_tokens} tokens, {args.corpora} corpora per size, greedy."
     )
     if any(r["repeated_prose"] for r in rows):

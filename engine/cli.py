@@ -279,6 +279,7 @@ def _settings(args: argparse.Namespace) -> ReadSettings:
         kv_type=KvType(kv or KvType.F16),
         n_threads=getattr(args, "threads", 0) or 0,
         max_answer_tokens=getattr(args, "max_answer", None) or 256,
+        wave_tokens=getattr(args, "wave_tokens", None),
     )
 
 

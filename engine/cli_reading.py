@@ -69,6 +69,13 @@ def add_reading_parsers(sub: Any) -> None:
             p.add_argument("--step-tokens", type=int, default=256, help="most tokens per step (default 256)")
         else:
             p.add_argument("--note-tokens", type=int, default=96, help="most tokens of notes per wave (default 96)")
+            p.add_argument(
+                "--wave-tokens",
+                type=int,
+                default=None,
+                help="most tokens per wave (default: the length at which this model was measured to find a "
+                "single fact, see longread probe; 0: the whole window)",
+            )
             modes = p.add_mutually_exclusive_group()
             modes.add_argument(
                 "--map",
@@ -193,6 +200,7 @@ def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int
         run_id = library.start_waves(
             _question_corpus(args, library), args.question, note_tokens=args.note_tokens, mode=args.mode
         )
+        _err(library.describe_waves(run_id))
     progress = _Throttled()
     answering = False
 

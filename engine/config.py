@@ -54,6 +54,9 @@ class ReadSettings:
 
     ``n_ctx`` of 0 means "the smallest window that fits" (rounded up to 256).
     ``kv_type`` becomes a ``KvType`` (a string such as ``"q8_0"`` is accepted).
+    ``wave_tokens``: the most tokens one wave of a read in waves takes; None (default)
+    uses the model's measured reading span (``engine.probe.reading_span``) when it was
+    probed at this KV type, else the whole window; 0 is always the whole window.
 
     Raises:
         ValueError: an unknown KV cache type (a bug in the caller).
@@ -66,6 +69,7 @@ class ReadSettings:
     max_answer_tokens: int = 256
     temperature: float = 0.0
     seed: int = 0
+    wave_tokens: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kv_type", KvType(self.kv_type))

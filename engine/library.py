@@ -498,6 +498,17 @@ class Library:
         """
         return self._waves(note_tokens, mode).start(corpus, question, session_id=session_id)
 
+    def describe_waves(self, run_id: int) -> str:
+        """How long the waves of a stored read are, and why (``WaveReader.describe_span``)."""
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise EngineError(f"There is no run {run_id}.")
+        notes = int(run.settings.get("max_note_tokens", DEFAULT_NOTE_TOKENS))
+        n_waves = len(run.steps) - 1
+        return f"{n_waves} wave{'s' if n_waves != 1 else ''}. " + self._waves(notes).describe_span(
+            int(run.settings["n_ctx"])
+        )
+
     def think(
         self,
         corpus: Corpus,

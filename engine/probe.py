@@ -74,7 +74,9 @@ __all__ = [
     "default_grid",
     "describe_report",
     "effective_context",
+    "reading_span",
     "stored_effective_context",
+    "stored_reading_span",
     "load_prose",
     "make_sample",
     "run_probe",
@@ -660,6 +662,27 @@ def effective_context(cells: Iterable[ProbeCell], *, threshold: float = THRESHOL
             weakest=weakest,
         )
     return out
+
+
+def reading_span(cells: Iterable[ProbeCell], kv_type: KvType | str) -> MeasuredContext | None:
+    """How many tokens one wave may take (engine/reading/waves.py): the longest tested
+    length at which the model found a single fact at every depth (the single needle's
+    mean over depths at least ``THRESHOLD``, at that length and every shorter one), at
+    this KV type. None when never probed at it, or when even the shortest length failed
+    (smaller waves than any measured would be a guess).
+
+    Waves need no more than this: each wave is asked to find facts in its own pages, and
+    the notes carry them. SmolLM2-135M finds one at every depth at 1k and 2k tokens and
+    at no depth at 8k (docs/effective-context.md): waves of its whole 8k window found
+    none of three planted facts, waves of 2k tokens most of them (waves_scale.py)."""
+    single = [c for c in cells if c.task == "niah_single"]
+    m = effective_context(single).get(KvType(kv_type))
+    return m if m is not None and m.tokens else None
+
+
+def stored_reading_span(store: Store, model_sha256: str, kv_type: KvType | str) -> MeasuredContext | None:
+    """``reading_span`` of a model's stored cells."""
+    return reading_span(store.get_probe_cells(model_sha256, suite=suite_key()), kv_type)
 
 
 def stored_effective_context(store: Store, model_sha256: str) -> dict[KvType, MeasuredContext]:

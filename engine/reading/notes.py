@@ -153,11 +153,19 @@ MIN_FACT_CHARS = 3  # "4" or "12" would point at too many sentences
 
 
 def _point(pointer: str, candidates: list[tuple[Document, Page]]) -> list[str]:
-    """The page sentences ``pointer`` points at on one of ``candidates`` (the first page
-    that holds them all), as notes; empty when it points at nothing there."""
+    """The page sentences ``pointer`` points at on one of ``candidates``, as notes; empty
+    when it points at nothing there.
+
+    By its facts first: the first page that holds them all, the sentences that hold
+    them. Else by its words (``locate``): a note whose words start a sentence of its page
+    but whose fact is the model's own ("The archive access code is 1234567890", the page
+    saying 574354) points at that sentence, and the page's fact is what is carried, never
+    the model's. Measured (benchmarks/pointing.py's cases in waves of 1.5k tokens):
+    SmolLM2 restates the question's words before a fact it often gets wrong, so this
+    fallback is what carries the fact."""
     facts = [f for f in fact_tokens(pointer) if len(f) >= MIN_FACT_CHARS]
-    for doc, page in candidates:
-        if facts:
+    if facts:
+        for doc, page in candidates:
             spans = sentences(page.text)
             forms = [fact_forms(page.text[s:e]) for s, e in spans]
             hits: list[int] = []
@@ -171,7 +179,7 @@ def _point(pointer: str, candidates: list[tuple[Document, Page]]) -> list[str]:
             if hits:
                 chosen = sorted(hits)[:MAX_SENTENCES_PER_NOTE]
                 return [_note(doc, page, page.text[spans[i][0] : spans[i][1]]) for i in chosen]
-            continue
+    for doc, page in candidates:
         text = locate(pointer, page.text)
         if text is not None:
             return [_note(doc, page, text)]
@@ -204,3 +212,30 @@ def _note_units(raw: str) -> list[tuple[re.Match[str] | None, str]]:
             if text and not _NOTHING.match(text):
                 units.append((marker, text))
     return units
+
+
+_PART_START = re.compile(
+    r"(?:\s*[,;]\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+)"
+    r"(?=(?:(?:on|in|at|for|by|from|to|with|since|until)\s+)?(?:what|when|where|who|whom|whose|which|why|how)\b)",
+    re.IGNORECASE,
+)
+MAX_QUESTION_PARTS = 4
+MIN_PART_WORDS = 3
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions a question asks, one per part: "What is the code, on what date was the
+    treaty signed, and who is the archivist?" asks three. Split at question marks and at
+    a comma or "and" before a question word; at most ``MAX_QUESTION_PARTS`` (the rest
+    stays with the last part). A question of one part is returned as it is.
+
+    A wave writes notes for each part on its own: asked all three at once, SmolLM2 writes
+    one run-on sentence that points at none of them (benchmarks/pointing.py, waves)."""
+    parts: list[str] = []
+    for chunk in re.split(r"(?<=\?)\s+", question.strip()):
+        parts += [p.strip(" ,;") for p in _PART_START.split(chunk) if p.strip(" ,;?")]
+    if len(parts) <= 1 or any(len(p.split()) < MIN_PART_WORDS for p in parts):
+        return [question.strip()]  # "Who signed it and when?": "When?" alone asks nothing
+    if len(parts) > MAX_QUESTION_PARTS:
+        parts = [*parts[: MAX_QUESTION_PARTS - 1], ", ".join(parts[MAX_QUESTION_PARTS - 1 :])]
+    return [p[0].upper() + p[1:].rstrip("?") + "?" for p in parts]

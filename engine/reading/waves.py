@@ -79,18 +79,22 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, layout_document
 from engine.errors import Cancelled, CancelToken, ContextOverflowError
 from engine.memory import MemoryBook, MemoryLayout, lay_memory
-from engine.planning import SpeedModel
+from engine.planning import MeasuredContext, SpeedModel
+from engine.probe import stored_reading_span
 from engine.reading.citations import MARKER, Citation, check_citations
 from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
-from engine.reading.notes import ground_notes
+from engine.reading.notes import ground_notes, question_parts
 from engine.reading.prompts import SYSTEM_PROMPT, Prompt, PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import (
+    CancelFn,
     LaneOptions,
     LaneReader,
+    ProgressFn,
     RunProgress,
     RunRecorder,
     StepFn,
     StepOutput,
+    TextFn,
     load_run,
     resume_model,
     run_step,
@@ -122,6 +126,7 @@ FINAL_INTRO = (
 NOTHING = "Nothing relevant."
 # Look before answering (issue 13 item 2): the final pass may read this many pages again.
 LOOKUP_PAGES = 3
+MIN_PART_NOTE_TOKENS = 32  # the least a part of the question gets of a wave's notes budget
 LOOKUP_TOKENS = 32
 MEMORY_SHARE = 4  # the memory block takes at most 1/4 of the final pass window
 # Room kept in each wave for the model's own notes beyond max_note_tokens, and slack for
@@ -410,6 +415,7 @@ class _Read:
     recorder: RunRecorder
     mode: WaveMode
     n_ctx: int
+    span: int  # the most tokens one wave's prompt and notes take (<= n_ctx)
     max_note: int
     frame: PromptFrame
     eta: _Eta
@@ -441,6 +447,11 @@ class WaveReader(LaneReader):
         mode: carry notes from wave to wave, or map (no notes carried, then a reduce pass).
         snapshots: the KV snapshot cache for the waves' page blocks (default: the data
             folder's); ``None`` with ``use_snapshots=False`` reads every block cold.
+
+    Each wave takes at most ``wave_span`` tokens (``ReadSettings.wave_tokens``, by default
+    the length at which the model was measured to find a single fact at every depth,
+    ``engine.probe.reading_span``): waves of the whole window lose what the model cannot
+    find in them. The final pass reads on the whole window.
         options: where the model comes from (``LaneOptions``: model, lane, backend).
     """
 
@@ -457,6 +468,7 @@ class WaveReader(LaneReader):
         **options: Unpack[LaneOptions],
     ) -> None:
         super().__init__(store, model_path, settings, **options)
+        self._span: tuple[int, MeasuredContext | None] | None = None
         self.max_note_tokens = max_note_tokens
         self.mode = WaveMode(mode)
         self.snapshots = snapshots if snapshots is not None or not use_snapshots else SnapshotCache(store)
@@ -528,7 +540,7 @@ class WaveReader(LaneReader):
             ContextOverflowError: the window cannot hold a page and the notes (no read in
                 waves would start).
         """
-        n_ctx = self.lane.full_window()
+        n_ctx = self.wave_window(self.lane.full_window())
         room = self.page_room(n_ctx)
         self._check_room(n_ctx, room, corpus_tokens=corpus_tokens)
         # Waves end at page boundaries: as many whole pages of the average size as fit.
@@ -573,14 +585,51 @@ class WaveReader(LaneReader):
             budget_bytes=budget if kept < 1.0 else None,
         )
 
+    @property
+    def wave_span(self) -> tuple[int, MeasuredContext | None]:
+        """The most tokens one wave takes (0: the whole window) and the measurement it
+        comes from (None: set in the settings, or never measured)."""
+        if self._span is None:
+            wanted = self.settings.wave_tokens
+            if wanted is not None:
+                self._span = (max(wanted, 0), None)
+            else:
+                m = stored_reading_span(self.store, self.model_sha, self.settings.kv_type)
+                self._span = (m.tokens, m) if m else (0, None)
+        return self._span
+
+    def wave_window(self, n_ctx: int) -> int:
+        """The tokens one wave takes in a ``n_ctx`` window: the span when it is smaller."""
+        span, _ = self.wave_span
+        return min(span, n_ctx) if span else n_ctx
+
+    def describe_span(self, n_ctx: int) -> str:
+        """Why the waves are as long as they are, for the CLI and the window."""
+        span, measured = self.wave_span
+        tokens = self.wave_window(n_ctx)
+        if measured is not None and tokens < n_ctx:
+            return (
+                f"Waves of up to {tokens:,} tokens: the longest at which this model found a single fact "
+                f"at every depth ({measured.describe()})."
+            )
+        if span:
+            return f"Waves of up to {tokens:,} tokens (as set)."
+        if self.settings.wave_tokens is None:
+            return (
+                f"Waves of up to {tokens:,} tokens, the whole window: how much of it this model reads "
+                "reliably is not measured (longread probe --quick measures it)."
+            )
+        return f"Waves of up to {tokens:,} tokens, the whole window."
+
     def plan(self, corpus: Corpus, question: str, *, n_ctx: int | None = None) -> tuple[int, list[WavePlan]]:
-        """Choose the window and split ``corpus`` into waves; check ``question`` fits them.
+        """Choose the window and split ``corpus`` into waves of ``wave_window`` tokens;
+        check ``question`` fits them.
 
         The waves do not depend on the question (``page_room``), so a second question
         about the same corpus and settings reads the same page blocks.
 
         Returns:
-            the window and the waves.
+            the window (the final pass's) and the waves.
 
         Raises:
             ContextOverflowError: the window is too small for even one page per wave, or
@@ -588,9 +637,10 @@ class WaveReader(LaneReader):
         """
         tok = self.lane.tokenizer()
         n_ctx = n_ctx or self.lane.full_window()
-        room = self.page_room(n_ctx)
-        self._check_room(n_ctx, room, corpus_tokens=0)
-        self._check_question(n_ctx, question)
+        span = self.wave_window(n_ctx)
+        room = self.page_room(span)
+        self._check_room(span, room, corpus_tokens=0)
+        self._check_question(span, question)
         return n_ctx, plan_waves(corpus, tok, page_room=room)
 
     def start(self, corpus: Corpus, question: str, *, session_id: int | None = None) -> int:
@@ -614,6 +664,7 @@ class WaveReader(LaneReader):
         settings = {
             **asdict(self.settings),
             "n_ctx": n_ctx,
+            "span": self.wave_window(n_ctx),
             "max_note_tokens": self.max_note_tokens,
             "mode": str(self.mode),
             "memory_ids": list(memory.ids),
@@ -701,6 +752,7 @@ class WaveReader(LaneReader):
             recorder=recorder,
             mode=WaveMode(run.settings.get("mode", WaveMode.CARRY)),
             n_ctx=int(run.settings["n_ctx"]),
+            span=int(run.settings.get("span") or run.settings["n_ctx"]),
             max_note=int(run.settings.get("max_note_tokens", self.max_note_tokens)),
             frame=wave_frame,
             eta=_Eta([w for w in run.waves if w.done]),
@@ -717,17 +769,22 @@ class WaveReader(LaneReader):
                     self._read_wave(r, i)
         return self._answer(r, final_frame, run.session_id)
 
-    def wave_prompt(self, r: _Read, i: int) -> Prompt:
-        """Wave ``i``'s prompt: the instructions, its pages (the page block, the same for
-        every question), then the carried notes (none in map mode) and the question."""
+    def wave_prompts(self, r: _Read, i: int) -> list[Prompt]:
+        """Wave ``i``'s prompts, one per part of the question (``question_parts``): the
+        instructions, its pages (the page block, the same for every question and part),
+        then the carried notes (none in map mode) and the part."""
         carried = [w for w in r.steps[:i] if is_relevant(w)] if r.mode is WaveMode.CARRY else None
         lists = segment_tokens(r.corpus, wave_segments(r.steps[i]), r.model)
-        return _fit_wave(r.model, lists, r.question, carried, frame=r.frame, n_ctx=r.n_ctx, max_note=r.max_note)
+        return [
+            _fit_wave(r.model, lists, part, carried, frame=r.frame, n_ctx=r.span, max_note=r.max_note)
+            for part in question_parts(r.question)
+        ]
 
     def _read_wave(self, r: _Read, i: int) -> None:
         """Read wave ``i`` in this thread: its page block restored or read (and saved),
         then the notes and question, then its notes; record it."""
-        prompt = self.wave_prompt(r, i)
+        prompts = self.wave_prompts(r, i)
+        prompt = prompts[0]
         r.recorder.start_step(i)
         later = r.tokens_left(i + 1)
         steps_after = r.n - i  # this wave's notes, later waves' notes, the answer
@@ -762,9 +819,9 @@ class WaveReader(LaneReader):
                 on_progress=on_prefill,
                 should_cancel=r.cancel,
             )
-            out = run_step(
+            out = write_notes(
                 r.model,
-                prompt.tokens,
+                prompts,
                 max_tokens=r.max_note,
                 settings=r.gen,
                 on_progress=on_prefill,
@@ -864,6 +921,55 @@ class WaveReader(LaneReader):
         return WaveResult(r.run_id, session_id, out.text, citations, r.recorder.steps[:n], r.ran, unfounded)
 
 
+def write_notes(
+    model: LoadedModel,
+    prompts: list[Prompt],
+    *,
+    max_tokens: int,
+    settings: ReadSettings,
+    on_progress: ProgressFn | None = None,
+    on_text: TextFn | None = None,
+    should_cancel: CancelFn | None = None,
+) -> StepOutput:
+    """A wave's notes: one ``run_step`` per part of the question, each after the same
+    page block (read once: the later parts reuse it), the notes one after another.
+
+    Asked a question of three parts at once, SmolLM2-135M wrote one run-on sentence that
+    pointed at none of them; asked each part on its own it restated that part's words,
+    which point at the sentence that holds the fact (engine/reading/notes.py). Measured
+    in waves of 1,500 tokens with three planted facts, 3 seeds: 3 of 12 facts carried
+    asked at once, 10 of 12 asked part by part (benchmarks/waves_scale.py's corpora)."""
+    outs = []
+    # The notes' budget is shared: a part's note is a sentence (SmolLM2 restates the part and
+    # gives its fact in the first 10-20 tokens), so the wave writes no more than before.
+    each = max(MIN_PART_NOTE_TOKENS, max_tokens // len(prompts))
+    for k, prompt in enumerate(prompts):
+        if k and on_text is not None:
+            on_text("\n")
+        outs.append(
+            run_step(
+                model,
+                prompt.tokens,
+                max_tokens=min(each, max_tokens),
+                settings=settings,
+                on_progress=on_progress,
+                on_text=on_text,
+                should_cancel=should_cancel,
+            )
+        )
+    if len(outs) == 1:
+        return outs[0]
+    return StepOutput(
+        text="\n".join(o.text for o in outs if o.text),
+        prompt_tokens=max(o.prompt_tokens for o in outs),
+        prefill_tokens=sum(o.prefill_tokens for o in outs),
+        reused_tokens=sum(o.reused_tokens for o in outs),
+        output_tokens=sum(o.output_tokens for o in outs),
+        prefill_s=sum(o.prefill_s for o in outs),
+        generate_s=sum(o.generate_s for o in outs),
+    )
+
+
 def with_block(out: StepOutput, block: PrefillStats) -> StepOutput:
     """A wave's numbers with its page block's load counted in: ``run_step`` found the
     block already in the context (reused); what loading it evaluated (the whole block
@@ -904,14 +1010,14 @@ def read_waves_at_once(reader: WaveReader, r: _Read, slots: int) -> None:
     read on resume) and is raised; a cancel by the user likewise.
     """
     todo = [i for i in range(r.n) if not r.steps[i].done]
-    prompts = {i: reader.wave_prompt(r, i) for i in todo}  # no notes are carried: known up front
+    prompts = {i: reader.wave_prompts(r, i) for i in todo}  # no notes are carried: known up front
     stop = threading.Event()
 
     def should_stop() -> bool:
         return stop.is_set() or r.cancel()
 
     def work(i: int) -> StepOutput:
-        return run_step(r.model, prompts[i].tokens, max_tokens=r.max_note, settings=r.gen, should_cancel=should_stop)
+        return write_notes(r.model, prompts[i], max_tokens=r.max_note, settings=r.gen, should_cancel=should_stop)
 
     queue = iter(todo)
     in_flight: dict[Future[StepOutput], int] = {}
