@@ -73,7 +73,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any, NamedTuple, Unpack
 
 from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, layout_document
@@ -403,6 +403,14 @@ class WaveResult:
     unfounded: list[Unfounded] = field(default_factory=list)  # facts on no page (engine/reading/facts.py)
 
 
+class WavesLayout(NamedTuple):
+    """A read's waves: the window (the final pass's), the waves, the tokens each takes."""
+
+    n_ctx: int
+    waves: list[WavePlan]
+    span: int
+
+
 @dataclass
 class _Read:
     """What ``run`` keeps while it reads one stored run."""
@@ -621,15 +629,13 @@ class WaveReader(LaneReader):
             )
         return f"Waves of up to {tokens:,} tokens, the whole window."
 
-    def plan(self, corpus: Corpus, question: str, *, n_ctx: int | None = None) -> tuple[int, list[WavePlan]]:
+    def plan(self, corpus: Corpus, question: str, *, n_ctx: int | None = None) -> WavesLayout:
         """Choose the window and split ``corpus`` into waves of ``wave_window`` tokens;
-        check ``question`` fits them.
+        check ``question`` fits them. A page too large for a wave of the span gets a
+        wave as large as it needs (the span doubled until it fits, up to the window).
 
         The waves do not depend on the question (``page_room``), so a second question
         about the same corpus and settings reads the same page blocks.
-
-        Returns:
-            the window (the final pass's) and the waves.
 
         Raises:
             ContextOverflowError: the window is too small for even one page per wave, or
@@ -638,10 +644,16 @@ class WaveReader(LaneReader):
         tok = self.lane.tokenizer()
         n_ctx = n_ctx or self.lane.full_window()
         span = self.wave_window(n_ctx)
-        room = self.page_room(span)
-        self._check_room(span, room, corpus_tokens=0)
-        self._check_question(span, question)
-        return n_ctx, plan_waves(corpus, tok, page_room=room)
+        while True:
+            room = self.page_room(span)
+            try:
+                self._check_room(span, room, corpus_tokens=0)
+                self._check_question(span, question)
+                return WavesLayout(n_ctx, plan_waves(corpus, tok, page_room=room), span)
+            except ContextOverflowError:
+                if span >= n_ctx:
+                    raise
+                span = min(2 * span, n_ctx)
 
     def start(self, corpus: Corpus, question: str, *, session_id: int | None = None) -> int:
         """Plan the read and store it with every wave ``pending``; return its id.
@@ -654,7 +666,7 @@ class WaveReader(LaneReader):
         Raises:
             ContextOverflowError: the window cannot hold a page plus the notes.
         """
-        n_ctx, plans = self.plan(corpus, question)
+        n_ctx, plans, span = self.plan(corpus, question)
         # Memory (engine/memory.py) goes into the final pass, with at most a quarter of its
         # window: the notes keep the rest.
         memory = self.lay_memory(corpus, self.lane.tokenizer(), used=0, extra=0, cap=n_ctx // MEMORY_SHARE)
@@ -664,7 +676,7 @@ class WaveReader(LaneReader):
         settings = {
             **asdict(self.settings),
             "n_ctx": n_ctx,
-            "span": self.wave_window(n_ctx),
+            "span": span,
             "max_note_tokens": self.max_note_tokens,
             "mode": str(self.mode),
             "memory_ids": list(memory.ids),

@@ -157,7 +157,7 @@ def test_small_documents_share_waves_and_large_ones_have_their_own(tmp_path: Pat
     small = [_add(library, tmp_path / f"note{i}.txt", [f"Note {i}. " + FILLER * 3]) for i in range(3)]
     big = _add(library, tmp_path / "big.txt", _pages("Big", 2))
     reader = WaveReader(library.store, library.model_path, library.settings, lane=library.lane, use_snapshots=False)
-    _, plans = reader.plan(Corpus((small[0], small[1], big, small[2])), Q1)
+    plans = reader.plan(Corpus((small[0], small[1], big, small[2])), Q1).waves
     assert [p.label for p in plans] == ["note0.txt p.1; note1.txt p.1", "big.txt p.1", "big.txt p.2", "note2.txt p.1"]
 
 

@@ -1,0 +1,210 @@
+"""Waves that find what they are asked (issue 13, found rates): a wave writes notes for
+each part of a question on its own, a note whose fact is the model's own points by its
+words at the page's sentence, and waves take at most the model's measured reading span.
+
+Fast tests on a real SQLite file and real text documents with the fake backend; the slow
+test reads planted facts with SmolLM2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.corpus import Corpus, Document, make_pages
+from engine.library import Library
+from engine.models.bundled import model_sha256
+from engine.probe import SPREAD, TASKS, reading_span, suite_key
+from engine.reading.notes import ground_notes, question_parts
+from engine.reading.waves import wave_pages
+from engine.runtime.fake import FakeBackend
+from engine.store.db import ProbeCell
+from tests.conftest import fake_library, text_pages_file
+
+CODE = "K7-482913"
+FACTS = {
+    2: f"The archive access code is {CODE}.",
+    5: "The harbor treaty was signed on 14 March 1987.",
+    7: "The chief archivist is Miriam Okonkwo.",
+}
+QUESTION = "What is the archive access code, on what date was the harbor treaty signed, and who is the chief archivist?"
+PARTS = [
+    "What is the archive access code?",
+    "On what date was the harbor treaty signed?",
+    "Who is the chief archivist?",
+]
+FILLER = "The ledger lists the cargo of each ship that called at the port that season. "
+
+
+@pytest.fixture
+def library(home: Path, tmp_path: Path) -> Iterator[Library]:
+    lib = fake_library(home, tmp_path, n_ctx=2048)
+    yield lib
+    lib.close()
+
+
+def _corpus(library: Library, tmp_path: Path) -> Corpus:
+    pages = [f"Page {i}. " + FILLER * 12 for i in range(1, 9)]
+    for page, fact in FACTS.items():
+        pages[page - 1] = f"Page {page}. " + FILLER * 6 + fact + " " + FILLER * 5
+    path = tmp_path / "ledger.txt"
+    text_pages_file(path, pages)
+    docs, _ = library.add_documents([path])
+    return Corpus(tuple(docs))
+
+
+def _probe(library: Library, scores: dict[int, list[float]], *, task: str = "niah_single") -> None:
+    """Store probe cells of ``task``: per length, one score per depth."""
+    for length, by_depth in scores.items():
+        for depth, score in zip((0.1, 0.5, 0.9), by_depth, strict=False):
+            library.store.put_probe_cell(
+                ProbeCell(
+                    model_sha256=model_sha256(library.model_path),
+                    kv_type="f16",
+                    n_ctx=8192,
+                    suite=suite_key(),
+                    task=task,
+                    length=length,
+                    depth=SPREAD if task == "cwe" else depth,
+                    sample=0,
+                    seed=0,
+                    prompt_tokens=length,
+                    expected=("x",),
+                    output="x",
+                    score=score,
+                    prefill_s=0.1,
+                    generate_s=0.1,
+                    runtime_version="fake",
+                )
+            )
+
+
+def test_a_question_of_several_parts_is_split_at_its_question_words() -> None:
+    assert question_parts(QUESTION) == PARTS
+    assert question_parts("What is the rent? When is it due?") == ["What is the rent?", "When is it due?"]
+    assert question_parts("Which party won and why did the tribunal decide so?") == [
+        "Which party won?",
+        "Why did the tribunal decide so?",
+    ]
+    # One question, or a part that asks nothing alone: kept whole.
+    assert question_parts("What is the archive access code?") == ["What is the archive access code?"]
+    assert question_parts("How much was paid for the racking and the repairs?") == [
+        "How much was paid for the racking and the repairs?"
+    ]
+    assert question_parts("Who signed it and when?") == ["Who signed it and when?"]
+
+
+def test_a_note_whose_fact_is_the_models_own_carries_the_pages_sentence() -> None:
+    corpus = Corpus((Document("0" * 64, "h.md", "md", make_pages([f"Intro. {FACTS[2]} Keep it safe."])),))
+    grounded = ground_notes("[h.md p.1] The archive access code is 1234567890.", corpus, {("h.md", 1)})
+    assert grounded.notes == [f"[h.md p.1] {FACTS[2]}"]  # the page's code, not the model's
+    assert grounded.dropped == 0
+    # Words on no page still point at nothing: the note is dropped, its number never carried.
+    lost = ground_notes("[h.md p.1] The vault combination is 1234567890.", corpus, {("h.md", 1)})
+    assert (lost.notes, lost.dropped) == ([], 1)
+
+
+def test_each_part_of_the_question_gets_its_own_notes_after_the_same_page_block(
+    tmp_path: Path, library: Library
+) -> None:
+    corpus = _corpus(library, tmp_path)
+    backend = library.lane.backend
+    assert isinstance(backend, FakeBackend)
+    asked: list[str] = []
+
+    def reply(prompt: str) -> str:
+        if "passages copied from the documents" in prompt:
+            return f"The code is {CODE} [ledger.txt p.2]."
+        part = next(p for p in PARTS if p in prompt)
+        asked.append(part)
+        # The model restates the part, then invents: the engine points by the words.
+        return {
+            PARTS[0]: "The archive access code is 1234.",
+            PARTS[1]: "The harbor treaty was signed on 1 January 2000.",
+            PARTS[2]: "The chief archivist is John Smith.",
+        }[part]
+
+    backend.enqueue(*[reply] * 200)
+    result = library.read_in_waves(corpus, QUESTION, note_tokens=96)
+    n = len(result.waves)
+    assert n >= 2
+    assert asked == PARTS * n  # every wave, every part, in order
+    # Nothing the model invented is carried; each fact is carried by the wave that read it.
+    carried = "\n".join(w.text for w in result.waves)
+    for page, fact in FACTS.items():
+        holder = next(w for w in result.waves if ("ledger.txt", page) in wave_pages(w))
+        assert f"[ledger.txt p.{page}] {fact}" in holder.text
+    for invented in ("1234.", "1 January 2000", "John Smith"):
+        assert invented not in carried
+    # The page block is read once per wave: the later parts read only their own tail.
+    run = library.get_run(result.run_id)
+    assert run is not None
+    wave_prompts = [p for p in backend.prompts if "passages copied" not in p.text]
+    for i, w in enumerate(run.waves):
+        lengths = [len(p.tokens) for p in wave_prompts[3 * i : 3 * i + 3]]
+        assert w.prefill_tokens is not None and w.prefill_tokens < sum(lengths)
+        assert w.reused_tokens is not None and w.reused_tokens >= 2 * w.detail["block_tokens"]
+
+
+def test_waves_take_the_measured_reading_span_and_the_answer_the_whole_window(home: Path, tmp_path: Path) -> None:
+    library = fake_library(home, tmp_path, n_ctx=8192)
+    corpus = _corpus(library, tmp_path)
+    # Found at every depth at 2,048 tokens, missed at 10% depth at 4,096: a span of 2,048.
+    _probe(library, {1024: [1.0, 1.0, 1.0], 2048: [1.0, 1.0, 1.0], 4096: [0.0, 1.0, 1.0]})
+    cells = library.probe_cells()
+    span = reading_span(cells, "f16")
+    assert span is not None and span.tokens == 2048
+    # Other tasks failing does not shorten the waves: they read for single facts.
+    _probe(library, {1024: [0.0, 0.0, 0.0]}, task="vt")
+    assert library.effective_context()["f16"].tokens == 0
+    backend = library.lane.backend
+    assert isinstance(backend, FakeBackend)
+    backend.enqueue(*["Nothing relevant."] * 200)
+    run_id = library.start_waves(corpus, "What is the archive access code?")
+    assert "Waves of up to 2,048 tokens: the longest at which this model found a single fact" in (
+        library.describe_waves(run_id)
+    )
+    result = library.resume(run_id)
+    run = library.get_run(run_id)
+    assert run is not None and run.settings["span"] == 2048 and run.settings["n_ctx"] == 8192
+    wave_prompts = [p for p in backend.prompts if "passages copied" not in p.text]
+    assert len(wave_prompts) == len(run.waves) >= 2
+    assert all(len(p.tokens) + 96 <= 2048 for p in wave_prompts)  # a wave and its notes
+    assert result.answer is not None
+    library.close()
+
+
+def test_a_page_larger_than_the_span_gets_a_wave_as_large_as_it_needs(home: Path, tmp_path: Path) -> None:
+    library = fake_library(home, tmp_path, n_ctx=8192, wave_tokens=512)
+    try:
+        corpus = _corpus(library, tmp_path)  # pages of ~374 tokens: a 512-token wave holds none
+        run_id = library.start_waves(corpus, "What is the archive access code?")
+        run = library.get_run(run_id)
+        assert run is not None and 512 < run.settings["span"] < 8192
+        assert all(w.detail["planned_tokens"] < run.settings["span"] for w in run.waves)
+    finally:
+        library.close()
+
+
+def test_no_measurement_or_a_span_of_zero_reads_waves_of_the_whole_window(home: Path, tmp_path: Path) -> None:
+    for settings, says in (({}, "is not measured (longread probe --quick"), ({"wave_tokens": 0}, "the whole window.")):
+        lib = fake_library(home, tmp_path, n_ctx=4096, **settings)
+        try:
+            corpus = _corpus(lib, tmp_path)
+            if settings:  # measured, but set to the whole window
+                _probe(lib, {1024: [1.0, 1.0, 1.0], 2048: [0.0, 1.0, 1.0]})
+            run_id = lib.start_waves(corpus, "What is the archive access code?")
+            run = lib.get_run(run_id)
+            assert run is not None and run.settings["span"] == 4096
+            assert says in lib.describe_waves(run_id)
+        finally:
+            lib.close()
+
+
+def test_a_probe_that_fails_even_the_shortest_length_sets_no_span(library: Library) -> None:
+    _probe(library, {1024: [0.0, 1.0, 1.0], 2048: [1.0, 1.0, 1.0]})
+    assert reading_span(library.probe_cells(), "f16") is None
+    assert reading_span(library.probe_cells(), "q8_0") is None  # never probed at q8_0
+    assert TASKS[0] == "niah_single"
