@@ -126,7 +126,7 @@ FINAL_INTRO = (
 NOTHING = "Nothing relevant."
 # Look before answering (issue 13 item 2): the final pass may read this many pages again.
 LOOKUP_PAGES = 3
-MIN_PART_NOTE_TOKENS = 32  # the least a part of the question gets of a wave's notes budget
+MIN_PART_TOKENS = 32  # the least a part of the question gets of a wave's notes or the answer's budget
 LOOKUP_TOKENS = 32
 MEMORY_SHARE = 4  # the memory block takes at most 1/4 of the final pass window
 # Room kept in each wave for the model's own notes beyond max_note_tokens, and slack for
@@ -831,9 +831,9 @@ class WaveReader(LaneReader):
                 on_progress=on_prefill,
                 should_cancel=r.cancel,
             )
-            out = write_notes(
+            out = run_parts(
                 r.model,
-                prompts,
+                list(prompts),
                 max_tokens=r.max_note,
                 settings=r.gen,
                 on_progress=on_prefill,
@@ -906,11 +906,30 @@ class WaveReader(LaneReader):
                 pages=wanted,
                 memory=memory,
             )
-            out = run_step(
+            # A question of several parts is answered part by part over the same notes and
+            # pages (run_parts), one paragraph each.
+            parts = question_parts(r.question)
+            finals: list[Prompt | list[int]] = [tokens]
+            if len(parts) > 1:
+                finals = [
+                    _fit_final(
+                        model,
+                        relevant,
+                        part,
+                        frame=final_frame,
+                        n_ctx=r.n_ctx,
+                        max_answer=max_answer,
+                        pages=laid,
+                        memory=memory,
+                    )[0]
+                    for part in parts
+                ]
+            out = run_parts(
                 model,
-                tokens,
+                finals,
                 max_tokens=max_answer,
                 settings=r.gen,
+                sep="\n\n",
                 on_progress=on_final_prefill,
                 on_text=r.on_text,
                 should_cancel=r.cancel,
@@ -933,35 +952,38 @@ class WaveReader(LaneReader):
         return WaveResult(r.run_id, session_id, out.text, citations, r.recorder.steps[:n], r.ran, unfounded)
 
 
-def write_notes(
+def run_parts(
     model: LoadedModel,
-    prompts: list[Prompt],
+    prompts: list[Prompt | list[int]],
     *,
     max_tokens: int,
     settings: ReadSettings,
+    sep: str = "\n",
     on_progress: ProgressFn | None = None,
     on_text: TextFn | None = None,
     should_cancel: CancelFn | None = None,
 ) -> StepOutput:
-    """A wave's notes: one ``run_step`` per part of the question, each after the same
-    page block (read once: the later parts reuse it), the notes one after another.
+    """One ``run_step`` per part of the question (``question_parts``), each prompt the
+    same but for its part (its prefix read once: the later parts reuse it), the outputs
+    joined by ``sep``: a wave's notes, or the final answer.
 
     Asked a question of three parts at once, SmolLM2-135M wrote one run-on sentence that
-    pointed at none of them; asked each part on its own it restated that part's words,
-    which point at the sentence that holds the fact (engine/reading/notes.py). Measured
-    in waves of 1,500 tokens with three planted facts, 3 seeds: 3 of 12 facts carried
-    asked at once, 10 of 12 asked part by part (benchmarks/waves_scale.py's corpora)."""
+    pointed at none of them and answered the first part only; asked each part on its own
+    it restated that part's words, which point at the sentence that holds the fact
+    (engine/reading/notes.py). Measured in waves of 1,500 tokens with three planted
+    facts, 3 seeds: 3 of 12 facts carried asked at once, 10 of 12 asked part by part
+    (benchmarks/waves_scale.py's corpora)."""
     outs = []
-    # The notes' budget is shared: a part's note is a sentence (SmolLM2 restates the part and
-    # gives its fact in the first 10-20 tokens), so the wave writes no more than before.
-    each = max(MIN_PART_NOTE_TOKENS, max_tokens // len(prompts))
+    # The budget is shared: a part's note or answer is a sentence (SmolLM2 restates the part
+    # and gives its fact in the first 10-20 tokens), so a wave writes no more than before.
+    each = max(MIN_PART_TOKENS, max_tokens // len(prompts))
     for k, prompt in enumerate(prompts):
         if k and on_text is not None:
-            on_text("\n")
+            on_text(sep)
         outs.append(
             run_step(
                 model,
-                prompt.tokens,
+                prompt.tokens if isinstance(prompt, Prompt) else prompt,
                 max_tokens=min(each, max_tokens),
                 settings=settings,
                 on_progress=on_progress,
@@ -972,7 +994,7 @@ def write_notes(
     if len(outs) == 1:
         return outs[0]
     return StepOutput(
-        text="\n".join(o.text for o in outs if o.text),
+        text=sep.join(o.text for o in outs if o.text),
         prompt_tokens=max(o.prompt_tokens for o in outs),
         prefill_tokens=sum(o.prefill_tokens for o in outs),
         reused_tokens=sum(o.reused_tokens for o in outs),
@@ -1029,7 +1051,7 @@ def read_waves_at_once(reader: WaveReader, r: _Read, slots: int) -> None:
         return stop.is_set() or r.cancel()
 
     def work(i: int) -> StepOutput:
-        return write_notes(r.model, prompts[i], max_tokens=r.max_note, settings=r.gen, should_cancel=should_stop)
+        return run_parts(r.model, list(prompts[i]), max_tokens=r.max_note, settings=r.gen, should_cancel=should_stop)
 
     queue = iter(todo)
     in_flight: dict[Future[StepOutput], int] = {}
