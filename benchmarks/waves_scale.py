@@ -23,6 +23,9 @@ Per size and way of reading:
   folder: the first question reads every wave cold and saves its page block; the second
   question (all three facts) restores every block (warm waves) and reads only the notes,
   the question and the instructions.
+Memory (engine/memory.py) is off for every reader: a first answer, right or wrong, would
+otherwise reach the next question's final pass. ``--wave-tokens`` sets how long a wave is
+(the product's default is the model's measured reading span; 2,048 for SmolLM2).
 Costs: the wall time of each call, and the tokens evaluated and written (from the stored
 steps; other jobs on the machine change the times, not the tokens). Found: the code (exact string), the date (day, month and year in the answer), the name
 (the surname in the answer); greedy decoding, so found rates are reproducible. Times are
@@ -54,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 from engine.config import ReadSettings  # noqa: E402
 from engine.corpus import Corpus, Document, layout_document, make_pages  # noqa: E402
 from engine.errors import ContextOverflowError  # noqa: E402
+from engine.memory import MemoryOptions  # noqa: E402
 from engine.models.bundled import bundled_model_path  # noqa: E402
 from engine.probe import load_prose  # noqa: E402
 from engine.reading.ask import Reader  # noqa: E402
@@ -342,6 +346,10 @@ def main() -> int:
             )
             for m in modes
         }
+        # Each way of reading is measured on its own: no memory of earlier answers (the
+        # ask's, or the first question's) in any prompt (engine/memory.py).
+        for r in (reader, *readers.values()):
+            r.memory = MemoryOptions(enabled=False)
         bytes_per_token = reader.lane.info.kv_bytes_per_token(args.kv, args.kv)
         try:
             for size in sizes:

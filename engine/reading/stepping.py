@@ -151,8 +151,10 @@ def run_step(
     on_progress: ProgressFn | None = None,
     on_text: TextFn | None = None,
     should_cancel: CancelFn | None = None,
+    stop: str | None = None,
 ) -> StepOutput:
-    """Prefill ``tokens`` and generate up to ``max_tokens`` tokens after them.
+    """Prefill ``tokens`` and generate up to ``max_tokens`` tokens after them (and no
+    further than ``stop`` once some text is written; the text ends before it).
 
     Raises:
         Cancelled: the cancel flag was set between two batches or two tokens.
@@ -167,9 +169,12 @@ def run_step(
         pieces.append(piece)
         if on_text is not None:
             on_text(piece)
+        if stop is not None and stop in "".join(pieces).lstrip():
+            break
     generate_s = time.perf_counter() - start
+    text = "".join(pieces).strip()
     return StepOutput(
-        text="".join(pieces).strip(),
+        text=text.split(stop, 1)[0].rstrip() if stop else text,
         prompt_tokens=len(tokens),
         prefill_tokens=stats.evaluated,
         reused_tokens=stats.reused,

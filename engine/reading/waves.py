@@ -126,6 +126,7 @@ FINAL_INTRO = (
 NOTHING = "Nothing relevant."
 # Look before answering (issue 13 item 2): the final pass may read this many pages again.
 LOOKUP_PAGES = 3
+PART_END = "\n\n"
 MIN_PART_TOKENS = 32  # the least a part of the question gets of a wave's notes or the answer's budget
 LOOKUP_TOKENS = 32
 MEMORY_SHARE = 4  # the memory block takes at most 1/4 of the final pass window
@@ -977,6 +978,9 @@ def run_parts(
     # The budget is shared: a part's note or answer is a sentence (SmolLM2 restates the part
     # and gives its fact in the first 10-20 tokens), so a wave writes no more than before.
     each = max(MIN_PART_TOKENS, max_tokens // len(prompts))
+    # A part's note or answer ends at a blank line: SmolLM2 goes on after one with an
+    # echo of the prompt ("Question: ..."), which costs tokens and points at nothing.
+    stop = PART_END if len(prompts) > 1 else None
     for k, prompt in enumerate(prompts):
         if k and on_text is not None:
             on_text(sep)
@@ -989,6 +993,7 @@ def run_parts(
                 on_progress=on_progress,
                 on_text=on_text,
                 should_cancel=should_cancel,
+                stop=stop,
             )
         )
     if len(outs) == 1:

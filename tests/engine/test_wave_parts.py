@@ -121,7 +121,7 @@ def test_each_part_of_the_question_gets_its_own_notes_after_the_same_page_block(
         asked.append(part)
         # The model restates the part, then invents: the engine points by the words.
         return {
-            PARTS[0]: "The archive access code is 1234.",
+            PARTS[0]: "The archive access code is 1234.\n\nQuestion: What is the archive access code?",
             PARTS[1]: "The harbor treaty was signed on 1 January 2000.",
             PARTS[2]: "The chief archivist is John Smith.",
         }[part]
@@ -138,6 +138,16 @@ def test_each_part_of_the_question_gets_its_own_notes_after_the_same_page_block(
         assert f"[ledger.txt p.{page}] {fact}" in holder.text
     for invented in ("1234.", "1 January 2000", "John Smith"):
         assert invented not in carried
+    # A part's note ends at a blank line: the echo after it is not even written down.
+    assert all("Question:" not in w.detail["raw_notes"] for w in result.waves)
+    assert "The archive access code is 1234." in result.waves[0].detail["raw_notes"]
+    # The answer too goes part by part, over the same notes and pages: a paragraph each.
+    finals = [p.text for p in backend.prompts if "passages copied" in p.text]
+    assert len(finals) == 1 + 3  # the look-up (the whole question), then each part
+    assert QUESTION in finals[0]
+    for k, part in enumerate(PARTS):
+        assert part in finals[1 + k] and all(other not in finals[1 + k] for other in PARTS if other != part)
+    assert result.answer.split("\n\n") == [f"The code is {CODE} [ledger.txt p.2]."] * 3
     # The page block is read once per wave: the later parts read only their own tail.
     run = library.get_run(result.run_id)
     assert run is not None
@@ -208,3 +218,48 @@ def test_a_probe_that_fails_even_the_shortest_length_sets_no_span(library: Libra
     assert reading_span(library.probe_cells(), "f16") is None
     assert reading_span(library.probe_cells(), "q8_0") is None  # never probed at q8_0
     assert TASKS[0] == "niah_single"
+
+
+@pytest.mark.slow
+def test_smollm2_reads_three_planted_facts_in_waves_of_its_reading_span(home: Path, tmp_path: Path) -> None:
+    """Real prose (Python's own documentation, as the probe's haystacks), three facts on
+    three pages of about 5,000 tokens, read in waves of 2,048 tokens (SmolLM2's measured
+    reading span, docs/effective-context.md) in an 8,192 window. Greedy decoding: the
+    same notes on every run of this build."""
+    import random
+
+    from engine.config import ReadSettings
+    from engine.models.bundled import bundled_model_path
+    from engine.probe import load_prose
+
+    sentences = list(load_prose())
+    random.Random(7).shuffle(sentences)
+    pages = [" ".join(sentences[i * 14 : (i + 1) * 14]) for i in range(14)]
+    for page, fact in ((3, FACTS[2]), (8, FACTS[5]), (12, FACTS[7])):
+        words = pages[page - 1].split(". ")
+        pages[page - 1] = ". ".join([*words[:5], fact.rstrip("."), *words[5:]])
+    path = tmp_path / "ledger.txt"
+    text_pages_file(path, pages)
+    library = Library(
+        home / "longread.db",
+        model_path=bundled_model_path(),
+        settings=ReadSettings(n_ctx=8192, max_answer_tokens=96, wave_tokens=2048),
+    )
+    try:
+        docs, _ = library.add_documents([path])
+        result = library.read_in_waves(Corpus(tuple(docs)), QUESTION, note_tokens=96)
+        run = library.get_run(result.run_id)
+        assert run is not None and run.settings["span"] == 2048 and len(result.waves) >= 3
+        carried = "\n".join(w.text for w in result.waves)
+        raw = "\n".join(str(w.detail.get("raw_notes")) for w in result.waves)
+        found = [fact for fact in FACTS.values() if fact in carried]
+        assert len(found) >= 2, f"carried {carried!r}; the model wrote {raw!r}"
+        # Whatever the model invented is not carried: every carried line is page text.
+        page_text = " ".join(pages)
+        for line in carried.splitlines():
+            if line != "Nothing relevant.":
+                assert line.split("] ", 1)[1] in " ".join(page_text.split())
+        # The answer, part by part, gives the code it was carried.
+        assert CODE in result.answer, result.answer
+    finally:
+        library.close()
