@@ -140,6 +140,8 @@ class StepOutput:
     output_tokens: int
     prefill_s: float
     generate_s: float
+    #: One text per part of the question, when it was asked part by part (engine/reading/waves.py).
+    part_texts: tuple[str, ...] = ()
 
 
 def run_step(

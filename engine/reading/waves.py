@@ -788,9 +788,20 @@ class WaveReader(LaneReader):
         then the carried notes (none in map mode) and the part."""
         carried = [w for w in r.steps[:i] if is_relevant(w)] if r.mode is WaveMode.CARRY else None
         lists = segment_tokens(r.corpus, wave_segments(r.steps[i]), r.model)
+        parts = question_parts(r.question)
         return [
-            _fit_wave(r.model, lists, part, carried, frame=r.frame, n_ctx=r.span, max_note=r.max_note)
-            for part in question_parts(r.question)
+            _fit_wave(
+                r.model,
+                lists,
+                q,
+                carried,
+                frame=r.frame,
+                n_ctx=r.span,
+                max_note=r.max_note,
+                part=k if len(parts) > 1 else None,
+                parts=len(parts),
+            )
+            for k, q in enumerate(parts)
         ]
 
     def _read_wave(self, r: _Read, i: int) -> None:
@@ -849,14 +860,17 @@ class WaveReader(LaneReader):
     def _finish_wave(self, r: _Read, i: int, out: StepOutput, detail: dict[str, Any]) -> None:
         """Ground a wave's notes on its pages and record it done (in the calling thread)."""
         r.eta.add(out)
-        grounded = ground_notes(out.text, r.corpus, wave_pages(r.steps[i]))
-        notes = "\n".join(grounded.notes) or NOTHING
+        pages = wave_pages(r.steps[i])
+        grounded = [ground_notes(text, r.corpus, pages) for text in out.part_texts or (out.text,)]
+        notes = "\n".join(dict.fromkeys(n for g in grounded for n in g.notes)) or NOTHING
         detail = {
             **detail,
-            "dropped_notes": grounded.dropped,
-            "pointed_notes": grounded.pointed,
+            "dropped_notes": sum(g.dropped for g in grounded),
+            "pointed_notes": sum(g.pointed for g in grounded),
             "raw_notes": out.text,
         }
+        if len(grounded) > 1:  # each part's own notes: what that part carries and answers from
+            detail["part_notes"] = [g.notes for g in grounded]
         done = r.recorder.finish_step(i, out, text=notes, citations=check_citations(notes, r.corpus), detail=detail)
         r.ran.append(done.position)
 
@@ -916,14 +930,16 @@ class WaveReader(LaneReader):
                     _fit_final(
                         model,
                         relevant,
-                        part,
+                        q,
                         frame=final_frame,
                         n_ctx=r.n_ctx,
                         max_answer=max_answer,
                         pages=laid,
                         memory=memory,
+                        part=k,
+                        parts=len(parts),
                     )[0]
-                    for part in parts
+                    for k, q in enumerate(parts)
                 ]
             out = run_parts(
                 model,
@@ -1006,6 +1022,7 @@ def run_parts(
         output_tokens=sum(o.output_tokens for o in outs),
         prefill_s=sum(o.prefill_s for o in outs),
         generate_s=sum(o.generate_s for o in outs),
+        part_texts=tuple(o.text for o in outs),
     )
 
 
@@ -1105,12 +1122,18 @@ def dropped_notes(step: Step) -> int:
     return int(step.detail.get("dropped_notes", 0))
 
 
-def _notes_block(carried: list[Step]) -> list[str]:
+def _notes_block(carried: list[Step], *, part: int | None = None, parts: int = 1) -> list[str]:
     """One line per carried note: grounded notes carry their own page's marker; a wave
-    stored before notes were grounded carries its pages' label."""
+    stored before notes were grounded carries its pages' label. ``part``: only the notes
+    written for that part of the question (a wave read part by part keeps them apart),
+    else all of them."""
     lines = []
     for w in carried:
-        for line in w.text.splitlines():
+        own = w.detail.get("part_notes")
+        text = w.text
+        if part is not None and isinstance(own, list) and len(own) == parts:
+            text = "\n".join(own[part])
+        for line in text.splitlines():
             line = " ".join(line.split())
             if line:
                 lines.append(line if MARKER.match(line) else f"[{w.label}] {line}")
@@ -1140,10 +1163,13 @@ def _fit_wave(
     frame: PromptFrame,
     n_ctx: int,
     max_note: int,
+    part: int | None = None,
+    parts: int = 1,
 ) -> Prompt:
-    """The wave's prompt with as many of the latest notes as leave room for its own
-    (``carried`` None: map mode, no notes section at all)."""
-    notes = _notes_block(carried or [])
+    """The wave's prompt with as many of the latest notes (of ``part``, when the question
+    is read part by part) as leave room for its own (``carried`` None: map mode, no notes
+    section at all)."""
+    notes = _notes_block(carried or [], part=part, parts=parts)
     while True:
         prompt = build_prompt(model, lists, _wave_question(question, notes, carry=carried is not None), frame=frame)
         if len(prompt) + max_note <= n_ctx or not notes:
@@ -1206,14 +1232,16 @@ def _fit_final(
     max_answer: int,
     pages: list[tuple[Document, int]] | None = None,
     memory: MemoryLayout | None = None,
+    part: int | None = None,
+    parts: int = 1,
 ) -> tuple[list[int], list[tuple[Document, int]]]:
-    """The final prompt: the notes, then ``pages`` laid out whole with their true markers,
-    then the memory block (engine/memory.py), then the question. Pages that do not fit
-    give way first (the last named first), then the oldest notes. Returns the tokens and
-    the pages laid in."""
+    """The final prompt: the notes (of ``part``, when the question was read part by
+    part), then ``pages`` laid out whole with their true markers, then the memory block
+    (engine/memory.py), then the question. Pages that do not fit give way first (the last
+    named first), then the oldest notes. Returns the tokens and the pages laid in."""
     block = memory.tokens if memory is not None else ()
     ids = memory.ids if memory is not None else ()
-    notes = _notes_block(relevant)
+    notes = _notes_block(relevant, part=part, parts=parts)
     laid = list(pages or [])
     while True:
         text = "\n".join(notes) if notes else "The documents gave no notes relevant to the question."

@@ -141,12 +141,20 @@ def test_each_part_of_the_question_gets_its_own_notes_after_the_same_page_block(
     # A part's note ends at a blank line: the echo after it is not even written down.
     assert all("Question:" not in w.detail["raw_notes"] for w in result.waves)
     assert "The archive access code is 1234." in result.waves[0].detail["raw_notes"]
+    # Carried onward part by part: a later wave asked for the code carries the code only.
+    code_prompts = [p.text for p in backend.prompts if PARTS[0] in p.text and "passages copied" not in p.text]
+    kept = code_prompts[-1].split("Passages kept")[1]
+    assert FACTS[2] in kept and FACTS[5] not in kept and FACTS[7] not in kept
     # The answer too goes part by part, over the same notes and pages: a paragraph each.
     finals = [p.text for p in backend.prompts if "passages copied" in p.text]
     assert len(finals) == 1 + 3  # the look-up (the whole question), then each part
     assert QUESTION in finals[0]
     for k, part in enumerate(PARTS):
         assert part in finals[1 + k] and all(other not in finals[1 + k] for other in PARTS if other != part)
+    # Each part answers from its own notes: the treaty's part sees the treaty's sentence,
+    # not the archivist's (page 2, looked up again in full, is laid in for every part).
+    assert FACTS[5] in finals[2] and FACTS[7] not in finals[2]
+    assert FACTS[7] in finals[3] and FACTS[5] not in finals[3]
     assert result.answer.split("\n\n") == [f"The code is {CODE} [ledger.txt p.2]."] * 3
     # The page block is read once per wave: the later parts read only their own tail.
     run = library.get_run(result.run_id)
