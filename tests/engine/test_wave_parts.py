@@ -127,7 +127,7 @@ def test_each_part_of_the_question_gets_its_own_notes_after_the_same_page_block(
         }[part]
 
     backend.enqueue(*[reply] * 200)
-    result = library.read_in_waves(corpus, QUESTION, note_tokens=96)
+    result = library.read_in_waves(corpus, QUESTION, note_tokens=96, mode="carry")
     n = len(result.waves)
     assert n >= 2
     assert asked == PARTS * n  # every wave, every part, in order
