@@ -38,6 +38,15 @@ from engine.reading.citations import MARKER, normalize
 from engine.reading.facts import fact_forms, fact_tokens
 
 MIN_POINT_WORDS = 4
+# Words that point: a pointer's words must hold at least this many words of four letters
+# or more outside ``_COMMON`` ("The archive access code" has three; "It is used to" none:
+# SmolLM2 wrote it and it matched an unrelated sentence, waves_scale.py 2x).
+MIN_POINT_CONTENT_WORDS = 2
+_COMMON = frozenset(
+    "about also been before being both could does each from have here into just like made make many more most "
+    "much must only other over same should some such than that their them then there these they this those "
+    "used uses using very were what when where which while will with would your".split()
+)
 MAX_NOTE_CHARS = 600  # one note: a sentence or two, never a page
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])[\"')\]\u201d]?\s+|\n+")
 
@@ -94,6 +103,8 @@ def locate(pointer: str, page_text: str) -> str | None:
         return None  # too short to point at one place
     tries = [words] + [words[:k] for k in (8, 6, MIN_POINT_WORDS) if len(words) > k]
     for w in tries:
+        if sum(1 for word in w if _is_content_word(word)) < MIN_POINT_CONTENT_WORDS:
+            continue  # "It is used to" starts sentences on every page: it points nowhere
         needle = " ".join(w)
         at = hay.find(needle)
         if at < 0:
@@ -239,3 +250,8 @@ def question_parts(question: str) -> list[str]:
     if len(parts) > MAX_QUESTION_PARTS:
         parts = [*parts[: MAX_QUESTION_PARTS - 1], ", ".join(parts[MAX_QUESTION_PARTS - 1 :])]
     return [p[0].upper() + p[1:].rstrip("?") + "?" for p in parts]
+
+
+def _is_content_word(word: str) -> bool:
+    letters = "".join(c for c in word if c.isalnum())
+    return len(letters) >= 4 and letters.lower() not in _COMMON

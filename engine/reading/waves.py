@@ -921,26 +921,31 @@ class WaveReader(LaneReader):
                 pages=wanted,
                 memory=memory,
             )
-            # A question of several parts is answered part by part over the same notes and
-            # pages (run_parts), one paragraph each.
+            # A question of several parts is answered part by part (run_parts), one paragraph
+            # each, from that part's notes and the pages the look-up named (when it named
+            # none, the pages that part's notes come from).
             parts = question_parts(r.question)
             finals: list[Prompt | list[int]] = [tokens]
             if len(parts) > 1:
-                finals = [
-                    _fit_final(
+                finals, laid = [], []
+                for k, q in enumerate(parts):
+                    pages = (
+                        wanted if by == "model" else looked_up_pages("", corpus, relevant, part=k, parts=len(parts))[0]
+                    )
+                    part_tokens, part_laid = _fit_final(
                         model,
                         relevant,
                         q,
                         frame=final_frame,
                         n_ctx=r.n_ctx,
                         max_answer=max_answer,
-                        pages=laid,
+                        pages=pages,
                         memory=memory,
                         part=k,
                         parts=len(parts),
-                    )[0]
-                    for k, q in enumerate(parts)
-                ]
+                    )
+                    finals.append(part_tokens)
+                    laid += [dp for dp in part_laid if dp not in laid]
             out = run_parts(
                 model,
                 finals,
@@ -1185,11 +1190,17 @@ def _lookup_question(question: str) -> str:
 
 
 def looked_up_pages(
-    text: str, corpus: Corpus, relevant: list[Step], *, limit: int | None = None
+    text: str,
+    corpus: Corpus,
+    relevant: list[Step],
+    *,
+    limit: int | None = None,
+    part: int | None = None,
+    parts: int = 1,
 ) -> tuple[list[tuple[Document, int]], str]:
     """The pages to read again before answering: those the look-up names (pages of the
-    corpus, at most ``limit``, in the order named), else the pages the carried notes come
-    from, most noted first (a small model often names none).
+    corpus, at most ``limit``, in the order named), else the pages the carried notes (of
+    ``part``: ``_notes_block``) come from, most noted first (a small model often names none).
 
     Returns:
         the pages, and who chose them: ``model``, ``notes`` or ``none``.
@@ -1216,7 +1227,7 @@ def looked_up_pages(
     named = unique(pick(text))[:limit]
     if named:
         return named, "model"
-    mentions = pick("\n".join(_notes_block(relevant)))
+    mentions = pick("\n".join(_notes_block(relevant, part=part, parts=parts)))
     counts = Counter((d.name, p) for d, p in mentions)
     noted = sorted(unique(mentions), key=lambda dp: -counts[(dp[0].name, dp[1])])  # stable among equals
     return (noted[:limit], "notes") if noted else ([], "none")

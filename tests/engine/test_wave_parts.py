@@ -17,7 +17,7 @@ from engine.corpus import Corpus, Document, make_pages
 from engine.library import Library
 from engine.models.bundled import model_sha256
 from engine.probe import SPREAD, TASKS, reading_span, suite_key
-from engine.reading.notes import ground_notes, question_parts
+from engine.reading.notes import ground_notes, locate, question_parts
 from engine.reading.waves import wave_pages
 from engine.runtime.fake import FakeBackend
 from engine.store.db import ProbeCell
@@ -101,6 +101,10 @@ def test_a_note_whose_fact_is_the_models_own_carries_the_pages_sentence() -> Non
     grounded = ground_notes("[h.md p.1] The archive access code is 1234567890.", corpus, {("h.md", 1)})
     assert grounded.notes == [f"[h.md p.1] {FACTS[2]}"]  # the page's code, not the model's
     assert grounded.dropped == 0
+    # Common words point nowhere: "It is used to" starts sentences on every page.
+    page = "It is used to encode text that holds some 8-bit characters. The archive access code is safe."
+    assert locate("It is used to read the contents of a file.", page) is None
+    assert locate("The archive access code is a method.", page) == "The archive access code is safe."
     # Words on no page still point at nothing: the note is dropped, its number never carried.
     lost = ground_notes("[h.md p.1] The vault combination is 1234567890.", corpus, {("h.md", 1)})
     assert (lost.notes, lost.dropped) == ([], 1)
