@@ -1256,10 +1256,12 @@ def _fit_final(
     laid = list(pages or [])
     while True:
         text = "\n".join(notes) if notes else "The documents gave no notes relevant to the question."
-        lists = [model.tokenize_text(text + "\n")]
+        lists = []
         if laid:
-            lists.append(model.tokenize_text("\nPages read again in full:\n\n"))
+            lists.append(model.tokenize_text("Pages read again in full:\n\n"))
             lists += [model.tokenize_text(layout_document(sub_document(d, p, p))) for d, p in laid]
+            text = "Passages kept while reading:\n" + text
+        lists.append(model.tokenize_text(text + "\n"))
         prompt = build_prompt(model, lists, question, frame=frame, memory=block, memory_ids=ids)
         if len(prompt) + max_answer <= n_ctx or not (notes or laid):
             return prompt.tokens, laid
