@@ -53,8 +53,17 @@ Contract:
 - Look before answering (issue 13 item 2, ReadAgent's look-up): the final pass first
   sees the notes and the question and may name up to ``LOOKUP_PAGES`` pages to read
   again; when it names none, the pages the notes come from (most noted first) are read
-  again. Those pages are laid in whole, after the notes, with their true markers, as
-  many as fit the window; then it answers. The answer step's ``detail`` keeps the pages
+  again. Those pages are laid in whole with their true markers, as many as fit the
+  window, before the notes (the passages kept sit nearest the question: SmolLM2 answers
+  from what is nearest); then it answers.
+- Waves take at most the model's reading span (``WaveReader.wave_span``): the length at
+  which ``longread probe`` measured it finding a single fact at every depth, else the
+  whole window (``ReadSettings.wave_tokens`` sets it). A question of several parts
+  (``question_parts``: "What is the code, and who signed it?") is read part by part:
+  every wave writes notes for each part after the same page block (``run_parts``; the
+  notes' budget is shared, a part's note ends at a blank line), each part carries its
+  own notes (``detail["part_notes"]``), and the final pass answers each part from its
+  own notes, one paragraph each. The answer step's ``detail`` keeps the pages
   laid in (``looked_up``), who chose them (``lookup_by``: model, notes or none) and what
   the look-up cost.
 - ``on_progress(RunProgress)`` reports "wave 3 of 12" with an ETA after each prefill
@@ -456,12 +465,15 @@ class WaveReader(LaneReader):
         mode: carry notes from wave to wave, or map (no notes carried, then a reduce pass).
         snapshots: the KV snapshot cache for the waves' page blocks (default: the data
             folder's); ``None`` with ``use_snapshots=False`` reads every block cold.
+        options: where the model comes from (``LaneOptions``: model, lane, backend).
 
     Each wave takes at most ``wave_span`` tokens (``ReadSettings.wave_tokens``, by default
     the length at which the model was measured to find a single fact at every depth,
     ``engine.probe.reading_span``): waves of the whole window lose what the model cannot
-    find in them. The final pass reads on the whole window.
-        options: where the model comes from (``LaneOptions``: model, lane, backend).
+    find in them. The final pass reads on the whole window. A question of several parts
+    (``question_parts``) is read part by part: each wave writes notes for each part after
+    the same page block, each part carries its own notes, and the answer has a paragraph
+    per part.
     """
 
     def __init__(
