@@ -10,14 +10,20 @@ number on no page). Here a note is only ever text of a page:
   page it is found on;
 - the engine points for it: a note that names facts (numbers, dates, codes: the tokens
   ``engine/reading/facts.py`` checks) points at the sentences of its page that hold them
-  all; a note without one points by its words, the whole note or its first words (at
-  least ``MIN_POINT_WORDS``: a quotation or a sentence start), matched with case,
-  whitespace and end-of-line hyphenation folded as citations' quotes are. The sentences
-  pointed at are copied exactly as the page has them, so a code or a date is carried
-  byte for byte (whitespace aside: a note is one line);
-- a note naming a fact that is not on its page, a marker of a page this wave did not
-  read, or words that are not on its page is *dropped*: counted, never carried. The
-  model's own words never reach a later wave.
+  all; a note without one, or whose facts are on no page of its own, points by its
+  words, the whole note or its first words (at least ``MIN_POINT_WORDS``, of which
+  ``MIN_POINT_CONTENT_WORDS`` are not common words: a quotation or a sentence start),
+  matched with case, whitespace and end-of-line hyphenation folded as citations' quotes
+  are. The sentences pointed at are copied exactly as the page has them, so a code or a
+  date is carried byte for byte (whitespace aside: a note is one line), and a note
+  "The archive access code is 1234567890" on a page saying 574354 carries the page's
+  sentence, never the model's number;
+- a note pointing at nothing on its page (its facts and its words are not there) or
+  with a marker of a page this wave did not read is *dropped*: counted, never carried.
+  The model's own words never reach a later wave.
+- ``question_parts`` splits a question of several parts at its (English) question words;
+  waves ask each part on its own (engine/reading/waves.py). Other languages are read as
+  one question.
 
 Why the engine points: asked to point itself (copy sentences word for word, write their
 first six words, or give the numbers of numbered sentences), SmolLM2-135M found the
@@ -241,7 +247,7 @@ def question_parts(question: str) -> list[str]:
     stays with the last part). A question of one part is returned as it is.
 
     A wave writes notes for each part on its own: asked all three at once, SmolLM2 writes
-    one run-on sentence that points at none of them (benchmarks/pointing.py, waves)."""
+    one run-on sentence that points at none of them (benchmarks/waves_scale.py's corpora)."""
     parts: list[str] = []
     for chunk in re.split(r"(?<=\?)\s+", question.strip()):
         parts += [p.strip(" ,;") for p in _PART_START.split(chunk) if p.strip(" ,;?")]
