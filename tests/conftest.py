@@ -163,3 +163,32 @@ def fake_library(home: Path, tmp_path: Path, *, backend: object = None, **settin
         backend=backend if backend is not None else FakeBackend(),  # type: ignore[arg-type]
         settings=ReadSettings(**values),  # type: ignore[arg-type]
     )
+
+
+def put_probe_cell(library: Library, task: str, length: int, depth: float, score: float) -> None:
+    """Store one probe cell (engine/probe.py) of ``library``'s model at f16 in an 8,192
+    window, as a probe that scored ``score`` would have."""
+    from engine.models.bundled import model_sha256
+    from engine.probe import suite_key
+    from engine.store.db import ProbeCell
+
+    library.store.put_probe_cell(
+        ProbeCell(
+            model_sha256=model_sha256(library.model_path),
+            kv_type="f16",
+            n_ctx=8192,
+            suite=suite_key(),
+            task=task,
+            length=length,
+            depth=depth,
+            sample=0,
+            seed=0,
+            prompt_tokens=length,
+            expected=("x",),
+            output="x",
+            score=score,
+            prefill_s=0.1,
+            generate_s=0.1,
+            runtime_version="fake",
+        )
+    )

@@ -22,7 +22,7 @@ from engine.errors import Cancelled, CancelToken, EngineError
 from engine.library import Library
 from engine.memory import MEMORY_INTRO
 from engine.runtime.fake import FakeBackend
-from tests.conftest import fake_library, text_pages_file
+from tests.conftest import fake_library, put_probe_cell, text_pages_file
 
 QUESTION = "What is the vault access code?"
 FILLER = "The harbor office checks the mooring lines every morning and logs the tides. "
@@ -239,9 +239,7 @@ def test_memory_that_does_not_fit_is_listed_and_the_user_picks(
 def test_memory_beyond_the_measured_effective_context_is_left_out(
     tmp_path: Path, library: Library, backend: FakeBackend
 ) -> None:
-    from engine.models.bundled import model_sha256
-    from engine.probe import TASKS, suite_key
-    from engine.store.db import ProbeCell
+    from engine.probe import TASKS
 
     corpus = _corpus(library, tmp_path, [_page(1, "The vault access code is 482913.")])
     sha = corpus.documents[0].sha256
@@ -251,26 +249,7 @@ def test_memory_beyond_the_measured_effective_context_is_left_out(
     # A probe that measured 1,024 tokens at f16: the block must stay inside it.
     for task in TASKS:
         for length, score in ((1024, 1.0), (2048, 0.0)):
-            library.store.put_probe_cell(
-                ProbeCell(
-                    model_sha256=model_sha256(library.model_path),
-                    kv_type="f16",
-                    n_ctx=8192,
-                    suite=suite_key(),
-                    task=task,
-                    length=length,
-                    depth=0.5,
-                    sample=0,
-                    seed=0,
-                    prompt_tokens=length,
-                    expected=("x",),
-                    output="x",
-                    score=score,
-                    prefill_s=0.1,
-                    generate_s=0.1,
-                    runtime_version="fake",
-                )
-            )
+            put_probe_cell(library, task, length, 0.5, score)
     assert library.effective_context()
     prompt, budget = library.prepare_ask(corpus, QUESTION)
     assert budget.memory.left_out and "effective context" in budget.memory.reason

@@ -15,13 +15,11 @@ import pytest
 
 from engine.corpus import Corpus, Document, make_pages
 from engine.library import Library
-from engine.models.bundled import model_sha256
-from engine.probe import SPREAD, TASKS, reading_span, suite_key
+from engine.probe import SPREAD, TASKS, reading_span
 from engine.reading.notes import ground_notes, locate, question_parts
 from engine.reading.waves import wave_pages
 from engine.runtime.fake import FakeBackend
-from engine.store.db import ProbeCell
-from tests.conftest import fake_library, text_pages_file
+from tests.conftest import fake_library, put_probe_cell, text_pages_file
 
 CODE = "K7-482913"
 FACTS = {
@@ -59,26 +57,7 @@ def _probe(library: Library, scores: dict[int, list[float]], *, task: str = "nia
     """Store probe cells of ``task``: per length, one score per depth."""
     for length, by_depth in scores.items():
         for depth, score in zip((0.1, 0.5, 0.9), by_depth, strict=False):
-            library.store.put_probe_cell(
-                ProbeCell(
-                    model_sha256=model_sha256(library.model_path),
-                    kv_type="f16",
-                    n_ctx=8192,
-                    suite=suite_key(),
-                    task=task,
-                    length=length,
-                    depth=SPREAD if task == "cwe" else depth,
-                    sample=0,
-                    seed=0,
-                    prompt_tokens=length,
-                    expected=("x",),
-                    output="x",
-                    score=score,
-                    prefill_s=0.1,
-                    generate_s=0.1,
-                    runtime_version="fake",
-                )
-            )
+            put_probe_cell(library, task, length, SPREAD if task == "cwe" else depth, score)
 
 
 def test_a_question_of_several_parts_is_split_at_its_question_words() -> None:
