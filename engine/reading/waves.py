@@ -923,41 +923,31 @@ class WaveReader(LaneReader):
                 should_cancel=r.cancel,
             )
             wanted, by = looked_up_pages(look.text, corpus, relevant)
-            tokens, laid = _fit_final(
-                model,
-                relevant,
-                r.question,
-                frame=final_frame,
-                n_ctx=r.n_ctx,
-                max_answer=max_answer,
-                pages=wanted,
-                memory=memory,
-            )
             # A question of several parts is answered part by part (run_parts), one paragraph
             # each, from that part's notes and the pages the look-up named (when it named
             # none, the pages that part's notes come from).
             parts = question_parts(r.question)
-            finals: list[Prompt | list[int]] = [tokens]
-            if len(parts) > 1:
-                finals, laid = [], []
-                for k, q in enumerate(parts):
-                    pages = (
-                        wanted if by == "model" else looked_up_pages("", corpus, relevant, part=k, parts=len(parts))[0]
-                    )
-                    part_tokens, part_laid = _fit_final(
-                        model,
-                        relevant,
-                        q,
-                        frame=final_frame,
-                        n_ctx=r.n_ctx,
-                        max_answer=max_answer,
-                        pages=pages,
-                        memory=memory,
-                        part=k,
-                        parts=len(parts),
-                    )
-                    finals.append(part_tokens)
-                    laid += [dp for dp in part_laid if dp not in laid]
+            split = len(parts) > 1
+            finals: list[Prompt | list[int]] = []
+            laid: list[tuple[Document, int]] = []
+            for k, part in enumerate(parts):
+                pages = wanted
+                if split and by != "model":
+                    pages, _ = looked_up_pages("", corpus, relevant, part=k, parts=len(parts))
+                tokens, part_laid = _fit_final(
+                    model,
+                    relevant,
+                    part if split else r.question,
+                    frame=final_frame,
+                    n_ctx=r.n_ctx,
+                    max_answer=max_answer,
+                    pages=pages,
+                    memory=memory,
+                    part=k if split else None,
+                    parts=len(parts),
+                )
+                finals.append(tokens)
+                laid += [dp for dp in part_laid if dp not in laid]
             out = run_parts(
                 model,
                 finals,
