@@ -1,5 +1,5 @@
 """llama.cpp's sequence-state bytes, read and written in Python: cut a position range out
-of a sequence's KV cache, and join ranges into one sequence (issue 17).
+of a sequence's KV cache (issue 17: a document's snapshot, loaded alone to be composed).
 
 ``llama_state_seq_get_data`` writes one sequence of a KV cache as (llama.cpp
 ``llama_kv_cache::state_write``; the vendored build of llama-cpp-python 0.3.36 adds an
@@ -14,7 +14,7 @@ of a sequence's KV cache, and join ranges into one sequence (issue 17).
 
 K rows are stored after RoPE: moving cells to other positions is llama.cpp's job
 (``llama_memory_seq_add``, which rotates K again), never this module's. This module only
-cuts and joins cells; it imports no ``llama_cpp`` (engine/runtime/llama.py does).
+cuts cells; it imports no ``llama_cpp`` (engine/runtime/llama.py does).
 """
 
 from __future__ import annotations
@@ -148,22 +148,3 @@ def _parse(buf: memoryview) -> SeqState:
     if off != len(buf):
         raise ValueError(f"{len(buf) - off} bytes left over")
     return SeqState(header, cells["pos"].copy(), bool(v_trans), tuple(k_meta), tuple(k), tuple(v_meta), tuple(v))
-
-
-def join(states: list[SeqState]) -> SeqState:
-    """One sequence holding every cell of ``states``, in order.
-
-    Raises:
-        GenerationError: the states come from caches of other shapes or types.
-    """
-    if not states:
-        raise GenerationError("There is nothing to join.")
-    first = states[0]
-    for s in states[1:]:
-        if (s.header, s.v_trans, s.k_meta, s.v_meta) != (first.header, first.v_trans, first.k_meta, first.v_meta):
-            raise GenerationError("The saved KV ranges come from caches of different shapes.")
-    pos = np.concatenate([s.pos for s in states])
-    k = tuple(np.concatenate([s.k[i] for s in states], axis=0) for i in range(len(first.k)))
-    axis = 1 if first.v_trans else 0
-    v = tuple(np.concatenate([s.v[i] for s in states], axis=axis) for i in range(len(first.v)))
-    return SeqState(first.header, pos, first.v_trans, first.k_meta, k, first.v_meta, v)

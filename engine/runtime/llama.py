@@ -49,6 +49,8 @@ from engine.runtime.backend import (
 
 log = logging.getLogger("longread.llama")
 _RANGE_MAGIC = b"LRKVRNG1"
+#: The sequence ``LoadedModel.compose`` loads saved cells into before handing them to 0.
+_STAGING_SEQ = 1
 
 _GGML_TYPES = {
     KvType.F16: llama_cpp.GGML_TYPE_F16,
@@ -81,6 +83,27 @@ def describe_cpu() -> str:
     A build for the builder's own CPU lists AVX-512 and dies on most others (issue 8).
     """
     return bytes(llama_cpp.llama_print_system_info()).decode("utf-8", "replace").strip()
+
+
+@contextlib.contextmanager
+def _staging_sequence() -> Iterator[None]:
+    # Contexts get a second sequence in one unified cache (compose's staging sequence:
+    # the window stays whole, and handing cells from one sequence to the other copies
+    # nothing). llama-cpp-python's Llama() takes neither setting, so the defaults it
+    # starts from are changed while it is built, on this (the loading) thread.
+    defaults = llama_cpp.llama_cpp.llama_context_default_params
+
+    def with_staging() -> llama_cpp.llama_context_params:
+        params: llama_cpp.llama_context_params = defaults()
+        params.n_seq_max = _STAGING_SEQ + 1
+        params.kv_unified = True
+        return params
+
+    llama_cpp.llama_cpp.llama_context_default_params = with_staging
+    try:
+        yield
+    finally:
+        llama_cpp.llama_cpp.llama_context_default_params = defaults
 
 
 class _LogWriter(io.TextIOBase):
@@ -410,11 +433,14 @@ class LoadedModel(Tokenizer):
         """Replace the context with saved ranges, each moved to start at its offset, and
         evaluate ``recompute`` again in place, so the context holds ``tokens``.
 
-        llama.cpp rotates each moved range's K to its new positions
-        (``llama_memory_seq_add``). It accepts a batch only right after the last cached
-        position, so the context is built in position order: cells from the files are
-        joined in memory and loaded, then the next recomputed span is evaluated over
-        them, and so on (each load copies the context built so far).
+        llama.cpp accepts a batch only right after a sequence's last cached position, so
+        the context is built in position order, each step appending to sequence 0: a
+        recomputed span is evaluated there; a saved range's cells are loaded into the
+        staging sequence 1 (``llama_state_seq_set_data`` empties the sequence it loads,
+        so never into 0), moved (``llama_memory_seq_add``: llama.cpp rotates their K on
+        the next evaluation) and handed to sequence 0 (``llama_memory_seq_cp`` in the
+        unified cache ``load_model`` makes only marks the cells). Each cell is read once:
+        the cost grows with the corpus, not with documents times the context.
 
         Args:
             parts: (file from ``save_range``, the position its first token goes to).
@@ -432,53 +458,45 @@ class LoadedModel(Tokenizer):
         """
         started = time.perf_counter()
         n = len(tokens)
-        source: list[kvstate.SeqState | None] = [None] * n  # which state holds each position
-        cover = np.zeros(n, dtype=bool)
+        source = np.full(n, -1)  # which range holds each position
+        ranges: list[tuple[int, kvstate.SeqState]] = []  # (shift to its place, cells as saved)
+        fresh = np.zeros(n, dtype=bool)
         try:
             for path, at in parts:
-                state = self._moved_range(path, at, tokens)
-                cover[at : at + state.n_cells] = True
-                for p in range(at, at + state.n_cells):
-                    source[p] = state
-            fresh = np.zeros(n, dtype=bool)
+                start, saved, state = _read_range(path)
+                if at < 0 or at + len(saved) > n or list(tokens[at : at + len(saved)]) != saved:
+                    raise GenerationError(f"The snapshot {path.name} holds other tokens than the corpus at {at:,}.")
+                why = self.can_shift
+                if at != start and self.rotate_moved_keys and why is not None:
+                    raise GenerationError(f"Documents cannot be moved in this model's cache: {why}.")
+                source[at : at + len(saved)] = len(ranges)
+                ranges.append((at - start, state))
             for a, b in recompute:
                 if not 0 <= a <= b <= n:
                     raise GenerationError(f"Positions {a:,} to {b:,} are not in the context.")
                 fresh[a:b] = True
-            if not np.all(cover | fresh):
+            if np.any((source < 0) & ~fresh):
                 raise GenerationError("Some positions of the corpus are in no document snapshot.")
             self.clear()
             self._llm.input_ids[:n] = list(tokens)
-            built: list[kvstate.SeqState] = []  # cells of positions [0, done), in order
             done = 0
-            loaded = 0  # the context holds exactly the cells of positions [0, loaded)
             while done < n:
-                end = done
+                end = done + 1
                 if fresh[done]:
                     while end < n and fresh[end]:
                         end += 1
-                    if loaded != done:
-                        self.clear()
-                        self._set_seq_bytes(kvstate.join(built).to_bytes())
                     items = [(int(tokens[p]), p) for p in range(done, end)]
                     for i in range(0, len(items), self.n_batch):
                         self._decode(items[i : i + self.n_batch])
-                    built = [kvstate.parse(self._seq_bytes())]
-                    loaded = end
                 else:
-                    held = source[done]
-                    while end < n and not fresh[end] and source[end] is held:
+                    while end < n and not fresh[end] and source[end] == source[done]:
                         end += 1
-                    assert held is not None  # every position is covered or fresh (checked above)
-                    built.append(held.positions(done, end))
+                    shift, state = ranges[source[done]]
+                    self._append_cells(state.positions(done - shift, end - shift), shift)
                 done = end
-            if loaded != n:
-                self.clear()
-                self._set_seq_bytes(kvstate.join(built).to_bytes())
         except GenerationError:
             self.clear()
             raise
-        self._llm.input_ids[:n] = list(tokens)
         self._llm.n_tokens = n
         evaluated = int(fresh.sum())
         return PrefillStats(evaluated=evaluated, reused=n - evaluated, seconds=time.perf_counter() - started)
@@ -504,26 +522,17 @@ class LoadedModel(Tokenizer):
         self._llm.n_tokens = n + len(tokens)
         return np.stack(rows)
 
-    def _moved_range(self, path: Path, at: int, tokens: Sequence[int]) -> kvstate.SeqState:
-        start, saved, state = _read_range(path)
-        count = len(saved)
-        if at < 0 or at + count > len(tokens) or list(tokens[at : at + count]) != saved:
-            raise GenerationError(f"The snapshot {path.name} holds other tokens than the corpus at {at:,}.")
-        if at == start:
-            return state
-        if not self.rotate_moved_keys:  # the naive move: new positions, keys left as they were
-            return dataclasses.replace(state, pos=np.arange(at, at + count, dtype=state.pos.dtype))
-        why = self.can_shift
-        if why is not None:
-            raise GenerationError(f"Documents cannot be moved in this model's cache: {why}.")
+    def _append_cells(self, cells: kvstate.SeqState, shift: int) -> None:
+        # Sequence 0 holds positions up to cells' first minus ``shift``; append them there.
         mem = llama_cpp.llama_get_memory(self._llm._ctx.ctx)
-        self.clear()
-        self._set_seq_bytes(state.to_bytes())
-        llama_cpp.llama_memory_seq_add(mem, 0, start, start + count, at - start)
-        # llama.cpp rotates K on its next decode: one throwaway token applies it.
-        self._decode([(saved[-1], at + count)])
-        llama_cpp.llama_memory_seq_rm(mem, 0, at + count, -1)
-        return kvstate.parse(self._seq_bytes()).positions(at, at + count)
+        if not self.rotate_moved_keys:  # the naive move: new positions, keys left as they were
+            cells = dataclasses.replace(cells, pos=cells.pos + shift)
+            shift = 0
+        self._set_seq_bytes(cells.to_bytes(), seq=_STAGING_SEQ)
+        if shift:
+            llama_cpp.llama_memory_seq_add(mem, _STAGING_SEQ, -1, -1, shift)
+        llama_cpp.llama_memory_seq_cp(mem, _STAGING_SEQ, 0, -1, -1)
+        llama_cpp.llama_memory_seq_rm(mem, _STAGING_SEQ, -1, -1)
 
     def _decode(self, items: Sequence[tuple[int, int]], *, all_logits: bool = False) -> None:
         batch = llama_cpp.llama_batch_init(len(items), 0, 1)
@@ -550,9 +559,9 @@ class LoadedModel(Tokenizer):
             raise GenerationError("llama.cpp could not copy the context's KV cache.")
         return bytes(buf)[:written]
 
-    def _set_seq_bytes(self, data: bytes) -> None:
+    def _set_seq_bytes(self, data: bytes, *, seq: int = 0) -> None:
         buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        if llama_cpp.llama_state_seq_set_data(self._llm._ctx.ctx, buf, len(data), 0) == 0:
+        if llama_cpp.llama_state_seq_set_data(self._llm._ctx.ctx, buf, len(data), seq) == 0:
             raise GenerationError("llama.cpp could not load the composed KV cache.")
 
     def clear(self) -> None:
@@ -601,7 +610,7 @@ def load_model(path: Path, settings: LoadSettings, *, n_gpu_layers: int = -1) ->
         log.debug("loading %s: the planner expects %d bytes", path.name, settings.planned_bytes)
     kv = _GGML_TYPES[settings.kv_type]
     try:
-        with _quiet_python_prints():
+        with _quiet_python_prints(), _staging_sequence():
             llm = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=settings.n_ctx,
