@@ -80,13 +80,19 @@ def paragraphs() -> list[str]:
     return [p.strip() for p in text.split("\n\n") if len(p.strip()) > 200]
 
 
-def make_docs(rng: random.Random, n: int, names: list[str], pool: list[str]) -> list[tuple[Document, str, str]]:
-    """``n`` documents of about 150 tokens, each with a planted code: (doc, name, code)."""
+def make_docs(
+    rng: random.Random, n: int, names: list[str], pool: list[str], chars: int
+) -> list[tuple[Document, str, str]]:
+    """``n`` documents of about ``chars`` characters (420: about 150 tokens), paragraphs of
+    the sample, each with a planted code at a random sentence break: (doc, name, code)."""
     out = []
     for name in names[:n]:
         code = f"{rng.randrange(100000, 999999)}"
-        body = rng.choice(pool)[:420]
-        cut = body.rfind(". ", 0, 300) + 2 or 0
+        body = rng.choice(pool)
+        while len(body) < chars:
+            body += " " + rng.choice(pool)
+        body = body[:chars]
+        cut = body.rfind(". ", 0, rng.randrange(len(body) // 5, len(body) * 4 // 5)) + 2 or 0
         text = f"{body[:cut]}The access code for {name} is {code}. {body[cut:]}"
         doc = Document(sha256=f"{name}-{code}", name=name, kind="txt", pages=make_pages([text]))
         out.append((doc, name, code))
@@ -188,6 +194,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--ctx", type=int, default=2048)
+    parser.add_argument(
+        "--doc-chars", type=int, default=420, help="characters per document (420: ~150 tokens; 2000: eleven fill 8,192)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ks", default="0,16,64,256")
     parser.add_argument("--first-seed", type=int, default=0)
@@ -213,7 +222,7 @@ def main() -> int:
     rows: list[dict[str, object]] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         rng = random.Random(seed)
-        docs = make_docs(rng, 13, names, pool)
+        docs = make_docs(rng, 13, names, pool, args.doc_chars)
         base, new = docs[:10], docs[10:]
         with tempfile.TemporaryDirectory() as tmp:
             store = open_store(Path(tmp) / "bench.db")
@@ -288,7 +297,8 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     print(
-        f"\nSmolLM2-135M Q4_1, f16 KV, window {args.ctx}, {args.threads} threads, {args.seeds} seeds, "
+        f"\nSmolLM2-135M Q4_1, f16 KV, window {args.ctx}, documents of {args.doc_chars} characters, "
+        f"{args.threads} threads, {args.seeds} seeds, "
         f"{time.perf_counter() - started:.0f} s in all."
     )
     print_table(rows)

@@ -406,6 +406,9 @@ class LoadedModel(Tokenizer):
     def save_range(self, path: Path, start: int, end: int) -> int:
         """Write the KV cells of context positions ``[start, end)`` and their tokens.
 
+        Only those cells are copied out: they are shared with the staging sequence
+        (``llama_memory_seq_cp`` marks them, copying nothing), which is written alone.
+
         Returns:
             bytes written.
 
@@ -414,7 +417,12 @@ class LoadedModel(Tokenizer):
         """
         if not 0 <= start < end <= self._llm.n_tokens:
             raise GenerationError(f"The context does not hold positions {start:,} to {end:,}.")
-        part = kvstate.parse(self._seq_bytes()).positions(start, end)
+        mem = llama_cpp.llama_get_memory(self._llm._ctx.ctx)
+        llama_cpp.llama_memory_seq_cp(mem, 0, _STAGING_SEQ, start, end)
+        try:
+            part = kvstate.parse(self._seq_bytes(_STAGING_SEQ)).positions(start, end)
+        finally:
+            llama_cpp.llama_memory_seq_rm(mem, _STAGING_SEQ, -1, -1)
         tokens = array.array("i", self.context_tokens[start:end])
         data = _RANGE_MAGIC + struct.pack("<II", start, end - start) + tokens.tobytes() + part.to_bytes()
         try:
@@ -528,7 +536,7 @@ class LoadedModel(Tokenizer):
         if not self.rotate_moved_keys:  # the naive move: new positions, keys left as they were
             cells = dataclasses.replace(cells, pos=cells.pos + shift)
             shift = 0
-        self._set_seq_bytes(cells.to_bytes(), seq=_STAGING_SEQ)
+        self._set_seq_bytes(cells.to_bytes(), _STAGING_SEQ)
         if shift:
             llama_cpp.llama_memory_seq_add(mem, _STAGING_SEQ, -1, -1, shift)
         llama_cpp.llama_memory_seq_cp(mem, _STAGING_SEQ, 0, -1, -1)
@@ -550,16 +558,16 @@ class LoadedModel(Tokenizer):
         if rc != 0:
             raise GenerationError(f"llama.cpp failed while placing documents in the context (code {rc}).")
 
-    def _seq_bytes(self) -> bytes:
+    def _seq_bytes(self, seq: int) -> bytes:
         ctx = self._llm._ctx.ctx
-        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        size = llama_cpp.llama_state_seq_get_size(ctx, seq)
         buf = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+        written = llama_cpp.llama_state_seq_get_data(ctx, buf, size, seq)
         if written == 0:
             raise GenerationError("llama.cpp could not copy the context's KV cache.")
         return bytes(buf)[:written]
 
-    def _set_seq_bytes(self, data: bytes, *, seq: int = 0) -> None:
+    def _set_seq_bytes(self, data: bytes, seq: int) -> None:
         buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
         if llama_cpp.llama_state_seq_set_data(self._llm._ctx.ctx, buf, len(data), seq) == 0:
             raise GenerationError("llama.cpp could not load the composed KV cache.")
