@@ -130,6 +130,22 @@ def cold_read(model: LoadedModel, prompt: Prompt) -> tuple[float, list[int], lis
     return cold_s, answer, logits, end_logits
 
 
+def fact_spans(model: LoadedModel, prompt: Prompt, docs: list[tuple[Document, str, str]]) -> list[tuple[int, int]]:
+    """The token span of each document's planted sentence in ``prompt`` (``--oracle``)."""
+    spans = []
+    for (a, b), (_, name, code) in zip(prompt.document_spans, docs, strict=True):
+        text, starts = "", []
+        for t in prompt.tokens[a:b]:
+            starts.append(len(text))
+            text += model.detokenize([t])
+        lo = text.find(f"The access code for {name}")
+        hi = text.find(code, lo) + len(code) + 1
+        first = max(i for i, c in enumerate(starts) if c <= lo)
+        last = max(i for i, c in enumerate(starts) if c < hi) + 1
+        spans.append((a + first, a + last))
+    return spans
+
+
 def found_answer(model: LoadedModel, prompt: Prompt) -> str:
     model.prefill(prompt.tokens)
     return "".join(model.generate(max_tokens=FOUND_TOKENS))
@@ -203,6 +219,9 @@ def main() -> int:
     parser.add_argument(
         "--broken", action="store_true", help="compose without rotating moved keys (the gate must catch it)"
     )
+    parser.add_argument(
+        "--oracle", action="store_true", help="also evaluate every planted sentence again (an upper bound)"
+    )
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument("--merge", type=Path, nargs="+", help="print the table of these --json files only")
     args = parser.parse_args()
@@ -246,13 +265,14 @@ def main() -> int:
                 probe = probe_logits(model, prompt)
                 cold_gate[case].append(kl_divergence(probe, end_logits))
                 feed = prompt.tokens[prompt.corpus_end :] + answer
+                also = fact_spans(model, prompt, order) if args.oracle else []
                 for k in ks:
                     composer = Composer(
                         cache, model_sha256=sha, model_name=path.name, swa_full=False, k=k, gate_kl=math.inf
                     )
                     model.clear()
                     t = time.perf_counter()
-                    comp = composer.compose(model, prompt)
+                    comp = composer.compose(model, prompt, also=also)
                     compose_s = time.perf_counter() - t
                     assert comp is not None
                     cell = cells[(case, k)]

@@ -139,9 +139,12 @@ class Composer:
             total += min(self.k, b - a) if found else b - a
         return total
 
-    def compose(self, model: Model, prompt: Prompt, *, names: Sequence[str] = ()) -> Composition | None:
+    def compose(
+        self, model: Model, prompt: Prompt, *, names: Sequence[str] = (), also: Sequence[tuple[int, int]] = ()
+    ) -> Composition | None:
         """Make ``model``'s context hold the prompt's corpus, assembled from its documents'
-        snapshots, and check it against a cold probe.
+        snapshots, and check it against a cold probe. ``also``: more corpus spans
+        evaluated again in place (besides the first ``k`` tokens of each document).
 
         Returns:
             the composition, or None when no document has a snapshot (nothing to assemble).
@@ -196,6 +199,7 @@ class Composer:
         if len(parts) == (head_part is not None):
             return None
         recompute.append((end - 1, end))
+        recompute.extend((max(0, a), min(b, end)) for a, b in also)
         probe = corpus[:head] + corpus[max(head, end - PROBE_TOKENS) :]
         model.clear()
         if head_part is not None:

@@ -441,14 +441,15 @@ class LoadedModel(Tokenizer):
         """Replace the context with saved ranges, each moved to start at its offset, and
         evaluate ``recompute`` again in place, so the context holds ``tokens``.
 
-        llama.cpp accepts a batch only right after a sequence's last cached position, so
-        the context is built in position order, each step appending to sequence 0: a
-        recomputed span is evaluated there; a saved range's cells are loaded into the
-        staging sequence 1 (``llama_state_seq_set_data`` empties the sequence it loads,
-        so never into 0), moved (``llama_memory_seq_add``: llama.cpp rotates their K on
-        the next evaluation) and handed to sequence 0 (``llama_memory_seq_cp`` in the
-        unified cache ``load_model`` makes only marks the cells). Each cell is read once:
-        the cost grows with the corpus, not with documents times the context.
+        First every saved range's cells are loaded into the staging sequence 1
+        (``llama_state_seq_set_data`` empties the sequence it loads, so never into 0),
+        moved (``llama_memory_seq_add``) and handed to sequence 0 (``llama_memory_seq_cp``
+        in the unified cache ``load_model`` makes only marks the cells): each cell is
+        read once, and llama.cpp rotates every moved K in one pass over the cache, at the
+        next evaluation. Then each recomputed span, in position order, is evaluated in
+        the staging sequence holding positions ``[0, start)`` of sequence 0 (llama.cpp
+        accepts a batch only right after a sequence's last position, and the span must
+        not see what follows it) and handed to sequence 0.
 
         Args:
             parts: (file from ``save_range``, the position its first token goes to).
@@ -487,21 +488,20 @@ class LoadedModel(Tokenizer):
                 raise GenerationError("Some positions of the corpus are in no document snapshot.")
             self.clear()
             self._llm.input_ids[:n] = list(tokens)
-            done = 0
-            while done < n:
-                end = done + 1
-                if fresh[done]:
-                    while end < n and fresh[end]:
-                        end += 1
-                    items = [(int(tokens[p]), p) for p in range(done, end)]
+            runs = _runs(fresh, source)
+            for a, b in runs:  # every saved cell first: their K is rotated once, at the first evaluation
+                if not fresh[a]:
+                    shift, state = ranges[source[a]]
+                    self._append_cells(state.positions(a - shift, b - shift), shift)
+            mem = llama_cpp.llama_get_memory(self._llm._ctx.ctx)
+            for a, b in runs:
+                if fresh[a]:  # evaluated in the staging sequence, which holds positions [0, a) only
+                    llama_cpp.llama_memory_seq_cp(mem, 0, _STAGING_SEQ, 0, a)
+                    items = [(int(tokens[p]), p) for p in range(a, b)]
                     for i in range(0, len(items), self.n_batch):
-                        self._decode(items[i : i + self.n_batch])
-                else:
-                    while end < n and not fresh[end] and source[end] == source[done]:
-                        end += 1
-                    shift, state = ranges[source[done]]
-                    self._append_cells(state.positions(done - shift, end - shift), shift)
-                done = end
+                        self._decode(items[i : i + self.n_batch], seq=_STAGING_SEQ)
+                    llama_cpp.llama_memory_seq_cp(mem, _STAGING_SEQ, 0, a, b)
+                    llama_cpp.llama_memory_seq_rm(mem, _STAGING_SEQ, -1, -1)
         except GenerationError:
             self.clear()
             raise
@@ -531,7 +531,7 @@ class LoadedModel(Tokenizer):
         return np.stack(rows)
 
     def _append_cells(self, cells: kvstate.SeqState, shift: int) -> None:
-        # Sequence 0 holds positions up to cells' first minus ``shift``; append them there.
+        # Add saved cells to sequence 0, moved by ``shift`` positions.
         mem = llama_cpp.llama_get_memory(self._llm._ctx.ctx)
         if not self.rotate_moved_keys:  # the naive move: new positions, keys left as they were
             cells = dataclasses.replace(cells, pos=cells.pos + shift)
@@ -542,14 +542,14 @@ class LoadedModel(Tokenizer):
         llama_cpp.llama_memory_seq_cp(mem, _STAGING_SEQ, 0, -1, -1)
         llama_cpp.llama_memory_seq_rm(mem, _STAGING_SEQ, -1, -1)
 
-    def _decode(self, items: Sequence[tuple[int, int]], *, all_logits: bool = False) -> None:
+    def _decode(self, items: Sequence[tuple[int, int]], *, all_logits: bool = False, seq: int = 0) -> None:
         batch = llama_cpp.llama_batch_init(len(items), 0, 1)
         try:
             for i, (token, pos) in enumerate(items):
                 batch.token[i] = token
                 batch.pos[i] = pos
                 batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = 0
+                batch.seq_id[i][0] = seq
                 batch.logits[i] = all_logits or i == len(items) - 1
             batch.n_tokens = len(items)
             rc = llama_cpp.llama_decode(self._llm._ctx.ctx, batch)
@@ -576,6 +576,17 @@ class LoadedModel(Tokenizer):
         """Empty the context: tokens and every KV cell."""
         self._llm._ctx.kv_cache_clear()  # type: ignore[no-untyped-call]
         self._llm.reset()  # type: ignore[no-untyped-call]
+
+
+def _runs(fresh: np.ndarray, source: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal spans ``[a, b)`` that are all evaluated again, or all from one saved range."""
+    runs: list[tuple[int, int]] = []
+    a = 0
+    for b in range(1, len(fresh) + 1):
+        if b == len(fresh) or fresh[b] != fresh[a] or (not fresh[b] and source[b] != source[a]):
+            runs.append((a, b))
+            a = b
+    return runs
 
 
 def _read_range(path: Path) -> tuple[int, list[int], kvstate.SeqState]:
