@@ -22,9 +22,11 @@ quality against the cold read of the same order: the question and the cold read'
 64-token greedy answer are fed one token at a time to both contexts, and at each
 position the top-1 next token is compared and the KL divergence KL(cold || composed)
 taken; found: the planted code asked for appears in a 24-token greedy answer. The gate
-columns calibrate ``GATE_KL``: the KL of the cold read's and of the composition's
-next-token distribution after the corpus from the gate's cold probe (head + last 32
-corpus tokens). The gate is off while measuring (every composition is scored).
+columns calibrate ``GATE_NATS``: the mean NLL of the corpus's last ``CHECK_TOKENS`` tokens
+after the composition (gate) and after the cold read (cold gate), minus the same after the
+gate's cold probe (head + the 32 tokens before them): below zero reads the corpus's own
+text better than the probe. The gate is off while measuring (every composition is scored);
+``--broken`` composes without rotating moved keys, the failure the gate must catch.
 
 Timings are wall-clock on whatever machine runs it: on a shared machine they are not a
 benchmark, only ratios within one run are meaningful, and then only roughly.
@@ -49,7 +51,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.compose import PROBE_TOKENS, Composer, kl_divergence  # noqa: E402
+from engine.compose import CHECK_TOKENS, Composer, check_nll, kl_divergence  # noqa: E402
 from engine.corpus import Document, layout_document, make_pages  # noqa: E402
 from engine.models.bundled import bundled_model_path, model_sha256  # noqa: E402
 from engine.reading.prompts import Prompt, build_prompt  # noqa: E402
@@ -112,22 +114,24 @@ def step_logits(model: LoadedModel, prefix: list[int], feed: list[int]) -> list[
     return [first, *rest]
 
 
-def cold_read(model: LoadedModel, prompt: Prompt) -> tuple[float, list[int], list[np.ndarray], np.ndarray]:
+def cold_read(model: LoadedModel, prompt: Prompt) -> tuple[float, list[int], list[np.ndarray], float]:
     """Read cold (timed); its greedy answer; its logits before each question and answer
-    token; its next-token logits after the corpus."""
+    token; its NLL of the gate's check tokens (the corpus's last ``CHECK_TOKENS``)."""
     model.clear()
     corpus = prompt.tokens[: prompt.corpus_end]
     start = time.perf_counter()
     model.prefill(corpus)
     cold_s = time.perf_counter() - start
-    end_logits = model.last_logits()
     model.prefill(prompt.tokens)
     for _ in model.generate(max_tokens=ANSWER_TOKENS):
         pass
     answer = model.context_tokens[len(prompt.tokens) :]
+    check = corpus[-CHECK_TOKENS:]
+    model.prefill(corpus[:-CHECK_TOKENS])
+    nll = check_nll(model.logits_after_each(check), check)
     model.prefill(corpus)
     logits = step_logits(model, corpus, prompt.tokens[prompt.corpus_end :] + answer)
-    return cold_s, answer, logits, end_logits
+    return cold_s, answer, logits, nll
 
 
 def fact_spans(model: LoadedModel, prompt: Prompt, docs: list[tuple[Document, str, str]]) -> list[tuple[int, int]]:
@@ -149,14 +153,6 @@ def fact_spans(model: LoadedModel, prompt: Prompt, docs: list[tuple[Document, st
 def found_answer(model: LoadedModel, prompt: Prompt) -> str:
     model.prefill(prompt.tokens)
     return "".join(model.generate(max_tokens=FOUND_TOKENS))
-
-
-def probe_logits(model: LoadedModel, prompt: Prompt) -> np.ndarray:
-    corpus = prompt.tokens[: prompt.corpus_end]
-    head = prompt.document_spans[0][0]
-    model.clear()
-    model.prefill(corpus[:head] + corpus[max(head, len(corpus) - PROBE_TOKENS) :])
-    return model.last_logits()
 
 
 def cases(rng: random.Random, base: list, new: list) -> dict[str, list]:
@@ -186,7 +182,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(f"Seeds {seeds}. Medians of times and counts; means of top-1 agreement and KL; found over seeds.\n")
     print(
         "| case | k | compose s | cold s | cold/compose | tokens evaluated (of corpus) | top-1 agree | "
-        "KL (nats) | found | cold found | gate KL max | cold gate KL max |"
+        "KL (nats) | found | cold found | gate (min..max) | cold gate (min..max) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     med = statistics.median
@@ -202,7 +198,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 f"{med(r['evaluated'] for r in c):.0f} ({med(r['corpus'] for r in c):.0f}) | "
                 f"{statistics.fmean(r['top1'] for r in c):.3f} | {statistics.fmean(r['kl'] for r in c):.4f} | "
                 f"{sum(r['found'] for r in c)}/{len(c)} | {sum(r['cold_found'] for r in c)}/{len(c)} | "
-                f"{max(r['gate'] for r in c):.3f} | {max(r['cold_gate'] for r in c):.3f} |"
+                f"{min(r['gate'] for r in c):+.2f}..{max(r['gate'] for r in c):+.2f} | "
+                f"{min(r['cold_gate'] for r in c):+.2f}..{max(r['cold_gate'] for r in c):+.2f} |"
             )
 
 
@@ -260,15 +257,13 @@ def main() -> int:
                 prompt = prompt_for(model, order, question)
                 if len(prompt.tokens) + ANSWER_TOKENS > args.ctx:
                     raise SystemExit(f"{case}: {len(prompt.tokens)} tokens do not fit {args.ctx}")
-                cold_s, answer, cold_logits, end_logits = cold_read(model, prompt)
+                cold_s, answer, cold_logits, cold_nll = cold_read(model, prompt)
                 cold_found[case].append(target[2] in model.detokenize(answer[:FOUND_TOKENS]))
-                probe = probe_logits(model, prompt)
-                cold_gate[case].append(kl_divergence(probe, end_logits))
                 feed = prompt.tokens[prompt.corpus_end :] + answer
                 also = fact_spans(model, prompt, order) if args.oracle else []
                 for k in ks:
                     composer = Composer(
-                        cache, model_sha256=sha, model_name=path.name, swa_full=False, k=k, gate_kl=math.inf
+                        cache, model_sha256=sha, model_name=path.name, swa_full=False, k=k, gate_nats=-math.inf
                     )
                     model.clear()
                     t = time.perf_counter()
@@ -276,7 +271,9 @@ def main() -> int:
                     compose_s = time.perf_counter() - t
                     assert comp is not None
                     cell = cells[(case, k)]
-                    cell.gate.append(comp.kl)
+                    if len(cold_gate[case]) < len(cold_found[case]):  # the probe is the same for every k
+                        cold_gate[case].append(cold_nll - comp.probe_nll)
+                    cell.gate.append(comp.check_nll - comp.probe_nll)
                     corpus = prompt.tokens[: prompt.corpus_end]
                     logits = step_logits(model, corpus, feed)
                     assert model.context_tokens == corpus
@@ -302,15 +299,15 @@ def main() -> int:
                             "kl": cell.kl[-1],
                             "found": found,
                             "cold_found": cold_found[case][-1],
-                            "gate": comp.kl,
+                            "gate": cell.gate[-1],
                             "cold_gate": cold_gate[case][-1],
                         }
                     )
                     print(
                         f"  {case:13} k={k:3} compose {compose_s:6.2f} s cold {cold_s:6.2f} s "
                         f"evaluated {comp.stats.evaluated:5} of {prompt.corpus_end} top1 {cell.top1[-1]:.3f} "
-                        f"KL {cell.kl[-1]:.4f} found {found} (cold {cold_found[case][-1]}) gate {comp.kl:.3f} "
-                        f"(cold {cold_gate[case][-1]:.3f})",
+                        f"KL {cell.kl[-1]:.4f} found {found} (cold {cold_found[case][-1]}) gate {cell.gate[-1]:+.3f} "
+                        f"(cold {cold_gate[case][-1]:+.3f})",
                         flush=True,
                     )
             store.close()

@@ -311,7 +311,12 @@ class Model(Tokenizer, Protocol):
         recompute: Sequence[tuple[int, int]],
     ) -> PrefillStats:
         """Make the context hold ``tokens`` from ``save_range`` files, each moved to the
-        position given with it, evaluating ``recompute`` again in place."""
+        position given with it, evaluating ``recompute`` again in place (a range going on past ``tokens``
+        gives only its cells inside them)."""
+        ...
+
+    def logits_after_each(self, tokens: Sequence[int]) -> np.ndarray:
+        """Append ``tokens`` (at most a batch) and return the logits after each, in order."""
         ...
 
 

@@ -333,6 +333,14 @@ class FakeModel(FakeTokenizer):
             logits = logits + (self._backend.compose_noise * noise).astype(np.float32)
         return logits
 
+    def logits_after_each(self, tokens: Sequence[int]) -> np.ndarray:
+        """Append ``tokens`` and return ``last_logits`` after each, in order."""
+        rows = []
+        for token in tokens:
+            self._context.append(int(token))
+            rows.append(self.last_logits())
+        return np.stack(rows)
+
     def save_sequence(self, path: Path) -> int:
         """Write the context's tokens to ``path``.
 
@@ -428,7 +436,8 @@ class FakeModel(FakeTokenizer):
             start, count = struct.unpack("<II", data[len(_RANGE_MAGIC) : head])
             saved = array.array("i")
             saved.frombytes(data[head : head + 4 * count])
-            if list(saved) != list(tokens[at : at + count]) or len(saved) != count:
+            count = min(count, len(tokens) - at)  # a range going on past ``tokens``: its first cells
+            if count <= 0 or list(saved[:count]) != list(tokens[at : at + count]):
                 raise GenerationError(f"The snapshot {path.name} holds other tokens than the corpus at {at:,}.")
             if start != at and (why := self.can_shift) is not None:
                 raise GenerationError(f"Documents cannot be moved in this model's cache: {why}.")

@@ -452,7 +452,8 @@ class LoadedModel(Tokenizer):
         not see what follows it) and handed to sequence 0.
 
         Args:
-            parts: (file from ``save_range``, the position its first token goes to).
+            parts: (file from ``save_range``, the position its first token goes to); a
+                range that goes on past ``tokens`` gives only the cells inside them.
             tokens: what the whole context holds once composed.
             recompute: spans ``(start, end)`` evaluated again; every position no part
                 covers must be in one.
@@ -473,12 +474,13 @@ class LoadedModel(Tokenizer):
         try:
             for path, at in parts:
                 start, saved, state = _read_range(path)
-                if at < 0 or at + len(saved) > n or list(tokens[at : at + len(saved)]) != saved:
+                count = min(len(saved), n - at)  # a range may go on past ``tokens``: its first cells are used
+                if at < 0 or count <= 0 or list(tokens[at : at + count]) != saved[:count]:
                     raise GenerationError(f"The snapshot {path.name} holds other tokens than the corpus at {at:,}.")
                 why = self.can_shift
                 if at != start and self.rotate_moved_keys and why is not None:
                     raise GenerationError(f"Documents cannot be moved in this model's cache: {why}.")
-                source[at : at + len(saved)] = len(ranges)
+                source[at : at + count] = len(ranges)
                 ranges.append((at - start, state))
             for a, b in recompute:
                 if not 0 <= a <= b <= n:
@@ -511,8 +513,8 @@ class LoadedModel(Tokenizer):
 
     def logits_after_each(self, tokens: Sequence[int]) -> np.ndarray:
         """Append ``tokens`` to the context in one batch and return the logits after each
-        (rows in order). For benchmarks that score a context against another one token at
-        a time (benchmarks/compose.py); not part of the runtime interface.
+        (rows in order): the composition's quality gate (engine/compose.py) and
+        benchmarks/compose.py's scoring.
 
         Raises:
             GenerationError: more than a batch or the window holds, or llama.cpp failed.

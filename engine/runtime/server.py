@@ -619,6 +619,9 @@ class ServerModel(ServerTokenizer):
     def save_range(self, path: Path, start: int, end: int) -> int:
         raise GenerationError("a server model cannot save part of its cache on this disk")
 
+    def logits_after_each(self, tokens: Sequence[int]) -> np.ndarray:
+        raise GenerationError("a server model does not return the logits of every token")
+
     def compose(
         self,
         parts: Sequence[tuple[Path, int]],

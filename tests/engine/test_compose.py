@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.compose import HEAD_LABEL, PROBE_TOKENS, RECOMPUTE_FIRST, kl_divergence
+from engine.compose import CHECK_TOKENS, HEAD_LABEL, PROBE_TOKENS, RECOMPUTE_FIRST, kl_divergence
 from engine.config import ReadSettings, db_path
 from engine.corpus import Corpus, Document
 from engine.library import Library
@@ -27,9 +27,13 @@ FILLER = "The harbor office checks the mooring lines every morning and logs the 
 
 
 @pytest.fixture
-def backend() -> FakeBackend:
+def backend(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
     backend = FakeBackend()
     backend.logits_window = 16
+    # The fake's logits see only the last 16 tokens: a composition cannot read the check
+    # tokens better than the gate's probe, as a real model's does (test_compose_real.py),
+    # so here the gate asks for no more than the probe's reading.
+    monkeypatch.setattr("engine.compose.GATE_NATS", 0.0)
     return backend
 
 
@@ -101,15 +105,15 @@ def test_a_reordered_corpus_is_assembled_from_its_documents_snapshots(
     prompt, _ = library.prepare_ask(_corpus(docs, "c.txt", "a.txt", "b.txt"), QUESTION)
     # The answer read exactly the tokens a cold read of this order reads.
     assert list(backend.prompts[cold_prompts].tokens[: len(prompt.tokens)]) == prompt.tokens
-    # The gate's probe: the instructions' snapshot and the corpus's last tokens read cold.
+    # The gate's probe: the instructions' snapshot and the PROBE_TOKENS before the corpus's
+    # last CHECK_TOKENS read cold; the composition holds all but those, then reads them.
     probe, composition = _model(backend).compositions
     head = prompt.document_spans[0][0]
     assert [at for _, at in probe[0]] == [0] and probe[1] == ((head, head + PROBE_TOKENS),)
     parts, recompute = composition
     assert [at for _, at in parts] == [0] + [a for a, _ in prompt.document_spans]  # instructions, c, a, b
-    expected = [(a, a + RECOMPUTE_FIRST) for a, _ in prompt.document_spans]
-    assert list(recompute) == [*expected, (prompt.corpus_end - 1, prompt.corpus_end)]
-    read_again = 3 * RECOMPUTE_FIRST + 1 + PROBE_TOKENS
+    assert list(recompute) == [(a, a + RECOMPUTE_FIRST) for a, _ in prompt.document_spans]
+    read_again = 3 * RECOMPUTE_FIRST + PROBE_TOKENS + 2 * CHECK_TOKENS
     assert warm.reread_tokens == read_again < prompt.corpus_end // 5
     assert "assembled from 3 documents' snapshots in" in warm.describe_composition()
     assert f"({read_again:,} tokens read again)" in warm.describe_composition()
