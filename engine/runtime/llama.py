@@ -184,10 +184,15 @@ def load_tokenizer(path: Path) -> Tokenizer:
 class LoadedModel(Tokenizer):
     """Weights plus a context. One thread at a time."""
 
-    def __init__(self, llm: llama_cpp.Llama, path: Path, *, kv_type: KvType, n_threads: int) -> None:
+    def __init__(
+        self, llm: llama_cpp.Llama, path: Path, *, kv_type: KvType, n_threads: int, staging: bool = False
+    ) -> None:
         super().__init__(llm, path)
         self.kv_type = kv_type
         self.n_threads = n_threads
+        #: The context has compose's staging sequence (``load_model``: models without
+        #: sliding-window layers); ``save_range`` and ``compose`` need it.
+        self.staging = staging
         self._vocab = llm._model.vocab
         self._n_vocab = llm.n_vocab()
         #: False moves document cells to new positions without rotating their keys (the
@@ -417,6 +422,7 @@ class LoadedModel(Tokenizer):
         """
         if not 0 <= start < end <= self._llm.n_tokens:
             raise GenerationError(f"The context does not hold positions {start:,} to {end:,}.")
+        self._need_staging()
         mem = llama_cpp.llama_get_memory(self._llm._ctx.ctx)
         llama_cpp.llama_memory_seq_cp(mem, 0, _STAGING_SEQ, start, end)
         try:
@@ -466,6 +472,7 @@ class LoadedModel(Tokenizer):
                 at its offset, a position is covered by nothing, positions cannot be
                 moved here (``can_shift``), or llama.cpp failed; the context is then empty.
         """
+        self._need_staging()
         started = time.perf_counter()
         n = len(tokens)
         source = np.full(n, -1)  # which range holds each position
@@ -531,6 +538,12 @@ class LoadedModel(Tokenizer):
         self._llm.input_ids[n : n + len(tokens)] = list(tokens)
         self._llm.n_tokens = n + len(tokens)
         return np.stack(rows)
+
+    def _need_staging(self) -> None:
+        if not self.staging:
+            raise GenerationError(
+                "Parts of this model's cache cannot be saved or placed: it uses sliding-window attention."
+            )
 
     def _append_cells(self, cells: kvstate.SeqState, shift: int) -> None:
         # Add saved cells to sequence 0, moved by ``shift`` positions.
@@ -626,12 +639,15 @@ def load_model(path: Path, settings: LoadSettings, *, n_gpu_layers: int = -1) ->
         ModelFileError: not a GGUF or unreadable.
         ModelError: llama.cpp could not load it (for example, out of memory).
     """
-    _check_file(path)
+    info = inspect_gguf(path)  # read and bounds-checked before llama.cpp sees it (_check_file)
     if settings.planned_bytes is not None:
         log.debug("loading %s: the planner expects %d bytes", path.name, settings.planned_bytes)
     kv = _GGML_TYPES[settings.kv_type]
+    # Sliding-window models never compose (``can_shift``), and a second sequence would
+    # double their window's cache: they get none.
+    staging = info.sliding_window_pattern is None
     try:
-        with _quiet_python_prints(), _staging_sequence():
+        with _quiet_python_prints(), _staging_sequence() if staging else contextlib.nullcontext():
             llm = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=settings.n_ctx,
@@ -654,7 +670,7 @@ def load_model(path: Path, settings: LoadSettings, *, n_gpu_layers: int = -1) ->
             f"llama.cpp could not load {path.name} with a {settings.n_ctx:,}-token window ({exc}). "
             "Try a smaller window or another model file."
         ) from exc
-    return LoadedModel(llm, path, kv_type=settings.kv_type, n_threads=settings.n_threads)
+    return LoadedModel(llm, path, kv_type=settings.kv_type, n_threads=settings.n_threads, staging=staging)
 
 
 class LlamaBackend:
