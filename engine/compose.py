@@ -230,7 +230,8 @@ class Composer:
             probe_stats = model.prefill(corpus[:head] + local)
         probe_nll = check_nll(model.logits_after_each(check), check)
         try:
-            stats = model.compose(parts, tokens=corpus[:check_at], recompute=spans_again)
+            placed = [(path, at) for path, at in parts if at < check_at]  # a short last document may be all check
+            stats = model.compose(placed, tokens=corpus[:check_at], recompute=spans_again)
             nll = check_nll(model.logits_after_each(check), check)
         except GenerationError as exc:
             model.clear()

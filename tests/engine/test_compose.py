@@ -119,6 +119,24 @@ def test_a_reordered_corpus_is_assembled_from_its_documents_snapshots(
     assert f"({read_again:,} tokens read again)" in warm.describe_composition()
 
 
+def test_a_last_document_shorter_than_the_gates_check_is_composed_and_kept(
+    tmp_path: Path, library: Library, backend: FakeBackend
+) -> None:
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt"])
+    short, skipped = library.add_documents([text_pages_file(tmp_path / "short.txt", ["Signed."])])
+    assert not skipped
+    docs["short.txt"] = short[0]
+    library.ask(_corpus(docs, "a.txt", "b.txt", "short.txt"), QUESTION)
+    result = library.ask(_corpus(docs, "b.txt", "a.txt", "short.txt"), QUESTION)
+    prompt, _ = library.prepare_ask(_corpus(docs, "b.txt", "a.txt", "short.txt"), QUESTION)
+    a, b = prompt.document_spans[-1]
+    assert b - a < CHECK_TOKENS  # all of it is in the gate's check
+    assert result.warm is not None and result.warm.source == "composed" and result.warm.documents == 3
+    assert result.warm.notice is None
+    labels = [s.label for s in library.snapshots.list_snapshots() if s.kind == "document"]
+    assert sorted(labels) == [HEAD_LABEL, "a.txt", "b.txt", "short.txt"]
+
+
 def test_an_inserted_document_is_read_in_place_and_saved(
     tmp_path: Path, library: Library, backend: FakeBackend
 ) -> None:
