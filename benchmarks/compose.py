@@ -14,7 +14,15 @@ Then four cases, each against a cold read of its own order:
 - ``reorder``: the ten, shuffled;
 - ``remove first``: documents 2-10;
 - ``insert middle``: a new document (no snapshot: read whole in place) after the fifth;
-- ``other corpus``: four of the ten inside another corpus with two new documents.
+- ``other corpus``: four of the ten inside another corpus with two new documents;
+- ``insert known``: as ``insert middle``, but the inserted document was read before, in
+  another corpus (three documents read cold once, their snapshots saved);
+- ``other known``: as ``other corpus``, but its two other documents are from that other
+  corpus: every document of the corpus was read before, none in this order.
+
+``--cases`` runs some of them (each is measured against its own cold read). The extra
+documents come from their own random stream, so the first four cases are the same
+documents and orders with or without them.
 
 For each case and each k (first tokens of each document evaluated again): the time to
 compose (the gate's cold probe included) against the cold read, tokens evaluated, and
@@ -63,7 +71,7 @@ from engine.warm import SnapshotCache  # noqa: E402
 SAMPLE = ROOT / "resources" / "sample" / "harbor-lease-dispute.md"
 ANSWER_TOKENS = 64
 FOUND_TOKENS = 24
-CASES = ("reorder", "remove first", "insert middle", "other corpus")
+CASES = ("reorder", "remove first", "insert middle", "other corpus", "insert known", "other known")
 
 
 @dataclass
@@ -155,7 +163,7 @@ def found_answer(model: LoadedModel, prompt: Prompt) -> str:
     return "".join(model.generate(max_tokens=FOUND_TOKENS))
 
 
-def cases(rng: random.Random, base: list, new: list) -> dict[str, list]:
+def cases(rng: random.Random, base: list, new: list, known: list) -> dict[str, list]:
     order = base[:]
     while order == base:
         rng.shuffle(order)
@@ -165,6 +173,8 @@ def cases(rng: random.Random, base: list, new: list) -> dict[str, list]:
         "remove first": base[1:],
         "insert middle": base[:5] + [new[0]] + base[5:],
         "other corpus": [new[1], picks[0], picks[1], new[2], picks[2], picks[3]],
+        "insert known": base[:5] + [known[0]] + base[5:],
+        "other known": [known[1], picks[0], picks[1], known[2], picks[2], picks[3]],
     }
 
 
@@ -212,6 +222,7 @@ def main() -> int:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ks", default="0,16,64,256")
+    parser.add_argument("--cases", default=",".join(CASES), help="which cases, comma-separated")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument(
         "--broken", action="store_true", help="compose without rotating moved keys (the gate must catch it)"
@@ -223,6 +234,9 @@ def main() -> int:
     parser.add_argument("--merge", type=Path, nargs="+", help="print the table of these --json files only")
     args = parser.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
+    chosen = [c.strip() for c in args.cases.split(",")]
+    if unknown := [c for c in chosen if c not in CASES]:
+        parser.error(f"unknown case {unknown[0]!r}; the cases are: {', '.join(CASES)}")
     if args.merge:
         return print_merged(args.merge)
     path = bundled_model_path()
@@ -233,13 +247,14 @@ def main() -> int:
     cells: dict[tuple[str, int], Cell] = {(c, k): Cell() for c in CASES for k in ks}
     cold_found: dict[str, list[bool]] = {c: [] for c in CASES}
     cold_gate: dict[str, list[float]] = {c: [] for c in CASES}
-    names = [f"exhibit-{chr(65 + i)}.txt" for i in range(13)]
+    names = [f"exhibit-{chr(65 + i)}.txt" for i in range(16)]
     started = time.perf_counter()
     rows: list[dict[str, object]] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         rng = random.Random(seed)
         docs = make_docs(rng, 13, names, pool, args.doc_chars)
         base, new = docs[:10], docs[10:]
+        known = make_docs(random.Random(seed + 10_000), 3, names[13:], pool, args.doc_chars)
         with tempfile.TemporaryDirectory() as tmp:
             store = open_store(Path(tmp) / "bench.db")
             cache = SnapshotCache(store, Path(tmp) / "snapshots")
@@ -250,9 +265,17 @@ def main() -> int:
             rate = (time.perf_counter() - t) / first.corpus_end
             saver = Composer(cache, model_sha256=sha, model_name=path.name, swa_full=False)
             saver.save_documents(model, first, names=[n for _, n, _ in base], seconds_per_token=rate)
-            print(f"seed {seed}: base corpus {first.corpus_end} tokens", flush=True)
-            for case, order in cases(rng, base, new).items():
-                target = rng.choice([d for d in order if d not in new])
+            other = prompt_for(model, known, "What is the access code?")
+            model.clear()
+            t = time.perf_counter()
+            model.prefill(other.tokens[: other.corpus_end])
+            rate = (time.perf_counter() - t) / other.corpus_end
+            saver.save_documents(model, other, names=[n for _, n, _ in known], seconds_per_token=rate)
+            print(f"seed {seed}: base corpus {first.corpus_end} tokens, other {other.corpus_end}", flush=True)
+            for case, order in cases(rng, base, new, known).items():
+                target = rng.choice([d for d in order if d not in new])  # drawn for every case: the same targets
+                if case not in chosen:
+                    continue
                 question = f"What is the access code for {target[1]}?"
                 prompt = prompt_for(model, order, question)
                 if len(prompt.tokens) + ANSWER_TOKENS > args.ctx:

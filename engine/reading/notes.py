@@ -54,6 +54,7 @@ _COMMON = frozenset(
     "used uses using very were what when where which while will with would your".split()
 )
 MAX_NOTE_CHARS = 600  # one note: a sentence or two, never a page
+MAX_QUOTED = 3  # sentences an answer quoted from the notes gives at most
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])[\"')\]\u201d]?\s+|\n+")
 
 
@@ -256,6 +257,66 @@ def question_parts(question: str) -> list[str]:
     if len(parts) > MAX_QUESTION_PARTS:
         parts = [*parts[: MAX_QUESTION_PARTS - 1], ", ".join(parts[MAX_QUESTION_PARTS - 1 :])]
     return [p[0].upper() + p[1:].rstrip("?") + "?" for p in parts]
+
+
+# The question's first sentence; its subject holds no comma (a second part) nor "?".
+_COPULA = re.compile(r"^(?:what|who) (is|are|was|were) ([^?,;]+?)\s*(?:\?|$)", re.IGNORECASE)
+_PASSIVE = re.compile(
+    r"^(?:(?:on|in|at) what (?:date|day|year|month|time)|when) (is|are|was|were) ([^?,;]+) (\w+ed|\w+en)\s*(?:\?|$)",
+    re.IGNORECASE,
+)
+
+
+def answer_prefix(question: str) -> str | None:
+    """The first words of an answer to one English question, restated from it, or None:
+    "What is the archive access code?" -> "The archive access code is"; "On what date was
+    the harbor treaty signed?" -> "The harbor treaty was signed". RULER's prompts begin the
+    answer this way (an answer prefix), so that the next words are the fact; the final pass
+    of waves starts each part's answer with it (engine/reading/waves.py).
+
+    Only the two question forms above: "Which ...", "How ..." and "Why ..." ask for
+    something whose answer does not start with the question's words."""
+    q = " ".join(question.split())
+    if m := _COPULA.match(q):
+        verb, subject = m.group(1).lower(), m.group(2)
+    elif m := _PASSIVE.match(q):
+        verb, subject = f"{m.group(1).lower()} {m.group(3)}", m.group(2)
+    else:
+        return None
+    if len(subject.split()) < 2 or subject.lower().split()[0] in {"it", "this", "that", "there", "they", "he", "she"}:
+        return None  # "Who is he?": no words of the document to restate
+    subject = subject[0].upper() + subject[1:] if subject.split()[0].lower() in {"the", "a", "an"} else subject
+    return f"{subject} {verb}"
+
+
+def quoted_answer(prefix: str, notes: list[str], *, most: int = MAX_QUOTED) -> str | None:
+    """The answer the kept notes give in the question's own words, quoted, or None.
+
+    ``notes`` are grounded notes (``[name p.N] sentence``: page text, copied by the
+    engine). A sentence of them that says ``prefix`` (``answer_prefix``: "The archive
+    access code is") and goes on is the answer, quoted with its page's marker, so the
+    citation checker verifies it: ``"The archive access code is K7-482913." [ledger.txt
+    p.3]``. Up to ``most`` different sentences, in the notes' order (two pages that
+    disagree both show). Measured: given that very note, SmolLM2-135M answered "The
+    archive access code is a feature of the Python 3.7.1 release" (with the prefix or
+    without), so where the notes say it, the engine quotes them."""
+    want = normalize(prefix)
+    quotes: list[str] = []
+    seen: set[str] = set()
+    for line in notes:
+        m = MARKER.match(line)
+        if m is None:
+            continue
+        marker = line[: m.end()]
+        for sentence in _SENTENCE_END.split(line[m.end() :].strip()):
+            said = normalize(sentence)
+            at = said.find(want)
+            if at < 0 or (at and said[at - 1].isalnum()) or not said[at + len(want) :].strip(" .,:;!?"):
+                continue
+            if said not in seen and len(quotes) < most:
+                seen.add(said)
+                quotes.append(f'"{sentence.strip()}" {marker}')
+    return " ".join(quotes) or None
 
 
 def _is_content_word(word: str) -> bool:

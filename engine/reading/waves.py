@@ -77,7 +77,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
@@ -92,7 +92,7 @@ from engine.planning import MeasuredContext, SpeedModel
 from engine.probe import stored_reading_span
 from engine.reading.citations import MARKER, Citation, check_citations
 from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
-from engine.reading.notes import ground_notes, question_parts
+from engine.reading.notes import answer_prefix, ground_notes, question_parts, quoted_answer
 from engine.reading.prompts import SYSTEM_PROMPT, Prompt, PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import (
     CancelFn,
@@ -905,48 +905,65 @@ class WaveReader(LaneReader):
         memory = lay_memory(model, entries, room=None)
         r.recorder.start_step(n)
         try:
-            ask_pages, _ = _fit_final(
-                model,
-                relevant,
-                _lookup_question(r.question),
-                frame=final_frame,
-                n_ctx=r.n_ctx,
-                max_answer=LOOKUP_TOKENS,
-                memory=memory,
-            )
-            look = run_step(
-                model,
-                ask_pages,
-                max_tokens=LOOKUP_TOKENS,
-                settings=r.gen,
-                on_progress=on_final_prefill,
-                should_cancel=r.cancel,
-            )
-            wanted, by = looked_up_pages(look.text, corpus, relevant)
             # A question of several parts is answered part by part (run_parts), one paragraph
-            # each, from that part's notes and the pages the look-up named (when it named
-            # none, the pages that part's notes come from).
+            # each. A part whose kept notes say it in its own words (answer_prefix) is answered
+            # by quoting them (quoted_answer); the others from that part's notes and the pages
+            # the look-up named (when it named none, the pages that part's notes come from).
             parts = question_parts(r.question)
             split = len(parts) > 1
-            finals: list[Prompt | list[int]] = []
+            prefixes = [answer_prefix(part) for part in parts]
+            quoted = [
+                quoted_answer(prefix, _notes_block(relevant, part=k if split else None, parts=len(parts)))
+                if prefix
+                else None
+                for k, prefix in enumerate(prefixes)
+            ]
+            look: StepOutput | None = None
+            wanted: list[tuple[Document, int]] = []
+            by = "quoted"
+            if not all(quoted):
+                ask_pages, _ = _fit_final(
+                    model,
+                    relevant,
+                    _lookup_question(r.question),
+                    frame=final_frame,
+                    n_ctx=r.n_ctx,
+                    max_answer=LOOKUP_TOKENS,
+                    memory=memory,
+                )
+                look = run_step(
+                    model,
+                    ask_pages,
+                    max_tokens=LOOKUP_TOKENS,
+                    settings=r.gen,
+                    on_progress=on_final_prefill,
+                    should_cancel=r.cancel,
+                )
+                wanted, by = looked_up_pages(look.text, corpus, relevant)
+            finals: list[Prompt | list[int] | None] = []
             laid: list[tuple[Document, int]] = []
             for k, part in enumerate(parts):
+                if quoted[k]:
+                    finals.append(None)
+                    continue
                 pages = wanted
                 if split and by != "model":
                     pages, _ = looked_up_pages("", corpus, relevant, part=k, parts=len(parts))
+                # The answer begins with the part's words restated (RULER's answer prefix).
+                start = model.tokenize_text(prefixes[k]) if prefixes[k] else []
                 tokens, part_laid = _fit_final(
                     model,
                     relevant,
                     part if split else r.question,
                     frame=final_frame,
                     n_ctx=r.n_ctx,
-                    max_answer=max_answer,
+                    max_answer=max_answer + len(start),
                     pages=pages,
                     memory=memory,
                     part=k if split else None,
                     parts=len(parts),
                 )
-                finals.append(tokens)
+                finals.append(tokens + start)
                 laid += [dp for dp in part_laid if dp not in laid]
             out = run_parts(
                 model,
@@ -954,6 +971,8 @@ class WaveReader(LaneReader):
                 max_tokens=max_answer,
                 settings=r.gen,
                 sep="\n\n",
+                prefixes=prefixes,
+                given=quoted,
                 on_progress=on_final_prefill,
                 on_text=r.on_text,
                 should_cancel=r.cancel,
@@ -967,9 +986,10 @@ class WaveReader(LaneReader):
             **unfounded_detail(unfounded),
             "looked_up": [f"{d.name} p.{p}" for d, p in laid],
             "lookup_by": by,
-            "lookup_raw": look.text,
-            "lookup_tokens": look.prompt_tokens + look.output_tokens,
-            "lookup_s": round(look.prefill_s + look.generate_s, 3),
+            "lookup_raw": look.text if look else "",
+            "lookup_tokens": look.prompt_tokens + look.output_tokens if look else 0,
+            "lookup_s": round(look.prefill_s + look.generate_s, 3) if look else 0.0,
+            "quoted_parts": sum(q is not None for q in quoted),
         }
         r.recorder.finish_step(n, out, text=out.text, citations=citations, detail=detail)
         r.recorder.done(answer=out.text, citations=citations)
@@ -978,18 +998,22 @@ class WaveReader(LaneReader):
 
 def run_parts(
     model: LoadedModel,
-    prompts: list[Prompt | list[int]],
+    prompts: Sequence[Prompt | list[int] | None],
     *,
     max_tokens: int,
     settings: ReadSettings,
     sep: str = "\n",
+    prefixes: Sequence[str | None] = (),
+    given: Sequence[str | None] = (),
     on_progress: ProgressFn | None = None,
     on_text: TextFn | None = None,
     should_cancel: CancelFn | None = None,
 ) -> StepOutput:
     """One ``run_step`` per part of the question (``question_parts``), each prompt the
     same but for its part (its prefix read once: the later parts reuse it), the outputs
-    joined by ``sep``: a wave's notes, or the final answer.
+    joined by ``sep``: a wave's notes, or the final answer. ``prefixes[k]``: the words
+    part k's prompt ends with, its text's start; ``given[k]``: part k's text, already
+    known (its prompt is None): shown in its place, nothing run.
 
     Asked a question of three parts at once, SmolLM2-135M wrote one run-on sentence that
     pointed at none of them and answered the first part only; asked each part on its own
@@ -1007,18 +1031,25 @@ def run_parts(
     for k, prompt in enumerate(prompts):
         if k and on_text is not None:
             on_text(sep)
-        outs.append(
-            run_step(
-                model,
-                prompt.tokens if isinstance(prompt, Prompt) else prompt,
-                max_tokens=min(each, max_tokens),
-                settings=settings,
-                on_progress=on_progress,
-                on_text=on_text,
-                should_cancel=should_cancel,
-                stop=stop,
-            )
+        if k < len(given) and (text := given[k]) is not None:
+            if on_text is not None:
+                on_text(text)
+            outs.append(StepOutput(text, 0, 0, 0, 0, 0.0, 0.0))
+            continue
+        if prompt is None:
+            raise ValueError(f"part {k} has neither a prompt nor a given text")
+        prefix = prefixes[k] if k < len(prefixes) else None
+        out = run_step(
+            model,
+            prompt.tokens if isinstance(prompt, Prompt) else prompt,
+            max_tokens=min(each, max_tokens),
+            settings=settings,
+            on_progress=on_progress,
+            on_text=_after_prefix(prefix, on_text) if prefix and on_text is not None else on_text,
+            should_cancel=should_cancel,
+            stop=stop,
         )
+        outs.append(replace(out, text=join_prefix(prefix, out.text)) if prefix else out)
     if len(outs) == 1:
         return outs[0]
     return StepOutput(
@@ -1031,6 +1062,30 @@ def run_parts(
         generate_s=sum(o.generate_s for o in outs),
         part_texts=tuple(o.text for o in outs),
     )
+
+
+def join_prefix(prefix: str, text: str) -> str:
+    """An answer begun with ``prefix`` (the prompt's last words) and continued by ``text``."""
+    if not text:
+        return prefix
+    return prefix + ("" if text[0] in ".,:;!?" else " ") + text
+
+
+def _after_prefix(prefix: str, on_text: TextFn) -> TextFn:
+    # Shows the prefix, then the pieces, spaced as join_prefix joins them.
+    on_text(prefix)
+    started = False
+
+    def show(piece: str) -> None:
+        nonlocal started
+        if not started and piece.strip():
+            piece = piece.lstrip()
+            on_text(piece if piece[0] in ".,:;!?" else " " + piece)
+            started = True
+        elif started:
+            on_text(piece)
+
+    return show
 
 
 def with_block(out: StepOutput, block: PrefillStats) -> StepOutput:

@@ -126,7 +126,9 @@ def test_read_in_waves_shows_a_row_per_wave_and_the_answer_in_the_conversation(
     assert [r.heading.split(":")[0] for r in window.timeline.rows] == [f"Wave {i}" for i in range(1, n + 1)]
     assert all("h.pdf p." in r.heading for r in window.timeline.rows)
     assert sum("482913" in r.text for r in window.timeline.rows) == 1
-    assert window.conversation.turns[-1].answer == result.answer == "The vault access code is 482913 [h.pdf p.9]."
+    # The notes say it in the question's words: the answer quotes them (notes.quoted_answer).
+    quoted = '"The vault access code is 482913." [h.pdf p.9]'
+    assert window.conversation.turns[-1].answer == result.answer == quoted
     assert window.conversation.link_count() == 1
     (run,) = _runs(home)
     assert run.kind is RunKind.WAVES and run.status is Status.DONE

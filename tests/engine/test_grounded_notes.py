@@ -105,7 +105,10 @@ def test_waves_carry_the_code_byte_for_byte_and_drop_invented_notes(tmp_path: Pa
         return f"[handbook.txt p.{first}] The secret access code for the archive is: 1234567890"
 
     backend.enqueue(*[reply] * 30)
-    result = library.read_in_waves(corpus, "What is the archive access code?", note_tokens=32)
+    # Asked so that the answer does not start with the question's words: the final pass
+    # runs (asked "What is the archive access code?", the answer quotes the note:
+    # test_wave_parts.py).
+    result = library.read_in_waves(corpus, "Which access code opens the archive?", note_tokens=32)
     waves = result.waves
     assert len(waves) >= 3
     holder = next(w for w in waves if ("handbook.txt", 4) in wave_pages(w))
@@ -170,8 +173,8 @@ def test_the_final_pass_reads_the_pages_it_looks_up_with_their_markers(tmp_path:
     def reply(prompt: str) -> str:
         if "read up to 3 pages again in full" in prompt:  # the look-up
             return "[handbook.txt p.5] [handbook.txt p.2] [handbook.txt p.9] [handbook.txt p.5]"
-        if "passages copied from the documents" in prompt:
-            return f"The code is {CODE} [handbook.txt p.5]."
+        if "passages copied from the documents" in prompt:  # after "The archive access code is"
+            return f"{CODE} [handbook.txt p.5]."
         return "Nothing relevant."  # no wave keeps a note: the pages come from the look-up alone
 
     backend.enqueue(*[reply] * 30)
@@ -190,7 +193,10 @@ def test_the_final_pass_reads_the_pages_it_looks_up_with_their_markers(tmp_path:
     assert detail["lookup_tokens"] > 0
     markdown = library.export_markdown(result.session_id)
     assert "*Read again in full before answering: handbook.txt p.5, handbook.txt p.2 (named by the model).*" in markdown
-    assert result.answer == f"The code is {CODE} [handbook.txt p.5]." and [c.ok for c in result.citations] == [True]
+    # The answer begins with the question's words restated (the answer prefix), then the model's.
+    assert final.rstrip().endswith("The archive access code is")
+    assert result.answer == f"The archive access code is {CODE} [handbook.txt p.5]."
+    assert [c.ok for c in result.citations] == [True]
 
 
 def test_looked_up_pages_fall_back_to_the_noted_pages_most_noted_first() -> None:

@@ -16,8 +16,8 @@ import pytest
 from engine.corpus import Corpus, Document, make_pages
 from engine.library import Library
 from engine.probe import SPREAD, TASKS, reading_span
-from engine.reading.notes import ground_notes, locate, question_parts
-from engine.reading.waves import wave_pages
+from engine.reading.notes import answer_prefix, ground_notes, locate, question_parts
+from engine.reading.waves import join_prefix, wave_pages
 from engine.runtime.fake import FakeBackend
 from tests.conftest import fake_library, put_probe_cell, text_pages_file
 
@@ -75,6 +75,22 @@ def test_a_question_of_several_parts_is_split_at_its_question_words() -> None:
     assert question_parts("Who signed it and when?") == ["Who signed it and when?"]
 
 
+def test_an_answer_begins_with_its_questions_words_where_english_allows() -> None:
+    assert [answer_prefix(p) for p in PARTS] == [
+        "The archive access code is",
+        "The harbor treaty was signed",
+        "The chief archivist is",
+    ]
+    assert answer_prefix("What was the monthly Base Rent? Answer briefly.") == "The monthly Base Rent was"
+    assert answer_prefix("When was the lease terminated?") == "The lease was terminated"
+    # Nothing to restate, or an answer that would not start with the question's words.
+    for question in ("Who is he?", "Which clause applies?", "How much was paid?", "Why did it fail?", QUESTION):
+        assert answer_prefix(question) is None, question
+    assert join_prefix("The code is", "K7-1 [a p.2].") == "The code is K7-1 [a p.2]."
+    assert join_prefix("The code is", ": K7-1") == "The code is: K7-1"
+    assert join_prefix("The code is", "") == "The code is"
+
+
 def test_a_note_whose_fact_is_the_models_own_carries_the_pages_sentence() -> None:
     corpus = Corpus((Document("0" * 64, "h.md", "md", make_pages([f"Intro. {FACTS[2]} Keep it safe."])),))
     grounded = ground_notes("[h.md p.1] The archive access code is 1234567890.", corpus, {("h.md", 1)})
@@ -98,8 +114,6 @@ def test_each_part_of_the_question_gets_its_own_notes_after_the_same_page_block(
     asked: list[str] = []
 
     def reply(prompt: str) -> str:
-        if "passages copied from the documents" in prompt:
-            return f"The code is {CODE} [ledger.txt p.2]."
         part = next(p for p in PARTS if p in prompt)
         asked.append(part)
         # The model restates the part, then invents: the engine points by the words.
@@ -128,17 +142,11 @@ def test_each_part_of_the_question_gets_its_own_notes_after_the_same_page_block(
     code_prompts = [p.text for p in backend.prompts if PARTS[0] in p.text and "passages copied" not in p.text]
     kept = code_prompts[-1].split("Passages kept")[1]
     assert FACTS[2] in kept and FACTS[5] not in kept and FACTS[7] not in kept
-    # The answer too goes part by part, over the same notes and pages: a paragraph each.
-    finals = [p.text for p in backend.prompts if "passages copied" in p.text]
-    assert len(finals) == 1 + 3  # the look-up (the whole question), then each part
-    assert QUESTION in finals[0]
-    for k, part in enumerate(PARTS):
-        assert part in finals[1 + k] and all(other not in finals[1 + k] for other in PARTS if other != part)
-    # Each part answers from its own notes: the treaty's part sees the treaty's sentence,
-    # not the archivist's (page 2, looked up again in full, is laid in for every part).
-    assert FACTS[5] in finals[2] and FACTS[7] not in finals[2]
-    assert FACTS[7] in finals[3] and FACTS[5] not in finals[3]
-    assert result.answer.split("\n\n") == [f"The code is {CODE} [ledger.txt p.2]."] * 3
+    # Each part's notes say it in the part's own words ("The archive access code is ..."):
+    # the answer quotes them, verified on their pages, and runs neither look-up nor model.
+    assert result.answer.split("\n\n") == [f'"{FACTS[p]}" [ledger.txt p.{p}]' for p in (2, 5, 7)]
+    assert result.citations and all(c.ok and c.quote_found for c in result.citations)
+    assert not [p for p in backend.prompts if "passages copied" in p.text]
     # The page block is read once per wave: the later parts read only their own tail.
     run = library.get_run(result.run_id)
     assert run is not None
@@ -147,6 +155,49 @@ def test_each_part_of_the_question_gets_its_own_notes_after_the_same_page_block(
         lengths = [len(p.tokens) for p in wave_prompts[3 * i : 3 * i + 3]]
         assert w.prefill_tokens is not None and w.prefill_tokens < sum(lengths)
         assert w.reused_tokens is not None and w.reused_tokens >= 2 * w.detail["block_tokens"]
+
+
+def test_parts_the_notes_do_not_say_in_their_own_words_are_answered_by_the_model_after_their_prefix(
+    tmp_path: Path, library: Library
+) -> None:
+    corpus = _corpus(library, tmp_path)
+    backend = library.lane.backend
+    assert isinstance(backend, FakeBackend)
+    question = "What is the archive access code, who signed the harbor treaty, and what is the chief archivist's name?"
+    parts = ["What is the archive access code?", "Who signed the harbor treaty?", "What is the chief archivist's name?"]
+    assert question_parts(question) == parts
+
+    def reply(prompt: str) -> str:
+        final = "passages copied from the documents" in prompt
+        if final and question in prompt:
+            return "[ledger.txt p.5]"  # the look-up
+        part = next(p for p in parts if p in prompt)
+        if not final:  # a wave's notes: the engine points by their words at the pages' sentences
+            return {
+                parts[0]: "The archive access code is 1234.",
+                parts[1]: "The harbor treaty was signed on 1 January 2000.",
+                parts[2]: "The chief archivist is John Smith.",
+            }[part]
+        return {parts[1]: "The treaty was signed on 14 March 1987 [ledger.txt p.5].", parts[2]: "Miriam Okonkwo."}[part]
+
+    backend.enqueue(*[reply] * 200)
+    shown: list[str] = []
+    result = library.read_in_waves(corpus, question, note_tokens=96, on_text=shown.append)
+    finals = [p.text for p in backend.prompts if "passages copied" in p.text]
+    # The look-up, then the two parts the notes do not say in their words; the first is quoted.
+    assert len(finals) == 3 and question in finals[0]
+    assert parts[1] in finals[1] and parts[2] in finals[2]
+    assert finals[1].rstrip().endswith("assistant")  # "Who signed ...": no prefix to restate
+    assert finals[2].rstrip().endswith("The chief archivist's name is")
+    answer = [
+        f'"{FACTS[2]}" [ledger.txt p.2]',
+        "The treaty was signed on 14 March 1987 [ledger.txt p.5].",
+        "The chief archivist's name is Miriam Okonkwo.",
+    ]
+    assert result.answer.split("\n\n") == answer
+    assert "".join(shown).endswith("\n\n".join(answer))  # shown as it is kept
+    run = library.get_run(result.run_id)
+    assert run is not None and run.steps[-1].detail["quoted_parts"] == 1
 
 
 def test_waves_take_the_measured_reading_span_and_the_answer_the_whole_window(home: Path, tmp_path: Path) -> None:
@@ -250,12 +301,16 @@ def test_smollm2_reads_three_planted_facts_in_waves_of_its_reading_span(home: Pa
         for line in carried.splitlines():
             if line != "Nothing relevant.":
                 assert line.split("] ", 1)[1] in " ".join(page_text.split())
-        # The answer has a paragraph per part and gives what it was carried; the model's
-        # inventions there are flagged (this build: the code's part answered "Python
-        # 3.7.1", flagged; the archivist's part gave Miriam Okonkwo).
+        # The answer has a paragraph per part. A part whose carried notes say it in its own
+        # words quotes them (before quoting, given "The archive access code is K7-482913."
+        # SmolLM2 answered "The archive access code is a feature of the Python 3.7.1
+        # release"); the model's inventions elsewhere are flagged.
         paragraphs = [p for p in result.answer.split("\n\n") if p.strip()]
         assert len(paragraphs) == 3, result.answer
-        assert any(fact in result.answer for fact in (CODE, "14 March 1987", "Okonkwo")), result.answer
+        for k, fact in enumerate(FACTS.values()):
+            if fact in carried:
+                assert paragraphs[k].startswith(f'"{fact}" [ledger.txt p.'), result.answer
+        assert all(c.ok for c in result.citations if c.quote is not None), result.citations
         flat = " ".join(page_text.split())
         assert all(u.text not in flat for u in result.unfounded)
     finally:
