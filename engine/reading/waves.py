@@ -950,7 +950,8 @@ class WaveReader(LaneReader):
                 if split and by != "model":
                     pages, _ = looked_up_pages("", corpus, relevant, part=k, parts=len(parts))
                 # The answer begins with the part's words restated (RULER's answer prefix).
-                start = model.tokenize_text(prefixes[k]) if prefixes[k] else []
+                prefix = prefixes[k]
+                start = model.tokenize_text(prefix) if prefix else []
                 tokens, part_laid = _fit_final(
                     model,
                     relevant,
