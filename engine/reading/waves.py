@@ -904,6 +904,7 @@ class WaveReader(LaneReader):
         entries = MemoryBook(self.store).by_ids(int(i) for i in r.recorder.run.settings.get("memory_ids", []))
         memory = lay_memory(model, entries, room=None)
         r.recorder.start_step(n)
+        on_final_prefill(PrefillProgress(0, 0, 0.0, 0.0))  # shown at once: a quoted answer reads nothing
         try:
             # A question of several parts is answered part by part (run_parts), one paragraph
             # each. A part whose kept notes say it in its own words (answer_prefix) is answered
