@@ -7,7 +7,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -192,3 +192,13 @@ def put_probe_cell(library: Library, task: str, length: int, depth: float, score
             runtime_version="fake",
         )
     )
+
+
+def read_old_store(fixture: Path, sql: str) -> list[dict[str, Any]]:
+    """Rows of a committed store of an earlier release, read only (the upgrade tests)."""
+    conn = sqlite3.connect(f"file:{fixture}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql)]
+    finally:
+        conn.close()

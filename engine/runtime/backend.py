@@ -48,6 +48,8 @@ The contract, whoever implements it:
 
 from __future__ import annotations
 
+import array
+import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -369,3 +371,42 @@ class RemoteBackend(Backend, Protocol):
     def model_sha256(self, path: Path) -> str: ...
 
     def open_slot(self, slot: int, settings: LoadSettings) -> Model: ...
+
+
+def write_range_file(path: Path, magic: bytes, start: int, tokens: Sequence[int], cells: bytes = b"") -> int:
+    """Write a ``save_range`` file: ``magic``, the first position and the token count, the
+    tokens (int32), then the runtime's ``cells``.
+
+    Returns:
+        bytes written.
+
+    Raises:
+        GenerationError: the file cannot be written.
+    """
+    data = magic + struct.pack("<II", start, len(tokens)) + array.array("i", tokens).tobytes() + cells
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise GenerationError(f"Could not write the snapshot {path}: {exc.strerror}.") from exc
+    return len(data)
+
+
+def read_range_file(path: Path, magic: bytes) -> tuple[int, list[int], bytes]:
+    """A ``write_range_file`` file: its first position, its tokens and the cells' bytes.
+
+    Raises:
+        GenerationError: unreadable, or not such a file.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise GenerationError(f"Could not read the snapshot {path.name}: {exc.strerror}.") from exc
+    head = len(magic) + 8
+    if len(data) < head or not data.startswith(magic):
+        raise GenerationError(f"The snapshot {path.name} is not a document snapshot.")
+    start, count = struct.unpack_from("<II", data, len(magic))
+    tokens = array.array("i")
+    tokens.frombytes(data[head : head + 4 * count])
+    if len(tokens) != count:
+        raise GenerationError(f"The snapshot {path.name} does not hold the tokens its header names.")
+    return start, tokens.tolist(), data[head + 4 * count :]

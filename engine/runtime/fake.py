@@ -57,6 +57,8 @@ from engine.runtime.backend import (
     PrefillStats,
     ProgressFn,
     prefill_in_batches,
+    read_range_file,
+    write_range_file,
 )
 
 BOS: Final = "<|endoftext|>"
@@ -400,13 +402,7 @@ class FakeModel(FakeTokenizer):
         """
         if not 0 <= start < end <= len(self._context):
             raise GenerationError(f"The context does not hold positions {start:,} to {end:,}.")
-        tokens = array.array("i", self._context[start:end])
-        data = _RANGE_MAGIC + struct.pack("<II", start, end - start) + tokens.tobytes()
-        try:
-            path.write_bytes(data)
-        except OSError as exc:
-            raise GenerationError(f"Could not write the snapshot {path}: {exc.strerror}.") from exc
-        return len(data)
+        return write_range_file(path, _RANGE_MAGIC, start, self._context[start:end])
 
     def compose(
         self,
@@ -426,17 +422,8 @@ class FakeModel(FakeTokenizer):
         covered = [False] * len(tokens)
         self.clear()
         for path, at in parts:
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise GenerationError(f"Could not read the snapshot {path.name}: {exc.strerror}.") from exc
-            head = len(_RANGE_MAGIC) + 8
-            if len(data) < head or not data.startswith(_RANGE_MAGIC):
-                raise GenerationError(f"The snapshot {path.name} is not a document snapshot.")
-            start, count = struct.unpack("<II", data[len(_RANGE_MAGIC) : head])
-            saved = array.array("i")
-            saved.frombytes(data[head : head + 4 * count])
-            count = min(count, len(tokens) - at)  # a range going on past ``tokens``: its first cells
+            start, saved, _ = read_range_file(path, _RANGE_MAGIC)
+            count = min(len(saved), len(tokens) - at)  # a range going on past ``tokens``: its first cells
             if count <= 0 or list(saved[:count]) != list(tokens[at : at + count]):
                 raise GenerationError(f"The snapshot {path.name} holds other tokens than the corpus at {at:,}.")
             if start != at and (why := self.can_shift) is not None:

@@ -20,14 +20,12 @@ Contract:
 
 from __future__ import annotations
 
-import array
 import codecs
 import contextlib
 import ctypes
 import dataclasses
 import io
 import logging
-import struct
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -45,6 +43,8 @@ from engine.runtime.backend import (
     PrefillStats,
     ProgressFn,
     prefill_in_batches,
+    read_range_file,
+    write_range_file,
 )
 
 log = logging.getLogger("longread.llama")
@@ -429,13 +429,7 @@ class LoadedModel(Tokenizer):
             part = kvstate.parse(self._seq_bytes(_STAGING_SEQ)).positions(start, end)
         finally:
             llama_cpp.llama_memory_seq_rm(mem, _STAGING_SEQ, -1, -1)
-        tokens = array.array("i", self.context_tokens[start:end])
-        data = _RANGE_MAGIC + struct.pack("<II", start, end - start) + tokens.tobytes() + part.to_bytes()
-        try:
-            path.write_bytes(data)
-        except OSError as exc:
-            raise GenerationError(f"Could not write the snapshot {path}: {exc.strerror}.") from exc
-        return len(data)
+        return write_range_file(path, _RANGE_MAGIC, start, self.context_tokens[start:end], part.to_bytes())
 
     def compose(
         self,
@@ -610,20 +604,12 @@ def _read_range(path: Path) -> tuple[int, list[int], kvstate.SeqState]:
     Raises:
         GenerationError: unreadable or not such a file.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise GenerationError(f"Could not read the snapshot {path.name}: {exc.strerror}.") from exc
-    head = len(_RANGE_MAGIC) + 8
-    if len(data) < head or not data.startswith(_RANGE_MAGIC):
-        raise GenerationError(f"The snapshot {path.name} is not a document snapshot.")
-    start, n = struct.unpack_from("<II", data, len(_RANGE_MAGIC))
-    tokens = array.array("i")
-    tokens.frombytes(data[head : head + 4 * n])
-    state = kvstate.parse(data[head + 4 * n :])
-    if len(tokens) != n or state.n_cells != n or not np.array_equal(state.pos, np.arange(start, start + n)):
+    start, tokens, cells = read_range_file(path, _RANGE_MAGIC)
+    n = len(tokens)
+    state = kvstate.parse(cells)
+    if state.n_cells != n or not np.array_equal(state.pos, np.arange(start, start + n)):
         raise GenerationError(f"The snapshot {path.name} does not hold the cells its header names.")
-    return start, tokens.tolist(), state
+    return start, tokens, state
 
 
 def load_model(path: Path, settings: LoadSettings, *, n_gpu_layers: int = -1) -> LoadedModel:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,13 @@ import pytest
 from engine.library import Library
 from engine.runs import RunKind, Status
 from engine.store import open_store
+from tests.conftest import read_old_store
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "store-0.1.0.db"
 
 
 def _old(sql: str) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(f"file:{FIXTURE}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql)]
-    finally:
-        conn.close()
+    return read_old_store(FIXTURE, sql)
 
 
 @pytest.fixture

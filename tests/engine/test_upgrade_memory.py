@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,13 @@ import pytest
 from engine.runs import Status
 from engine.runtime.fake import FakeBackend
 from engine.store import open_store
-from tests.conftest import fake_library
+from tests.conftest import fake_library, read_old_store
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "store-0.2.0.db"
 
 
 def _old(sql: str) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(f"file:{FIXTURE}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql)]
-    finally:
-        conn.close()
+    return read_old_store(FIXTURE, sql)
 
 
 @pytest.fixture
