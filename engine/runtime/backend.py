@@ -374,8 +374,8 @@ class RemoteBackend(Backend, Protocol):
 
 
 def write_range_file(path: Path, magic: bytes, start: int, tokens: Sequence[int], cells: bytes = b"") -> int:
-    """Write a ``save_range`` file: ``magic``, the first position and the token count, the
-    tokens (int32), then the runtime's ``cells``.
+    """Write a snapshot file: ``magic``, the first position and the token count, the tokens
+    (int32), then the runtime's ``cells`` (a ``save_range`` file; the fake's whole sequences).
 
     Returns:
         bytes written.
@@ -403,7 +403,7 @@ def read_range_file(path: Path, magic: bytes) -> tuple[int, list[int], bytes]:
         raise GenerationError(f"Could not read the snapshot {path.name}: {exc.strerror}.") from exc
     head = len(magic) + 8
     if len(data) < head or not data.startswith(magic):
-        raise GenerationError(f"The snapshot {path.name} is not a document snapshot.")
+        raise GenerationError(f"The snapshot {path.name} is damaged or was not written by this runtime.")
     start, count = struct.unpack_from("<II", data, len(magic))
     tokens = array.array("i")
     tokens.frombytes(data[head : head + 4 * count])

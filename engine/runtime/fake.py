@@ -36,7 +36,6 @@ from __future__ import annotations
 import array
 import hashlib
 import re
-import struct
 import threading
 import time
 from collections import deque
@@ -352,12 +351,7 @@ class FakeModel(FakeTokenizer):
         Raises:
             GenerationError: the file cannot be written.
         """
-        data = _MAGIC + struct.pack("<I", len(self._context)) + array.array("i", self._context).tobytes()
-        try:
-            path.write_bytes(data)
-        except OSError as exc:
-            raise GenerationError(f"Could not write the snapshot {path}: {exc.strerror}.") from exc
-        return len(data)
+        return write_range_file(path, _MAGIC, 0, self._context)
 
     def load_sequence(self, path: Path, *, max_tokens: int) -> list[int]:
         """Replace the context with the tokens saved in ``path``; on failure it is empty.
@@ -367,20 +361,11 @@ class FakeModel(FakeTokenizer):
                 tokens or more than the window.
         """
         self.clear()
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise GenerationError(f"Could not load the snapshot {path}: {exc.strerror}.") from exc
-        head = len(_MAGIC) + 4
-        if len(data) < head or not data.startswith(_MAGIC):
-            raise GenerationError(f"Could not load the snapshot {path}: not a snapshot.")
-        (count,) = struct.unpack("<I", data[len(_MAGIC) : head])
-        tokens = array.array("i")
-        tokens.frombytes(data[head : head + 4 * count])
-        if count == 0 or len(tokens) != count or count > max_tokens or count > self._n_ctx:
-            raise GenerationError(f"Could not load the snapshot {path}: {count:,} tokens do not fit.")
-        self._context = tokens.tolist()
-        return list(self._context)
+        _, tokens, _ = read_range_file(path, _MAGIC)
+        if not tokens or len(tokens) > max_tokens or len(tokens) > self._n_ctx:
+            raise GenerationError(f"Could not load the snapshot {path}: {len(tokens):,} tokens do not fit.")
+        self._context = tokens
+        return list(tokens)
 
     def clear(self) -> None:
         self._context = []
