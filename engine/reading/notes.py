@@ -55,7 +55,10 @@ _COMMON = frozenset(
 )
 MAX_NOTE_CHARS = 600  # one note: a sentence or two, never a page
 MAX_QUOTED = 3  # sentences an answer quoted from the notes gives at most
-_SENTENCE_END = re.compile(r"(?<=[.!?;:])[\"')\]\u201d]?\s+|\n+")
+# A colon does not end a sentence: "The archive access code is: K7-482913." split there
+# carried "The archive access code is:" (its words point) or "K7-482913." (its fact
+# points), never both, and the quoted answer found nothing after its prefix.
+_SENTENCE_END = re.compile(r"(?<=[.!?;])[\"')\]\u201d]?\s+|\n+")
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class Grounded:
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
-    """The (start, end) offsets of the sentences of a page: split after ``. ! ? ; :``
+    """The (start, end) offsets of the sentences of a page: split after ``. ! ? ;``
     followed by space, and at line breaks (tables, lists, headings)."""
     spans = []
     start = 0

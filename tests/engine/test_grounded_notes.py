@@ -16,7 +16,7 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, make_pages
 from engine.ingest import read_documents
 from engine.library import Library
-from engine.reading.notes import ground_notes, locate, sentences
+from engine.reading.notes import ground_notes, locate, quoted_answer, sentences
 from engine.reading.waves import WaveReader, wave_pages
 from engine.runtime.fake import FakeBackend
 from engine.store import Store
@@ -71,6 +71,19 @@ def test_a_note_not_on_its_page_is_dropped_and_counted() -> None:
     # A page the wave did not read is not its page, even if the words are there.
     assert ground_notes("[h.md p.2] The archive access code is", _corpus(), {("h.md", 1)}).dropped == 1
 
+
+
+def test_a_colon_does_not_cut_a_fact_from_its_sentence() -> None:
+    # "X is: value" is one sentence: grounded by its words or by its fact, the note holds
+    # both, and the answer quotes it (it was split at the colon: "The archive access code
+    # is:" was carried without the code, and nothing followed the answer's prefix).
+    page = f"Records.\nThe archive access code is: {CODE}. Keep it secret."
+    corpus = Corpus((Document("1" * 64, "c.md", "md", make_pages([page])),))
+    whole = f"[c.md p.1] The archive access code is: {CODE}."
+    for raw in ("[c.md p.1] The archive access code is 1234567890", f"[c.md p.1] The code is {CODE}."):
+        assert ground_notes(raw, corpus, {("c.md", 1)}).notes == [whole]
+    assert quoted_answer("The archive access code is", [whole]) == f'"The archive access code is: {CODE}." [c.md p.1]'
+    assert quoted_answer("The archive access code is", ["[c.md p.1] The archive access code is:"]) is None
 
 # -- through the Library: waves store grounded notes and carry nothing else -------------
 
