@@ -15,7 +15,9 @@ than the prose available repeats sentences (said in the output).
 
 Three facts are planted per corpus at random depths (seeded): a code ("The archive access
 code is K7-482913."), a date ("The harbor treaty was signed on 14 March 1987.") and a name
-("The chief archivist is Miriam Okonkwo."). Two questions: the code alone, then all three.
+("The chief archivist is Miriam Okonkwo."). Three questions: the code alone, then all three,
+then the name alone (a new question of one part, as the first was: what a next question
+costs when it is not three questions in one).
 
 Per size and way of reading:
 - **ask** (only where the corpus fits the window): the whole corpus in one prompt;
@@ -68,6 +70,7 @@ from engine.warm import SnapshotCache  # noqa: E402
 
 Q_ONE = "What is the archive access code?"
 Q_ALL = "What is the archive access code, on what date was the harbor treaty signed, and who is the chief archivist?"
+Q_NAME = "Who is the chief archivist?"
 FIRST_NAMES = ["Miriam", "Tobias", "Ingrid", "Rafael", "Yusuf", "Helena", "Desmond", "Akiko", "Lorenzo", "Noor"]
 SURNAMES = ["Okonkwo", "Halvorsen", "Castellano", "Whitcombe", "Varga", "Lindqvist", "Abernathy", "Moreau", "Kaczmarek"]
 MONTHS = [
@@ -216,6 +219,9 @@ class ModeResult:
     first_final_s: float = 0.0
     second_final_s: float = 0.0
     second_restored: int = 0
+    name: dict[str, bool] = field(default_factory=dict)  # the third question: the name alone
+    third_s: float = 0.0
+    third_read: int = 0
     snapshot_bytes: int = 0
     tokens_per_wave: float = 0.0
     # Tokens the model evaluated (prefill) and wrote, per question: costs that other jobs
@@ -273,6 +279,11 @@ def read_mode(
     out.one = facts.found(first.answer)
     out.all = facts.found(second.answer)
     out.second_restored = sum(1 for w in second.waves if w.detail.get("block") == "snapshot")
+    start = time.perf_counter()
+    third = waves.read(corpus, Q_NAME, session_id=first.session_id)
+    out.third_s = time.perf_counter() - start
+    out.third_read, _ = tokens_spent(store, third)
+    out.name = facts.found(third.answer)
     out.tokens_per_wave = corpus_tokens / max(out.n_waves, 1)
     return out
 
@@ -395,7 +406,7 @@ def main() -> int:
                         print(
                             f"{size}x corpus {c + 1}: {m.value}: {res.n_waves} waves, one {res.one}, all {res.all}, "
                             f"first {res.first_s:.0f} s, second {res.second_s:.0f} s "
-                            f"({res.second_restored} blocks restored)",
+                            f"({res.second_restored} blocks restored), name alone {res.third_s:.0f} s {res.name}",
                             file=sys.stderr,
                             flush=True,
                         )
@@ -432,7 +443,7 @@ def print_tables(rows: list[dict[str, Any]], modes: list[WaveMode], args: argpar
         print("Some corpora repeat prose sentences (larger than the prose available).")
     head = ["size", "tokens", "ask: code", "ask: all 3"]
     for m in modes:
-        head += [f"{m.value}: waves", f"{m.value}: code", f"{m.value}: all 3", f"{m.value}: facts"]
+        head += [f"{m.value}: waves", f"{m.value}: code", f"{m.value}: all 3", f"{m.value}: facts", f"{m.value}: name"]
     print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for size in sorted({r["size"] for r in rows}):
         cell = [r for r in rows if r["size"] == size]
@@ -451,6 +462,7 @@ def print_tables(rows: list[dict[str, Any]], modes: list[WaveMode], args: argpar
                 _rate([x["one"]["code"] for x in res]),
                 _rate([all(x["all"].values()) for x in res]),
                 f"{facts}/{3 * len(res)}",
+                _rate([x["name"]["name"] for x in res]) if all("name" in x for x in res) else "-",
             ]
         print("| " + " | ".join(line) + " |")
     head = [
@@ -461,6 +473,8 @@ def print_tables(rows: list[dict[str, Any]], modes: list[WaveMode], args: argpar
         "first s",
         "second s",
         "second/first",
+        "name alone s",
+        "name/first",
         "blocks restored",
         "snapshots MB",
         "1M: first h",
@@ -474,6 +488,7 @@ def print_tables(rows: list[dict[str, Any]], modes: list[WaveMode], args: argpar
             res = [r[m.value] for r in cell]
             first = sum(x["first_s"] for x in res) / len(res)
             second = sum(x["second_s"] for x in res) / len(res)
+            third = sum(x.get("third_s", 0.0) for x in res) / len(res)
             proj = [x["projection_1m"] for x in res]
             print(
                 "| "
@@ -487,6 +502,8 @@ def print_tables(rows: list[dict[str, Any]], modes: list[WaveMode], args: argpar
                         f"{first:.0f}",
                         f"{second:.0f}",
                         f"{second / first:.0%}",
+                        f"{third:.0f}" if third else "-",
+                        f"{third / first:.0%}" if third else "-",
                         f"{sum(x['second_restored'] for x in res)}/{sum(x['n_waves'] for x in res)}",
                         f"{sum(x['snapshot_bytes'] for x in res) / len(res) / 1e6:.0f}",
                         f"{sum(p['first_s'] for p in proj) / len(proj) / 3600:.1f}",

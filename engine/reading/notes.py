@@ -262,6 +262,27 @@ def question_parts(question: str) -> list[str]:
     return [p[0].upper() + p[1:].rstrip("?") + "?" for p in parts]
 
 
+_NOTE_STOP = re.compile(r"(?<=[.!?])\s|\n")
+MIN_NOTE_WORDS = 2  # a marker or a bullet alone is not yet a note
+
+
+def first_note_end(text: str) -> int | None:
+    """Where the first note of a wave's raw notes ends (its first sentence or line), or
+    None while it goes on: a wave writes one note per part of the question.
+
+    The engine copies the page's sentence a note points at (``ground_notes``), so what a
+    model writes after its first sentence is not read. Measured (benchmarks/waves_scale.py,
+    2x, SmolLM2-135M): every wave wrote its whole 64-token budget, a first sentence (the
+    part's words, then the page's fact or an invented one) followed by repeats of it and
+    echoes of the prompt ("Question: ..."), which point at nothing; a second question spent
+    most of its time writing them."""
+    for m in _NOTE_STOP.finditer(text):
+        head = _BULLET.sub("", MARKER.sub(" ", text[: m.start()]).strip())
+        if len(re.findall(r"\w+", head)) >= MIN_NOTE_WORDS:
+            return m.start()
+    return None
+
+
 # The question's first sentence; its subject holds no comma (a second part) nor "?".
 _COPULA = re.compile(r"^(?:what|who) (is|are|was|were) ([^?,;]+?)\s*(?:\?|$)", re.IGNORECASE)
 _PASSIVE = re.compile(

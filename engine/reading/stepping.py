@@ -144,6 +144,20 @@ class StepOutput:
     part_texts: tuple[str, ...] = ()
 
 
+#: Where the text a model has written so far is complete (an offset to cut it at), or None.
+EndFn = Callable[[str], int | None]
+
+
+def ends_before(stop: str) -> EndFn:
+    """An ``EndFn``: the text ends before ``stop``, once some text is written."""
+
+    def end(text: str) -> int | None:
+        at = text.find(stop, len(text) - len(text.lstrip()))
+        return at if at >= 0 else None
+
+    return end
+
+
 def run_step(
     model: LoadedModel,
     tokens: Sequence[int],
@@ -153,10 +167,10 @@ def run_step(
     on_progress: ProgressFn | None = None,
     on_text: TextFn | None = None,
     should_cancel: CancelFn | None = None,
-    stop: str | None = None,
+    end: EndFn | None = None,
 ) -> StepOutput:
-    """Prefill ``tokens`` and generate up to ``max_tokens`` tokens after them (and no
-    further than ``stop`` once some text is written; the text ends before it).
+    """Prefill ``tokens`` and generate up to ``max_tokens`` tokens after them, and no
+    further than where ``end`` says the text written so far is complete (it is cut there).
 
     Raises:
         Cancelled: the cancel flag was set between two batches or two tokens.
@@ -164,19 +178,19 @@ def run_step(
     """
     stats = model.prefill(tokens, on_progress=on_progress, should_cancel=should_cancel)
     start = time.perf_counter()
-    pieces: list[str] = []
+    written = ""
+    cut: int | None = None
     for piece in model.generate(
         max_tokens=max_tokens, temperature=settings.temperature, seed=settings.seed, should_cancel=should_cancel
     ):
-        pieces.append(piece)
+        written += piece
         if on_text is not None:
             on_text(piece)
-        if stop is not None and stop in "".join(pieces).lstrip():
+        if end is not None and (cut := end(written)) is not None:
             break
     generate_s = time.perf_counter() - start
-    text = "".join(pieces).strip()
     return StepOutput(
-        text=text.split(stop, 1)[0].rstrip() if stop else text,
+        text=written[:cut].strip(),
         prompt_tokens=len(tokens),
         prefill_tokens=stats.evaluated,
         reused_tokens=stats.reused,

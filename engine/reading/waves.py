@@ -92,10 +92,11 @@ from engine.planning import MeasuredContext, SpeedModel
 from engine.probe import stored_reading_span
 from engine.reading.citations import MARKER, Citation, check_citations
 from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
-from engine.reading.notes import answer_prefix, ground_notes, question_parts, quoted_answer
+from engine.reading.notes import answer_prefix, first_note_end, ground_notes, question_parts, quoted_answer
 from engine.reading.prompts import SYSTEM_PROMPT, Prompt, PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import (
     CancelFn,
+    EndFn,
     LaneOptions,
     LaneReader,
     ProgressFn,
@@ -104,6 +105,7 @@ from engine.reading.stepping import (
     StepFn,
     StepOutput,
     TextFn,
+    ends_before,
     load_run,
     resume_model,
     run_step,
@@ -520,7 +522,8 @@ class WaveReader(LaneReader):
         notes are in. It does not depend on the question, so every question about a
         corpus reads the same waves and restores their page blocks."""
         wave_frame, _ = self._frames()
-        fixed = len(build_prompt(self.lane.tokenizer(), [], _wave_question("", []), frame=wave_frame))
+        tok = self.lane.tokenizer()
+        fixed = len(build_prompt(tok, [tok.tokenize_text(WAVE_ASK)], _wave_question("", []), frame=wave_frame))
         notes = self.notes_room(n_ctx, self.max_note_tokens)
         return n_ctx - fixed - QUESTION_ROOM - notes - self.max_note_tokens - MARGIN_TOKENS
 
@@ -796,10 +799,11 @@ class WaveReader(LaneReader):
 
     def wave_prompts(self, r: _Read, i: int) -> list[Prompt]:
         """Wave ``i``'s prompts, one per part of the question (``question_parts``): the
-        instructions, its pages (the page block, the same for every question and part),
-        then the carried notes (none in map mode) and the part."""
+        instructions, its pages and what to write (``WAVE_ASK``): the page block, the same
+        for every question and part; then the part and the carried notes (none in map
+        mode)."""
         carried = [w for w in r.steps[:i] if is_relevant(w)] if r.mode is WaveMode.CARRY else None
-        lists = segment_tokens(r.corpus, wave_segments(r.steps[i]), r.model)
+        lists = [*segment_tokens(r.corpus, wave_segments(r.steps[i]), r.model), r.model.tokenize_text(WAVE_ASK)]
         parts = question_parts(r.question)
         return [
             _fit_wave(
@@ -860,6 +864,7 @@ class WaveReader(LaneReader):
                 list(prompts),
                 max_tokens=r.max_note,
                 settings=r.gen,
+                end=first_note_end,
                 on_progress=on_prefill,
                 on_text=on_piece,
                 should_cancel=r.cancel,
@@ -1007,6 +1012,7 @@ def run_parts(
     sep: str = "\n",
     prefixes: Sequence[str | None] = (),
     given: Sequence[str | None] = (),
+    end: EndFn | None = None,
     on_progress: ProgressFn | None = None,
     on_text: TextFn | None = None,
     should_cancel: CancelFn | None = None,
@@ -1015,7 +1021,9 @@ def run_parts(
     same but for its part (its prefix read once: the later parts reuse it), the outputs
     joined by ``sep``: a wave's notes, or the final answer. ``prefixes[k]``: the words
     part k's prompt ends with, its text's start; ``given[k]``: part k's text, already
-    known (its prompt is None): shown in its place, nothing run.
+    known (its prompt is None): shown in its place, nothing run. ``end``: where a part's
+    text is complete (a wave's note: ``notes.first_note_end``); by default a part of
+    several ends at a blank line.
 
     Asked a question of three parts at once, SmolLM2-135M wrote one run-on sentence that
     pointed at none of them and answered the first part only; asked each part on its own
@@ -1029,7 +1037,8 @@ def run_parts(
     each = max(MIN_PART_TOKENS, max_tokens // len(prompts))
     # A part's note or answer ends at a blank line: SmolLM2 goes on after one with an
     # echo of the prompt ("Question: ..."), which costs tokens and points at nothing.
-    stop = PART_END if len(prompts) > 1 else None
+    if end is None and len(prompts) > 1:
+        end = ends_before(PART_END)
     for k, prompt in enumerate(prompts):
         if k and on_text is not None:
             on_text(sep)
@@ -1049,7 +1058,7 @@ def run_parts(
             on_progress=on_progress,
             on_text=_after_prefix(prefix, on_text) if prefix and on_text is not None else on_text,
             should_cancel=should_cancel,
-            stop=stop,
+            end=end,
         )
         outs.append(replace(out, text=join_prefix(prefix, out.text)) if prefix else out)
     if len(outs) == 1:
@@ -1204,18 +1213,23 @@ def _notes_block(carried: list[Step], *, part: int | None = None, parts: int = 1
     return lines
 
 
+# What to write: the end of every wave's page block, so that a second question restores
+# it with the pages and evaluates only the question (and the carried notes). After the
+# question it cost a warm wave 35 of its 56 tokens (benchmarks/waves_scale.py, 2x).
+WAVE_ASK = (
+    "\n\nWrite brief notes on the pages above that help answer the question below, one per line, each "
+    f"starting with its page marker. If they say nothing about it, write: {NOTHING}"
+)
+
+
 def _wave_question(question: str, notes: list[str], *, carry: bool = True) -> str:
-    """What follows a wave's pages: the question, the notes carried so far (carry mode
-    only), and what to write."""
+    """What follows a wave's page block: the question, and the notes carried so far
+    (carry mode only)."""
     head = question.strip()
     if carry:
         earlier = "\n".join(notes) if notes else "None yet."
         head += f"\n\nPassages kept from the parts read before:\n{earlier}"
-    return (
-        f"{head}\n\n"
-        "Write brief notes on the pages above that help answer the question, one per line, each starting "
-        f"with its page marker. If they say nothing about it, write: {NOTHING}"
-    )
+    return head
 
 
 def _fit_wave(

@@ -24,7 +24,7 @@ import pytest
 from engine.corpus import Corpus, Document
 from engine.errors import ContextOverflowError
 from engine.library import Library
-from engine.reading.waves import WaveMode, WaveReader, model_slots, wave_pages
+from engine.reading.waves import WAVE_ASK, WaveMode, WaveReader, model_slots, wave_pages
 from engine.runs import RunKind, Status, Step
 from engine.runtime.backend import LoadSettings
 from engine.runtime.fake import FakeBackend, FakeModel
@@ -103,11 +103,14 @@ def test_a_second_question_restores_every_wave_block(tmp_path: Path, library: Li
         block = w.detail["block_tokens"]
         assert w.detail["block"] == "snapshot", w.detail
         # Evaluated now: the restore's check token (the block's last) and what follows the
-        # pages (notes, question, instructions); every page token came from the snapshot.
+        # block (the question and the notes); every page token, and the instructions
+        # (before the pages and what to write after them), came from the snapshot.
         assert w.prefill_tokens == w.prompt_tokens - block + 1
         assert w.reused_tokens == block - 1
+        restored = backend.vocabulary.decode(recorded.tokens[:block])
+        assert restored.rstrip().endswith(WAVE_ASK.strip()) and FILLER.strip() in restored
         after = backend.vocabulary.decode(recorded.tokens[block : w.prompt_tokens])
-        assert Q2 in after and WAVE_PROMPT in after and FILLER.strip() not in after
+        assert Q2 in after and WAVE_PROMPT not in after and FILLER.strip() not in after
         if i > 0:  # the notes carried from the waves before are in the evaluated part
             assert f"[handbook.txt p.{i}] Handbook page {i} opens the chapter." in after
     # Nothing new was saved; every snapshot was used.
