@@ -31,7 +31,7 @@ from engine.memory import MemoryBook, MemoryLayout, MemoryOptions, lay_memory
 from engine.procs import current_process, is_alive
 from engine.reading.citations import Citation, citations_to_json
 from engine.runs import Run, RunKind, Status, Step, status_for
-from engine.runtime.backend import Backend, PrefillProgress, align_ctx
+from engine.runtime.backend import Backend, EndFn, PrefillProgress, align_ctx
 from engine.runtime.backend import Model as LoadedModel
 from engine.store import Store
 from engine.units import format_duration
@@ -142,10 +142,6 @@ class StepOutput:
     generate_s: float
     #: One text per part of the question, when it was asked part by part (engine/reading/waves.py).
     part_texts: tuple[str, ...] = ()
-
-
-#: Where the text a model has written so far is complete (an offset to cut it at), or None.
-EndFn = Callable[[str], int | None]
 
 
 def ends_before(stop: str) -> EndFn:

@@ -96,7 +96,6 @@ from engine.reading.notes import answer_prefix, first_note_end, ground_notes, qu
 from engine.reading.prompts import SYSTEM_PROMPT, Prompt, PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import (
     CancelFn,
-    EndFn,
     LaneOptions,
     LaneReader,
     ProgressFn,
@@ -113,8 +112,8 @@ from engine.reading.stepping import (
     stored_corpus,
 )
 from engine.runs import RunKind, Status, Step
+from engine.runtime.backend import EndFn, PrefillProgress, PrefillStats
 from engine.runtime.backend import Model as LoadedModel
-from engine.runtime.backend import PrefillProgress, PrefillStats
 from engine.store import Store
 from engine.units import format_bytes
 from engine.warm import SnapshotCache, WarmStart, load_prefix
@@ -573,22 +572,25 @@ class WaveReader(LaneReader):
         n_waves = -(-pages // per_wave_pages)
         pages_per_wave = min(room, corpus_tokens)
         per_wave = min(n_ctx, n_ctx - room + pages_per_wave)
-        head = per_wave - pages_per_wave  # instructions, question, notes: read again by every question
+        # What a next question reads in each wave once its block (instructions, pages and
+        # what to write) is restored: the question, and in carry mode the notes carried.
+        again = QUESTION_ROOM + (self.notes_room(n_ctx, self.max_note_tokens) if self.mode is WaveMode.CARRY else 0)
         final = min(n_ctx, n_waves * 2 * self.max_note_tokens + 256)
         info = self.lane.info
         kv = str(self.settings.kv_type)
         bytes_per_token = info.kv_bytes_per_token(kv, kv)
         wave_frame, _ = self._frames()
-        instructions = build_prompt(self.lane.tokenizer(), [], "", frame=wave_frame).corpus_end
+        tok = self.lane.tokenizer()
+        instructions = build_prompt(tok, [tok.tokenize_text(WAVE_ASK)], "", frame=wave_frame).corpus_end
         # A block is the instructions and the wave's pages: the corpus over the waves.
         block_bytes = bytes_per_token * (instructions + corpus_tokens / n_waves)
         if speed is not None:
             read_s = n_waves * speed.estimate_seconds(info, per_wave) + speed.estimate_seconds(info, final)
-            tail_s = speed.estimate_seconds(info, per_wave) - speed.estimate_seconds(info, per_wave - head)
+            tail_s = speed.estimate_seconds(info, per_wave) - speed.estimate_seconds(info, per_wave - again)
             next_read_s = n_waves * tail_s + speed.estimate_seconds(info, final)
         else:
             read_s = (n_waves * per_wave + final) / ROUGH_READ_TOKENS_S
-            next_read_s = (n_waves * head + final) / ROUGH_READ_TOKENS_S
+            next_read_s = (n_waves * again + final) / ROUGH_READ_TOKENS_S
         write_s = (n_waves * self.max_note_tokens + answer_tokens) / ROUGH_WRITE_TOKENS_S
         if self.snapshots is None:
             return WavesEstimate(n_waves, n_ctx, read_s + write_s, measured=speed is not None, kv_type=kv)
@@ -865,6 +867,7 @@ class WaveReader(LaneReader):
                 max_tokens=r.max_note,
                 settings=r.gen,
                 end=first_note_end,
+                side_by_side=True,
                 on_progress=on_prefill,
                 on_text=on_piece,
                 should_cancel=r.cancel,
@@ -1013,6 +1016,7 @@ def run_parts(
     prefixes: Sequence[str | None] = (),
     given: Sequence[str | None] = (),
     end: EndFn | None = None,
+    side_by_side: bool = False,
     on_progress: ProgressFn | None = None,
     on_text: TextFn | None = None,
     should_cancel: CancelFn | None = None,
@@ -1023,7 +1027,9 @@ def run_parts(
     part k's prompt ends with, its text's start; ``given[k]``: part k's text, already
     known (its prompt is None): shown in its place, nothing run. ``end``: where a part's
     text is complete (a wave's note: ``notes.first_note_end``); by default a part of
-    several ends at a blank line.
+    several ends at a blank line. ``side_by_side``: the parts are written at once where
+    the runtime can (``Model.generate_branches``; greedy, no prefixes nor given texts),
+    their text shown when all are written.
 
     Asked a question of three parts at once, SmolLM2-135M wrote one run-on sentence that
     pointed at none of them and answered the first part only; asked each part on its own
@@ -1031,7 +1037,7 @@ def run_parts(
     (engine/reading/notes.py). Measured in waves of 1,500 tokens with three planted
     facts, 3 seeds: 3 of 12 facts carried asked at once, 10 of 12 asked part by part
     (benchmarks/waves_scale.py's corpora)."""
-    outs = []
+    outs: list[StepOutput] = []
     # The budget is shared: a part's note or answer is a sentence (SmolLM2 restates the part
     # and gives its fact in the first 10-20 tokens), so a wave writes no more than before.
     each = max(MIN_PART_TOKENS, max_tokens // len(prompts))
@@ -1039,7 +1045,27 @@ def run_parts(
     # echo of the prompt ("Question: ..."), which costs tokens and points at nothing.
     if end is None and len(prompts) > 1:
         end = ends_before(PART_END)
-    for k, prompt in enumerate(prompts):
+    if (
+        side_by_side
+        and len(prompts) > 1
+        and not prefixes
+        and not given
+        and settings.temperature <= 0
+        and model.max_branches >= len(prompts)
+    ):
+        lists = [p.tokens if isinstance(p, Prompt) else p for p in prompts if p is not None]
+        if len(lists) == len(prompts):
+            outs = _parts_side_by_side(
+                model,
+                lists,
+                max_tokens=min(each, max_tokens),
+                end=end,
+                on_progress=on_progress,
+                should_cancel=should_cancel,
+            )
+            if on_text is not None:
+                on_text(sep.join(o.text for o in outs))
+    for k, prompt in enumerate(prompts if not outs else ()):
         if k and on_text is not None:
             on_text(sep)
         if k < len(given) and (text := given[k]) is not None:
@@ -1073,6 +1099,49 @@ def run_parts(
         generate_s=sum(o.generate_s for o in outs),
         part_texts=tuple(o.text for o in outs),
     )
+
+
+def _parts_side_by_side(
+    model: LoadedModel,
+    lists: list[list[int]],
+    *,
+    max_tokens: int,
+    end: EndFn | None,
+    on_progress: ProgressFn | None,
+    should_cancel: CancelFn | None,
+) -> list[StepOutput]:
+    """Each part's output, the parts written at once after the prefix their prompts share
+    (a wave's page block and what follows it up to the part). The shared prefill and the
+    writing time are split evenly between the parts, so that their sums are the wave's.
+
+    A wave of three parts wrote its notes one part after the other, each reading the part
+    after the block and writing; side by side the weights are read once a step for all
+    three (benchmarks/waves_scale.py: the three-part question's warm waves)."""
+    common = min(len(t) for t in lists) - 1
+    for t in lists[1:]:
+        diff = next((i for i, (a, b) in enumerate(zip(lists[0][:common], t[:common], strict=True)) if a != b), None)
+        common = common if diff is None else diff
+    stats = model.prefill(lists[0][:common], on_progress=on_progress, should_cancel=should_cancel)
+    b = model.generate_branches(
+        [t[common:] for t in lists], max_tokens=max_tokens, end=end, should_cancel=should_cancel
+    )
+    n = len(lists)
+    prefill_s = (stats.seconds + b.prefill.seconds) / n
+    outs = []
+    for k, t in enumerate(lists):
+        evaluated = len(t) - common + (stats.evaluated if k == 0 else 0)
+        outs.append(
+            StepOutput(
+                text=b.texts[k].strip(),
+                prompt_tokens=len(t),
+                prefill_tokens=evaluated,
+                reused_tokens=len(t) - evaluated,
+                output_tokens=b.output_tokens[k],
+                prefill_s=prefill_s,
+                generate_s=b.generate_s / n,
+            )
+        )
+    return outs
 
 
 def join_prefix(prefix: str, text: str) -> str:

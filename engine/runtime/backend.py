@@ -155,6 +155,59 @@ class PrefillStats:
 
 ProgressFn = Callable[[PrefillProgress], None]
 CancelFn = Callable[[], bool]
+#: Where the text a model has written so far is complete (an offset to cut it at), or None.
+EndFn = Callable[[str], int | None]
+
+
+@dataclass(frozen=True)
+class Branches:
+    """What ``Model.generate_branches`` wrote: each continuation's text (cut where ``end``
+    said) and tokens written, the tails' prefill and the writing time of all together."""
+
+    texts: list[str]
+    output_tokens: list[int]
+    prefill: PrefillStats
+    generate_s: float
+
+
+def branches_one_by_one(
+    model: Model,
+    tails: Sequence[Sequence[int]],
+    *,
+    max_tokens: int,
+    temperature: float = 0.0,
+    seed: int = 0,
+    end: EndFn | None = None,
+    should_cancel: CancelFn | None = None,
+) -> Branches:
+    """``generate_branches`` one continuation after the other: each tail read after the
+    context and written after, then the context cut back to what it was. The runtimes
+    that cannot write side by side use it (and the fake, so that the engine's path through
+    branches is the one the fast tests run)."""
+    base = model.context_tokens
+    texts: list[str] = []
+    outs: list[int] = []
+    evaluated = 0
+    prefill_s = generate_s = 0.0
+    for tail in tails:
+        stats = model.prefill([*base, *tail], should_cancel=should_cancel)
+        evaluated += stats.evaluated
+        prefill_s += stats.seconds
+        started = time.perf_counter()
+        written = ""
+        cut: int | None = None
+        for piece in model.generate(
+            max_tokens=max_tokens, temperature=temperature, seed=seed, should_cancel=should_cancel
+        ):
+            written += piece
+            if end is not None and (cut := end(written)) is not None:
+                break
+        generate_s += time.perf_counter() - started
+        texts.append(written[:cut])
+        outs.append(model.n_tokens - len(base) - len(tail))
+    model.prefill(base)  # the context as it was: nothing to evaluate, the rest dropped
+    reused = len(base) * len(tails) + sum(len(t) for t in tails) - evaluated
+    return Branches(texts, outs, PrefillStats(evaluated, reused, prefill_s), generate_s)
 
 
 def prefill_in_batches(
@@ -319,6 +372,32 @@ class Model(Tokenizer, Protocol):
 
     def logits_after_each(self, tokens: Sequence[int]) -> np.ndarray:
         """Append ``tokens`` (at most a batch) and return the logits after each, in order."""
+        ...
+
+    @property
+    def max_branches(self) -> int:
+        """How many continuations ``generate_branches`` writes side by side (1: one at a time)."""
+        ...
+
+    def generate_branches(
+        self,
+        tails: Sequence[Sequence[int]],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+        end: EndFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> Branches:
+        """Continue the context with each of ``tails``: read each after the context and
+        write up to ``max_tokens`` after it, until an end-of-generation token or until
+        ``end`` says its text is complete; side by side where the runtime can (up to
+        ``max_branches``), else one after the other. The context is left as it was.
+
+        Raises:
+            Cancelled: ``should_cancel`` returned True between two tokens.
+            GenerationError: the runtime failed.
+        """
         ...
 
 

@@ -37,11 +37,14 @@ from engine.errors import Cancelled, GenerationError, ModelError, ModelFileError
 from engine.models.gguf import ModelInfo, inspect_gguf
 from engine.runtime import kvstate
 from engine.runtime.backend import (
+    Branches,
     CancelFn,
+    EndFn,
     KvType,
     LoadSettings,
     PrefillStats,
     ProgressFn,
+    branches_one_by_one,
     prefill_in_batches,
     read_range_file,
     write_range_file,
@@ -51,6 +54,10 @@ log = logging.getLogger("longread.llama")
 _RANGE_MAGIC = b"LRKVRNG1"
 #: The sequence ``LoadedModel.compose`` loads saved cells into before handing them to 0.
 _STAGING_SEQ = 1
+#: Continuations written side by side (``generate_branches``: a wave's notes, one per part
+#: of the question, engine/reading/notes.py's MAX_QUESTION_PARTS), each in its own
+#: sequence; compose's staging sequence is one of them (it is empty between compositions).
+MAX_BRANCHES = 4
 
 _GGML_TYPES = {
     KvType.F16: llama_cpp.GGML_TYPE_F16,
@@ -87,15 +94,15 @@ def describe_cpu() -> str:
 
 @contextlib.contextmanager
 def _staging_sequence() -> Iterator[None]:
-    # Contexts get a second sequence in one unified cache (compose's staging sequence:
-    # the window stays whole, and handing cells from one sequence to the other copies
-    # nothing). llama-cpp-python's Llama() takes neither setting, so the defaults it
+    # Contexts get more sequences in one unified cache (compose's staging sequence, and
+    # generate_branches' continuations: the window stays whole, and handing cells from
+    # one sequence to another copies nothing). llama-cpp-python's Llama() takes neither setting, so the defaults it
     # starts from are changed while it is built, on this (the loading) thread.
     defaults = llama_cpp.llama_cpp.llama_context_default_params
 
     def with_staging() -> llama_cpp.llama_context_params:
         params: llama_cpp.llama_context_params = defaults()
-        params.n_seq_max = _STAGING_SEQ + 1
+        params.n_seq_max = max(_STAGING_SEQ + 1, MAX_BRANCHES)
         params.kv_unified = True
         return params
 
@@ -533,6 +540,123 @@ class LoadedModel(Tokenizer):
         self._llm.n_tokens = n + len(tokens)
         return np.stack(rows)
 
+    @property
+    def max_branches(self) -> int:
+        return MAX_BRANCHES if self.staging else 1
+
+    def generate_branches(
+        self,
+        tails: Sequence[Sequence[int]],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+        end: EndFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> Branches:
+        """Continue the context with each of ``tails`` side by side: sequence k > 0 shares
+        the context's cells with sequence 0 (``llama_memory_seq_cp`` marks them, copying
+        nothing), every tail is read in one batch, and each step writes one token of every
+        continuation still going in one batch, so the weights are read once a step for
+        all of them. Greedy only; sampled, or too many, too long, or with no sequences to
+        spare (sliding-window models), they are written one after the other
+        (``branches_one_by_one``). The context is left as it was.
+
+        Raises:
+            Cancelled: ``should_cancel`` returned True between two steps.
+            GenerationError: llama.cpp failed.
+        """
+        n0 = self._llm.n_tokens
+        spare = self.n_ctx - n0 - sum(len(t) + max_tokens for t in tails)
+        if (
+            not tails
+            or n0 == 0
+            or temperature > 0
+            or len(tails) > self.max_branches
+            or sum(len(t) for t in tails) > self.n_batch
+            or min(len(t) for t in tails) == 0
+            or spare < 0
+        ):
+            return branches_one_by_one(
+                self,
+                tails,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=seed,
+                end=end,
+                should_cancel=should_cancel,
+            )
+        ctx = self._llm._ctx.ctx
+        mem = llama_cpp.llama_get_memory(ctx)
+        seqs = range(len(tails))
+        started = time.perf_counter()
+        texts = [""] * len(tails)
+        outs = [0] * len(tails)
+        decoders = [codecs.getincrementaldecoder("utf-8")(errors="replace") for _ in seqs]
+        try:
+            llama_cpp.llama_memory_seq_rm(mem, 0, n0, -1)
+            for k in seqs[1:]:
+                llama_cpp.llama_memory_seq_rm(mem, k, -1, -1)
+                llama_cpp.llama_memory_seq_cp(mem, 0, k, 0, n0)
+            items = [(int(t), n0 + i, k) for k in seqs for i, t in enumerate(tails[k])]
+            last = {k: sum(len(t) for t in tails[: k + 1]) - 1 for k in seqs}  # each tail's last token
+            self._decode_seqs(items, logits=set(last.values()), what="writing notes side by side")
+            prefill_s = time.perf_counter() - started
+            started = time.perf_counter()
+            pos = [n0 + len(t) for t in tails]
+            going = list(seqs)
+            done: set[int] = set()  # cut by ``end``
+            for _ in range(max_tokens):
+                if should_cancel is not None and should_cancel():
+                    raise Cancelled()
+                step: list[tuple[int, int, int]] = []
+                for k in going:
+                    row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, last[k]), shape=(self._n_vocab,))
+                    token = int(np.argmax(row))
+                    if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                        continue
+                    texts[k] += decoders[k].decode(self._piece(token))
+                    outs[k] += 1
+                    if end is not None and (cut := end(texts[k])) is not None:
+                        texts[k] = texts[k][:cut]
+                        done.add(k)
+                        continue
+                    step.append((token, pos[k], k))
+                    pos[k] += 1
+                going = [k for _, _, k in step]
+                if not step:
+                    break
+                self._decode_seqs(step, logits=set(range(len(step))), what="writing notes side by side")
+                last = {k: i for i, (_, _, k) in enumerate(step)}
+            texts = [
+                t if k in done else t + d.decode(b"", final=True)
+                for k, (t, d) in enumerate(zip(texts, decoders, strict=True))
+            ]
+        finally:
+            for k in seqs[1:]:
+                llama_cpp.llama_memory_seq_rm(mem, k, -1, -1)
+            llama_cpp.llama_memory_seq_rm(mem, 0, n0, -1)
+            self._llm.n_tokens = n0
+        evaluated = sum(len(t) for t in tails)
+        return Branches(texts, outs, PrefillStats(evaluated, n0 * len(tails), prefill_s), time.perf_counter() - started)
+
+    def _decode_seqs(self, items: Sequence[tuple[int, int, int]], *, logits: set[int], what: str) -> None:
+        # One batch of (token, position, sequence), logits kept at the indexes in ``logits``.
+        batch = llama_cpp.llama_batch_init(len(items), 0, 1)
+        try:
+            for i, (token, pos, seq) in enumerate(items):
+                batch.token[i] = token
+                batch.pos[i] = pos
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = seq
+                batch.logits[i] = i in logits
+            batch.n_tokens = len(items)
+            rc = llama_cpp.llama_decode(self._llm._ctx.ctx, batch)
+        finally:
+            llama_cpp.llama_batch_free(batch)
+        if rc != 0:
+            raise GenerationError(f"llama.cpp failed while {what} (code {rc}).")
+
     def _need_staging(self) -> None:
         if not self.staging:
             raise GenerationError(
@@ -552,20 +676,8 @@ class LoadedModel(Tokenizer):
         llama_cpp.llama_memory_seq_rm(mem, _STAGING_SEQ, -1, -1)
 
     def _decode(self, items: Sequence[tuple[int, int]], *, all_logits: bool = False, seq: int = 0) -> None:
-        batch = llama_cpp.llama_batch_init(len(items), 0, 1)
-        try:
-            for i, (token, pos) in enumerate(items):
-                batch.token[i] = token
-                batch.pos[i] = pos
-                batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = seq
-                batch.logits[i] = all_logits or i == len(items) - 1
-            batch.n_tokens = len(items)
-            rc = llama_cpp.llama_decode(self._llm._ctx.ctx, batch)
-        finally:
-            llama_cpp.llama_batch_free(batch)
-        if rc != 0:
-            raise GenerationError(f"llama.cpp failed while placing documents in the context (code {rc}).")
+        logits = set(range(len(items))) if all_logits else {len(items) - 1}
+        self._decode_seqs([(t, p, seq) for t, p in items], logits=logits, what="placing documents in the context")
 
     def _seq_bytes(self, seq: int) -> bytes:
         ctx = self._llm._ctx.ctx

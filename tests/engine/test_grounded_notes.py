@@ -16,7 +16,7 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, make_pages
 from engine.ingest import read_documents
 from engine.library import Library
-from engine.reading.notes import ground_notes, locate, quoted_answer, sentences
+from engine.reading.notes import first_note_end, ground_notes, locate, quoted_answer, sentences
 from engine.reading.waves import WaveReader, wave_pages
 from engine.runtime.fake import FakeBackend
 from engine.store import Store
@@ -83,6 +83,20 @@ def test_a_colon_does_not_cut_a_fact_from_its_sentence() -> None:
         assert ground_notes(raw, corpus, {("c.md", 1)}).notes == [whole]
     assert quoted_answer("The archive access code is", [whole]) == f'"The archive access code is: {CODE}." [c.md p.1]'
     assert quoted_answer("The archive access code is", ["[c.md p.1] The archive access code is:"]) is None
+
+
+def test_a_wave_note_ends_at_its_first_sentence_or_line() -> None:
+    def first(text: str) -> str | None:
+        cut = first_note_end(text)
+        return None if cut is None else text[:cut]
+
+    assert first("The archive access code is") is None  # still being written
+    assert first("The archive access code is K7-1. It is used to") == "The archive access code is K7-1."
+    assert first("The archive access code is:\n\n<document") == "The archive access code is:"
+    # A marker or a bullet alone is not yet a note; a number's dot ends nothing.
+    assert first("[h.md p.2]\nThe code is 3.5 units long.\nMore") == "[h.md p.2]\nThe code is 3.5 units long."
+    assert first("1. The code") is None
+    assert first("Nothing relevant.\nQuestion: What") == "Nothing relevant."
 
 
 # -- through the Library: waves store grounded notes and carry nothing else -------------

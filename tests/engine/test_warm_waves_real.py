@@ -16,8 +16,11 @@ import pytest
 from engine.config import ReadSettings
 from engine.corpus import Corpus
 from engine.ingest import read_documents
+from engine.reading.notes import first_note_end
 from engine.reading.waves import WaveMode, WaveReader
 from engine.runs import Status, Step
+from engine.runtime.backend import KvType, LoadSettings, branches_one_by_one
+from engine.runtime.llama import load_model
 from engine.store import Store
 from engine.warm import SnapshotCache
 from tests.conftest import FILLER, write_pdf
@@ -102,3 +105,33 @@ def test_a_second_question_restores_every_wave_block_with_smollm2(
     pages = [p for w in waves for s in w.detail["segments"] for p in range(s["first"], s["last"] + 1)]
     assert pages == list(range(1, 9))
     assert mapped.answer
+
+
+def test_parts_written_side_by_side_are_the_parts_written_one_by_one(smollm2_path: Path) -> None:
+    """A wave's notes for a question of several parts are written at once, in sequences
+    that share the page block's cells (``LoadedModel.generate_branches``): greedy, each
+    writes what it writes alone, each stops where the note ends, and the context is left
+    holding the block."""
+    model = load_model(smollm2_path, LoadSettings(n_ctx=2048, kv_type=KvType.F16, n_threads=2, n_batch=512))
+    try:
+        block = model.tokenize_text(
+            ("The harbor office opens at dawn. " + FILLER) * 3
+            + f"The vault access code is {CODE}. The chief archivist is Miriam Okonkwo. "
+        )
+        questions = ("What is the vault access code?", "Who is the chief archivist?", "When does the office open?")
+        tails = [model.tokenize_text(f"\nQuestion: {q}\nAnswer:") for q in questions]
+        assert model.max_branches >= len(tails)
+        model.prefill(block)
+        together = model.generate_branches(tails, max_tokens=24, end=first_note_end)
+        assert model.context_tokens == block
+        alone = branches_one_by_one(model, tails, max_tokens=24, end=first_note_end)
+        assert model.context_tokens == block
+        assert together.texts == alone.texts and together.output_tokens == alone.output_tokens
+        assert CODE in together.texts[0] and "Okonkwo" in together.texts[1]
+        # Each stopped at its note's end (a sentence or a line), before the budget.
+        assert all("\n" not in t.strip() for t in together.texts) and max(together.output_tokens) < 24
+        assert together.prefill.evaluated == sum(len(t) for t in tails)
+        # The context goes on as if nothing had been written: the next read reuses the block.
+        assert model.prefill([*block, *tails[0]]).evaluated == len(tails[0])
+    finally:
+        model.close()
