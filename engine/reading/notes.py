@@ -318,7 +318,8 @@ def quoted_answer(prefix: str, notes: list[str], *, most: int = MAX_QUOTED) -> s
 
     ``notes`` are grounded notes (``[name p.N] sentence``: page text, copied by the
     engine). A sentence of them that says ``prefix`` (``answer_prefix``: "The archive
-    access code is") and goes on is the answer, quoted with its page's marker, so the
+    access code is") and goes on, or holds its content words in order and then a fact
+    (``_says``), is the answer, quoted with its page's marker, so the
     citation checker verifies it: ``"The archive access code is K7-482913." [ledger.txt
     p.3]``. Up to ``most`` different sentences, in the notes' order (two pages that
     disagree both show). Measured: given that very note, SmolLM2-135M answered "The
@@ -334,13 +335,35 @@ def quoted_answer(prefix: str, notes: list[str], *, most: int = MAX_QUOTED) -> s
         marker = line[: m.end()]
         for sentence in _SENTENCE_END.split(line[m.end() :].strip()):
             said = normalize(sentence)
-            at = said.find(want)
-            if at < 0 or (at and said[at - 1].isalnum()) or not said[at + len(want) :].strip(" .,:;!?"):
+            if not _says(said, want):
                 continue
             if said not in seen and len(quotes) < most:
                 seen.add(said)
                 quotes.append(f'"{sentence.strip()}" {marker}')
     return " ".join(quotes) or None
+
+
+def _says(said: str, want: str) -> bool:
+    """Whether a sentence (normalized) says what an answer prefix (normalized) asks: it
+    holds the prefix and goes on; or, worded otherwise, it holds the prefix's content
+    words in order (at least two) and a fact with a digit after the last of them: "Under
+    Section 4.2, the monthly Base Rent in effect at all relevant times was $18,450.00."
+    says "The monthly Base Rent was" (the sample filing; the exact prefix missed it)."""
+    at = said.find(want)
+    if at >= 0 and not (at and said[at - 1].isalnum()) and said[at + len(want) :].strip(" .,:;!?"):
+        return True
+    content = [w for w in want.split() if _is_content_word(w)]
+    if len(content) < MIN_POINT_CONTENT_WORDS:
+        return False
+    words = said.split()
+    i = 0
+    for w in content:
+        while i < len(words) and words[i].strip(".,:;!?\"'()") != w:
+            i += 1
+        if i == len(words):
+            return False
+        i += 1
+    return any(len(f) >= MIN_FACT_CHARS for f in fact_tokens(" ".join(words[i:])))
 
 
 def _is_content_word(word: str) -> bool:

@@ -99,6 +99,19 @@ def test_a_wave_note_ends_at_its_first_sentence_or_line() -> None:
     assert first("Nothing relevant.\nQuestion: What") == "Nothing relevant."
 
 
+def test_a_note_worded_otherwise_is_quoted_when_it_holds_the_words_in_order_and_a_fact() -> None:
+    rent = "[f.md p.2] Under Section 4.2, the monthly Base Rent in effect at all relevant times was $18,450.00."
+    others = [
+        "[f.md p.3] Section 14.2 charges Base Rent, prorated on a thirty-day month.",  # no "monthly", no fact
+        "[f.md p.4] The rent was paid monthly, and the base was 300 feet.",  # the words out of order
+        "[f.md p.5] The monthly Base Rent rose sharply.",  # the words, but no fact after them
+    ]
+    assert quoted_answer("The monthly Base Rent was", [*others, rent]) == f'"{rent[11:]}" [f.md p.2]'
+    assert quoted_answer("The monthly Base Rent was", others) is None
+    # A name has no digit: only the prefix itself quotes it.
+    assert quoted_answer("The chief archivist is", ["[a.md p.1] Our chief archivist, Miriam Okonkwo, retired."]) is None
+
+
 # -- through the Library: waves store grounded notes and carry nothing else -------------
 
 FILLER = "The harbor office checks the mooring lines every morning and logs the tides. "
