@@ -28,6 +28,7 @@ from engine.errors import CancelToken, EngineError
 from engine.reading.citations import Citation
 from engine.reading.deep import DeepResult
 from engine.reading.facts import AnswerCheck, Unfounded
+from engine.reading.notes import quoted_line
 from engine.reading.stepping import RunProgress
 from engine.reading.waves import DEFAULT_WAVE_MODE, WaveMode, WaveResult, dropped_notes
 from engine.runs import RunKind, Status, Step
@@ -245,6 +246,8 @@ def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int
         looked = run.answer_step.detail.get("looked_up") if run and run.answer_step else None
         if looked:  # look before answering (issue 13 item 2)
             _err(f"Read again in full before answering: {', '.join(looked)}.")
+        if run and run.answer_step and (quoted := quoted_line(run.answer_step.detail, run.question)):
+            _err(quoted)
         if blocks := _blocks(result):
             _err(blocks)
     skipped = total - ran

@@ -17,6 +17,7 @@ from engine.corpus import Corpus
 from engine.errors import NoSuchSession
 from engine.memory import MemoryBook
 from engine.reading.facts import check_answer, flag_answer
+from engine.reading.notes import quoted_line
 from engine.runs import RunKind, Status
 from engine.store import Store
 
@@ -85,6 +86,8 @@ def export_markdown(store: Store, session_id: int) -> str:
                             str(step.detail.get("lookup_by")), ""
                         )
                         out += [f"*Read again in full before answering: {', '.join(looked)} ({by}).*", ""]
+                    if quoted := quoted_line(step.detail, run.question):
+                        out += [f"*{quoted}*", ""]
                     out.append(_checked(step.text, corpus, question=run.question, final=step.done))
                 continue
             if step.kind == "wave":

@@ -37,6 +37,7 @@ Qt-free, pure functions of text.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.corpus import Corpus, Document, Page, page_marker
@@ -369,3 +370,17 @@ def _says(said: str, want: str) -> bool:
 def _is_content_word(word: str) -> bool:
     letters = "".join(c for c in word if c.isalnum())
     return len(letters) >= 4 and letters.lower() not in _COMMON
+
+
+def quoted_line(detail: Mapping[str, object], question: str) -> str | None:
+    """How many parts of the answer quote the kept passages (``quoted_answer``), for the
+    CLI and the export; None when the model wrote every part."""
+    quoted = detail.get("quoted_parts", 0)
+    if not isinstance(quoted, int) or not quoted:
+        return None
+    parts = len(question_parts(question))
+    return (
+        f"Quoted from the passages kept while reading: {quoted} of {parts} part{'s' if parts != 1 else ''} of "
+        f"the answer, checked against {'their pages' if quoted != 1 else 'its page'}; no model wrote "
+        f"{'them' if quoted != 1 else 'it'}."
+    )

@@ -198,6 +198,9 @@ def test_parts_the_notes_do_not_say_in_their_own_words_are_answered_by_the_model
     assert "".join(shown).endswith("\n\n".join(answer))  # shown as it is kept
     run = library.get_run(result.run_id)
     assert run is not None and run.steps[-1].detail["quoted_parts"] == 1
+    # The export says which way each part came (the CLI prints the same line).
+    said = "Quoted from the passages kept while reading: 1 of 3 parts of the answer, checked against its page"
+    assert f"*{said}; no model wrote it.*" in library.export_markdown(result.session_id)
 
 
 def test_waves_take_the_measured_reading_span_and_the_answer_the_whole_window(home: Path, tmp_path: Path) -> None:
