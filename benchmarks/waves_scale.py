@@ -308,6 +308,9 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=8192)
     parser.add_argument("--sizes", default="1,2,4,8,16,32", help="corpus sizes as multiples of the window")
     parser.add_argument("--corpora", type=int, default=3, help="corpora per size (different prose and facts)")
+    parser.add_argument(
+        "--first-corpus", type=int, default=0, help="start at this corpus of each size (to add corpora to a run)"
+    )
     parser.add_argument("--modes", default="carry,map")
     parser.add_argument("--kv", default="f16")
     parser.add_argument(
@@ -364,7 +367,7 @@ def main() -> int:
         bytes_per_token = reader.lane.info.kv_bytes_per_token(args.kv, args.kv)
         try:
             for size in sizes:
-                for c in range(args.corpora):
+                for c in range(args.first_corpus, args.first_corpus + args.corpora):
                     seed = args.seed * 1000 + size * 10 + c
                     # 1x is about the largest corpus that still fits the window with the
                     # instructions, the question of all three and the answer (page markers
