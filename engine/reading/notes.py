@@ -59,7 +59,10 @@ MAX_QUOTED = 3  # sentences an answer quoted from the notes gives at most
 # A colon does not end a sentence: "The archive access code is: K7-482913." split there
 # carried "The archive access code is:" (its words point) or "K7-482913." (its fact
 # points), never both, and the quoted answer found nothing after its prefix.
-_SENTENCE_END = re.compile(r"(?<=[.!?;])[\"')\]\u201d]?\s+|\n+")
+# Markdown's emphasis may close after the stop ("**Rent and deposit.** Under ..."): it
+# belongs to the sentence it closes.
+_CLOSERS = "\"')]\u201d*_"
+_SENTENCE_END = re.compile(r"(?<=[.!?;])[\"')\]\u201d*_]{0,3}\s+|\n+")
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
     spans = []
     start = 0
     for m in _SENTENCE_END.finditer(text):
-        end = m.start() + (len(m.group(0)) - len(m.group(0).lstrip("\"')]\u201d")))
+        end = m.start() + (len(m.group(0)) - len(m.group(0).lstrip(_CLOSERS)))
         if text[start:end].strip():
             spans.append((start, end))
         start = m.end()

@@ -48,6 +48,13 @@ def test_the_engine_copies_the_sentence_the_model_points_at() -> None:
     assert locate("The archive access code is 1234567890", page) == sentence
     assert locate("The vault code is 1234567890", page) is None
     assert locate("Keep", page) is None  # too short to point at one place
+    # Markdown's emphasis closing after the stop belongs to the sentence it closes.
+    md = "**Rent and deposit.** Under **Section 4.2**, the rent was **$18,450.00**. Late."
+    assert [md[s:e] for s, e in sentences(md)] == [
+        "**Rent and deposit.**",
+        "Under **Section 4.2**, the rent was **$18,450.00**.",
+        "Late.",
+    ]
 
 
 def test_a_note_not_on_its_page_is_dropped_and_counted() -> None:
