@@ -178,15 +178,15 @@ def _report_problems(citations: list[Citation], unfounded: list[Unfounded]) -> N
 
 
 def _blocks(result: WaveResult) -> str | None:
-    """``Pages of 3 waves restored from snapshots, 1 read.``: how the waves read now got
+    """``Wave pages: 3 restored from snapshots, 1 read.``: how the waves read now got
     their pages (warm waves, issue 13 item 3); None when none was read now."""
     sources = Counter(str(w.detail.get("block")) for w in result.waves if w.position in result.ran)
     parts = []
     if sources["snapshot"]:
-        parts.append(f"restored from snapshots: {sources['snapshot']}")
+        parts.append(f"{sources['snapshot']} restored from snapshots")
     if sources["prefill"]:
-        parts.append(f"read: {sources['prefill']}")
-    return f"Pages of the waves read now, {'; '.join(parts)}." if parts else None
+        parts.append(f"{sources['prefill']} read")
+    return f"Wave pages: {', '.join(parts)}." if parts else None
 
 
 def _run(args: argparse.Namespace, library: Library, cancel: CancelToken) -> int:

@@ -4,6 +4,7 @@ stored waves, a SIGKILL mid-read and a resume that never reads a finished wave a
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -190,6 +191,7 @@ def _kill_and_resume_waves(tmp_path: Path, *, n_pages: int, ctx: int, note_token
     ran_now = n_waves - len(done_before)
     assert f"Read {n_waves} wave(s): {ran_now} now, {len(done_before)} already done before. Session 1." in err
     assert f"Wave {max(done_before) + 1} of {n_waves}" in err
+    assert re.search(r"^Wave pages: (\d+ restored from snapshots(, )?)?(\d+ read)?\.$", err, re.MULTILINE), err
     assert "## Answer" in out
 
     store = open_store(db)
