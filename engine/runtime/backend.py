@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, cast, runtime_checkable
 
 from engine.errors import Cancelled, GenerationError
 
@@ -208,6 +208,36 @@ def branches_one_by_one(
     model.prefill(base)  # the context as it was: nothing to evaluate, the rest dropped
     reused = len(base) * len(tails) + sum(len(t) for t in tails) - evaluated
     return Branches(texts, outs, PrefillStats(evaluated, reused, prefill_s), generate_s)
+
+
+class OneAtATime:
+    """``Model.generate_branches`` for runtimes that write one continuation at a time
+    (``branches_one_by_one``). ``max_branches`` is how many the engine may ask for at
+    once: 1 unless the runtime says otherwise (the fake says 4, so that the fast tests run
+    the engine's path through branches)."""
+
+    max_branches: int = 1
+
+    def generate_branches(
+        self,
+        tails: Sequence[Sequence[int]],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+        end: EndFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> Branches:
+        model = cast("Model", self)
+        return branches_one_by_one(
+            model,
+            tails,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            end=end,
+            should_cancel=should_cancel,
+        )
 
 
 def prefill_in_batches(

@@ -50,14 +50,12 @@ import numpy as np
 from engine.errors import Cancelled, GenerationError
 from engine.models.gguf import ModelInfo
 from engine.runtime.backend import (
-    Branches,
     CancelFn,
-    EndFn,
     KvType,
     LoadSettings,
+    OneAtATime,
     PrefillStats,
     ProgressFn,
-    branches_one_by_one,
     prefill_in_batches,
     read_range_file,
     write_range_file,
@@ -197,8 +195,10 @@ class FakeTokenizer:
         self.closed = True
 
 
-class FakeModel(FakeTokenizer):
+class FakeModel(OneAtATime, FakeTokenizer):
     """A fake model with one sequence of context (``Model`` protocol). One thread at a time."""
+
+    max_branches = 4  # written one at a time, but asked for side by side: the engine's path
 
     def __init__(
         self,
@@ -336,26 +336,6 @@ class FakeModel(FakeTokenizer):
             noise = np.random.default_rng(len(self._context)).standard_normal(self._vocab.n_vocab)
             logits = logits + (self._backend.compose_noise * noise).astype(np.float32)
         return logits
-
-    @property
-    def max_branches(self) -> int:
-        return 4
-
-    def generate_branches(
-        self,
-        tails: Sequence[Sequence[int]],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int = 0,
-        end: EndFn | None = None,
-        should_cancel: CancelFn | None = None,
-    ) -> Branches:
-        """Scripted replies one after the other, as many as the engine asks for side by side
-        (so the fast tests run the engine's path through branches)."""
-        return branches_one_by_one(
-            self, tails, max_tokens=max_tokens, temperature=temperature, seed=seed, end=end, should_cancel=should_cancel
-        )
 
     def logits_after_each(self, tokens: Sequence[int]) -> np.ndarray:
         """Append ``tokens`` and return ``last_logits`` after each, in order."""

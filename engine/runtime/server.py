@@ -67,15 +67,13 @@ import numpy as np
 from engine.errors import Cancelled, ConfigError, GenerationError, ModelError, ServerLost
 from engine.models.gguf import ModelInfo
 from engine.runtime.backend import (
-    Branches,
     CancelFn,
-    EndFn,
     KvType,
     LoadSettings,
+    OneAtATime,
     PrefillProgress,
     PrefillStats,
     ProgressFn,
-    branches_one_by_one,
 )
 
 #: Seconds to wait for a server's answer to a short request (tokenize, props).
@@ -377,7 +375,7 @@ class ServerTokenizer:
         """Nothing to free: the server keeps the model."""
 
 
-class ServerModel(ServerTokenizer):
+class ServerModel(OneAtATime, ServerTokenizer):
     """One slot of the server: the tokens it holds, prefill and generation through it."""
 
     def __init__(self, backend: ServerBackend, *, slot: int, settings: LoadSettings) -> None:
@@ -621,25 +619,6 @@ class ServerModel(ServerTokenizer):
 
     def save_range(self, path: Path, start: int, end: int) -> int:
         raise GenerationError("a server model cannot save part of its cache on this disk")
-
-    @property
-    def max_branches(self) -> int:
-        return 1
-
-    def generate_branches(
-        self,
-        tails: Sequence[Sequence[int]],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int = 0,
-        end: EndFn | None = None,
-        should_cancel: CancelFn | None = None,
-    ) -> Branches:
-        """One after the other: a slot holds one sequence."""
-        return branches_one_by_one(
-            self, tails, max_tokens=max_tokens, temperature=temperature, seed=seed, end=end, should_cancel=should_cancel
-        )
 
     def logits_after_each(self, tokens: Sequence[int]) -> np.ndarray:
         raise GenerationError("a server model does not return the logits of every token")
