@@ -15,9 +15,12 @@ than the prose available repeats sentences (said in the output).
 
 Three facts are planted per corpus at random depths (seeded): a code ("The archive access
 code is K7-482913."), a date ("The harbor treaty was signed on 14 March 1987.") and a name
-("The chief archivist is Miriam Okonkwo."). Three questions: the code alone, then all three,
-then the name alone (a new question of one part, as the first was: what a next question
-costs when it is not three questions in one).
+("The chief archivist is Miriam Okonkwo."). Four questions: the code alone, then all three
+(its first part is the first question: the waves keep that part's notes and write the other
+two), then the name alone (its notes were kept by the second: found rates of a part asked
+alone), then a new question of three parts none of which was asked before ("What is the
+vault combination, on what date was the harbor opened, and who is the harbor master?",
+nothing planted): what a next question costs when no part of it was asked before.
 
 Per size and way of reading:
 - **ask** (only where the corpus fits the window): the whole corpus in one prompt;
@@ -71,6 +74,7 @@ from engine.warm import SnapshotCache  # noqa: E402
 Q_ONE = "What is the archive access code?"
 Q_ALL = "What is the archive access code, on what date was the harbor treaty signed, and who is the chief archivist?"
 Q_NAME = "Who is the chief archivist?"
+Q_NEW = "What is the vault combination, on what date was the harbor opened, and who is the harbor master?"
 FIRST_NAMES = ["Miriam", "Tobias", "Ingrid", "Rafael", "Yusuf", "Helena", "Desmond", "Akiko", "Lorenzo", "Noor"]
 SURNAMES = ["Okonkwo", "Halvorsen", "Castellano", "Whitcombe", "Varga", "Lindqvist", "Abernathy", "Moreau", "Kaczmarek"]
 MONTHS = [
@@ -222,6 +226,9 @@ class ModeResult:
     name: dict[str, bool] = field(default_factory=dict)  # the third question: the name alone
     third_s: float = 0.0
     third_read: int = 0
+    second_kept: int = 0  # parts of waves whose notes were kept from the first question
+    fresh_s: float = 0.0  # the fourth question: three parts never asked before
+    fresh_read: int = 0
     snapshot_bytes: int = 0
     tokens_per_wave: float = 0.0
     # Tokens the model evaluated (prefill) and wrote, per question: costs that other jobs
@@ -284,6 +291,11 @@ def read_mode(
     out.third_s = time.perf_counter() - start
     out.third_read, _ = tokens_spent(store, third)
     out.name = facts.found(third.answer)
+    out.second_kept = sum(int(w.detail.get("kept_parts", 0)) for w in second.waves)
+    start = time.perf_counter()
+    fresh = waves.read(corpus, Q_NEW, session_id=first.session_id)
+    out.fresh_s = time.perf_counter() - start
+    out.fresh_read, _ = tokens_spent(store, fresh)
     out.tokens_per_wave = corpus_tokens / max(out.n_waves, 1)
     return out
 
@@ -409,7 +421,8 @@ def main() -> int:
                         print(
                             f"{size}x corpus {c + 1}: {m.value}: {res.n_waves} waves, one {res.one}, all {res.all}, "
                             f"first {res.first_s:.0f} s, second {res.second_s:.0f} s "
-                            f"({res.second_restored} blocks restored), name alone {res.third_s:.0f} s {res.name}",
+                            f"({res.second_restored} blocks restored, {res.second_kept} parts kept), name alone {res.third_s:.0f} s "
+                            f"{res.name}, new three parts {res.fresh_s:.0f} s",
                             file=sys.stderr,
                             flush=True,
                         )
@@ -478,6 +491,8 @@ def print_tables(rows: list[dict[str, Any]], modes: list[WaveMode], args: argpar
         "second/first",
         "name alone s",
         "name/first",
+        "new 3 parts s",
+        "new/first",
         "blocks restored",
         "snapshots MB",
         "1M: first h",
@@ -492,6 +507,7 @@ def print_tables(rows: list[dict[str, Any]], modes: list[WaveMode], args: argpar
             first = sum(x["first_s"] for x in res) / len(res)
             second = sum(x["second_s"] for x in res) / len(res)
             third = sum(x.get("third_s", 0.0) for x in res) / len(res)
+            fresh = sum(x.get("fresh_s", 0.0) for x in res) / len(res)
             proj = [x["projection_1m"] for x in res]
             print(
                 "| "
@@ -507,6 +523,8 @@ def print_tables(rows: list[dict[str, Any]], modes: list[WaveMode], args: argpar
                         f"{second / first:.0%}",
                         f"{third:.0f}" if third else "-",
                         f"{third / first:.0%}" if third else "-",
+                        f"{fresh:.0f}" if fresh else "-",
+                        f"{fresh / first:.0%}" if fresh else "-",
                         f"{sum(x['second_restored'] for x in res)}/{sum(x['n_waves'] for x in res)}",
                         f"{sum(x['snapshot_bytes'] for x in res) / len(res) / 1e6:.0f}",
                         f"{sum(p['first_s'] for p in proj) / len(proj) / 3600:.1f}",

@@ -186,6 +186,8 @@ def _blocks(result: WaveResult) -> str | None:
         parts.append(f"{sources['snapshot']} restored from snapshots")
     if sources["prefill"]:
         parts.append(f"{sources['prefill']} read")
+    if sources["notes"]:
+        parts.append(f"{sources['notes']} not needed (their notes for these questions were kept)")
     return f"Wave pages: {', '.join(parts)}." if parts else None
 
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from engine.corpus import Corpus, Document, Page, page_marker
 from engine.reading.citations import MARKER, normalize
 from engine.reading.facts import fact_forms, fact_tokens
+from engine.runtime.backend import EndFn
 
 MIN_POINT_WORDS = 4
 # Words that point: a pointer's words must hold at least this many words of four letters
@@ -112,14 +113,7 @@ def locate(pointer: str, page_text: str) -> str | None:
     words (a sentence start); the sentences the match falls in are copied from the page.
     """
     hay, units = _normalized_units(page_text)
-    words = normalize(pointer.strip().strip("\"'\u201c\u201d").rstrip(".…").rstrip()).split()
-    if len(words) < MIN_POINT_WORDS and len(" ".join(words)) < 12:
-        return None  # too short to point at one place
-    tries = [words] + [words[:k] for k in (8, 6, MIN_POINT_WORDS) if len(words) > k]
-    for w in tries:
-        if sum(1 for word in w if _is_content_word(word)) < MIN_POINT_CONTENT_WORDS:
-            continue  # "It is used to" starts sentences on every page: it points nowhere
-        needle = " ".join(w)
+    for needle in _needles(pointer):
         at = hay.find(needle)
         if at < 0:
             continue
@@ -130,6 +124,17 @@ def locate(pointer: str, page_text: str) -> str | None:
         text = page_text[hit[0][2] : hit[-1][3]].strip()
         return text if len(text) <= MAX_NOTE_CHARS else text[:MAX_NOTE_CHARS].rsplit(" ", 1)[0] + " …"
     return None
+
+
+def _needles(pointer: str) -> list[str]:
+    """What ``locate`` looks for, normalized, in order: the whole pointer, then its first
+    8, 6 and ``MIN_POINT_WORDS`` words, each holding ``MIN_POINT_CONTENT_WORDS`` content
+    words ("It is used to" starts sentences on every page: it points nowhere)."""
+    words = normalize(pointer.strip().strip("\"'\u201c\u201d").rstrip(".…").rstrip()).split()
+    if len(words) < MIN_POINT_WORDS and len(" ".join(words)) < 12:
+        return []  # too short to point at one place
+    tries = [words] + [words[:k] for k in (8, 6, MIN_POINT_WORDS) if len(words) > k]
+    return [" ".join(w) for w in tries if sum(1 for word in w if _is_content_word(word)) >= MIN_POINT_CONTENT_WORDS]
 
 
 def ground_notes(raw: str, corpus: Corpus, pages: set[tuple[str, int]]) -> Grounded:
@@ -216,6 +221,13 @@ def _note(doc: Document, page: Page, text: str) -> str:
 
 
 _NOTHING = re.compile(r"^\W*(nothing|no)\b[^.]{0,40}\b(relevant|information|mention)", re.IGNORECASE)
+
+
+def says_nothing(text: str) -> bool:
+    """Whether a note says that the pages say nothing of the question ("Nothing relevant.")."""
+    return _NOTHING.match(text.strip()) is not None
+
+
 # A model's note is cut at sentence ends only ("The code is: 574354" is one note).
 _NOTE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[])")
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s*")
@@ -285,6 +297,44 @@ def first_note_end(text: str) -> int | None:
         if len(re.findall(r"\w+", head)) >= MIN_NOTE_WORDS:
             return m.start()
     return None
+
+
+# Words after which a note that points at nothing is cut (``note_end``).
+NO_POINT_WORDS = 12
+#: How a wave's note is begun and ended: part of the key of a note kept for reuse
+#: (engine/reading/waves.py); change it when ``note_end`` or the notes' start changes.
+NOTE_RULE = f"answer prefix; first sentence or line; {NO_POINT_WORDS} words pointing at nothing"
+
+
+def note_end(corpus: Corpus, pages: set[tuple[str, int]]) -> EndFn:
+    """Where a wave's note ends: at its first sentence or line (``first_note_end``), or
+    as soon as it can point at nothing on the wave's ``pages``: ``NO_POINT_WORDS`` words
+    written, none of ``locate``'s tries of them on any of those pages (no later word can
+    make one match: each try is a prefix of the later ones) and no fact named. Its
+    grounding would drop it (``ground_notes``); the words after it are not written.
+
+    Measured (benchmarks/waves_scale.py, 2x): on the waves that do not hold the fact,
+    SmolLM2-135M's notes are a sentence of its own ("The archive access code is a
+    function that allows the Python interpreter to access the contents of a file that
+    has been opened in binary mode."), up to 30 tokens each, all dropped."""
+    hays = [_normalized_units(p.text)[0] for d in corpus.documents for p in d.pages if (d.name, p.number) in pages]
+
+    def end(text: str) -> int | None:
+        cut = first_note_end(text)
+        if cut is not None:
+            return cut
+        units = _note_units(text)
+        words = units[0][1].split() if units else []
+        if len(words) <= NO_POINT_WORDS:  # the last word may be half written
+            return None
+        head = " ".join(words[:NO_POINT_WORDS])
+        if any(len(f) >= MIN_FACT_CHARS for f in fact_tokens(head)):
+            return None  # a fact points by itself (``_point``)
+        if any(n in hay for hay in hays for n in _needles(head)):
+            return None
+        return len(text)
+
+    return end
 
 
 # The question's first sentence; its subject holds no comma (a second part) nor "?".

@@ -142,6 +142,8 @@ class StepOutput:
     generate_s: float
     #: One text per part of the question, when it was asked part by part (engine/reading/waves.py).
     part_texts: tuple[str, ...] = ()
+    #: The tokens each part wrote (0: its text was given, not written).
+    part_tokens: tuple[int, ...] = ()
 
 
 def ends_before(stop: str) -> EndFn:

@@ -74,6 +74,7 @@ Contract:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections import Counter
@@ -92,7 +93,15 @@ from engine.planning import MeasuredContext, SpeedModel
 from engine.probe import stored_reading_span
 from engine.reading.citations import MARKER, Citation, check_citations
 from engine.reading.facts import Unfounded, find_unfounded, unfounded_detail
-from engine.reading.notes import answer_prefix, first_note_end, ground_notes, question_parts, quoted_answer
+from engine.reading.notes import (
+    NOTE_RULE,
+    answer_prefix,
+    ground_notes,
+    note_end,
+    question_parts,
+    quoted_answer,
+    says_nothing,
+)
 from engine.reading.prompts import SYSTEM_PROMPT, Prompt, PromptFrame, TokenizerLike, build_prompt, render_frame
 from engine.reading.stepping import (
     CancelFn,
@@ -116,7 +125,7 @@ from engine.runtime.backend import EndFn, PrefillProgress, PrefillStats
 from engine.runtime.backend import Model as LoadedModel
 from engine.store import Store
 from engine.units import format_bytes
-from engine.warm import SnapshotCache, WarmStart, load_prefix
+from engine.warm import SnapshotCache, WarmStart, load_prefix, make_key
 
 WAVE_SYSTEM = (
     "You are Longread, a careful reader taking notes. A long corpus is read part by part; "
@@ -807,20 +816,24 @@ class WaveReader(LaneReader):
         carried = [w for w in r.steps[:i] if is_relevant(w)] if r.mode is WaveMode.CARRY else None
         lists = [*segment_tokens(r.corpus, wave_segments(r.steps[i]), r.model), r.model.tokenize_text(WAVE_ASK)]
         parts = question_parts(r.question)
-        return [
-            _fit_wave(
+        prompts = []
+        for k, (q, prefix) in enumerate(zip(parts, note_prefixes(r.question), strict=True)):
+            # The note begins with the part's words restated (the answer prefix), as the
+            # model's own notes did: it writes only what follows them.
+            start = r.model.tokenize_text(prefix) if prefix else []
+            prompt = _fit_wave(
                 r.model,
                 lists,
                 q,
                 carried,
                 frame=r.frame,
                 n_ctx=r.span,
-                max_note=r.max_note,
+                max_note=r.max_note + len(start),
                 part=k if len(parts) > 1 else None,
                 parts=len(parts),
             )
-            for k, q in enumerate(parts)
-        ]
+            prompts.append(replace(prompt, tokens=prompt.tokens + start))
+        return prompts
 
     def _read_wave(self, r: _Read, i: int) -> None:
         """Read wave ``i`` in this thread: its page block restored or read (and saved),
@@ -848,25 +861,40 @@ class WaveReader(LaneReader):
                 total = len(prompt)
                 r.on_progress(RunProgress(RunKind.WAVES, i + 1, r.n, "wave", "notes", total, total, 0.0, left))
 
+        # A part asked before over the same pages is not written again: greedy notes are
+        # a function of the prompt (memo keyed as snapshots are, by its tokens).
+        budget = part_budget(r.max_note, len(prompts))
+        keys = (
+            [self._note_key(r.model, p) for p in prompts]
+            if self.snapshots is not None and r.gen.temperature <= 0
+            else []
+        )
+        kept = [self.store.get_wave_note(k, budget=budget) for k in keys]
+        given = [k[0] if k else None for k in kept]
         try:
-            warm, block = load_prefix(
-                self.snapshots,
-                r.model,
-                prompt.tokens[: prompt.corpus_end],
-                model_sha256=self.model_sha,
-                model_name=self.model_path.name,
-                swa_full=self.lane.swa_full,
-                kv_bytes_per_token=self.lane.info.kv_bytes_per_token(r.model.kv_type, r.model.kv_type),
-                total=len(prompt),
-                on_progress=on_prefill,
-                should_cancel=r.cancel,
-            )
+            if keys and all(t is not None for t in given):
+                warm, block = WarmStart(source="notes", corpus_tokens=prompt.corpus_end), PrefillStats(0, 0, 0.0)
+            else:
+                warm, block = load_prefix(
+                    self.snapshots,
+                    r.model,
+                    prompt.tokens[: prompt.corpus_end],
+                    model_sha256=self.model_sha,
+                    model_name=self.model_path.name,
+                    swa_full=self.lane.swa_full,
+                    kv_bytes_per_token=self.lane.info.kv_bytes_per_token(r.model.kv_type, r.model.kv_type),
+                    total=len(prompt),
+                    on_progress=on_prefill,
+                    should_cancel=r.cancel,
+                )
             out = run_parts(
                 r.model,
                 list(prompts),
                 max_tokens=r.max_note,
                 settings=r.gen,
-                end=first_note_end,
+                prefixes=note_prefixes(r.question),
+                given=given,
+                end=note_end(r.corpus, wave_pages(r.steps[i])),
                 side_by_side=True,
                 on_progress=on_prefill,
                 on_text=on_piece,
@@ -875,13 +903,31 @@ class WaveReader(LaneReader):
         except BaseException as exc:
             r.recorder.fail(i, exc)
             raise
-        self._finish_wave(r, i, with_block(out, block), block_detail(warm, prompt))
+        texts = out.part_texts or (out.text,)
+        written = out.part_tokens or (out.output_tokens,)
+        for key, text, kept_text, tokens in zip(keys, texts, given, written, strict=True):
+            if kept_text is None:
+                self.store.put_wave_note(key, text, output_tokens=tokens, budget=budget)
+        detail = {**block_detail(warm, prompt), "kept_parts": sum(t is not None for t in given)}
+        self._finish_wave(r, i, with_block(out, block), detail)
+
+    def _note_key(self, model: LoadedModel, prompt: Prompt) -> str:
+        """The key of the note written after ``prompt`` (``m011_wave_notes``): what a
+        snapshot of the whole prompt would be keyed by, and the rule that ends a note."""
+        snap = make_key(model, model_sha256=self.model_sha, corpus=prompt.tokens, swa_full=self.lane.swa_full)
+        return hashlib.sha256(f"{snap.fingerprint} {NOTE_RULE}".encode()).hexdigest()
 
     def _finish_wave(self, r: _Read, i: int, out: StepOutput, detail: dict[str, Any]) -> None:
         """Ground a wave's notes on its pages and record it done (in the calling thread)."""
         r.eta.add(out)
         pages = wave_pages(r.steps[i])
-        grounded = [ground_notes(text, r.corpus, pages) for text in out.part_texts or (out.text,)]
+        texts = out.part_texts or (out.text,)
+        # A note begun with the part's words and going on "nothing relevant" says nothing.
+        texts = tuple(
+            t[len(p) :].strip() if p and t.startswith(p) and says_nothing(t[len(p) :]) else t
+            for t, p in zip(texts, note_prefixes(r.question), strict=True)
+        )
+        grounded = [ground_notes(text, r.corpus, pages) for text in texts]
         notes = "\n".join(dict.fromkeys(n for g in grounded for n in g.notes)) or NOTHING
         detail = {
             **detail,
@@ -1026,10 +1072,10 @@ def run_parts(
     joined by ``sep``: a wave's notes, or the final answer. ``prefixes[k]``: the words
     part k's prompt ends with, its text's start; ``given[k]``: part k's text, already
     known (its prompt is None): shown in its place, nothing run. ``end``: where a part's
-    text is complete (a wave's note: ``notes.first_note_end``); by default a part of
-    several ends at a blank line. ``side_by_side``: the parts are written at once where
-    the runtime can (``Model.generate_branches``; greedy, no prefixes nor given texts),
-    their text shown when all are written.
+    text (its prefix and what was written) is complete (a wave's note:
+    ``notes.note_end``); by default a part of several ends at a blank line.
+    ``side_by_side``: the parts to write are written at once where the runtime can
+    (``Model.generate_branches``; greedy), their text shown when all are written.
 
     Asked a question of three parts at once, SmolLM2-135M wrote one run-on sentence that
     pointed at none of them and answered the first part only; asked each part on its own
@@ -1038,31 +1084,34 @@ def run_parts(
     facts, 3 seeds: 3 of 12 facts carried asked at once, 10 of 12 asked part by part
     (benchmarks/waves_scale.py's corpora)."""
     outs: list[StepOutput] = []
-    # The budget is shared: a part's note or answer is a sentence (SmolLM2 restates the part
-    # and gives its fact in the first 10-20 tokens), so a wave writes no more than before.
-    each = max(MIN_PART_TOKENS, max_tokens // len(prompts))
+    each = part_budget(max_tokens, len(prompts))
     # A part's note or answer ends at a blank line: SmolLM2 goes on after one with an
     # echo of the prompt ("Question: ..."), which costs tokens and points at nothing.
+    ends: list[EndFn | None] = [
+        _written_end(_at(prefixes, k), end) if end is not None else None for k in range(len(prompts))
+    ]
     if end is None and len(prompts) > 1:
-        end = ends_before(PART_END)
-    if (
-        side_by_side
-        and len(prompts) > 1
-        and not prefixes
-        and not given
-        and settings.temperature <= 0
-        and model.max_branches >= len(prompts)
-    ):
-        lists = [p.tokens if isinstance(p, Prompt) else p for p in prompts if p is not None]
-        if len(lists) == len(prompts):
-            outs = _parts_side_by_side(
-                model,
-                lists,
-                max_tokens=min(each, max_tokens),
-                end=end,
-                on_progress=on_progress,
-                should_cancel=should_cancel,
+        ends = [ends_before(PART_END)] * len(prompts)
+    todo = [k for k in range(len(prompts)) if k >= len(given) or given[k] is None]
+    if side_by_side and len(todo) > 1 and settings.temperature <= 0 and model.max_branches >= len(todo):
+        lists = [p.tokens if isinstance(p, Prompt) else p for k in todo if (p := prompts[k]) is not None]
+        if len(lists) == len(todo):
+            written = iter(
+                _parts_side_by_side(
+                    model,
+                    lists,
+                    max_tokens=each,
+                    ends=[ends[k] for k in todo],
+                    on_progress=on_progress,
+                    should_cancel=should_cancel,
+                )
             )
+            for k in range(len(prompts)):
+                if k not in todo:
+                    outs.append(StepOutput(given[k] or "", 0, 0, 0, 0, 0.0, 0.0))
+                    continue
+                o = next(written)
+                outs.append(replace(o, text=join_prefix(pre, o.text)) if (pre := _at(prefixes, k)) else o)
             if on_text is not None:
                 on_text(sep.join(o.text for o in outs))
     for k, prompt in enumerate(prompts if not outs else ()):
@@ -1075,16 +1124,16 @@ def run_parts(
             continue
         if prompt is None:
             raise ValueError(f"part {k} has neither a prompt nor a given text")
-        prefix = prefixes[k] if k < len(prefixes) else None
+        prefix = _at(prefixes, k)
         out = run_step(
             model,
             prompt.tokens if isinstance(prompt, Prompt) else prompt,
-            max_tokens=min(each, max_tokens),
+            max_tokens=each,
             settings=settings,
             on_progress=on_progress,
             on_text=_after_prefix(prefix, on_text) if prefix and on_text is not None else on_text,
             should_cancel=should_cancel,
-            end=end,
+            end=ends[k],
         )
         outs.append(replace(out, text=join_prefix(prefix, out.text)) if prefix else out)
     if len(outs) == 1:
@@ -1098,6 +1147,7 @@ def run_parts(
         prefill_s=sum(o.prefill_s for o in outs),
         generate_s=sum(o.generate_s for o in outs),
         part_texts=tuple(o.text for o in outs),
+        part_tokens=tuple(o.output_tokens for o in outs),
     )
 
 
@@ -1106,7 +1156,7 @@ def _parts_side_by_side(
     lists: list[list[int]],
     *,
     max_tokens: int,
-    end: EndFn | None,
+    ends: Sequence[EndFn | None],
     on_progress: ProgressFn | None,
     should_cancel: CancelFn | None,
 ) -> list[StepOutput]:
@@ -1123,7 +1173,7 @@ def _parts_side_by_side(
         common = common if diff is None else diff
     stats = model.prefill(lists[0][:common], on_progress=on_progress, should_cancel=should_cancel)
     b = model.generate_branches(
-        [t[common:] for t in lists], max_tokens=max_tokens, end=end, should_cancel=should_cancel
+        [t[common:] for t in lists], max_tokens=max_tokens, ends=ends, should_cancel=should_cancel
     )
     n = len(lists)
     prefill_s = (stats.seconds + b.prefill.seconds) / n
@@ -1142,6 +1192,36 @@ def _parts_side_by_side(
             )
         )
     return outs
+
+
+def part_budget(max_tokens: int, parts: int) -> int:
+    """The tokens each of ``parts`` parts may write of a step's ``max_tokens``. The budget
+    is shared: a part's note or answer is a sentence (SmolLM2 restates the part and gives
+    its fact in the first 10-20 tokens), so a wave writes no more than before."""
+    return min(max_tokens, max(MIN_PART_TOKENS, max_tokens // parts))
+
+
+def _at(prefixes: Sequence[str | None], k: int) -> str | None:
+    return prefixes[k] if k < len(prefixes) else None
+
+
+def _written_end(prefix: str | None, end: EndFn) -> EndFn:
+    """``end`` of a part's whole text (``prefix`` and what was written), as an ``EndFn``
+    of what was written."""
+    if not prefix:
+        return end
+
+    def cut(text: str) -> int | None:
+        whole = join_prefix(prefix, text.lstrip())
+        at = end(whole)
+        return None if at is None else max(0, at - (len(whole) - len(text)))
+
+    return cut
+
+
+def note_prefixes(question: str) -> list[str | None]:
+    """Each part's answer prefix (``answer_prefix``), with which its wave notes begin."""
+    return [answer_prefix(part) for part in question_parts(question)]
 
 
 def join_prefix(prefix: str, text: str) -> str:
@@ -1215,7 +1295,15 @@ def read_waves_at_once(reader: WaveReader, r: _Read, slots: int) -> None:
         return stop.is_set() or r.cancel()
 
     def work(i: int) -> StepOutput:
-        return run_parts(r.model, list(prompts[i]), max_tokens=r.max_note, settings=r.gen, should_cancel=should_stop)
+        return run_parts(
+            r.model,
+            list(prompts[i]),
+            max_tokens=r.max_note,
+            settings=r.gen,
+            prefixes=note_prefixes(r.question),
+            end=note_end(r.corpus, wave_pages(r.steps[i])),
+            should_cancel=should_stop,
+        )
 
     queue = iter(todo)
     in_flight: dict[Future[StepOutput], int] = {}

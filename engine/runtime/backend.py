@@ -161,8 +161,8 @@ EndFn = Callable[[str], int | None]
 
 @dataclass(frozen=True)
 class Branches:
-    """What ``Model.generate_branches`` wrote: each continuation's text (cut where ``end``
-    said) and tokens written, the tails' prefill and the writing time of all together."""
+    """What ``Model.generate_branches`` wrote: each continuation's text (cut where its
+    ``ends`` said) and tokens written, the tails' prefill and the writing time of all together."""
 
     texts: list[str]
     output_tokens: list[int]
@@ -177,7 +177,7 @@ def branches_one_by_one(
     max_tokens: int,
     temperature: float = 0.0,
     seed: int = 0,
-    end: EndFn | None = None,
+    ends: Sequence[EndFn | None] = (),
     should_cancel: CancelFn | None = None,
 ) -> Branches:
     """``generate_branches`` one continuation after the other: each tail read after the
@@ -189,7 +189,8 @@ def branches_one_by_one(
     outs: list[int] = []
     evaluated = 0
     prefill_s = generate_s = 0.0
-    for tail in tails:
+    for k, tail in enumerate(tails):
+        end = ends[k] if k < len(ends) else None
         stats = model.prefill([*base, *tail], should_cancel=should_cancel)
         evaluated += stats.evaluated
         prefill_s += stats.seconds
@@ -225,7 +226,7 @@ class OneAtATime:
         max_tokens: int,
         temperature: float = 0.0,
         seed: int = 0,
-        end: EndFn | None = None,
+        ends: Sequence[EndFn | None] = (),
         should_cancel: CancelFn | None = None,
     ) -> Branches:
         model = cast("Model", self)
@@ -235,7 +236,7 @@ class OneAtATime:
             max_tokens=max_tokens,
             temperature=temperature,
             seed=seed,
-            end=end,
+            ends=ends,
             should_cancel=should_cancel,
         )
 
@@ -416,12 +417,12 @@ class Model(Tokenizer, Protocol):
         max_tokens: int,
         temperature: float = 0.0,
         seed: int = 0,
-        end: EndFn | None = None,
+        ends: Sequence[EndFn | None] = (),
         should_cancel: CancelFn | None = None,
     ) -> Branches:
         """Continue the context with each of ``tails``: read each after the context and
         write up to ``max_tokens`` after it, until an end-of-generation token or until
-        ``end`` says its text is complete; side by side where the runtime can (up to
+        its ``ends[k]`` (if any) says its text is complete; side by side where the runtime can (up to
         ``max_branches``), else one after the other. The context is left as it was.
 
         Raises:

@@ -551,7 +551,7 @@ class LoadedModel(Tokenizer):
         max_tokens: int,
         temperature: float = 0.0,
         seed: int = 0,
-        end: EndFn | None = None,
+        ends: Sequence[EndFn | None] = (),
         should_cancel: CancelFn | None = None,
     ) -> Branches:
         """Continue the context with each of ``tails`` side by side: sequence k > 0 shares
@@ -583,7 +583,7 @@ class LoadedModel(Tokenizer):
                 max_tokens=max_tokens,
                 temperature=temperature,
                 seed=seed,
-                end=end,
+                ends=ends,
                 should_cancel=should_cancel,
             )
         ctx = self._llm._ctx.ctx
@@ -617,6 +617,7 @@ class LoadedModel(Tokenizer):
                         continue
                     texts[k] += decoders[k].decode(self._piece(token))
                     outs[k] += 1
+                    end = ends[k] if k < len(ends) else None
                     if end is not None and (cut := end(texts[k])) is not None:
                         texts[k] = texts[k][:cut]
                         done.add(k)

@@ -608,6 +608,30 @@ class Store:
         with self._atomic() as db:
             db.execute("DELETE FROM server_slots WHERE key = ?", [key])
 
+    def put_wave_note(self, key: str, text: str, *, output_tokens: int, budget: int) -> None:
+        """Keep a note a wave wrote for one part (``m011_wave_notes``): complete when it
+        ended before its budget of tokens."""
+        row = {
+            "key": key,
+            "text": text,
+            "output_tokens": output_tokens,
+            "budget": budget,
+            "complete": int(output_tokens < budget),
+            "created_at": _now(),
+        }
+        with self._atomic() as db:
+            db.table("wave_notes").upsert(row, pk="key")
+
+    def get_wave_note(self, key: str, *, budget: int) -> tuple[str, int] | None:
+        """The note kept under ``key`` (its text and tokens) if it holds for ``budget``: it
+        ended before its own budget and within this one, or had this very budget."""
+        rows = self._query(
+            "SELECT text, output_tokens FROM wave_notes WHERE key = ? "
+            "AND ((complete AND output_tokens <= ?) OR budget = ?)",
+            [key, budget, budget],
+        )
+        return (str(rows[0]["text"]), int(rows[0]["output_tokens"])) if rows else None
+
     def get_snapshot_setting(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM snapshot_settings WHERE key = ?", [key])
         return str(rows[0]["value"]) if rows else None

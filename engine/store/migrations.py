@@ -548,6 +548,29 @@ def m010_server_slots(db: Database) -> None:
     )
 
 
+@migrations()
+def m011_wave_notes(db: Database) -> None:
+    """Notes a wave wrote for one part of a question (issue 13: a part asked again is not
+    written again). ``key`` is the fingerprint of everything the note was written from (the
+    model, its settings and build, the prompt's tokens: the page block, the part and the
+    words the note began with) and of the rule that ended it; the row keeps what the model
+    wrote, the tokens it took, the budget it had and whether it ended before the budget
+    (then it holds for any budget at least as large)."""
+    _execute_all(
+        db,
+        """
+        CREATE TABLE wave_notes (
+            key TEXT PRIMARY KEY,
+            text TEXT NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            budget INTEGER NOT NULL,
+            complete INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """,
+    )
+
+
 def _rows(db: Database, sql: str, params: list[object] | None = None) -> list[dict[str, object]]:
     cursor = db.execute(sql, params or [])
     names = [c[0] for c in cursor.description]

@@ -16,7 +16,15 @@ from engine.config import ReadSettings
 from engine.corpus import Corpus, Document, make_pages
 from engine.ingest import read_documents
 from engine.library import Library
-from engine.reading.notes import first_note_end, ground_notes, locate, quoted_answer, sentences
+from engine.reading.notes import (
+    NO_POINT_WORDS,
+    first_note_end,
+    ground_notes,
+    locate,
+    note_end,
+    quoted_answer,
+    sentences,
+)
 from engine.reading.waves import WaveReader, wave_pages
 from engine.runtime.fake import FakeBackend
 from engine.store import Store
@@ -106,6 +114,38 @@ def test_a_wave_note_ends_at_its_first_sentence_or_line() -> None:
     assert first("Nothing relevant.\nQuestion: What") == "Nothing relevant."
 
 
+def _written(text: str, end_pages: set[tuple[str, int]]) -> str:
+    # What a wave writes of ``text``, a piece at a time, until ``note_end`` cuts it.
+    end = note_end(_corpus(), end_pages)
+    for i in range(1, len(text) + 1):
+        if (cut := end(text[:i])) is not None:
+            return text[:i][:cut]
+    return text
+
+
+def test_a_note_that_can_point_at_nothing_is_cut_after_its_first_words() -> None:
+    both = {("h.md", 1), ("h.md", 2)}
+    rambling = (
+        "The secret vault number is a function that allows the Python interpreter to read "
+        "the contents of a file opened in binary mode."
+    )
+    cut = _written(rambling, both)
+    # No start of it is on the pages and it names no fact: it stops after its first words
+    # (it would be dropped), the rest is never written.
+    assert cut.split()[:NO_POINT_WORDS] == rambling.split()[:NO_POINT_WORDS]
+    assert len(cut.split()) == NO_POINT_WORDS + 1 and len(cut) < len(rambling) - 40
+    # Words that start a sentence of a page point: the note goes on to its sentence's end.
+    pointing = "Visitors sign in at the desk of the harbor office before they walk down to the pier today. More"
+    assert _written(pointing, both) == pointing[: -len(" More")]
+    # A fact may point by itself: a note that names one goes on too.
+    dated = "The secret vault number was changed on March 3, 2024 by the harbor master at noon by hand. More"
+    assert _written(dated, both) == dated[: -len(" More")]
+    # The same words on pages the wave did not read point at nothing.
+    assert len(_written(pointing, {("h.md", 2)}).split()) == NO_POINT_WORDS + 1
+    # A first sentence ends a note as before.
+    assert _written("The archive access code is K7-1. It is", both) == "The archive access code is K7-1."
+
+
 def test_a_note_worded_otherwise_is_quoted_when_it_holds_the_words_in_order_and_a_fact() -> None:
     rent = "[f.md p.2] Under Section 4.2, the monthly Base Rent in effect at all relevant times was $18,450.00."
     others = [
@@ -178,6 +218,45 @@ def test_waves_carry_the_code_byte_for_byte_and_drop_invented_notes(tmp_path: Pa
     assert run is not None
     assert [w.detail["dropped_notes"] for w in run.waves] == [int(w.position != holder.position) for w in waves]
     assert "*1 note dropped: not found on its page.*" in library.export_markdown(result.session_id)
+
+
+def test_wave_notes_begin_with_the_question_restated_and_the_model_writes_the_rest(
+    tmp_path: Path, library: Library
+) -> None:
+    pages = [f"Page {i} of the handbook. " + FILLER * 30 for i in range(1, 7)]
+    pages[3] = f"Page 4 of the handbook. The archive access code is {CODE}. " + FILLER * 29
+    path = tmp_path / "handbook.txt"
+    text_pages_file(path, pages)
+    docs, _ = library.add_documents([path])
+    corpus = Corpus(tuple(docs))
+    backend = library.lane.backend
+    assert isinstance(backend, FakeBackend)
+    rambling = " a function that allows the harbor office to keep a record of every single visitor who comes in."
+
+    def reply(prompt: str) -> str:
+        own = prompt.split("Question:")[0]
+        if CODE in own:
+            return f" {CODE}. It is kept in the safe."
+        if "[handbook.txt p.1]" in own:
+            return " Nothing relevant."
+        return rambling
+
+    backend.enqueue(*[reply] * 30)
+    result = library.read_in_waves(corpus, "What is the archive access code?", note_tokens=32)
+    wave_prompts = [p.text for p in backend.prompts if "Write brief notes" in p.text]
+    assert wave_prompts and all(p.endswith("<|im_start|>assistant\nThe archive access code is") for p in wave_prompts)
+    holder = next(w for w in result.waves if ("handbook.txt", 4) in wave_pages(w))
+    assert holder.detail["raw_notes"] == f"The archive access code is {CODE}."
+    assert holder.text == f"[handbook.txt p.4] The archive access code is {CODE}."
+    first = next(w for w in result.waves if ("handbook.txt", 1) in wave_pages(w))
+    assert first.text == "Nothing relevant." and first.detail["pointed_notes"] == 0  # it said nothing
+    others = [w for w in result.waves if w is not holder and w is not first]
+    assert others
+    for w in others:  # cut once they could point at nothing, then dropped
+        raw = w.detail["raw_notes"]
+        assert raw.startswith("The archive access code is a function") and not raw.endswith("comes in.")
+        assert w.text == "Nothing relevant." and w.detail["dropped_notes"] == 1
+    assert result.answer == f'"The archive access code is {CODE}." [handbook.txt p.4]'
 
 
 @pytest.mark.slow

@@ -152,8 +152,15 @@ def test_changing_one_document_invalidates_only_its_waves(tmp_path: Path, librar
     }
 
     # Removing b.txt: the waves of a.txt and c.txt are the same waves, all restored.
-    third = library.read_in_waves(Corpus((a, c)), Q2, note_tokens=32)
+    third = library.read_in_waves(Corpus((a, c)), "Who keeps the keys of the archive?", note_tokens=32)
     assert [w.detail["block"] for w in _waves(library, third.run_id)] == ["snapshot"] * 4
+    # Asked again, their notes were kept (m011_wave_notes): no page block is even restored,
+    # nothing is read or written.
+    fourth = library.read_in_waves(Corpus((a, c)), Q2, note_tokens=32)
+    waves = _waves(library, fourth.run_id)
+    assert [w.detail["block"] for w in waves] == ["notes"] * 4
+    assert [(w.prefill_tokens, w.output_tokens, w.detail["kept_parts"]) for w in waves] == [(0, 0, 1)] * 4
+    assert [w.text for w in waves] == [w.text for w in _waves(library, second.run_id) if w.label[0] != "b"]
 
 
 def test_small_documents_share_waves_and_large_ones_have_their_own(tmp_path: Path, library: Library) -> None:
@@ -207,7 +214,7 @@ def test_map_mode_reads_every_page_once_and_reduces_over_every_note(tmp_path: Pa
     corpus = Corpus((a, b))
     backend = _fake(library)
     backend.enqueue(*[_point_at_first_sentence] * 20)
-    result = library.read_in_waves(corpus, Q1, note_tokens=32, mode=WaveMode.MAP)
+    result = library.read_in_waves(corpus, Q2, note_tokens=32, mode=WaveMode.MAP)
     run = library.get_run(result.run_id)
     assert run is not None and run.settings["mode"] == "map"
     wave_prompts = [p.text for p in backend.prompts if WAVE_PROMPT in p.text]
@@ -287,7 +294,7 @@ def test_map_mode_runs_waves_at_once_on_several_slots(tmp_path: Path, home: Path
 
         backend.enqueue(*[reply] * 20)
         steps: list[Step] = []
-        result = library.read_in_waves(corpus, Q1, note_tokens=32, mode=WaveMode.MAP, on_step=steps.append)
+        result = library.read_in_waves(corpus, Q2, note_tokens=32, mode=WaveMode.MAP, on_step=steps.append)
         assert model_slots(library.lane.model, backend) == 3
         assert most >= 2 and len(backend.served[0].threads) >= 2
         assert len(result.ran) == len(result.waves) == 6

@@ -122,9 +122,9 @@ def test_parts_written_side_by_side_are_the_parts_written_one_by_one(smollm2_pat
         tails = [model.tokenize_text(f"\nQuestion: {q}\nAnswer:") for q in questions]
         assert model.max_branches >= len(tails)
         model.prefill(block)
-        together = model.generate_branches(tails, max_tokens=24, end=first_note_end)
+        together = model.generate_branches(tails, max_tokens=24, ends=[first_note_end] * len(tails))
         assert model.context_tokens == block
-        alone = branches_one_by_one(model, tails, max_tokens=24, end=first_note_end)
+        alone = branches_one_by_one(model, tails, max_tokens=24, ends=[first_note_end] * len(tails))
         assert model.context_tokens == block
         assert together.texts == alone.texts and together.output_tokens == alone.output_tokens
         assert CODE in together.texts[0] and "Okonkwo" in together.texts[1]

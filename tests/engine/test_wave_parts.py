@@ -157,6 +157,38 @@ def test_each_part_of_the_question_gets_its_own_notes_after_the_same_page_block(
         assert w.reused_tokens is not None and w.reused_tokens >= 2 * w.detail["block_tokens"]
 
 
+def test_a_part_asked_before_over_the_same_pages_is_not_written_again(tmp_path: Path, library: Library) -> None:
+    corpus = _corpus(library, tmp_path)
+    backend = library.lane.backend
+    assert isinstance(backend, FakeBackend)
+    asked: list[str] = []
+
+    def reply(prompt: str) -> str:
+        part = next((p for p in PARTS if p in prompt), "")
+        asked.append(part)
+        return {PARTS[0]: " 1234.", PARTS[1]: " on 1 January 2000.", PARTS[2]: " John Smith."}.get(part, "None.")
+
+    backend.enqueue(*[reply] * 200)
+    first = library.read_in_waves(corpus, PARTS[0], note_tokens=96, mode="map")
+    n = len(first.waves)
+    assert asked == [PARTS[0]] * n
+    asked.clear()
+    second = library.read_in_waves(corpus, QUESTION, note_tokens=96, mode="map")
+    # The code's notes were kept with the first question's: each wave writes the other two.
+    assert asked == PARTS[1:] * n
+    for before, now in zip(first.waves, second.waves, strict=True):
+        assert now.detail["kept_parts"] == 1 and now.detail["block"] == "snapshot"
+        assert now.detail["part_notes"][0] == (before.text.splitlines() if before.text != "Nothing relevant." else [])
+        assert now.detail["raw_notes"].startswith(before.detail["raw_notes"])
+    holder = next(w for w in second.waves if ("ledger.txt", 2) in wave_pages(w))
+    assert holder.detail["part_notes"][0] == [f"[ledger.txt p.2] {FACTS[2]}"]
+    # Asked with another budget, a note that ended before both budgets still holds.
+    asked.clear()
+    third = library.read_in_waves(corpus, PARTS[0], note_tokens=48, mode="map")
+    assert asked == [] and [w.detail["block"] for w in third.waves] == ["notes"] * n
+    assert third.answer == first.answer == f'"{FACTS[2]}" [ledger.txt p.2]'
+
+
 def test_parts_the_notes_do_not_say_in_their_own_words_are_answered_by_the_model_after_their_prefix(
     tmp_path: Path, library: Library
 ) -> None:
