@@ -427,7 +427,7 @@ def _snapshots(args: argparse.Namespace, library: Library) -> int:
     if args.budget is not None:
         cache.set_budget_bytes(int(args.budget * 1e9))
     if args.clear:
-        print(f"Deleted every snapshot; freed {format_bytes(cache.clear())}.")
+        print(f"Deleted every snapshot and the notes waves kept; freed {format_bytes(cache.clear())}.")
         return EXIT_OK
     snaps = cache.list_snapshots()
     for s in snaps:

@@ -241,7 +241,10 @@ class SnapshotCache:
         return sum(s.size_bytes for s in self.list_snapshots())
 
     def clear(self) -> int:
-        """Delete every snapshot (and stray files in the folder). Returns bytes freed."""
+        """Delete every snapshot (and stray files in the folder), and the notes waves kept
+        for reuse (``Store.clear_wave_notes``): after it, every question reads its pages
+        again. Returns bytes freed."""
+        self.store.clear_wave_notes()
         freed = 0
         for info in self.list_snapshots():
             freed += info.size_bytes

@@ -64,6 +64,8 @@ def step_heading(step: Step) -> str:
             extra = " " + QCoreApplication.translate("TimelineView", "(%n notes dropped: not on its page)", "", dropped)
         else:
             extra = ""
+        if step.detail.get("block") == "notes":  # every part's notes kept from an earlier question
+            extra += " " + QCoreApplication.translate("TimelineView", "(notes kept from an earlier question)")
         return QCoreApplication.translate("TimelineView", "Wave {n}").format(n=step.position) + f": {step.label}{extra}"
     return QCoreApplication.translate("TimelineView", "Step {n}: {heading}").format(
         n=step.position, heading=step_kind_label(step.kind)

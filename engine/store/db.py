@@ -632,6 +632,11 @@ class Store:
         )
         return (str(rows[0]["text"]), int(rows[0]["output_tokens"])) if rows else None
 
+    def clear_wave_notes(self) -> int:
+        """Forget every kept wave note; returns how many there were."""
+        with self._atomic() as db:
+            return db.execute("DELETE FROM wave_notes").rowcount
+
     def get_snapshot_setting(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM snapshot_settings WHERE key = ?", [key])
         return str(rows[0]["value"]) if rows else None

@@ -1450,6 +1450,10 @@ heatmap</source>
         </translation>
     </message>
     <message>
+        <source>(notes kept from an earlier question)</source>
+        <translation>(заметки сохранены от прежнего вопроса)</translation>
+    </message>
+    <message>
         <source>Wave {n}</source>
         <translation>Волна {n}</translation>
     </message>

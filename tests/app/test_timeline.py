@@ -316,3 +316,16 @@ def test_a_stopped_deep_session_reopens_as_its_timeline_and_resumes(
     # A new session hides the timeline.
     again.new_session()
     assert not again.timeline.isVisible()
+
+
+def test_a_waves_heading_says_what_was_dropped_and_when_its_notes_were_kept() -> None:
+    from app.views.timeline import step_heading
+    from engine.runs import Step
+
+    def wave(**detail: Any) -> Step:
+        return Step(run_id=1, position=3, kind="wave", status=Status.DONE, label="h.pdf p.1-2", detail=detail)
+
+    assert step_heading(wave(block="snapshot")) == "Wave 3: h.pdf p.1-2"
+    assert step_heading(wave(dropped_notes=2)) == "Wave 3: h.pdf p.1-2 (2 notes dropped: not on its page)"
+    # A question asked before over the same pages: no page was read, the notes were kept.
+    assert step_heading(wave(block="notes")) == "Wave 3: h.pdf p.1-2 (notes kept from an earlier question)"

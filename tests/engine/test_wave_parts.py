@@ -187,6 +187,10 @@ def test_a_part_asked_before_over_the_same_pages_is_not_written_again(tmp_path: 
     third = library.read_in_waves(corpus, PARTS[0], note_tokens=48, mode="map")
     assert asked == [] and [w.detail["block"] for w in third.waves] == ["notes"] * n
     assert third.answer == first.answer == f'"{FACTS[2]}" [ledger.txt p.2]'
+    # Clearing the snapshots forgets the kept notes too: the pages are read again.
+    library.snapshots.clear()
+    fourth = library.read_in_waves(corpus, PARTS[0], note_tokens=48, mode="map")
+    assert asked == [PARTS[0]] * n and {w.detail["block"] for w in fourth.waves} == {"prefill"}
 
 
 def test_parts_the_notes_do_not_say_in_their_own_words_are_answered_by_the_model_after_their_prefix(
@@ -348,5 +352,18 @@ def test_smollm2_reads_three_planted_facts_in_waves_of_its_reading_span(home: Pa
         assert all(c.ok for c in result.citations if c.quote is not None), result.citations
         flat = " ".join(page_text.split())
         assert all(u.text not in flat for u in result.unfounded)
+        # The code asked alone with the same budget a part had: every wave's note for it was
+        # kept (m011_wave_notes), so no page block is restored and nothing is written.
+        again = library.read_in_waves(Corpus(tuple(docs)), PARTS[0], note_tokens=32)
+        run_again = library.get_run(again.run_id)
+        assert run_again is not None
+        waves = run_again.waves
+        assert [w.detail["block"] for w in waves] == ["notes"] * len(result.waves)
+        assert sum((w.prefill_tokens or 0) + (w.output_tokens or 0) for w in waves) == 0
+        assert [w.text.splitlines() if w.text != "Nothing relevant." else [] for w in waves] == [
+            w.detail["part_notes"][0] for w in result.waves
+        ]
+        if FACTS[2] in carried:
+            assert again.answer.startswith(f'"{FACTS[2]}" [ledger.txt p.'), again.answer
     finally:
         library.close()
