@@ -903,11 +903,12 @@ class WaveReader(LaneReader):
         except BaseException as exc:
             r.recorder.fail(i, exc)
             raise
-        texts = out.part_texts or (out.text,)
-        written = out.part_tokens or (out.output_tokens,)
-        for key, text, kept_text, tokens in zip(keys, texts, given, written, strict=True):
-            if kept_text is None:
-                self.store.put_wave_note(key, text, output_tokens=tokens, budget=budget)
+        if keys:
+            texts = out.part_texts or (out.text,)
+            written = out.part_tokens or (out.output_tokens,)
+            for key, text, kept_text, tokens in zip(keys, texts, given, written, strict=True):
+                if kept_text is None:
+                    self.store.put_wave_note(key, text, output_tokens=tokens, budget=budget)
         detail = {**block_detail(warm, prompt), "kept_parts": sum(t is not None for t in given)}
         self._finish_wave(r, i, with_block(out, block), detail)
 

@@ -579,18 +579,27 @@ class ServerModel(OneAtATime, ServerTokenizer):
             return_tokens=True,
         )
         sent = len(self._context)
+        received = 0
         events = self._backend.http.stream("/completion", body)
         try:
             for event in events:
                 if should_cancel is not None and should_cancel():
                     raise Cancelled()
-                self._context.extend(int(t) for t in event.get("tokens", []))
+                tokens = [int(t) for t in event.get("tokens", [])]
+                self._context.extend(tokens)
+                received += len(tokens)
                 piece = event.get("content") or ""
                 if piece:
                     yield piece
                 if event.get("stop"):
                     self._record("generate", sent, event)
                     return
+        except GeneratorExit:
+            # The reader had what it wanted (a wave's note ended at its first sentence) and
+            # closed the stream: the server stops, its report never comes; what this slot
+            # wrote is recorded as seen here.
+            self._record("generate", sent, {"timings": {"predicted_n": received}})
+            raise
         finally:
             events.close()
         raise ServerLost(f"The server at {self._backend.url} ended the answer without finishing it.")

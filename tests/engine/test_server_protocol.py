@@ -217,6 +217,24 @@ def test_a_stream_cut_mid_answer_is_server_lost_with_the_pieces_kept(stub: tuple
     assert lost.value.message == f"The server at {url} ended the answer without finishing it."
 
 
+def test_an_answer_the_reader_stops_early_is_reported_with_its_slot(stub: tuple[Stub, str]) -> None:
+    state, url = stub
+    backend = ServerBackend(url)
+    model = backend.load_model(backend.model_path, SETTINGS)
+    model.prefill(model.tokenize_text("a question"))
+    stream = model.generate(max_tokens=50)
+    got = [next(stream), next(stream)]  # a wave's note ends at its first sentence: enough
+    stream.close()
+    assert got == REPLY[:2]
+    # The server's report never comes; what the slot wrote is recorded as seen here.
+    report = model.reports[-1]
+    assert (report.kind, report.slot, report.predicted) == (
+        "generate",
+        model.slot,
+        len(model.tokenize_text("".join(got))),
+    )
+
+
 def test_cancel_closes_the_stream(stub: tuple[Stub, str]) -> None:
     state, url = stub
     backend = ServerBackend(url)

@@ -76,10 +76,19 @@ def test_a_second_question_restores_every_wave_block_with_smollm2(
     second = reader()
     try:
         warm_run = second.read(corpus, Q2, session_id=cold_run.session_id)
-        # The first question again: restored blocks must give the cold notes, token for token.
+        # The first question again: every wave's note was kept (m011_wave_notes), nothing
+        # is restored, read or written.
+        kept_run = second.read(corpus, Q1, session_id=cold_run.session_id)
+        # The kept notes forgotten, once more: restored blocks must give the cold notes,
+        # token for token.
+        store.clear_wave_notes()
         again_run = second.read(corpus, Q1, session_id=cold_run.session_id)
     finally:
         second.close()
+    kept = _waves(store, kept_run.run_id)
+    assert [w.detail["block"] for w in kept] == ["notes"] * len(cold)
+    assert [(w.prefill_tokens, w.output_tokens) for w in kept] == [(0, 0)] * len(cold)
+    assert [w.text for w in kept] == [w.text for w in cold]
     for run_id in (warm_run.run_id, again_run.run_id):
         warm = _waves(store, run_id)
         assert [w.label for w in warm] == [w.label for w in cold]
