@@ -171,15 +171,20 @@ def library(home: Path, tmp_path: Path) -> Iterator[Library]:
     lib.close()
 
 
-def test_waves_carry_the_code_byte_for_byte_and_drop_invented_notes(tmp_path: Path, library: Library) -> None:
+def _handbook(library: Library, tmp_path: Path) -> tuple[Corpus, FakeBackend]:
+    """Six pages of the handbook, the code on page 4, and the library's fake backend."""
     pages = [f"Page {i} of the handbook. " + FILLER * 30 for i in range(1, 7)]
     pages[3] = f"Page 4 of the handbook. The archive access code is {CODE}. " + FILLER * 29
     path = tmp_path / "handbook.txt"
     text_pages_file(path, pages)
     docs, _ = library.add_documents([path])
-    corpus = Corpus(tuple(docs))
     backend = library.lane.backend
     assert isinstance(backend, FakeBackend)
+    return Corpus(tuple(docs)), backend
+
+
+def test_waves_carry_the_code_byte_for_byte_and_drop_invented_notes(tmp_path: Path, library: Library) -> None:
+    corpus, backend = _handbook(library, tmp_path)
 
     def reply(prompt: str) -> str:
         if "passages copied from the documents" in prompt:
@@ -223,14 +228,7 @@ def test_waves_carry_the_code_byte_for_byte_and_drop_invented_notes(tmp_path: Pa
 def test_wave_notes_begin_with_the_question_restated_and_the_model_writes_the_rest(
     tmp_path: Path, library: Library
 ) -> None:
-    pages = [f"Page {i} of the handbook. " + FILLER * 30 for i in range(1, 7)]
-    pages[3] = f"Page 4 of the handbook. The archive access code is {CODE}. " + FILLER * 29
-    path = tmp_path / "handbook.txt"
-    text_pages_file(path, pages)
-    docs, _ = library.add_documents([path])
-    corpus = Corpus(tuple(docs))
-    backend = library.lane.backend
-    assert isinstance(backend, FakeBackend)
+    corpus, backend = _handbook(library, tmp_path)
     rambling = " a function that allows the harbor office to keep a record of every single visitor who comes in."
 
     def reply(prompt: str) -> str:
