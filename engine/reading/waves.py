@@ -1086,11 +1086,11 @@ def run_parts(
     (benchmarks/waves_scale.py's corpora)."""
     outs: list[StepOutput] = []
     each = part_budget(max_tokens, len(prompts))
-    # A part's note or answer ends at a blank line: SmolLM2 goes on after one with an
-    # echo of the prompt ("Question: ..."), which costs tokens and points at nothing.
     ends: list[EndFn | None] = [
         _written_end(_at(prefixes, k), end) if end is not None else None for k in range(len(prompts))
     ]
+    # By default a part's note or answer ends at a blank line: SmolLM2 goes on after one
+    # with an echo of the prompt ("Question: ..."), which costs tokens and points at nothing.
     if end is None and len(prompts) > 1:
         ends = [ends_before(PART_END)] * len(prompts)
     todo = [k for k in range(len(prompts)) if k >= len(given) or given[k] is None]
