@@ -43,6 +43,11 @@ def library(home: Path, tmp_path: Path) -> Iterator[Library]:
     lib.close()
 
 
+def asked_part(prompt: str, parts: list[str]) -> str:
+    """The part a prompt asks: its words, or (a map wave's) the words its note begins with."""
+    return next((p for p in parts if p in prompt or prompt.endswith(answer_prefix(p) or "\0")), "")
+
+
 def _corpus(library: Library, tmp_path: Path) -> Corpus:
     pages = [f"Page {i}. " + FILLER * 12 for i in range(1, 9)]
     for page, fact in FACTS.items():
@@ -164,7 +169,7 @@ def test_a_part_asked_before_over_the_same_pages_is_not_written_again(tmp_path: 
     asked: list[str] = []
 
     def reply(prompt: str) -> str:
-        part = next((p for p in PARTS if p in prompt), "")
+        part = asked_part(prompt, PARTS)
         asked.append(part)
         return {PARTS[0]: " 1234.", PARTS[1]: " on 1 January 2000.", PARTS[2]: " John Smith."}.get(part, "None.")
 
@@ -232,7 +237,7 @@ def test_parts_the_notes_do_not_say_in_their_own_words_are_answered_by_the_model
         final = "passages copied from the documents" in prompt
         if final and question in prompt:
             return "[ledger.txt p.5]"  # the look-up
-        part = next(p for p in parts if p in prompt)
+        part = asked_part(prompt, parts)
         if not final:  # a wave's notes: the engine points by their words at the pages' sentences
             return {
                 parts[0]: "The archive access code is 1234.",
@@ -262,6 +267,15 @@ def test_parts_the_notes_do_not_say_in_their_own_words_are_answered_by_the_model
     # The export says which way each part came (the CLI prints the same line).
     said = "Quoted from the passages kept while reading: 1 of 3 parts of the answer, checked against its page"
     assert f"*{said}; no model wrote it.*" in library.export_markdown(result.session_id)
+    # A map wave asks a part its note restates by those words alone; a part with no words
+    # to restate ("Who signed ...?") is asked as it was written.
+    waves = [p.text for p in backend.prompts if "passages copied" not in p.text]
+    assert len(waves) == 3 * len(result.waves)
+    for text in waves[0::3]:
+        assert text.endswith("The archive access code is") and parts[0] not in text
+    assert all(parts[1] in text for text in waves[1::3])
+    for text in waves[2::3]:
+        assert text.endswith("The chief archivist's name is") and parts[2] not in text
 
 
 def test_waves_take_the_measured_reading_span_and_the_answer_the_whole_window(home: Path, tmp_path: Path) -> None:
