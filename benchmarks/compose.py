@@ -29,7 +29,9 @@ compose (the gate's cold probe included) against the cold read, tokens evaluated
 quality against the cold read of the same order: the question and the cold read's own
 64-token greedy answer are fed one token at a time to both contexts, and at each
 position the top-1 next token is compared and the KL divergence KL(cold || composed)
-taken; found: the planted code asked for appears in a 24-token greedy answer. The gate
+taken; found: the planted code asked for appears in a 24-token greedy answer
+(``--every-code``: every document's code is asked for too, in the cold and the composed
+context, so that a found rate rests on ten facts a corpus, not one). The gate
 columns calibrate ``GATE_NATS``: the mean NLL of the corpus's last ``CHECK_TOKENS`` tokens
 after the composition (gate) and after the cold read (cold gate), minus the same after the
 gate's cold probe (head + the 32 tokens before them): below zero reads the corpus's own
@@ -163,6 +165,18 @@ def found_answer(model: LoadedModel, prompt: Prompt) -> str:
     return "".join(model.generate(max_tokens=FOUND_TOKENS))
 
 
+def every_code(model: LoadedModel, order: list[tuple[Document, str, str]]) -> list[bool]:
+    """Whether each document's planted code is found when asked for (``--every-code``),
+    the context holding the corpus (cold or composed); each question reads only its own
+    tokens after the corpus, which it leaves as it found it."""
+    corpus = list(model.context_tokens)
+    found = []
+    for _, name, code in order:
+        found.append(code in found_answer(model, prompt_for(model, order, f"What is the access code for {name}?")))
+    model.prefill(corpus)
+    return found
+
+
 def cases(rng: random.Random, base: list, new: list, known: list) -> dict[str, list]:
     order = base[:]
     while order == base:
@@ -176,6 +190,10 @@ def cases(rng: random.Random, base: list, new: list, known: list) -> dict[str, l
         "insert known": base[:5] + [known[0]] + base[5:],
         "other known": [known[1], picks[0], picks[1], known[2], picks[2], picks[3]],
     }
+
+
+def _share(found: list[bool]) -> str:
+    return f"{sum(found)}/{len(found)} ({100 * sum(found) / len(found):.0f}%)" if found else "-"
 
 
 def print_merged(paths: list[Path]) -> int:
@@ -192,9 +210,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(f"Seeds {seeds}. Medians of times and counts; means of top-1 agreement and KL; found over seeds.\n")
     print(
         "| case | k | compose s | cold s | cold/compose | tokens evaluated (of corpus) | top-1 agree | "
-        "KL (nats) | found | cold found | gate (min..max) | cold gate (min..max) |"
+        "KL (nats) | found | cold found | every code | every code, cold | gate (min..max) | cold gate (min..max) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     med = statistics.median
     for case in CASES:
         for k in sorted({r["k"] for r in rows}):
@@ -208,6 +226,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 f"{med(r['evaluated'] for r in c):.0f} ({med(r['corpus'] for r in c):.0f}) | "
                 f"{statistics.fmean(r['top1'] for r in c):.3f} | {statistics.fmean(r['kl'] for r in c):.4f} | "
                 f"{sum(r['found'] for r in c)}/{len(c)} | {sum(r['cold_found'] for r in c)}/{len(c)} | "
+                f"{_share([f for r in c for f in r.get('codes', [])])} | "
+                f"{_share([f for r in c for f in r.get('cold_codes', [])])} | "
                 f"{min(r['gate'] for r in c):+.2f}..{max(r['gate'] for r in c):+.2f} | "
                 f"{min(r['cold_gate'] for r in c):+.2f}..{max(r['cold_gate'] for r in c):+.2f} |"
             )
@@ -229,6 +249,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--oracle", action="store_true", help="also evaluate every planted sentence again (an upper bound)"
+    )
+    parser.add_argument(
+        "--every-code",
+        action="store_true",
+        help="also ask for every document's code, cold and composed (found rates over many facts)",
     )
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument("--merge", type=Path, nargs="+", help="print the table of these --json files only")
@@ -282,6 +307,7 @@ def main() -> int:
                     raise SystemExit(f"{case}: {len(prompt.tokens)} tokens do not fit {args.ctx}")
                 cold_s, answer, cold_logits, cold_nll = cold_read(model, prompt)
                 cold_found[case].append(target[2] in model.detokenize(answer[:FOUND_TOKENS]))
+                cold_codes = every_code(model, order) if args.every_code else []
                 feed = prompt.tokens[prompt.corpus_end :] + answer
                 also = fact_spans(model, prompt, order) if args.oracle else []
                 for k in ks:
@@ -303,6 +329,7 @@ def main() -> int:
                     agree = [int(np.argmax(a)) == int(np.argmax(b)) for a, b in zip(cold_logits, logits, strict=True)]
                     kls = [kl_divergence(a, b) for a, b in zip(cold_logits, logits, strict=True)]
                     found = target[2] in found_answer(model, prompt)
+                    codes = every_code(model, order) if args.every_code else []
                     cell.compose_s.append(compose_s)
                     cell.cold_s.append(cold_s)
                     cell.evaluated.append(comp.stats.evaluated)
@@ -324,6 +351,8 @@ def main() -> int:
                             "cold_found": cold_found[case][-1],
                             "gate": cell.gate[-1],
                             "cold_gate": cold_gate[case][-1],
+                            "codes": codes,
+                            "cold_codes": cold_codes,
                         }
                     )
                     print(
