@@ -61,7 +61,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.compose import CHECK_TOKENS, Composer, check_nll, kl_divergence  # noqa: E402
+from engine.compose import CHECK_TOKENS, FACT_RUN, Composer, check_nll, kl_divergence  # noqa: E402
 from engine.corpus import Document, layout_document, make_pages  # noqa: E402
 from engine.models.bundled import bundled_model_path, model_sha256  # noqa: E402
 from engine.reading.prompts import Prompt, build_prompt  # noqa: E402
@@ -251,6 +251,13 @@ def main() -> int:
         "--oracle", action="store_true", help="also evaluate every planted sentence again (an upper bound)"
     )
     parser.add_argument(
+        "--fact-run",
+        type=int,
+        default=FACT_RUN,
+        help="evaluate again every run of at least this many tokens holding a digit and the words "
+        "before it (engine.compose.fact_runs; default: the product's FACT_RUN; 0: off, as before 2026-12-04)",
+    )
+    parser.add_argument(
         "--every-code",
         action="store_true",
         help="also ask for every document's code, cold and composed (found rates over many facts)",
@@ -312,7 +319,13 @@ def main() -> int:
                 also = fact_spans(model, prompt, order) if args.oracle else []
                 for k in ks:
                     composer = Composer(
-                        cache, model_sha256=sha, model_name=path.name, swa_full=False, k=k, gate_nats=-math.inf
+                        cache,
+                        model_sha256=sha,
+                        model_name=path.name,
+                        swa_full=False,
+                        k=k,
+                        gate_nats=-math.inf,
+                        fact_run=args.fact_run,
                     )
                     model.clear()
                     t = time.perf_counter()

@@ -10,7 +10,9 @@ Contract:
   position in this corpus (the runtime moves them; llama.cpp rotates K again), then the
   prompt head (instructions, evaluated cold: it is short), the first ``k`` tokens of
   every document (its wrapper and first page marker, where a document read alone puts
-  its attention sink: EPIC, ICML'25), every document that has no snapshot (read whole,
+  its attention sink: EPIC, ICML'25), each document's long runs of digits and the words
+  before them (``fact_runs``: its codes and figures, whose cells answer for the corpus they
+  were made in), every document that has no snapshot (read whole,
   in place, and saved afterwards) and the corpus's last token are evaluated again in
   place, in position order, so that each sees what precedes it in this corpus.
   ``RECOMPUTE_FIRST`` is k, chosen by ``benchmarks/compose.py`` (its table is in the
@@ -54,6 +56,16 @@ from engine.warm import SnapshotCache, SnapshotKey, make_key
 #: first 0.011 -> 0.006, insert 0.0029 -> 0.0026, other corpus 0.010 -> 0.004); 64 and
 #: 256 lower it further at 3-9x the tokens. Provisional: one seed.
 RECOMPUTE_FIRST = 16
+#: A document's facts, read again in place: every run of at least this many tokens that
+#: hold a digit (a code, an account number, a long figure), with the ``FACT_RUN_BEFORE``
+#: tokens before it (what the fact is of). Their cells were made after another corpus's
+#: documents and answer for that corpus. Measured (docs/compose.md, 2026-12-04: ten
+#: documents, two of them first read in another corpus, ten seeds, every document's code
+#: asked): found 31 of 60 at k = 16 alone, 42 of 60 with these runs (cold: 43), 282 tokens
+#: read again of 1,151 (192 without); every digit (runs of one) found 43 but read 792.
+#: 0: off.
+FACT_RUN = 5
+FACT_RUN_BEFORE = 8
 #: The gate's check: the corpus's last tokens, whose own next tokens the composition must
 #: predict at least as well as a cold read of them after only the instructions and the
 #: ``PROBE_TOKENS`` before them.
@@ -131,6 +143,7 @@ class Composer:
         swa_full: bool,
         k: int = RECOMPUTE_FIRST,
         gate_nats: float | None = None,
+        fact_run: int = FACT_RUN,
     ) -> None:
         self.cache = cache
         self.model_sha256 = model_sha256
@@ -138,6 +151,7 @@ class Composer:
         self.swa_full = swa_full
         self.k = k
         self.gate_nats = GATE_NATS if gate_nats is None else gate_nats
+        self.fact_run = fact_run
 
     def key(self, model: Model, tokens: Sequence[int]) -> SnapshotKey:
         return make_key(model, model_sha256=self.model_sha256, corpus=tokens, swa_full=self.swa_full, document=True)
@@ -208,6 +222,9 @@ class Composer:
             parts.append((path, a))
             keys.append(key)
             recompute.append((a, min(b, a + self.k)))
+            if self.fact_run:
+                pieces = [model.detokenize([t]) for t in corpus[a:b]]
+                recompute.extend(fact_runs(pieces, a, min_run=self.fact_run))
             info = self.cache.find(key)
             if info is not None:
                 cold_s += info.prefill_s
@@ -298,6 +315,25 @@ class Composer:
             )
             saved += info is not None
         return saved
+
+
+def fact_runs(pieces: Sequence[str], start: int = 0, *, min_run: int = FACT_RUN) -> list[tuple[int, int]]:
+    """The spans (positions from ``start``) of one document whose tokens' texts are
+    ``pieces`` that hold its facts: each run of at least ``min_run`` consecutive tokens with
+    a digit in their text, from ``FACT_RUN_BEFORE`` tokens before it to one token after.
+    Found without the question."""
+    spans = []
+    run = None
+    end = len(pieces)
+    for i in range(end + 1):
+        digit = i < end and any(c.isdigit() for c in pieces[i])
+        if digit and run is None:
+            run = i
+        elif not digit and run is not None:
+            if i - run >= min_run:
+                spans.append((start + max(0, run - FACT_RUN_BEFORE), start + min(end, i + 1)))
+            run = None
+    return spans
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -287,3 +287,18 @@ def test_with_memory_the_documents_are_composed_and_the_memory_read_on_top(
     assert warm.restored_tokens == prompt.corpus_only_end < prompt.corpus_end
     # What the answer read is exactly a cold read of this order with its memory block.
     assert list(backend.prompts[before].tokens[: len(prompt.tokens)]) == prompt.tokens
+
+
+def test_a_documents_facts_are_its_long_runs_of_digits_and_the_words_before_them() -> None:
+    from engine.compose import FACT_RUN_BEFORE, fact_runs
+
+    words = ["The", " report", " on", " tides", ".", " The", " gauge", " serial", " number", " is"]
+    code = [" 7", "3", "1", "9", "0", "4"]
+    pieces = words + code + [".", " Page", " 12", " of", " 30", "."]
+    at = len(words)
+    # The code (six digit tokens) and the words before it, one token past it; "12" and
+    # "30" are runs of one: page numbers and small figures are not read again.
+    assert fact_runs(pieces, 100, min_run=5) == [(100 + at - FACT_RUN_BEFORE, 100 + at + len(code) + 1)]
+    assert fact_runs(pieces, 0, min_run=7) == []
+    assert fact_runs(pieces[at:], 0, min_run=5) == [(0, len(code) + 1)]  # nothing before it
+    assert fact_runs(code, 0, min_run=1) == [(0, len(code))]  # a run at the very end
