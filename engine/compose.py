@@ -166,8 +166,16 @@ class Composer:
         total = PROBE_TOKENS + 2 * CHECK_TOKENS + (0 if head_known else 2 * head)
         for a, b in spans:
             found = self.cache.find(self.key(model, prompt.tokens[a:b])) is not None
-            total += min(self.k, b - a) if found else b - a
+            total += sum(y - x for x, y in _merge(self._read_again(model, prompt.tokens, a, b))) if found else b - a
         return total
+
+    def _read_again(self, model: Model, tokens: Sequence[int], a: int, b: int) -> list[tuple[int, int]]:
+        """The spans of a document at ``tokens[a:b]`` read again in place when its snapshot
+        is used: its first ``k`` tokens and its ``fact_runs``."""
+        spans = [(a, min(b, a + self.k))]
+        if self.fact_run:
+            spans += fact_runs([model.detokenize([t]) for t in tokens[a:b]], a, min_run=self.fact_run)
+        return spans
 
     def compose(
         self, model: Model, prompt: Prompt, *, names: Sequence[str] = (), also: Sequence[tuple[int, int]] = ()
@@ -221,10 +229,7 @@ class Composer:
                 continue
             parts.append((path, a))
             keys.append(key)
-            recompute.append((a, min(b, a + self.k)))
-            if self.fact_run:
-                pieces = [model.detokenize([t]) for t in corpus[a:b]]
-                recompute.extend(fact_runs(pieces, a, min_run=self.fact_run))
+            recompute.extend(self._read_again(model, corpus, a, b))
             info = self.cache.find(key)
             if info is not None:
                 cold_s += info.prefill_s
