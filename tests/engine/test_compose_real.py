@@ -4,8 +4,11 @@ real store (issue 17). The fast tier's tests of the same paths are in test_compo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine.config import ReadSettings
@@ -13,6 +16,7 @@ from engine.corpus import Corpus, Document
 from engine.ingest import read_documents
 from engine.memory import MemoryOptions
 from engine.reading.ask import AskResult, Reader
+from engine.runtime.llama import LoadedModel
 from engine.store import Store
 from engine.warm import SnapshotCache
 from tests.conftest import text_pages_file
@@ -27,6 +31,13 @@ FACTS = {
     "cranes.txt": "The crane inspection code is 562817.",
     "ferries.txt": "The ferry license number is 948361.",
 }
+#: The least margin (logits, top token over the next) at every token of the cold read's
+#: answer up to its code for that answer to count as decided. A composition moves an
+#: answer token's logits by a few tenths (docs/compose.md, 2026-12-04 (later)): over every
+#: order of these three documents, and of three with words of their own (36 questions),
+#: the composition answered as the cold read did every question the cold read decided
+#: by 0.3 or more; every one that went the other way was decided by 0.24 or less.
+DECIDED_LOGITS = 0.5
 
 
 def _docs(store: Store, folder: Path) -> dict[str, Document]:
@@ -39,20 +50,53 @@ def _docs(store: Store, folder: Path) -> dict[str, Document]:
     return {d.name: d for d in docs}
 
 
-def _ask(
+@contextmanager
+def _asking(
     store: Store, model: Path, corpus: Corpus, question: str, **reader_attrs: object
-) -> tuple[AskResult, list[int]]:
-    """Ask with a fresh Reader (as after a restart): the result and the context's tokens."""
+) -> Iterator[tuple[AskResult, LoadedModel]]:
+    """Ask with a fresh Reader (as after a restart): the result and its model, open until
+    the block ends."""
     reader = Reader(store, model, SETTINGS)
     reader.memory = MemoryOptions(enabled=False)  # the same prompt each time (with memory: test_compose.py)
     for name, value in reader_attrs.items():
         setattr(reader, name, value)
     try:
         result = reader.ask(corpus, question)
-        assert reader.model is not None
-        return result, reader.model.context_tokens
+        assert isinstance(reader.model, LoadedModel)
+        yield result, reader.model
     finally:
         reader.close()
+
+
+def _ask(
+    store: Store, model: Path, corpus: Corpus, question: str, **reader_attrs: object
+) -> tuple[AskResult, list[int]]:
+    """Ask with a fresh Reader: the result and the context's tokens."""
+    with _asking(store, model, corpus, question, **reader_attrs) as (result, loaded):
+        return result, loaded.context_tokens
+
+
+def _prompt_and_answer(model: LoadedModel, result: AskResult) -> tuple[list[int], list[int]]:
+    tokens = model.context_tokens
+    return tokens[: len(tokens) - result.answer_tokens], tokens[len(tokens) - result.answer_tokens :]
+
+
+def _text(model: LoadedModel, token: int) -> str:
+    return model.detokenize([token])
+
+
+def _through(model: LoadedModel, answer: list[int], code: str) -> int:
+    """How many of the answer's tokens it takes to say ``code``."""
+    for i in range(1, len(answer) + 1):
+        if code in model.detokenize(answer[:i]):
+            return i
+    raise AssertionError(f"{code} is not in {model.detokenize(answer)!r}")
+
+
+def _rows(model: LoadedModel, prompt: list[int], answer: list[int]) -> list[np.ndarray]:
+    """The logits before each of ``answer``'s tokens, after ``prompt`` (teacher forcing)."""
+    model.prefill(prompt)
+    return [model.last_logits(), *model.logits_after_each(answer[:-1])]
 
 
 def _drop_corpus_snapshots(store: Store) -> None:
@@ -82,30 +126,41 @@ def test_unchanged_order_composed_equals_the_prefix_path_token_for_token(
     assert composed.answer == restored.answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured 2026-12-03: at k=16 the tide question is answered (731904) but the ferry question is not: "
-    "ferries.txt, read third, moved first, answers 'The report on tides is a report on the harbor office...' where "
-    "the cold read finds 948361 (also with ferries read whole in place; right only at k=256), and the gate passes "
-    "it (issue 17, open)",
-)
-def test_a_reordered_corpus_answers_a_planted_fact_as_the_cold_read_does(
+def test_a_reordered_corpus_answers_its_planted_facts_as_the_cold_read_does(
     store: Store, tmp_path: Path, smollm2_path: Path
 ) -> None:
+    """The three documents read in one order, asked in another: for each planted fact,
+    every digit of the code is the composition's top token after the question and the
+    cold read's answer up to it (the fact is read from the moved cells), and where the
+    cold read's answer is decided (``DECIDED_LOGITS`` at every token up to the code) the
+    composition's own answer gives the same code."""
     docs = _docs(store, tmp_path)
     _ask(store, smollm2_path, Corpus((docs["tides.txt"], docs["cranes.txt"], docs["ferries.txt"])), "Hello?")
     reordered = Corpus((docs["ferries.txt"], docs["tides.txt"], docs["cranes.txt"]))
+    decided = 0
     for question, code in [
         ("What is the tide gauge serial number?", "731904"),
+        ("What is the crane inspection code?", "562817"),
         ("What is the ferry license number?", "948361"),
     ]:
-        composed, _ = _ask(store, smollm2_path, reordered, question)
-        assert composed.warm is not None and composed.warm.source == "composed", composed.warm
-        assert composed.warm.reread_tokens < composed.warm.corpus_tokens // 2
-        cold, _ = _ask(store, smollm2_path, reordered, question, compose_k=None, snapshots=None)
-        assert cold.warm is not None and cold.warm.source == "prefill"
-        assert code in cold.answer
-        assert code in composed.answer, (composed.answer, cold.answer)
+        with _asking(store, smollm2_path, reordered, question) as (composed, composed_model):
+            assert composed.warm is not None and composed.warm.source == "composed", composed.warm
+            assert composed.warm.reread_tokens < composed.warm.corpus_tokens // 2
+            with _asking(store, smollm2_path, reordered, question, compose_k=None, snapshots=None) as (cold, model):
+                assert cold.warm is not None and cold.warm.source == "prefill"
+                assert code in cold.answer
+                prompt, answer = _prompt_and_answer(model, cold)
+                upto = _through(model, answer, code)
+                cold_rows = _rows(model, prompt, answer[:upto])
+            forced = _rows(composed_model, prompt, answer[:upto])  # the cold read's answer, fed to the composition
+        digits = [i for i in range(upto) if _text(composed_model, answer[i]).strip().isdigit()]
+        assert len(digits) >= len(code)
+        assert [int(np.argmax(forced[i])) for i in digits] == [answer[i] for i in digits], question
+        margin = min(float(np.diff(np.sort(row)[-2:])[0]) for row in cold_rows)
+        if margin >= DECIDED_LOGITS:
+            decided += 1
+            assert code in composed.answer, (question, margin, composed.answer, cold.answer)
+    assert decided >= 2  # measured: tides 0.59, cranes 0.80 (ferries 0.24: a coin toss, cold or composed)
 
 
 def test_moved_documents_keys_are_rotated_to_their_new_places(tmp_path: Path, smollm2_path: Path) -> None:
