@@ -31,7 +31,11 @@ quality against the cold read of the same order: the question and the cold read'
 position the top-1 next token is compared and the KL divergence KL(cold || composed)
 taken; found: the planted code asked for appears in a 24-token greedy answer
 (``--every-code``: every document's code is asked for too, in the cold and the composed
-context, so that a found rate rests on ten facts a corpus, not one). The gate
+context, so that a found rate rests on ten facts a corpus, not one; "decided: as cold"
+counts, of the questions whose cold answer won every token up to the code by at least
+``DECIDED_LOGITS``, those the composition answered alike, found or not, and "undecided"
+the rest: a composition moves an answer's logits by a few tenths, so it can only be
+held to the answers the cold read itself does not toss). The gate
 columns calibrate ``GATE_NATS``: the mean NLL of the corpus's last ``CHECK_TOKENS`` tokens
 after the composition (gate) and after the cold read (cold gate), minus the same after the
 gate's cold probe (head + the 32 tokens before them): below zero reads the corpus's own
@@ -73,6 +77,9 @@ from engine.warm import SnapshotCache  # noqa: E402
 SAMPLE = ROOT / "resources" / "sample" / "harbor-lease-dispute.md"
 ANSWER_TOKENS = 64
 FOUND_TOKENS = 24
+#: An answer whose every token up to the code won by at least this many logits is decided
+#: (``answer_margin``; tests/engine/test_compose_real.py uses the same threshold).
+DECIDED_LOGITS = 0.5
 CASES = ("reorder", "remove first", "insert middle", "other corpus", "insert known", "other known")
 
 
@@ -165,16 +172,35 @@ def found_answer(model: LoadedModel, prompt: Prompt) -> str:
     return "".join(model.generate(max_tokens=FOUND_TOKENS))
 
 
-def every_code(model: LoadedModel, order: list[tuple[Document, str, str]]) -> list[bool]:
+def answer_margin(model: LoadedModel, prompt: Prompt, code: str) -> float:
+    """How decided the greedy answer just written after ``prompt`` is: the least margin
+    (logits, top token over the next) at each of its tokens up to ``code`` (all of them
+    when it does not say it). A composition moves these logits by a few tenths; an answer
+    decided by less is a coin toss for the cold read too."""
+    answer = model.context_tokens[len(prompt.tokens) :]
+    upto = len(answer)
+    for i in range(1, len(answer) + 1):
+        if code in model.detokenize(answer[:i]):
+            upto = i
+            break
+    model.prefill(prompt.tokens)
+    rows = [model.last_logits(), *model.logits_after_each(answer[: upto - 1])] if upto else []
+    return min((float(np.diff(np.sort(r)[-2:])[0]) for r in rows), default=0.0)
+
+
+def every_code(model: LoadedModel, order: list[tuple[Document, str, str]]) -> tuple[list[bool], list[float]]:
     """Whether each document's planted code is found when asked for (``--every-code``),
-    the context holding the corpus (cold or composed); each question reads only its own
-    tokens after the corpus, which it leaves as it found it."""
+    the context holding the corpus (cold or composed), and how decided each answer is
+    (``answer_margin``); each question reads only its own tokens after the corpus, which
+    it leaves as it found it."""
     corpus = list(model.context_tokens)
-    found = []
+    found, margins = [], []
     for _, name, code in order:
-        found.append(code in found_answer(model, prompt_for(model, order, f"What is the access code for {name}?")))
+        prompt = prompt_for(model, order, f"What is the access code for {name}?")
+        found.append(code in found_answer(model, prompt))
+        margins.append(answer_margin(model, prompt, code))
     model.prefill(corpus)
-    return found
+    return found, margins
 
 
 def cases(rng: random.Random, base: list, new: list, known: list) -> dict[str, list]:
@@ -196,6 +222,20 @@ def _share(found: list[bool]) -> str:
     return f"{sum(found)}/{len(found)} ({100 * sum(found) / len(found):.0f}%)" if found else "-"
 
 
+def _as_cold(rows: list[dict[str, Any]], *, decided: bool) -> str:
+    """Of the questions whose cold answer was decided (margin >= ``DECIDED_LOGITS``), or
+    not, how many the composition answered as the cold read did (found or not alike)."""
+    same = [
+        composed == cold
+        for r in rows
+        for composed, cold, margin in zip(  # rows written before the margins have none: they count nowhere
+            r.get("codes", []), r.get("cold_codes", []), r.get("cold_margins", []), strict=False
+        )
+        if (margin >= DECIDED_LOGITS) == decided
+    ]
+    return f"{sum(same)}/{len(same)}" if same else "-"
+
+
 def print_merged(paths: list[Path]) -> int:
     rows: list[dict[str, Any]] = []
     for path in paths:
@@ -210,9 +250,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(f"Seeds {seeds}. Medians of times and counts; means of top-1 agreement and KL; found over seeds.\n")
     print(
         "| case | k | compose s | cold s | cold/compose | tokens evaluated (of corpus) | top-1 agree | "
-        "KL (nats) | found | cold found | every code | every code, cold | gate (min..max) | cold gate (min..max) |"
+        "KL (nats) | found | cold found | every code | every code, cold | decided: as cold | undecided: as cold | "
+        "gate (min..max) | cold gate (min..max) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     med = statistics.median
     for case in CASES:
         for k in sorted({r["k"] for r in rows}):
@@ -228,6 +269,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 f"{sum(r['found'] for r in c)}/{len(c)} | {sum(r['cold_found'] for r in c)}/{len(c)} | "
                 f"{_share([f for r in c for f in r.get('codes', [])])} | "
                 f"{_share([f for r in c for f in r.get('cold_codes', [])])} | "
+                f"{_as_cold(c, decided=True)} | {_as_cold(c, decided=False)} | "
                 f"{min(r['gate'] for r in c):+.2f}..{max(r['gate'] for r in c):+.2f} | "
                 f"{min(r['cold_gate'] for r in c):+.2f}..{max(r['cold_gate'] for r in c):+.2f} |"
             )
@@ -314,7 +356,7 @@ def main() -> int:
                     raise SystemExit(f"{case}: {len(prompt.tokens)} tokens do not fit {args.ctx}")
                 cold_s, answer, cold_logits, cold_nll = cold_read(model, prompt)
                 cold_found[case].append(target[2] in model.detokenize(answer[:FOUND_TOKENS]))
-                cold_codes = every_code(model, order) if args.every_code else []
+                cold_codes, cold_margins = every_code(model, order) if args.every_code else ([], [])
                 feed = prompt.tokens[prompt.corpus_end :] + answer
                 also = fact_spans(model, prompt, order) if args.oracle else []
                 for k in ks:
@@ -342,7 +384,7 @@ def main() -> int:
                     agree = [int(np.argmax(a)) == int(np.argmax(b)) for a, b in zip(cold_logits, logits, strict=True)]
                     kls = [kl_divergence(a, b) for a, b in zip(cold_logits, logits, strict=True)]
                     found = target[2] in found_answer(model, prompt)
-                    codes = every_code(model, order) if args.every_code else []
+                    codes, _ = every_code(model, order) if args.every_code else ([], [])
                     cell.compose_s.append(compose_s)
                     cell.cold_s.append(cold_s)
                     cell.evaluated.append(comp.stats.evaluated)
@@ -366,6 +408,7 @@ def main() -> int:
                             "cold_gate": cold_gate[case][-1],
                             "codes": codes,
                             "cold_codes": cold_codes,
+                            "cold_margins": cold_margins,
                         }
                     )
                     print(
