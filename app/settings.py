@@ -75,6 +75,17 @@ class AppSettings:
         self._q.setValue("read/n_threads", int(value))
 
     @property
+    def assemble(self) -> bool:
+        """Whether a changed corpus is assembled from its documents' snapshots (faster;
+        answers close to a fresh read, not always the same: docs/compose.md) or read fresh."""
+        value: Any = self._q.value("read/assemble", True)
+        return value not in (False, "false", "0", 0)
+
+    @assemble.setter
+    def assemble(self, value: bool) -> None:
+        self._q.setValue("read/assemble", bool(value))
+
+    @property
     def data_dir(self) -> str:
         """The data folder chosen by the user ('' = the default)."""
         return str(self._q.value("paths/data_dir", "") or "")
@@ -132,9 +143,15 @@ class AppSettings:
             self._q.setValue("model/added", [*models, path])
 
     def read_settings(self, base: ReadSettings | None = None) -> ReadSettings:
-        """``base`` (default: the engine's defaults) with the window, KV type and threads
-        kept here; what the app does not set (answer budget, batch) stays ``base``'s."""
-        return replace(base or ReadSettings(), n_ctx=self.n_ctx, kv_type=self.kv_type, n_threads=self.n_threads)
+        """``base`` (default: the engine's defaults) with the window, KV type, threads and
+        whether to assemble kept here; what the app does not set (answer budget, batch) stays ``base``'s."""
+        return replace(
+            base or ReadSettings(),
+            n_ctx=self.n_ctx,
+            kv_type=self.kv_type,
+            n_threads=self.n_threads,
+            assemble=self.assemble,
+        )
 
     def sync(self) -> None:
         self._q.sync()

@@ -57,6 +57,9 @@ class ReadSettings:
     ``wave_tokens``: the most tokens one wave of a read in waves takes; None (default)
     uses the model's measured reading span (``engine.probe.reading_span``) when it was
     probed at this KV type, else the whole window; 0 is always the whole window.
+    ``assemble``: a corpus with no snapshot of its own is assembled from its documents'
+    snapshots (engine/compose.py); False reads it fresh. An assembled corpus answers
+    close to a fresh read, not always the same (docs/compose.md).
 
     Raises:
         ValueError: an unknown KV cache type (a bug in the caller).
@@ -70,6 +73,7 @@ class ReadSettings:
     temperature: float = 0.0
     seed: int = 0
     wave_tokens: int | None = None
+    assemble: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kv_type", KvType(self.kv_type))

@@ -1,5 +1,5 @@
-"""Settings: context window, KV cache type, how waves share notes, threads, data folder,
-language. Kept between runs.
+"""Settings: context window, KV cache type, how waves share notes, threads, whether a
+changed corpus is assembled from its documents' snapshots, data folder, language. Kept between runs.
 
 A new data folder or language takes effect at the next start (the note under them says
 so): every string of the window is translated as it is built.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -68,6 +69,16 @@ class SettingsDialog(QDialog):
         self.threads.setSpecialValueText(self.tr("Every core ({n})").format(n=default_threads()))
         self.threads.setValue(settings.n_threads)
         form.addRow(self.tr("Threads"), self.threads)
+        self.assemble = QCheckBox(self.tr("Assemble a changed corpus from the documents already read"))
+        self.assemble.setToolTip(
+            self.tr(
+                "After a reorder, a removal or an addition, the documents' saved memory is put together in seconds "
+                "instead of reading everything again. Its answers are close to a fresh read's, not always the same; "
+                "turn this off to always read fresh."
+            )
+        )
+        self.assemble.setChecked(settings.assemble)
+        form.addRow(self.tr("Changed corpus"), self.assemble)
         row = QWidget()
         row_layout = QHBoxLayout(row)
         row_layout.setContentsMargins(0, 0, 0, 0)
@@ -125,6 +136,7 @@ class SettingsDialog(QDialog):
         self.settings.kv_type = str(self.kv_type.currentData())
         self.settings.wave_mode = str(self.wave_mode.currentData())
         self.settings.n_threads = self.threads.value()
+        self.settings.assemble = self.assemble.isChecked()
         self.settings.data_dir = self.data_dir.text().strip()
         self.settings.language = str(self.language.currentData())
         self.settings.server_url = self.server_url.text()

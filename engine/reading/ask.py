@@ -593,7 +593,7 @@ class Reader(LaneReader):
         return warm, stats
 
     def _composer(self) -> Composer | None:
-        if self.snapshots is None or self.compose_k is None:
+        if self.snapshots is None or self.compose_k is None or not self.settings.assemble:
             return None
         return Composer(
             self.snapshots,

@@ -1379,6 +1379,18 @@ heatmap</source>
         <translation>Потоки</translation>
     </message>
     <message>
+        <source>Assemble a changed corpus from the documents already read</source>
+        <translation>Собирать изменённый корпус из уже прочитанных документов</translation>
+    </message>
+    <message>
+        <source>After a reorder, a removal or an addition, the documents&apos; saved memory is put together in seconds instead of reading everything again. Its answers are close to a fresh read&apos;s, not always the same; turn this off to always read fresh.</source>
+        <translation>После перестановки, удаления или добавления сохранённая память документов собирается за секунды, а не читается заново. Её ответы близки к ответам после нового чтения, но не всегда совпадают; выключите, чтобы всегда читать заново.</translation>
+    </message>
+    <message>
+        <source>Changed corpus</source>
+        <translation>Изменённый корпус</translation>
+    </message>
+    <message>
         <source>Choose…</source>
         <translation>Выбрать…</translation>
     </message>

@@ -82,13 +82,15 @@ def test_settings_are_kept_between_runs_and_reach_the_reader(qtbot, tmp_path: Pa
     dialog.data_dir.setText(str(tmp_path / "data"))
     assert settings.wave_mode == "map"  # the measured default (engine/reading/waves.py)
     dialog.wave_mode.setCurrentIndex(0)
+    assert dialog.assemble.isChecked()  # on by default: a changed corpus is assembled (issue 17)
+    dialog.assemble.setChecked(False)
     dialog.accept()
 
     again = AppSettings(QSettings(path, QSettings.Format.IniFormat))
     assert again.wave_mode == "carry"
     assert (again.n_ctx, again.kv_type, again.n_threads, again.data_dir) == (4096, "q8_0", 1, str(tmp_path / "data"))
     read = again.read_settings()
-    assert (read.n_ctx, read.kv_type, read.n_threads) == (4096, "q8_0", 1)
+    assert (read.n_ctx, read.kv_type, read.n_threads, read.assemble) == (4096, "q8_0", 1, False)
 
     window = make_window()
     window.settings.n_ctx = 2048

@@ -9,10 +9,12 @@ test_compose_real.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from engine.cli import _build_parser, _settings
 from engine.compose import CHECK_TOKENS, HEAD_LABEL, PROBE_TOKENS, RECOMPUTE_FIRST, kl_divergence
 from engine.config import ReadSettings, db_path
 from engine.corpus import Corpus, Document
@@ -232,6 +234,27 @@ def test_composing_off_reads_cold(tmp_path: Path, library: Library, backend: Fak
     library.reader.compose_k = None
     result = library.ask(_corpus(docs, "b.txt", "a.txt"), QUESTION)
     assert result.warm is not None and result.warm.source == "prefill"
+
+
+def test_the_setting_not_to_assemble_reads_a_changed_corpus_fresh(
+    tmp_path: Path, library: Library, backend: FakeBackend
+) -> None:
+    """``ReadSettings.assemble`` off (the settings' checkbox, ``ask --no-assemble``): the
+    documents' snapshots are kept and saved, a reorder is read fresh; on again, it is
+    assembled from them."""
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt", "c.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt", "c.txt"), QUESTION)
+    library.reader.settings = replace(library.reader.settings, assemble=False)
+    fresh = library.ask(_corpus(docs, "c.txt", "a.txt", "b.txt"), QUESTION)
+    assert fresh.warm is not None and fresh.warm.source == "prefill"
+    assert not _model(backend).compositions
+    library.reader.settings = replace(library.reader.settings, assemble=True)
+    assembled = library.ask(_corpus(docs, "b.txt", "c.txt", "a.txt"), QUESTION)
+    assert assembled.warm is not None and assembled.warm.source == "composed"
+    parser = _build_parser()
+    assert not _settings(parser.parse_args(["ask", "x.pdf", "-q", "Q?", "--no-assemble"])).assemble
+    assert not _settings(parser.parse_args(["think", "x.pdf", "-q", "Q?", "--no-assemble"])).assemble
+    assert _settings(parser.parse_args(["ask", "x.pdf", "-q", "Q?"])).assemble
 
 
 def test_kl_divergence_is_zero_for_equal_logits_and_grows_apart() -> None:
