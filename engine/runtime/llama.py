@@ -371,6 +371,16 @@ class LoadedModel(Tokenizer):
             raise GenerationError(f"llama.cpp could not write the snapshot {path}.")
         return int(written)
 
+    def sequence_state(self) -> kvstate.SeqState:
+        """The context's KV cells as llama.cpp writes them (sequence 0): each position's K
+        and V per layer, to compare two contexts cell by cell
+        (benchmarks/compose_deviation.py).
+
+        Raises:
+            GenerationError: llama.cpp could not copy the cache.
+        """
+        return kvstate.parse(self._seq_bytes(0))
+
     def load_sequence(self, path: Path, *, max_tokens: int) -> list[int]:
         """Replace the context with the KV cache and tokens saved in ``path``.
 
