@@ -65,7 +65,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.compose import CHECK_TOKENS, FACT_RUN, Composer, check_nll, kl_divergence  # noqa: E402
+from engine.compose import CHECK_TOKENS, FACT_RUN, RECOMPUTE_FIRST, Composer, check_nll, kl_divergence  # noqa: E402
 from engine.corpus import Document, layout_document, make_pages  # noqa: E402
 from engine.models.bundled import bundled_model_path, model_sha256  # noqa: E402
 from engine.reading.prompts import Prompt, build_prompt  # noqa: E402
@@ -121,6 +121,15 @@ def make_docs(
 def prompt_for(model: LoadedModel, docs: list[tuple[Document, str, str]], question: str) -> Prompt:
     lists = [model.tokenize_text(layout_document(d)) for d, _, _ in docs]
     return build_prompt(model, lists, question)
+
+
+def ungated(
+    cache: SnapshotCache, sha: str, name: str, *, k: int = RECOMPUTE_FIRST, fact_run: int = FACT_RUN
+) -> Composer:
+    """A composer whose gate passes every composition: the benchmarks score them all."""
+    return Composer(
+        cache, model_sha256=sha, model_name=name, swa_full=False, k=k, gate_nats=-math.inf, fact_run=fact_run
+    )
 
 
 def step_logits(model: LoadedModel, prefix: list[int], feed: list[int]) -> list[np.ndarray]:
@@ -360,15 +369,7 @@ def main() -> int:
                 feed = prompt.tokens[prompt.corpus_end :] + answer
                 also = fact_spans(model, prompt, order) if args.oracle else []
                 for k in ks:
-                    composer = Composer(
-                        cache,
-                        model_sha256=sha,
-                        model_name=path.name,
-                        swa_full=False,
-                        k=k,
-                        gate_nats=-math.inf,
-                        fact_run=args.fact_run,
-                    )
+                    composer = ungated(cache, sha, path.name, k=k, fact_run=args.fact_run)
                     model.clear()
                     t = time.perf_counter()
                     comp = composer.compose(model, prompt, also=also)

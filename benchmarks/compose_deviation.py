@@ -21,7 +21,6 @@ answered alike: ``benchmarks.compose``).
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import statistics
 import sys
@@ -42,6 +41,7 @@ from benchmarks.compose import (  # noqa: E402
     paragraphs,
     prompt_for,
     step_logits,
+    ungated,
 )
 from engine.compose import Composer, kl_divergence  # noqa: E402
 from engine.models.bundled import bundled_model_path, model_sha256  # noqa: E402
@@ -130,7 +130,7 @@ def main() -> int:
         cold_codes, margins = every_code(model, order)
         print(f"{args.case}, seed {args.seed}: {len(corpus)} tokens")
         print(f"cold                 {codes_line(cold_codes, cold_codes, margins)}", flush=True)
-        composer = Composer(cache, model_sha256=sha, model_name=path.name, swa_full=False, gate_nats=-math.inf)
+        composer = ungated(cache, sha, path.name)
 
         def composed(also: list[tuple[int, int]], label: str) -> None:
             model.clear()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.compose import DECIDED_LOGITS, answer_margin, found_answer, prompt_for  # noqa: E402
+from benchmarks.compose import DECIDED_LOGITS, answer_margin, found_answer, prompt_for, ungated  # noqa: E402
 from engine.compose import FACT_RUN, Composer  # noqa: E402
 from engine.corpus import Document, make_pages  # noqa: E402
 from engine.models.bundled import bundled_model_path, model_sha256  # noqa: E402
@@ -119,17 +118,8 @@ def main() -> int:
                 line = f"{'/'.join(n[:-4] for _, n, _ in order):20} {name:12} cold {'Y' if cold else 'n'} {margin:5.2f}"
                 for variant in variants:
                     k, fact_run, also = selection(variant, prompt)
-                    composer = Composer(
-                        cache,
-                        model_sha256=sha,
-                        model_name=path.name,
-                        swa_full=False,
-                        k=k,
-                        gate_nats=-math.inf,
-                        fact_run=fact_run,
-                    )
                     model.clear()
-                    composer.compose(model, prompt, also=also)
+                    ungated(cache, sha, path.name, k=k, fact_run=fact_run).compose(model, prompt, also=also)
                     answer = found_answer(model, prompt)
                     got = code in answer
                     found[variant] += got

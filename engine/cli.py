@@ -40,7 +40,7 @@ from engine import __version__
 from engine.cli_memory import add_memory_parser, run_memory_command
 from engine.cli_models import add_models_parser, run_models_command
 from engine.cli_reading import COMMANDS as READING_COMMANDS
-from engine.cli_reading import add_assemble_option, add_reading_parsers, read_corpus, run_reading_command
+from engine.cli_reading import add_reading_parsers, read_corpus, run_reading_command
 from engine.cli_server import add_server_options, server_backend
 from engine.config import ReadSettings
 from engine.corpus import Corpus
@@ -177,7 +177,12 @@ def _build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-answer", type=int, default=256, help="most tokens in the answer (default 256)")
     ask.add_argument("--session", type=int, help="continue this session (its documents are used if none given)")
     ask.add_argument("--no-memory", action="store_true", help="read without what earlier sessions found")
-    add_assemble_option(ask)
+    ask.add_argument(
+        "--no-assemble",
+        action="store_true",
+        help="read a changed corpus fresh rather than assemble it from its documents' snapshots "
+        "(an assembled corpus answers close to a fresh read, not always the same)",
+    )
     add_server_options(ask)
     secret = ask.add_mutually_exclusive_group()
     secret.add_argument(

@@ -49,16 +49,6 @@ def _out(text: str) -> None:
     sys.stdout.flush()
 
 
-def add_assemble_option(p: argparse.ArgumentParser) -> None:
-    """``--no-assemble``: ``ReadSettings.assemble`` off (``ask`` and ``think``)."""
-    p.add_argument(
-        "--no-assemble",
-        action="store_true",
-        help="read a corpus fresh rather than assemble it from its documents' snapshots "
-        "(an assembled corpus answers close to a fresh read, not always the same)",
-    )
-
-
 def add_reading_parsers(sub: Any) -> None:
     """Add ``think``, ``waves`` and ``export`` to the CLI's subparsers."""
     for name, helptext in (
@@ -77,7 +67,6 @@ def add_reading_parsers(sub: Any) -> None:
         p.add_argument("--no-memory", action="store_true", help="read without what earlier sessions found")
         add_server_options(p)
         if name == "think":
-            add_assemble_option(p)
             p.add_argument("--step-tokens", type=int, default=256, help="most tokens per step (default 256)")
         else:
             p.add_argument("--note-tokens", type=int, default=96, help="most tokens of notes per wave (default 96)")

@@ -253,7 +253,6 @@ def test_the_setting_not_to_assemble_reads_a_changed_corpus_fresh(
     assert assembled.warm is not None and assembled.warm.source == "composed"
     parser = _build_parser()
     assert not _settings(parser.parse_args(["ask", "x.pdf", "-q", "Q?", "--no-assemble"])).assemble
-    assert not _settings(parser.parse_args(["think", "x.pdf", "-q", "Q?", "--no-assemble"])).assemble
     assert _settings(parser.parse_args(["ask", "x.pdf", "-q", "Q?"])).assemble
 
 
