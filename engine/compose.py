@@ -152,6 +152,7 @@ class Composer:
         self.k = k
         self.gate_nats = GATE_NATS if gate_nats is None else gate_nats
         self.fact_run = fact_run
+        self._texts: dict[int, str] = {}  # token -> its text, for fact_runs: once per token, not per place
 
     def key(self, model: Model, tokens: Sequence[int]) -> SnapshotKey:
         return make_key(model, model_sha256=self.model_sha256, corpus=tokens, swa_full=self.swa_full, document=True)
@@ -174,8 +175,14 @@ class Composer:
         is used: its first ``k`` tokens and its ``fact_runs``."""
         spans = [(a, min(b, a + self.k))]
         if self.fact_run:
-            spans += fact_runs([model.detokenize([t]) for t in tokens[a:b]], a, min_run=self.fact_run)
+            spans += fact_runs([self._text(model, t) for t in tokens[a:b]], a, min_run=self.fact_run)
         return spans
+
+    def _text(self, model: Model, token: int) -> str:
+        text = self._texts.get(token)
+        if text is None:
+            text = self._texts[token] = model.detokenize([token])
+        return text
 
     def compose(
         self, model: Model, prompt: Prompt, *, names: Sequence[str] = (), also: Sequence[tuple[int, int]] = ()
