@@ -451,15 +451,23 @@ class Library:
         on_progress: Callable[[PrefillProgress], None] | None = None,
         on_text: TextFn | None = None,
         cancel: CancelToken | None = None,
+        fresh: bool = False,
     ) -> AskResult:
-        """Answer ``question`` from the whole corpus (an ``ask`` run of one step).
+        """Answer ``question`` from the whole corpus (an ``ask`` run of one step);
+        ``fresh``: read the documents as a cold read does, never assembled (``Reader.ask``).
 
         Raises:
             ContextOverflowError: it does not fit (nothing is stored).
             Cancelled: cancelled (the run is kept, marked cancelled).
         """
         return self.reader.ask(
-            corpus, question, session_id=session_id, on_progress=on_progress, on_text=on_text, cancel=cancel
+            corpus,
+            question,
+            session_id=session_id,
+            on_progress=on_progress,
+            on_text=on_text,
+            cancel=cancel,
+            fresh=fresh,
         )
 
     def warm(self, corpus: Corpus, *, cancel: CancelToken | None = None) -> WarmStart:

@@ -584,6 +584,7 @@ def load_prefix(
     total: int | None = None,
     on_progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
+    save: bool = True,
 ) -> tuple[WarmStart, PrefillStats]:
     """Make ``model``'s context hold ``prefix`` (a corpus, or a wave's page block):
     already there, restored from its snapshot, or read cold and saved.
@@ -597,6 +598,9 @@ def load_prefix(
         model_sha256, model_name, swa_full: go into the key and the row.
         kv_bytes_per_token: the cache's size per token, to check the budget before writing.
         total: the whole prompt's length, so progress counts against it (default: the prefix).
+        save: False: neither restore nor save (the context holds cells a cold read did not
+            compute, a corpus assembled from document snapshots, issue 17, and a prefix
+            snapshot is always what a cold read computes); the caller's prefill reads the rest.
 
     Returns:
         how the prefix got there, and the stats of what was evaluated for it (the restore
@@ -612,8 +616,8 @@ def load_prefix(
     if held >= end - 1:
         # Already in context (a follow-up): model.prefill reuses it.
         return WarmStart(source="context", corpus_tokens=end), nothing
-    if cache is None or end < MIN_SNAPSHOT_TOKENS:
-        return WarmStart(source="prefill", corpus_tokens=end), nothing
+    if cache is None or not save or end < MIN_SNAPSHOT_TOKENS:
+        return WarmStart(source="prefill", corpus_tokens=end), nothing  # the caller's prefill reads it
     key = make_key(model, model_sha256=model_sha256, corpus=prefix, swa_full=swa_full)
     notice = None
     if cache.find(key) is not None:

@@ -130,6 +130,9 @@ class Reader(LaneReader):
         self.compose_k: int | None = RECOMPUTE_FIRST
         #: Slot files on an inference server (engine/server_warm.py); None turns them off.
         self.server_slots: ServerSlots | None = ServerSlots(store)
+        #: The corpus last assembled into the context and where its instructions end: its
+        #: cells past them are not a cold read's (``_holds_assembled``).
+        self._assembled: tuple[int, list[int]] | None = None
 
     # -- models ------------------------------------------------------------------
 
@@ -298,6 +301,7 @@ class Reader(LaneReader):
         on_progress: Callable[[PrefillProgress], None] | None = None,
         on_text: Callable[[str], None] | None = None,
         cancel: CancelToken | None = None,
+        fresh: bool = False,
     ) -> AskResult:
         """Answer ``question`` from the whole ``corpus``; store it as a run.
 
@@ -308,6 +312,10 @@ class Reader(LaneReader):
             on_progress: called after each prefill batch.
             on_text: called with each piece of the answer as it streams.
             cancel: checked between prefill batches and between answer tokens.
+            fresh: read the documents as a cold read does even where ``settings.assemble``
+                would assemble them (the answer line's "read fresh and ask again"): a
+                corpus assembled into the context is dropped, its exact snapshot restored
+                or the documents read.
 
         Returns:
             the finished run's answer.
@@ -318,7 +326,9 @@ class Reader(LaneReader):
             EngineError: loading or generation failed (the run is kept, marked failed).
         """
         run_id, prompt, budget = self.start(corpus, question, session_id=session_id)
-        return self._answer(run_id, corpus, prompt, budget, on_progress=on_progress, on_text=on_text, cancel=cancel)
+        return self._answer(
+            run_id, corpus, prompt, budget, on_progress=on_progress, on_text=on_text, cancel=cancel, fresh=fresh
+        )
 
     def warm(
         self,
@@ -386,6 +396,7 @@ class Reader(LaneReader):
         on_progress: Callable[[PrefillProgress], None] | None,
         on_text: Callable[[str], None] | None,
         cancel: CancelToken | None,
+        fresh: bool = False,
     ) -> AskResult:
         cancel = cancel or CancelToken()
         run = load_run(self.store, run_id, RunKind.ASK)
@@ -397,7 +408,9 @@ class Reader(LaneReader):
         try:
             model = self._ensure_model(budget.n_ctx)
             names = [d.name for d in corpus.documents]
-            warm, corpus_stats = self._load_corpus(model, prompt, on_progress=on_progress, cancel=cancel, names=names)
+            warm, corpus_stats = self._load_corpus(
+                model, prompt, on_progress=on_progress, cancel=cancel, names=names, fresh=fresh
+            )
             rest = model.prefill(prompt.tokens, on_progress=on_progress, should_cancel=cancel)
             prefill = PrefillStats(
                 evaluated=corpus_stats.evaluated + rest.evaluated,
@@ -460,6 +473,7 @@ class Reader(LaneReader):
         cancel: CancelToken,
         names: list[str] | None = None,
         opening: bool = False,
+        fresh: bool = False,
     ) -> tuple[WarmStart, PrefillStats]:
         """Make the context hold the prompt's prefix: already there, restored, assembled
         from its documents' snapshots, or read (``engine.warm.load_prefix``, which waves
@@ -475,6 +489,11 @@ class Reader(LaneReader):
         (a follow-up) reads only the memory entries added since (its session's earlier
         answers) with itself, and writes no snapshot; ``opening`` a session (``warm``)
         saves the whole prefix all the same.
+
+        Cells assembled from document snapshots are never saved as a prefix snapshot (a
+        prefix snapshot is what a cold read computes; the memory read on top of them is
+        read again next time), and are dropped first when this ask must not assemble
+        (``fresh``, or ``settings.assemble`` off).
         """
         if isinstance(model, ServerModel) and self.server_slots is not None:
             # On a server: the documents from the slot's cache or its slot file (issue 16);
@@ -484,9 +503,15 @@ class Reader(LaneReader):
         cache = self.snapshots
         prefix = prompt.tokens[: prompt.corpus_end]
         corpus_end = prompt.corpus_only_end
+        assemble = self.settings.assemble and not fresh
+        if not assemble and self._holds_assembled(model):
+            model.clear()
+            self._assembled = None
 
         def documents() -> tuple[WarmStart, PrefillStats]:
-            return self._load_documents(model, prompt, on_progress=on_progress, cancel=cancel, names=names)
+            return self._load_documents(
+                model, prompt, on_progress=on_progress, cancel=cancel, names=names, assemble=assemble
+            )
 
         if cache is None or corpus_end >= len(prefix) or corpus_end < MIN_SNAPSHOT_TOKENS:
             if corpus_end >= len(prefix):
@@ -501,7 +526,14 @@ class Reader(LaneReader):
             # session's latest answer (newest last). The model reads the new entries with the
             # question, reusing the rest; no snapshot is written for every question.
             return replace(first, corpus_tokens=len(prefix)), first_stats
-        warm, stats = self._load_tokens(model, prefix, total=len(prompt.tokens), on_progress=on_progress, cancel=cancel)
+        warm, stats = self._load_tokens(
+            model,
+            prefix,
+            total=len(prompt.tokens),
+            on_progress=on_progress,
+            cancel=cancel,
+            save=not self._holds_assembled(model),
+        )
         if warm.saved and prompt.memory_ids:
             MemoryBook(self.store).link_snapshot(whole.fingerprint, prompt.memory_ids)
         restored = corpus_end if first.source in ("snapshot", "context", "composed") else 0
@@ -533,6 +565,7 @@ class Reader(LaneReader):
         total: int,
         on_progress: Callable[[PrefillProgress], None] | None,
         cancel: CancelToken,
+        save: bool = True,
     ) -> tuple[WarmStart, PrefillStats]:
         return load_prefix(
             self.snapshots,
@@ -545,7 +578,19 @@ class Reader(LaneReader):
             total=total,
             on_progress=on_progress,
             should_cancel=cancel,
+            save=save,
         )
+
+    def _holds_assembled(self, model: LoadedModel) -> bool:
+        """Whether the context holds cells of the corpus last assembled from document
+        snapshots past its instructions (theirs are exact: the same tokens, first)."""
+        if self._assembled is None:
+            return False
+        head, tokens = self._assembled
+        if common_prefix(model.context_tokens, tokens) > head:
+            return True
+        self._assembled = None  # read over since (or another model)
+        return False
 
     def _load_documents(
         self,
@@ -555,17 +600,18 @@ class Reader(LaneReader):
         on_progress: Callable[[PrefillProgress], None] | None,
         cancel: CancelToken,
         names: list[str] | None = None,
+        assemble: bool = True,
     ) -> tuple[WarmStart, PrefillStats]:
         """Make the context hold the documents (the corpus without its memory block):
         already there, restored, assembled from the documents' snapshots when the corpus
-        has no snapshot of its own (engine/compose.py), or read; a cold read saves each
-        document's snapshot."""
+        has no snapshot of its own and ``assemble`` (engine/compose.py), or read; a cold
+        read saves each document's snapshot (unless the setting not to assemble is on)."""
         end = prompt.corpus_only_end
         corpus = prompt.tokens[:end]
         composer = self._composer()
         refusal = None
         held = common_prefix(model.context_tokens, corpus)
-        if composer is not None and held < end - 1 and end >= MIN_SNAPSHOT_TOKENS:
+        if composer is not None and assemble and held < end - 1 and end >= MIN_SNAPSHOT_TOKENS:
             key = make_key(model, model_sha256=self.model_sha, corpus=corpus, swa_full=self.swa_full)
             why = model.can_shift if len(prompt.document_spans) > 1 else None
             if why is not None:
@@ -578,10 +624,18 @@ class Reader(LaneReader):
                         refusal = exc.message
                     else:
                         if comp is not None:
+                            self._assembled = (prompt.document_spans[0][0], corpus)
                             return self._composed(model, composer, prompt, comp, names or [])
-        warm, stats = self._load_tokens(model, corpus, total=len(prompt.tokens), on_progress=on_progress, cancel=cancel)
+        warm, stats = self._load_tokens(
+            model,
+            corpus,
+            total=len(prompt.tokens),
+            on_progress=on_progress,
+            cancel=cancel,
+            save=not self._holds_assembled(model),
+        )
         notes = [n for n in (warm.notice, refusal) if n]
-        if composer is not None and warm.source == "prefill":
+        if composer is not None and self.settings.assemble and warm.source == "prefill":
             try:
                 composer.save_documents(
                     model, prompt, names=names or (), seconds_per_token=(warm.cold_prefill_s or 0.0) / end
@@ -593,7 +647,7 @@ class Reader(LaneReader):
         return warm, stats
 
     def _composer(self) -> Composer | None:
-        if self.snapshots is None or self.compose_k is None or not self.settings.assemble:
+        if self.snapshots is None or self.compose_k is None:
             return None
         return Composer(
             self.snapshots,

@@ -311,6 +311,75 @@ def test_with_memory_the_documents_are_composed_and_the_memory_read_on_top(
     assert list(backend.prompts[before].tokens[: len(prompt.tokens)]) == prompt.tokens
 
 
+def test_an_assembled_corpus_is_never_saved_as_a_cold_reads_snapshot(
+    tmp_path: Path, library: Library, backend: FakeBackend
+) -> None:
+    """A prefix snapshot is what a cold read computes: the memory read on top of an
+    assembled corpus is not saved with it, so a new session assembles the documents
+    again (or, not assembling, reads them fresh) and never restores assembled cells as
+    if they had been read."""
+    library.use_memory(True)
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt", "c.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt", "c.txt"), QUESTION)
+    corpora = {s.key for s in library.snapshots.list_snapshots() if s.kind == "corpus"}
+
+    assembled = library.ask(_corpus(docs, "c.txt", "a.txt", "b.txt"), QUESTION)
+    assert assembled.warm is not None and assembled.warm.source == "composed"
+    assert {s.key for s in library.snapshots.list_snapshots() if s.kind == "corpus"} == corpora
+
+    library.close_model()  # a new session after a restart: the same order, the same memory
+    again = library.ask(_corpus(docs, "c.txt", "a.txt", "b.txt"), QUESTION)
+    assert again.warm is not None and again.warm.source == "composed"
+    library.close_model()
+    library.reader.settings = replace(library.reader.settings, assemble=False)
+    prompt, _ = library.prepare_ask(_corpus(docs, "c.txt", "a.txt", "b.txt"), QUESTION)
+    fresh = library.ask(_corpus(docs, "c.txt", "a.txt", "b.txt"), QUESTION)
+    assert fresh.warm is not None and fresh.warm.source == "prefill" and fresh.warm.saved
+    assert fresh.prefill.evaluated >= prompt.corpus_end  # read whole, memory and all
+
+
+def test_read_fresh_drops_an_assembled_corpus_and_reads_it_as_a_cold_read_does(
+    tmp_path: Path, library: Library, backend: FakeBackend
+) -> None:
+    """The answer line's "read fresh and ask again" (``fresh=True``) on the corpus just
+    assembled: the assembled cells go, the documents are read and saved as the order's
+    own snapshot, which the next question restores; one that does not ask for it after
+    an assembled answer is a follow-up (the context is kept)."""
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt", "c.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt", "c.txt"), QUESTION)
+    order = _corpus(docs, "b.txt", "c.txt", "a.txt")
+    assembled = library.ask(order, QUESTION)
+    assert assembled.warm is not None and assembled.warm.source == "composed"
+    follow_up = library.ask(order, QUESTION, session_id=assembled.session_id)
+    assert follow_up.warm is not None and follow_up.warm.source == "context"
+
+    fresh = library.ask(order, QUESTION, session_id=assembled.session_id, fresh=True)
+    prompt, _ = library.prepare_ask(order, QUESTION)
+    assert fresh.warm is not None and fresh.warm.source == "prefill" and fresh.warm.saved
+    assert fresh.prefill.evaluated >= prompt.corpus_end
+    assert len(_model(backend).compositions) == 2  # the first ask's probe and composition only
+    library.close_model()
+    restored = library.ask(order, QUESTION)
+    assert restored.warm is not None and restored.warm.source == "snapshot"
+
+
+def test_reading_on_after_an_assembled_corpus_saves_no_prefix_snapshot(
+    tmp_path: Path, library: Library, backend: FakeBackend
+) -> None:
+    """A document added at the end of an assembled corpus is read on top of it (cheaper
+    than assembling again): those cells are not a cold read's, so no corpus snapshot."""
+    docs = _docs(library, tmp_path, ["a.txt", "b.txt", "c.txt", "d.txt"])
+    library.ask(_corpus(docs, "a.txt", "b.txt", "c.txt"), QUESTION)
+    library.ask(_corpus(docs, "c.txt", "a.txt", "b.txt"), QUESTION)
+    library.reader.compose_k = 10_000  # assembling again costs more than reading d.txt on top
+    before = {s.key for s in library.snapshots.list_snapshots() if s.kind == "corpus"}
+    more = library.ask(_corpus(docs, "c.txt", "a.txt", "b.txt", "d.txt"), QUESTION)
+    assert more.warm is not None and more.warm.source == "prefill" and not more.warm.saved
+    prompt, _ = library.prepare_ask(_corpus(docs, "c.txt", "a.txt", "b.txt", "d.txt"), QUESTION)
+    assert more.prefill.reused >= prompt.document_spans[-1][0]  # c, a, b kept, d read
+    assert {s.key for s in library.snapshots.list_snapshots() if s.kind == "corpus"} == before
+
+
 def test_a_documents_facts_are_its_long_runs_of_digits_and_the_words_before_them() -> None:
     from engine.compose import FACT_RUN_BEFORE, fact_runs
 
