@@ -70,6 +70,7 @@ class TurnView:
     error: str = ""
     note: str = ""
     citations: list[Citation] = field(default_factory=list)
+    assembled: bool = False  # its documents were assembled from their snapshots (issue 17)
 
     @classmethod
     def from_run(cls, run: Run) -> TurnView:
@@ -110,9 +111,12 @@ class ConversationView(QWidget):
         citation_activated(object): a citation link was clicked (a ``Citation``).
         waves_requested(str): the user took the offer to read a question that did not
             fit in waves instead (``offer_waves``).
+        fresh_requested(str): under an answer read from documents assembled from their
+            snapshots, the user asked to read them fresh and ask that question again.
     """
 
     ask_requested = Signal(str)
+    fresh_requested = Signal(str)
     waves_requested = Signal(str)
     cancel_requested = Signal()
     citation_activated = Signal(object)
@@ -275,11 +279,14 @@ class ConversationView(QWidget):
         if not self._render_timer.isActive():
             self._render_timer.start()
 
-    def finish_turn(self, *, status: Status, answer: str | None = None, error: str = "", note: str = "") -> None:
+    def finish_turn(
+        self, *, status: Status, answer: str | None = None, error: str = "", note: str = "", assembled: bool = False
+    ) -> None:
         if not self.turns:
             return
         turn = self.turns[-1]
         turn.status = status
+        turn.assembled = assembled and status is Status.DONE
         if answer is not None:
             turn.answer = answer
         turn.error = error
@@ -305,6 +312,14 @@ class ConversationView(QWidget):
             self.cancel_requested.emit()
 
     def _on_transcript_anchor_clicked(self, url: QUrl) -> None:
+        if url.scheme() == "fresh":
+            try:
+                turn = self.turns[int(url.path())]
+            except (ValueError, IndexError):
+                return
+            if not self.busy:
+                self.fresh_requested.emit(turn.question)
+            return
         if url.scheme() != "cite":
             return
         try:
@@ -373,7 +388,12 @@ class ConversationView(QWidget):
             if turn.status == Status.FAILED:
                 parts.append(f"<p style='color:#b3261e'>{html.escape(turn.error or failed)}</p>")
             if turn.note:
-                parts.append(f"<p style='color:#6b7280; font-size:small'>{html.escape(turn.note)}</p>")
+                fresh = ""
+                if turn.assembled:  # issue 17: close to a fresh read, not always the same
+                    fresh = " <a href='fresh:{i}'>{label}</a>".format(
+                        i=index, label=html.escape(self.tr("Read the documents fresh and ask again"))
+                    )
+                parts.append(f"<p style='color:#6b7280; font-size:small'>{html.escape(turn.note)}{fresh}</p>")
             parts.append("<hr>")
         self.transcript.setHtml("".join(parts))
         bar = self.transcript.verticalScrollBar()

@@ -253,6 +253,7 @@ class MainWindow(QMainWindow):
         self.passwords.password_given.connect(self._on_passwords_password_given)
         self.passwords.declined.connect(self._on_passwords_declined)
         self.conversation.ask_requested.connect(self.ask)
+        self.conversation.fresh_requested.connect(lambda question: self.ask(question, fresh=True))
         self.conversation.waves_requested.connect(self.ask)  # the mode is set to waves first
         self.conversation.cancel_requested.connect(self.cancel_ask)
         self.conversation.citation_activated.connect(self.open_citation)
@@ -429,8 +430,10 @@ class MainWindow(QMainWindow):
     def asking(self) -> bool:
         return self._run_job is not None
 
-    def ask(self, question: str) -> None:
-        """Ask ``question`` about the documents, the way the conversation's mode says."""
+    def ask(self, question: str, *, fresh: bool = False) -> None:
+        """Ask ``question`` about the documents, the way the conversation's mode says;
+        ``fresh``: a plain question whose documents are read as a cold read does, never
+        assembled from their snapshots (the link under an assembled answer)."""
         corpus = self.corpus_panel.corpus()
         if self.asking:
             return
@@ -449,7 +452,7 @@ class MainWindow(QMainWindow):
             return
         self._resumable = None
         self.timeline.hide_resume()
-        kind, session_id = self.conversation.mode, self.session_id
+        kind, session_id = (RunKind.ASK if fresh else self.conversation.mode), self.session_id
         step_tokens, note_tokens, wave_mode = self.step_tokens, self.note_tokens, self.settings.wave_mode
 
         def start(library: Library, events: dict[str, Any]) -> RunResult:
@@ -459,7 +462,7 @@ class MainWindow(QMainWindow):
                 return library.read_in_waves(
                     corpus, question, session_id=session_id, note_tokens=note_tokens, mode=wave_mode, **events
                 )
-            return library.ask(corpus, question, session_id=session_id, **events)
+            return library.ask(corpus, question, session_id=session_id, fresh=fresh, **events)
 
         self._run(kind, question, start)
 
@@ -524,7 +527,9 @@ class MainWindow(QMainWindow):
             self.session_id = result.session_id
             self.sidebar.current_id = result.session_id
             note = describe_ask(cast(AskResult, result)) if kind is RunKind.ASK else ""
-            self.conversation.finish_turn(status=Status.DONE, answer=result.answer, note=note)
+            warm = cast(AskResult, result).warm if kind is RunKind.ASK else None
+            assembled = warm is not None and warm.composed
+            self.conversation.finish_turn(status=Status.DONE, answer=result.answer, note=note, assembled=assembled)
             self.refresh_sessions()
             self.schedule_measure()  # the answer is now a memory entry: the gauge and panel show it
             self.answered.emit(result)

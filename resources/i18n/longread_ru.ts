@@ -287,6 +287,10 @@
         <translation>Прервано: ответ обрывается здесь.</translation>
     </message>
     <message>
+        <source>Read the documents fresh and ask again</source>
+        <translation>Прочитать документы заново и спросить ещё раз</translation>
+    </message>
+    <message>
         <source>the citation names no document</source>
         <translation>в ссылке не указан документ</translation>
     </message>
