@@ -157,7 +157,9 @@ class WarmStart:
     snapshots in ``restore_s``, ``reread_tokens`` evaluated again; ``cold_prefill_s`` is
     the estimated cold read: engine/compose.py) or ``"prefill"`` (read now; ``saved``
     says whether a snapshot was written). ``notice`` is a sentence for the user, e.g.
-    why a snapshot was rebuilt or a composition fell back to a cold read.
+    why a snapshot was rebuilt or a composition fell back to a cold read. ``assembled``:
+    the documents in the context were assembled from their snapshots (``"composed"``, or
+    ``"context"`` when an earlier question assembled them): close to a cold read, not it.
     """
 
     source: str
@@ -170,6 +172,7 @@ class WarmStart:
     restored_tokens: int = 0  # a shorter prefix restored first (the corpus, before its memory)
     documents: int = 0  # composed: how many documents came from their own snapshots (issue 17)
     reread_tokens: int = 0  # composed: tokens read again in place
+    assembled: bool = False  # the documents' cells came from their snapshots: composed now, or before (a follow-up)
 
     @property
     def restored(self) -> bool:

@@ -513,6 +513,10 @@ def describe_ask(result: AskResult) -> str:
             read += QCoreApplication.translate("ConversationView", " instead of about {cold}").format(
                 cold=format_duration(warm.cold_prefill_s)
             )
+    elif warm is not None and warm.source == "context" and warm.assembled:
+        read = QCoreApplication.translate(
+            "ConversationView", "the documents were already assembled from their snapshots"
+        )
     elif warm is not None and warm.source == "context" and p.evaluated < 64:
         read = QCoreApplication.translate("ConversationView", "the documents were already read")
     elif p.evaluated and p.seconds > 0:

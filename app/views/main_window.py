@@ -528,7 +528,7 @@ class MainWindow(QMainWindow):
             self.sidebar.current_id = result.session_id
             note = describe_ask(cast(AskResult, result)) if kind is RunKind.ASK else ""
             warm = cast(AskResult, result).warm if kind is RunKind.ASK else None
-            assembled = warm is not None and warm.composed
+            assembled = warm is not None and warm.assembled
             self.conversation.finish_turn(status=Status.DONE, answer=result.answer, note=note, assembled=assembled)
             self.refresh_sessions()
             self.schedule_measure()  # the answer is now a memory entry: the gauge and panel show it

@@ -475,6 +475,25 @@ class Reader(LaneReader):
         opening: bool = False,
         fresh: bool = False,
     ) -> tuple[WarmStart, PrefillStats]:
+        """``_load_prefix``, saying when the documents it kept were assembled."""
+        warm, stats = self._load_prefix(
+            model, prompt, on_progress=on_progress, cancel=cancel, names=names, opening=opening, fresh=fresh
+        )
+        if warm.source == "context" and self._holds_assembled(model):
+            warm = replace(warm, assembled=True)
+        return warm, stats
+
+    def _load_prefix(
+        self,
+        model: LoadedModel,
+        prompt: Prompt,
+        *,
+        on_progress: Callable[[PrefillProgress], None] | None,
+        cancel: CancelToken,
+        names: list[str] | None = None,
+        opening: bool = False,
+        fresh: bool = False,
+    ) -> tuple[WarmStart, PrefillStats]:
         """Make the context hold the prompt's prefix: already there, restored, assembled
         from its documents' snapshots, or read (``engine.warm.load_prefix``, which waves
         use for their page blocks too).
@@ -550,6 +569,7 @@ class Reader(LaneReader):
             warm = replace(
                 warm,
                 source="composed",
+                assembled=True,
                 documents=first.documents,
                 reread_tokens=first.reread_tokens,
                 restore_s=first.restore_s,
@@ -681,6 +701,7 @@ class Reader(LaneReader):
             notice=" ".join(notes) or None,
             documents=comp.documents,
             reread_tokens=comp.stats.evaluated,
+            assembled=True,
         )
         return warm, comp.stats
 

@@ -351,6 +351,10 @@
         <translation> вместо примерно {cold}</translation>
     </message>
     <message>
+        <source>the documents were already assembled from their snapshots</source>
+        <translation>документы уже были собраны из своих снимков</translation>
+    </message>
+    <message>
         <source>the documents were already read</source>
         <translation>документы уже были прочитаны</translation>
     </message>

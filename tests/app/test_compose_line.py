@@ -73,11 +73,16 @@ def test_an_assembled_answer_offers_to_read_the_documents_fresh_and_ask_again(
     qtbot.waitUntil(lambda: "Read the documents fresh and ask again" in view.transcript.toPlainText())
     turn = len(view.turns) - 1  # a changed corpus is a new session: its first turn
     assert re.findall(r"href=\"(fresh:[^\"]*)\"", view.rendered_html()) == [f"fresh:{turn}"]
+    with qtbot.waitSignal(window.answered, timeout=60000) as follow_up:  # the assembled documents kept
+        window.ask(QUESTION)
+    assert follow_up.args[0].warm.source == "context" and view.turns[-1].assembled
+    assert view.turns[-1].note.startswith("the documents were already assembled from their snapshots")
+    assert re.findall(r"href=\"(fresh:[^\"]*)\"", view.rendered_html()) == [f"fresh:{turn}", f"fresh:{turn + 1}"]
 
     with qtbot.waitSignal(window.answered, timeout=60000) as third:
         view.transcript.anchorClicked.emit(QUrl(f"fresh:{turn}"))
     fresh = third.args[0]
     assert fresh.warm.source == "prefill" and fresh.warm.saved  # read as a cold read does, and kept
-    assert [t.question for t in view.turns[turn:]] == [QUESTION] * 2 and not view.turns[-1].assembled
+    assert [t.question for t in view.turns[turn:]] == [QUESTION] * 3 and not view.turns[-1].assembled
     assert fresh.prefill.evaluated >= fresh.budget.corpus_tokens
     assert "Read the documents fresh and ask again" in view.transcript.toPlainText()  # still under the second

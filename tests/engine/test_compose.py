@@ -350,13 +350,17 @@ def test_read_fresh_drops_an_assembled_corpus_and_reads_it_as_a_cold_read_does(
     order = _corpus(docs, "b.txt", "c.txt", "a.txt")
     assembled = library.ask(order, QUESTION)
     assert assembled.warm is not None and assembled.warm.source == "composed"
+    assert assembled.warm.assembled
     follow_up = library.ask(order, QUESTION, session_id=assembled.session_id)
-    assert follow_up.warm is not None and follow_up.warm.source == "context"
+    assert follow_up.warm is not None and follow_up.warm.source == "context" and follow_up.warm.assembled
 
     fresh = library.ask(order, QUESTION, session_id=assembled.session_id, fresh=True)
     prompt, _ = library.prepare_ask(order, QUESTION)
     assert fresh.warm is not None and fresh.warm.source == "prefill" and fresh.warm.saved
+    assert not fresh.warm.assembled
     assert fresh.prefill.evaluated >= prompt.corpus_end
+    after = library.ask(order, QUESTION, session_id=assembled.session_id)  # a follow-up of the fresh read
+    assert after.warm is not None and after.warm.source == "context" and not after.warm.assembled
     assert len(_model(backend).compositions) == 2  # the first ask's probe and composition only
     library.close_model()
     restored = library.ask(order, QUESTION)

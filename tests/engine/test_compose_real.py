@@ -163,6 +163,37 @@ def test_a_reordered_corpus_answers_its_planted_facts_as_the_cold_read_does(
     assert decided >= 2  # measured: tides 0.59, cranes 0.80 (ferries 0.24: a coin toss, cold or composed)
 
 
+def test_reading_fresh_after_an_assembled_answer_answers_as_a_cold_read_and_is_kept(
+    store: Store, tmp_path: Path, smollm2_path: Path
+) -> None:
+    """The answer line's "Read the documents fresh and ask again" (``fresh=True``) on the
+    corpus just assembled in the same model: the assembled cells are dropped and the
+    context then holds, prompt and answer, exactly what a reader that never saw a
+    snapshot computes; the read is saved, and a later question about that order restores
+    it instead of assembling."""
+    docs = _docs(store, tmp_path)
+    _ask(store, smollm2_path, Corpus((docs["tides.txt"], docs["cranes.txt"], docs["ferries.txt"])), "Hello?")
+    reordered = Corpus((docs["cranes.txt"], docs["ferries.txt"], docs["tides.txt"]))
+    question = "What is the crane inspection code?"
+    reader = Reader(store, smollm2_path, SETTINGS)
+    reader.memory = MemoryOptions(enabled=False)
+    try:
+        assembled = reader.ask(reordered, question)
+        assert assembled.warm is not None and assembled.warm.source == "composed", assembled.warm
+        fresh = reader.ask(reordered, question, fresh=True)
+        assert isinstance(reader.model, LoadedModel)
+        fresh_context = reader.model.context_tokens
+    finally:
+        reader.close()
+    assert fresh.warm is not None and fresh.warm.source == "prefill" and fresh.warm.saved, fresh.warm
+    _drop_corpus_snapshots(store)  # the truth: this order read cold by a reader that never assembles
+    _, cold_context = _ask(store, smollm2_path, reordered, question, compose_k=None)
+    assert fresh_context == cold_context  # prompt and every answer token
+    restored, restored_context = _ask(store, smollm2_path, reordered, question)
+    assert restored.warm is not None and restored.warm.source == "snapshot"
+    assert restored_context == cold_context
+
+
 def test_moved_documents_keys_are_rotated_to_their_new_places(tmp_path: Path, smollm2_path: Path) -> None:
     """Three spans of real text saved from one read, composed in another order: the
     next-token distribution after them is near the cold read's only when the moved keys
