@@ -417,7 +417,7 @@ def _report_warm(result: AskResult) -> None:
         took = f"{warm.restore_s:.1f}" if warm.restore_s >= 1 else f"{warm.restore_s:.2f}"
         _err(f"Corpus restored from its snapshot in {took} s{cold}.")
     elif warm.composed:
-        _err(f"Corpus {warm.describe_composition()}.")
+        _err(f"Corpus {warm.describe_composition()}; --no-assemble reads it fresh.")
     elif warm.restored_tokens:  # the documents restored (or still loaded), the memory block read on top
         took = f" in {warm.restore_s:.1f} s" if warm.restore_s >= 1 else f" in {warm.restore_s:.2f} s"
         saved = " and saved with them" if warm.saved else ""

@@ -196,3 +196,24 @@ def test_a_password_value_on_the_command_line_is_refused(tmp_path: Path, home: P
     assert not (home / "longread.db").exists()
     shown = _run(home, "ask", "--help")  # the help does not offer a value either
     assert "--password-fd N" in shown.stdout and "[PASSWORD]" not in shown.stdout
+
+
+@pytest.mark.slow  # CLI child processes read with the bundled model
+def test_a_reordered_corpus_is_assembled_and_read_fresh_on_request(tmp_path: Path, home: Path) -> None:
+    filler = "The harbor office checks the mooring lines every morning and logs the tides. " * 6
+    paths = []
+    for name, fact in (("tides.txt", "The tide gauge serial is 731904."), ("cranes.txt", "The crane code is 562817.")):
+        paths.append(tmp_path / name)
+        paths[-1].write_text(f"Report on {name[:-4]}. {filler}{fact} {filler}", encoding="utf-8")
+    question = ("-q", "What is the crane code?", "--max-answer", "12")
+    first = _run(home, "ask", str(paths[0]), str(paths[1]), *question)
+    assert first.returncode == 0, first.stderr
+    assembled = _run(home, "ask", str(paths[1]), str(paths[0]), *question)
+    assert assembled.returncode == 0, assembled.stderr
+    assert re.search(
+        r"Corpus assembled from 2 documents' snapshots in [\d.]+ s \([\d,]+ tokens read again\)", assembled.stderr
+    )
+    assert "--no-assemble reads it fresh." in assembled.stderr
+    fresh = _run(home, "ask", str(paths[1]), str(paths[0]), *question, "--no-assemble")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "assembled" not in fresh.stderr and "Saved a snapshot of the corpus" in fresh.stderr
