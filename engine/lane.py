@@ -70,6 +70,35 @@ class ModelLane:
         self._borrowed = model is not None
         self._tokenizer: Tokenizer | None = None
         self._info: ModelInfo | None = None
+        #: The corpus last assembled into the model's context from document snapshots
+        #: (issue 17) and where its instructions end: past them its cells are not a cold
+        #: read's (``holds_assembled``).
+        self.assembled: tuple[int, list[int]] | None = None
+
+    def holds_assembled(self, model: Model) -> bool:
+        """Whether ``model``'s context holds cells of the corpus last assembled into it
+        past its instructions (theirs are exact: the same tokens, first)."""
+        if self.assembled is None:
+            return False
+        head, tokens = self.assembled
+        held = 0
+        for a, b in zip(model.context_tokens, tokens, strict=False):
+            if a != b:
+                break
+            held += 1
+        if held > head:
+            return True
+        self.assembled = None  # read over since, or another model
+        return False
+
+    def drop_assembled(self, model: Model) -> None:
+        """Empty the context if it holds assembled cells (an ask that must not reuse them:
+        read fresh, or the setting not to assemble). Deep thinking and waves need not:
+        their prompts open with their own instructions, so they share no document's cells
+        with an ask's (a think after an assembled ask reuses 0 tokens)."""
+        if self.holds_assembled(model):
+            model.clear()
+            self.assembled = None
 
     @property
     def model(self) -> Model | None:

@@ -130,9 +130,6 @@ class Reader(LaneReader):
         self.compose_k: int | None = RECOMPUTE_FIRST
         #: Slot files on an inference server (engine/server_warm.py); None turns them off.
         self.server_slots: ServerSlots | None = ServerSlots(store)
-        #: The corpus last assembled into the context and where its instructions end: its
-        #: cells past them are not a cold read's (``_holds_assembled``).
-        self._assembled: tuple[int, list[int]] | None = None
 
     # -- models ------------------------------------------------------------------
 
@@ -479,7 +476,7 @@ class Reader(LaneReader):
         warm, stats = self._load_prefix(
             model, prompt, on_progress=on_progress, cancel=cancel, names=names, opening=opening, fresh=fresh
         )
-        if warm.source == "context" and self._holds_assembled(model):
+        if warm.source == "context" and self.lane.holds_assembled(model):
             warm = replace(warm, assembled=True)
         return warm, stats
 
@@ -523,9 +520,8 @@ class Reader(LaneReader):
         prefix = prompt.tokens[: prompt.corpus_end]
         corpus_end = prompt.corpus_only_end
         assemble = self.settings.assemble and not fresh
-        if not assemble and self._holds_assembled(model):
-            model.clear()
-            self._assembled = None
+        if not assemble:
+            self.lane.drop_assembled(model)
 
         def documents() -> tuple[WarmStart, PrefillStats]:
             return self._load_documents(
@@ -551,7 +547,7 @@ class Reader(LaneReader):
             total=len(prompt.tokens),
             on_progress=on_progress,
             cancel=cancel,
-            save=not self._holds_assembled(model),
+            save=not self.lane.holds_assembled(model),
         )
         if warm.saved and prompt.memory_ids:
             MemoryBook(self.store).link_snapshot(whole.fingerprint, prompt.memory_ids)
@@ -601,17 +597,6 @@ class Reader(LaneReader):
             save=save,
         )
 
-    def _holds_assembled(self, model: LoadedModel) -> bool:
-        """Whether the context holds cells of the corpus last assembled from document
-        snapshots past its instructions (theirs are exact: the same tokens, first)."""
-        if self._assembled is None:
-            return False
-        head, tokens = self._assembled
-        if common_prefix(model.context_tokens, tokens) > head:
-            return True
-        self._assembled = None  # read over since (or another model)
-        return False
-
     def _load_documents(
         self,
         model: LoadedModel,
@@ -644,7 +629,7 @@ class Reader(LaneReader):
                         refusal = exc.message
                     else:
                         if comp is not None:
-                            self._assembled = (prompt.document_spans[0][0], corpus)
+                            self.lane.assembled = (prompt.document_spans[0][0], corpus)
                             return self._composed(model, composer, prompt, comp, names or [])
         warm, stats = self._load_tokens(
             model,
@@ -652,7 +637,7 @@ class Reader(LaneReader):
             total=len(prompt.tokens),
             on_progress=on_progress,
             cancel=cancel,
-            save=not self._holds_assembled(model),
+            save=not self.lane.holds_assembled(model),
         )
         notes = [n for n in (warm.notice, refusal) if n]
         if composer is not None and self.settings.assemble and warm.source == "prefill":
