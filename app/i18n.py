@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QLibraryInfo, QLocale, QTranslator
+from PySide6.QtCore import QCoreApplication, QLibraryInfo, QLocale, QObject, QTranslator
 
 from app.resources import resource_path
 from engine.reading.stepping import RunProgress
@@ -142,18 +142,36 @@ def step_kind_label(kind: str) -> str:
     return labels.get(kind, kind.title())
 
 
+class Counted(QObject):
+    """The module-level strings with a count (``%n``), as ``self.tr(text, "", n)``: the
+    only form whose plural forms every supported PySide6's lupdate finds (before 6.12,
+    ``QCoreApplication.translate(context, text, "", n)`` came out as a plain string)."""
+
+    def of_waves(self, done: int, total: int) -> str:
+        if total == 1:
+            return self.tr("{done} of %n wave", "", total).format(done=done)
+        return self.tr("{done} of %n waves", "", total).format(done=done)
+
+    def of_steps(self, done: int, total: int) -> str:
+        if total == 1:
+            return self.tr("{done} of %n step", "", total).format(done=done)
+        return self.tr("{done} of %n steps", "", total).format(done=done)
+
+    def notes_dropped(self, dropped: int) -> str:
+        if dropped == 1:
+            return self.tr("(%n note dropped: not on its page)", "", dropped)
+        return self.tr("(%n notes dropped: not on its page)", "", dropped)
+
+
+COUNTED = Counted()
+
+
 def run_progress(run: Run) -> str:
     """``2 of 5 steps`` / ``1 of 4 waves``: how far a stopped run got (``Run.progress``)."""
     if run.kind is RunKind.WAVES:
         waves = run.waves
-        done, total = sum(1 for w in waves if w.done), len(waves)
-        if total == 1:
-            return QCoreApplication.translate("runs", "{done} of %n wave", "", total).format(done=done)
-        return QCoreApplication.translate("runs", "{done} of %n waves", "", total).format(done=done)
-    done, total = run.done_steps, len(run.steps)
-    if total == 1:
-        return QCoreApplication.translate("runs", "{done} of %n step", "", total).format(done=done)
-    return QCoreApplication.translate("runs", "{done} of %n steps", "", total).format(done=done)
+        return COUNTED.of_waves(sum(1 for w in waves if w.done), len(waves))
+    return COUNTED.of_steps(run.done_steps, len(run.steps))
 
 
 def describe_progress(progress: RunProgress) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QCoreApplication, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from app.i18n import kind_label, run_progress, status_label, step_kind_label
+from app.i18n import COUNTED, kind_label, run_progress, status_label, step_kind_label
 from app.views.markdown import SafeBrowser, markdown_html
 from engine.runs import Run, RunKind, Status, Step
 
@@ -58,12 +58,7 @@ def step_heading(step: Step) -> str:
     """``Step 2: Examination`` or ``Wave 3: filing.pdf p.13-18``."""
     if step.kind == "wave":
         dropped = int(step.detail.get("dropped_notes", 0))  # grounded notes (issue 13 item 1)
-        if dropped == 1:
-            extra = " " + QCoreApplication.translate("TimelineView", "(%n note dropped: not on its page)", "", dropped)
-        elif dropped:
-            extra = " " + QCoreApplication.translate("TimelineView", "(%n notes dropped: not on its page)", "", dropped)
-        else:
-            extra = ""
+        extra = " " + COUNTED.notes_dropped(dropped) if dropped else ""
         if step.detail.get("block") == "notes":  # every part's notes kept from an earlier question
             extra += " " + QCoreApplication.translate("TimelineView", "(notes kept from an earlier question)")
         return QCoreApplication.translate("TimelineView", "Wave {n}").format(n=step.position) + f": {step.label}{extra}"

@@ -559,6 +559,57 @@
     </message>
 </context>
 <context>
+    <name>Counted</name>
+    <message numerus="yes">
+        <source>{done} of %n wave</source>
+        <translation>
+            <numerusform>{done} из %n волны</numerusform>
+            <numerusform>{done} из %n волн</numerusform>
+            <numerusform>{done} из %n волн</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>{done} of %n waves</source>
+        <translation>
+            <numerusform>{done} из %n волны</numerusform>
+            <numerusform>{done} из %n волн</numerusform>
+            <numerusform>{done} из %n волн</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>{done} of %n step</source>
+        <translation>
+            <numerusform>{done} из %n шага</numerusform>
+            <numerusform>{done} из %n шагов</numerusform>
+            <numerusform>{done} из %n шагов</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>{done} of %n steps</source>
+        <translation>
+            <numerusform>{done} из %n шага</numerusform>
+            <numerusform>{done} из %n шагов</numerusform>
+            <numerusform>{done} из %n шагов</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>(%n note dropped: not on its page)</source>
+        <translation>
+            <numerusform>(отброшена %n заметка: её нет на указанной странице)</numerusform>
+            <numerusform>(отброшены %n заметки: их нет на указанных страницах)</numerusform>
+            <numerusform>(отброшено %n заметок: их нет на указанных страницах)</numerusform>
+        </translation>
+    </message>
+    <message numerus="yes">
+        <source>(%n notes dropped: not on its page)</source>
+        <translation>
+            <numerusform>(отброшена %n заметка: её нет на указанной странице)</numerusform>
+            <numerusform>(отброшены %n заметки: их нет на указанных страницах)</numerusform>
+            <numerusform>(отброшено %n заметок: их нет на указанных страницах)</numerusform>
+        </translation>
+    </message>
+</context>
+<context>
     <name>CrashDialog</name>
     <message>
         <source>Longread hit a bug</source>
@@ -1453,22 +1504,6 @@ heatmap</source>
         <source>Answering</source>
         <translation>Отвечаю</translation>
     </message>
-    <message numerus="yes">
-        <source>(%n note dropped: not on its page)</source>
-        <translation>
-            <numerusform>(отброшена %n заметка: её нет на указанной странице)</numerusform>
-            <numerusform>(отброшены %n заметки: их нет на указанных страницах)</numerusform>
-            <numerusform>(отброшено %n заметок: их нет на указанных страницах)</numerusform>
-        </translation>
-    </message>
-    <message numerus="yes">
-        <source>(%n notes dropped: not on its page)</source>
-        <translation>
-            <numerusform>(отброшена %n заметка: её нет на указанной странице)</numerusform>
-            <numerusform>(отброшены %n заметки: их нет на указанных страницах)</numerusform>
-            <numerusform>(отброшено %n заметок: их нет на указанных страницах)</numerusform>
-        </translation>
-    </message>
     <message>
         <source>(notes kept from an earlier question)</source>
         <translation>(заметки сохранены от прежнего вопроса)</translation>
@@ -1573,38 +1608,6 @@ heatmap</source>
     <message>
         <source>Wave</source>
         <translation>Волна</translation>
-    </message>
-    <message numerus="yes">
-        <source>{done} of %n wave</source>
-        <translation>
-            <numerusform>{done} из %n волны</numerusform>
-            <numerusform>{done} из %n волн</numerusform>
-            <numerusform>{done} из %n волн</numerusform>
-        </translation>
-    </message>
-    <message numerus="yes">
-        <source>{done} of %n waves</source>
-        <translation>
-            <numerusform>{done} из %n волны</numerusform>
-            <numerusform>{done} из %n волн</numerusform>
-            <numerusform>{done} из %n волн</numerusform>
-        </translation>
-    </message>
-    <message numerus="yes">
-        <source>{done} of %n step</source>
-        <translation>
-            <numerusform>{done} из %n шага</numerusform>
-            <numerusform>{done} из %n шагов</numerusform>
-            <numerusform>{done} из %n шагов</numerusform>
-        </translation>
-    </message>
-    <message numerus="yes">
-        <source>{done} of %n steps</source>
-        <translation>
-            <numerusform>{done} из %n шага</numerusform>
-            <numerusform>{done} из %n шагов</numerusform>
-            <numerusform>{done} из %n шагов</numerusform>
-        </translation>
     </message>
     <message>
         <source>Answering from the notes</source>

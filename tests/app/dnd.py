@@ -15,8 +15,8 @@ def drop_files(widget: QWidget, paths: Sequence[Path]) -> bool:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     center = widget.rect().center()
-    enter = QDragEnterEvent(
-        QPointF(center), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(  # a QPoint: Qt's own signature (PySide6 6.12 also took a QPointF)
+        center, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
     )
     QApplication.sendEvent(widget, enter)
     if not enter.isAccepted():
