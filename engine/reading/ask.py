@@ -472,25 +472,6 @@ class Reader(LaneReader):
         opening: bool = False,
         fresh: bool = False,
     ) -> tuple[WarmStart, PrefillStats]:
-        """``_load_prefix``, saying when the documents it kept were assembled."""
-        warm, stats = self._load_prefix(
-            model, prompt, on_progress=on_progress, cancel=cancel, names=names, opening=opening, fresh=fresh
-        )
-        if warm.source == "context" and self.lane.holds_assembled(model):
-            warm = replace(warm, assembled=True)
-        return warm, stats
-
-    def _load_prefix(
-        self,
-        model: LoadedModel,
-        prompt: Prompt,
-        *,
-        on_progress: Callable[[PrefillProgress], None] | None,
-        cancel: CancelToken,
-        names: list[str] | None = None,
-        opening: bool = False,
-        fresh: bool = False,
-    ) -> tuple[WarmStart, PrefillStats]:
         """Make the context hold the prompt's prefix: already there, restored, assembled
         from its documents' snapshots, or read (``engine.warm.load_prefix``, which waves
         use for their page blocks too).
@@ -541,14 +522,7 @@ class Reader(LaneReader):
             # session's latest answer (newest last). The model reads the new entries with the
             # question, reusing the rest; no snapshot is written for every question.
             return replace(first, corpus_tokens=len(prefix)), first_stats
-        warm, stats = self._load_tokens(
-            model,
-            prefix,
-            total=len(prompt.tokens),
-            on_progress=on_progress,
-            cancel=cancel,
-            save=not self.lane.holds_assembled(model),
-        )
+        warm, stats = self._load_tokens(model, prefix, total=len(prompt.tokens), on_progress=on_progress, cancel=cancel)
         if warm.saved and prompt.memory_ids:
             MemoryBook(self.store).link_snapshot(whole.fingerprint, prompt.memory_ids)
         restored = corpus_end if first.source in ("snapshot", "context", "composed") else 0
@@ -581,9 +555,12 @@ class Reader(LaneReader):
         total: int,
         on_progress: Callable[[PrefillProgress], None] | None,
         cancel: CancelToken,
-        save: bool = True,
     ) -> tuple[WarmStart, PrefillStats]:
-        return load_prefix(
+        """``load_prefix``; on top of cells assembled from document snapshots it saves
+        nothing (a prefix snapshot is always what a cold read computes) and says that the
+        context kept them."""
+        assembled = self.lane.holds_assembled(model)
+        warm, stats = load_prefix(
             self.snapshots,
             model,
             tokens,
@@ -594,8 +571,11 @@ class Reader(LaneReader):
             total=total,
             on_progress=on_progress,
             should_cancel=cancel,
-            save=save,
+            save=not assembled,
         )
+        if warm.source == "context" and assembled:
+            warm = replace(warm, assembled=True)  # kept from an earlier question's assembly
+        return warm, stats
 
     def _load_documents(
         self,
@@ -631,14 +611,7 @@ class Reader(LaneReader):
                         if comp is not None:
                             self.lane.assembled = (prompt.document_spans[0][0], corpus)
                             return self._composed(model, composer, prompt, comp, names or [])
-        warm, stats = self._load_tokens(
-            model,
-            corpus,
-            total=len(prompt.tokens),
-            on_progress=on_progress,
-            cancel=cancel,
-            save=not self.lane.holds_assembled(model),
-        )
+        warm, stats = self._load_tokens(model, corpus, total=len(prompt.tokens), on_progress=on_progress, cancel=cancel)
         notes = [n for n in (warm.notice, refusal) if n]
         if composer is not None and self.settings.assemble and warm.source == "prefill":
             try:
