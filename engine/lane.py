@@ -32,6 +32,7 @@ from engine.models.bundled import model_sha256
 from engine.models.gguf import ModelInfo
 from engine.planning import check_load
 from engine.runtime.backend import Backend, KvType, LoadSettings, Model, RemoteBackend, Tokenizer, align_ctx
+from engine.warm import common_prefix
 
 
 def default_backend() -> Backend:
@@ -81,12 +82,7 @@ class ModelLane:
         if self.assembled is None:
             return False
         head, tokens = self.assembled
-        held = 0
-        for a, b in zip(model.context_tokens, tokens, strict=False):
-            if a != b:
-                break
-            held += 1
-        if held > head:
+        if common_prefix(model.context_tokens, tokens) > head:
             return True
         self.assembled = None  # read over since, or another model
         return False
